@@ -1,0 +1,258 @@
+"""``encode``: sparse codes for the rows of X under a dictionary D.
+
+This module is the one place where inputs are validated, dtypes and devices
+settled, the Gram or factored form chosen, large batches split to fit memory, and
+solvers looked up by name.  The solver modules beside it hold only algorithms.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import backend
+from . import cd, omp
+from .fista import FISTA
+from .ista import ISTA
+from .lca import LCA
+from .loop import DivergenceError, Result, iterate
+from .problem import FORMS, LassoProblem, choose_form, lipschitz
+
+__all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "SOLVERS", "lipschitz"]
+
+
+class ConvergenceWarning(UserWarning):
+    """Some samples did not reach ``tol`` within ``max_iter``."""
+
+
+_ITERATIVE = {"check_every": 10, "form": "auto", "L": None}
+
+# name -> (options with their defaults, default max_iter)
+SOLVERS = {
+    "ista": ({**_ITERATIVE}, 20000),
+    "fista": ({**_ITERATIVE, "restart": True}, 5000),
+    "lca": ({**_ITERATIVE, "gamma": None, "threshold": None}, 20000),
+    "cd": (cd.OPTIONS, 2000),
+    "omp": (omp.OPTIONS, None),
+}
+
+
+@dataclass
+class EncodeInfo:
+    """What ``encode(..., return_info=True)`` reports, one entry per sample.
+
+    ``gap`` is the relative duality gap gap/F(z) for the lasso solvers; for OMP
+    the relative residual energy ‖x − zD‖²/‖x‖², and for LCA with the hard
+    threshold the fixed-point residual max|Δμ|/max|μ|."""
+
+    n_iter: np.ndarray
+    gap: np.ndarray
+    converged: np.ndarray
+    seconds: float
+    solver: str
+    form: str
+
+    def __repr__(self) -> str:
+        n = self.converged.size
+        worst = float(np.max(self.gap)) if n else 0.0
+        return (
+            f"EncodeInfo(solver={self.solver!r}, form={self.form!r}, samples={n}, "
+            f"converged={int(self.converged.sum())}/{n}, max_iter_used={int(self.n_iter.max(initial=0))}, "
+            f"worst_gap={worst:.3g}, seconds={self.seconds:.3f})"
+        )
+
+
+def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=None, init=None,
+           return_info=False, **options):
+    """Sparse codes Z (n_samples, n_atoms) with X ≈ Z @ D, minimising for each row
+
+        F(z) = ½‖x − zD‖² + α‖z‖₁      (subject to z ≥ 0 when ``positive``)
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) numpy array, torch tensor or cupy array.
+    D : (n_atoms, n_features) dictionary, one atom per row, same device as X.
+    alpha : the L1 weight α ≥ 0.  scikit-learn's ``sparse_encode(algorithm=
+        "lasso_lars"|"lasso_cd")`` divides its objective by n_features, so its
+        ``alpha`` equals this α / n_features.
+    solver : "fista" (default), "ista", "lca", "cd" or "omp".
+    tol : relative duality gap: a sample stops once gap ≤ tol · F(z) and costs
+        no further work.  (OMP: stop once ‖x − zD‖² ≤ tol · ‖x‖².)
+    max_iter : iterations (sweeps for "cd", atoms for "omp"); a per-solver default.
+    init : warm start, (n_samples, n_atoms).
+    return_info : also return an :class:`EncodeInfo`.
+    **options : per solver --
+        ista, fista, lca: ``form`` ("auto", "gram", "factored"), ``check_every``
+        (steps between certificates), ``L`` (a known ‖D‖₂²);
+        fista: ``restart``; lca: ``gamma`` (default 1/L), ``threshold``
+        ("soft", "nonneg" -- the default when positive -- or "hard");
+        omp: ``n_nonzero_coefs``.
+
+    The output has the kind, device and dtype of X (float32 stays float32).
+    """
+    X, D, init = _validate(X, D, alpha, solver, positive, tol, max_iter, init, options)
+    defaults, default_max_iter = SOLVERS[solver]
+    opts = {**defaults, **options}
+    max_iter = default_max_iter if max_iter is None else max_iter
+    n, m = X.shape[0], D.shape[0]
+    start = time.perf_counter()
+    ctx = backend._torch().no_grad() if backend.is_torch(X) else _nullcontext()
+    with ctx:
+        if init is None:
+            init = backend.zeros(X, (n, m))
+        form = _form(solver, opts, n, m, D.shape[1])
+        L = G = None
+        if solver in ("ista", "fista", "lca"):
+            L = lipschitz(D) if opts["L"] is None else float(opts["L"])
+        if form == "gram":
+            G = D @ D.T
+        parts = []
+        step = _chunk_rows(X, m, solver)
+        for lo in range(0, n, step):
+            sl = slice(lo, min(n, lo + step))
+            parts.append(_solve_chunk(solver, opts, X[sl], D, alpha, positive, init[sl], tol, max_iter, form, L, G))
+        Z = _concat([p.Z for p in parts], X, m)
+        backend.synchronize(Z)
+    seconds = time.perf_counter() - start
+    info = EncodeInfo(
+        n_iter=np.concatenate([p.n_iter for p in parts]) if parts else np.zeros(0, np.int64),
+        gap=np.concatenate([p.gap for p in parts]) if parts else np.zeros(0),
+        converged=np.concatenate([p.converged for p in parts]) if parts else np.zeros(0, bool),
+        seconds=seconds, solver=solver, form=form,
+    )
+    if n and not info.converged.all():
+        warnings.warn(
+            f"{int((~info.converged).sum())} of {n} samples did not reach tol={tol:g} within "
+            f"max_iter={max_iter} (solver={solver!r}); raise max_iter, loosen tol, or try solver='cd'.",
+            ConvergenceWarning, stacklevel=2,
+        )
+    return (Z, info) if return_info else Z
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _form(solver, opts, n, m, p):
+    if solver in ("cd", "omp"):
+        return "gram"
+    form = opts["form"]
+    return choose_form(n, m, p) if form == "auto" else form
+
+
+def _chunk_rows(X, m, solver):
+    """Rows per chunk so that the solver's working arrays (about eight (rows, m)
+    arrays and two (rows, p)) take at most half of the free memory."""
+    if X.shape[0] == 0:
+        return 1
+    itemsize = 4 if backend.dtype_name(X) == "float32" else 8
+    return backend.rows_per_chunk(X, itemsize * (8 * m + 2 * X.shape[1]))
+
+
+def _solve_chunk(solver, opts, X, D, alpha, positive, init, tol, max_iter, form, L, G):
+    if solver == "cd":
+        return cd.solve(X, D, alpha, positive=positive, init=init, tol=tol, max_iter=max_iter, G=G)
+    if solver == "omp":
+        return omp.solve(X, D, alpha, positive=positive, init=init, tol=tol, max_iter=max_iter, G=G,
+                         n_nonzero_coefs=opts["n_nonzero_coefs"])
+    if solver == "ista":
+        algo = ISTA()
+    elif solver == "fista":
+        algo = FISTA(restart=bool(opts["restart"]))
+    else:
+        threshold = opts["threshold"] or ("nonneg" if positive else "soft")
+        algo = LCA(gamma=opts["gamma"], threshold=threshold)
+    prob = LassoProblem.build(X, D, float(alpha), bool(positive), form, L=L, G=G)
+    return iterate(algo, prob, init, tol=tol, max_iter=max_iter, check_every=int(opts["check_every"]))
+
+
+def _concat(parts, X, m):
+    if not parts:
+        return backend.zeros(X, (0, m))
+    if len(parts) == 1:
+        return parts[0]
+    xp = backend.namespace(X)
+    return xp.concatenate(parts, axis=0) if xp is not backend._torch() else xp.cat(parts, dim=0)
+
+
+def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
+    if solver not in SOLVERS:
+        raise ValueError(f"solver={solver!r} is not known; choose one of {sorted(SOLVERS)}")
+    allowed = SOLVERS[solver][0]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"unknown option(s) {unknown} for solver={solver!r}; it accepts "
+            f"{sorted(allowed) if allowed else 'no options'}"
+        )
+    for name, a in (("X", X), ("D", D)):
+        backend.namespace(a)  # raises a TypeError that names the type for anything else
+        if a.ndim != 2:
+            hint = " (for one sample use X.reshape(1, -1))" if name == "X" else ""
+            shape = "(n_samples, n_features)" if name == "X" else "(n_atoms, n_features)"
+            raise ValueError(f"{name} must be 2-D {shape}, got ndim={a.ndim}{hint}")
+        if backend.dtype_name(a) not in backend.SUPPORTED_DTYPES:
+            raise TypeError(
+                f"{name} has dtype {backend.dtype_name(a)}; sparsolve supports float32 and float64 -- "
+                f"convert it first, e.g. {name}.astype('float32') or tensor.float()"
+            )
+    if backend.device_of(X) != backend.device_of(D):
+        raise ValueError(
+            f"X is on {backend.device_of(X)} but D is on {backend.device_of(D)}; "
+            "move both to the same device"
+        )
+    if backend.kind(D) != backend.kind(X):
+        D = backend.like(backend.to_numpy(D), X)
+    if X.shape[1] != D.shape[1]:
+        raise ValueError(
+            f"X has {X.shape[1]} features but D has {D.shape[1]}: D must be (n_atoms, n_features) "
+            f"with one atom per row (did you pass D.T?)"
+        )
+    xp = backend.namespace(X)
+    if backend.dtype_name(D) != backend.dtype_name(X):
+        D = backend.astype(D, backend.dtype_name(X))
+    if not np.isscalar(alpha) and not (hasattr(alpha, "ndim") and alpha.ndim == 0):
+        raise TypeError(f"alpha must be a scalar, got {type(alpha).__name__}")
+    alpha = float(alpha)
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a finite number ≥ 0, got {alpha}")
+    if not (isinstance(tol, (int, float)) and tol >= 0):
+        raise ValueError(f"tol must be a number ≥ 0, got {tol!r}")
+    if max_iter is not None and (not isinstance(max_iter, (int, np.integer)) or max_iter < 0):
+        raise ValueError(f"max_iter must be an integer ≥ 0, got {max_iter!r}")
+    if not bool(xp.isfinite(D).all()):
+        raise ValueError("D contains NaN or Inf; check how the dictionary was built")
+    if X.shape[0] and not bool(xp.isfinite(X).all()):
+        bad = int(np.argmax(~np.isfinite(backend.to_numpy(X)).all(axis=1)))
+        raise ValueError(f"X contains NaN or Inf (first at row {bad}); clean or drop those samples")
+    norms = backend.to_numpy((D * D).sum(axis=1))
+    if (norms == 0).any():
+        raise ValueError(
+            f"D has zero-norm atoms (rows {np.flatnonzero(norms == 0)[:10].tolist()}); remove them or "
+            "re-initialise them, e.g. with random unit-norm rows"
+        )
+    if positive and solver == "omp":
+        raise ValueError("solver='omp' does not support positive=True; use 'cd', 'fista' or 'lca'")
+    if solver == "lca" and options.get("threshold") is not None:
+        threshold = options["threshold"]
+        if positive and threshold == "soft":
+            raise ValueError("threshold='soft' contradicts positive=True; use threshold='nonneg'")
+    if solver in ("ista", "fista", "lca") and options.get("form", "auto") not in FORMS:
+        raise ValueError(f"form={options['form']!r} is not known; choose one of {list(FORMS)}")
+    if solver == "lca" and options.get("gamma") is not None and not float(options["gamma"]) > 0:
+        raise ValueError(f"gamma must be > 0, got {options['gamma']}")
+    if init is not None:
+        if backend.kind(init) != backend.kind(X) or backend.device_of(init) != backend.device_of(X):
+            raise ValueError("init must be the same kind of array, on the same device, as X")
+        if tuple(init.shape) != (X.shape[0], D.shape[0]):
+            raise ValueError(
+                f"init must have shape (n_samples, n_atoms) = {(X.shape[0], D.shape[0])}, got {tuple(init.shape)}"
+            )
+        init = backend.astype(init, backend.dtype_name(X))
+    return X, D, init

@@ -1,0 +1,85 @@
+"""The batched iteration shared by ISTA, FISTA and LCA.
+
+A solver supplies three small functions -- ``init``, ``step`` and ``current`` -- over
+a state dict whose entries all have one row per sample.  Every ``check_every``
+steps this loop certifies each sample by its relative duality gap,
+gap ≤ tol · F(z) (see :mod:`sparsolve.gap`), writes the finished rows out, and
+drops them from the state and the problem: a converged sample costs no more work.
+It also stops a diverging iteration with an error instead of returning NaN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import backend
+from ..gap import dual_scale, gap_from_terms
+
+
+class DivergenceError(FloatingPointError):
+    """An iteration blew up (its objective became non-finite or grew without bound)."""
+
+
+@dataclass
+class Result:
+    """Codes plus, for each sample, iterations taken, last certified gap and convergence."""
+
+    Z: object
+    n_iter: np.ndarray
+    gap: np.ndarray
+    converged: np.ndarray
+
+
+# An iterate whose objective exceeds this multiple of F(0) = ½‖x‖² is diverging.
+_BLOWUP = 1e4
+
+
+def iterate(solver, prob, Z0, *, tol, max_iter, check_every):
+    """Run ``solver`` on ``prob`` from ``Z0`` until every row is certified or max_iter."""
+    xp = backend.namespace(Z0)
+    n = Z0.shape[0]
+    Z_out = Z0 + 0  # a copy that keeps the kind and device
+    n_iter = np.zeros(n, dtype=np.int64)
+    gap_out = np.full(n, np.inf)
+    converged = np.zeros(n, dtype=bool)
+    active = np.arange(n)
+    state = solver.init(prob, Z0)
+    it = 0
+    while active.size:
+        if it >= max_iter or (it > 0 and it % check_every == 0):
+            Z, crit, ok = _certify(solver, prob, state, tol, xp)
+            finished = ok | (it >= max_iter)
+            if bool(finished.any()):
+                fin = backend.to_numpy(finished)
+                rows = active[fin]
+                Z_out[backend.like(rows, Z_out)] = Z[finished]
+                n_iter[rows] = it
+                gap_out[rows] = backend.to_numpy(crit[finished])
+                converged[rows] = backend.to_numpy(ok[finished])
+                keep = ~finished
+                active = active[~fin]
+                if not active.size:
+                    break
+                state = {k: v[keep] for k, v in state.items()}
+                prob = prob.take(keep)
+        solver.step(prob, state)
+        it += 1
+    return Result(Z_out, n_iter, gap_out, converged)
+
+
+def _certify(solver, prob, state, tol, xp):
+    """(Z, criterion, ok): the lasso gap, or the solver's own residual when it is not a lasso solver."""
+    Z = solver.current(prob, state)
+    C, r2, xr = prob.terms(Z)
+    gap, F = gap_from_terms(r2, xr, abs(Z).sum(axis=1), dual_scale(C, prob.alpha, prob.positive), prob.alpha)
+    if not bool(xp.isfinite(F).all()) or bool((F > _BLOWUP * (0.5 * prob.xsq) + 1e-30).any()):
+        raise DivergenceError(
+            f"{solver.name} diverged: the objective became non-finite or grew beyond "
+            f"{_BLOWUP:g}·F(0). {solver.divergence_hint(prob)}"
+        )
+    if getattr(solver, "is_lasso", True):
+        rel = gap / xp.clip(F, 1e-300, None)
+        return Z, rel, gap <= tol * F
+    res = solver.residual(prob, state)
+    return Z, res, res <= tol

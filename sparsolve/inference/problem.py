@@ -1,0 +1,110 @@
+"""The lasso instance a solver iterates on: the dictionary, the per-sample data, and
+the two ways of computing the residual correlation c = (x − zD)Dᵀ.
+
+* Gram form:     c = b − zG  with the drive b = xDᵀ and the Gram matrix G = DDᵀ
+                 (m×m, computed once): one n×m×m product per evaluation.
+* Factored form: c = (x − zD)Dᵀ: two n×m×p products per evaluation.
+
+Per evaluation the Gram form costs n·m² and the factored form 2·n·m·p, so the Gram
+form pays for undercomplete dictionaries (m < 2p) and the factored one for
+overcomplete ones; ``choose_form`` also charges the Gram form its set-up, m²·p.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .. import backend
+from ..gap import residual_terms
+
+FORMS = ("auto", "gram", "factored")
+
+
+def choose_form(n_samples: int, n_atoms: int, n_features: int, expected_evals: int = 50) -> str:
+    """'gram' or 'factored', whichever costs fewer flops over ``expected_evals`` evaluations."""
+    gram = n_atoms * n_atoms * n_features + expected_evals * n_samples * n_atoms * n_atoms
+    factored = expected_evals * 2 * n_samples * n_atoms * n_features
+    return "gram" if gram < factored else "factored"
+
+
+def lipschitz(D, n_iter: int = 200, rtol: float = 1e-7) -> float:
+    """L = ‖D‖₂² = λ_max(DDᵀ), by power iteration on the smaller of DDᵀ and DᵀD.
+
+    Power iteration approaches λ_max from below; the 1e-3 margin keeps the step
+    1/L safe for the few digits it has not settled."""
+    xp = backend.namespace(D)
+    M = D.T if D.shape[0] < D.shape[1] else D  # iterate in the smaller dimension
+    v = backend.ones(D, (M.shape[1],))
+    lam = 0.0
+    for _ in range(n_iter):
+        w = (M @ v) @ M
+        new = backend.item(xp.sqrt((w * w).sum()))
+        if new == 0.0:
+            return 0.0
+        v = w / new
+        if abs(new - lam) <= rtol * new:
+            lam = new
+            break
+        lam = new
+    return lam * (1 + 1e-3)
+
+
+@dataclass
+class LassoProblem:
+    """min_z ½‖x − zD‖² + α‖z‖₁ (+ z ≥ 0) for the rows x of ``X``.
+
+    ``X`` (rows, factored form) or ``B`` = XDᵀ (rows, Gram form) hold the per-sample
+    data, with ``xsq`` = ‖x‖²; ``take`` keeps a subset of rows so that converged
+    samples stop costing work."""
+
+    D: object
+    alpha: float
+    positive: bool
+    L: float
+    form: str
+    X: object = None
+    B: object = None
+    xsq: object = None
+    G: object = None
+
+    @classmethod
+    def build(cls, X, D, alpha, positive, form, *, L=None, G=None):
+        xsq = (X * X).sum(axis=1)
+        L = lipschitz(D) if L is None else L
+        if form == "gram":
+            G = D @ D.T if G is None else G
+            return cls(D, alpha, positive, L, form, B=X @ D.T, xsq=xsq, G=G)
+        return cls(D, alpha, positive, L, form, X=X, xsq=xsq)
+
+    @property
+    def n_samples(self) -> int:
+        return self.xsq.shape[0]
+
+    def drive(self):
+        """b = xDᵀ, the feed-forward input μ₀ of LCA."""
+        return self.B if self.form == "gram" else self.X @ self.D.T
+
+    def correlation(self, Z):
+        """c = (x − zD)Dᵀ, the negative gradient of ½‖x − zD‖² at z."""
+        if self.form == "gram":
+            return self.B - Z @ self.G
+        return (self.X - Z @ self.D) @ self.D.T
+
+    def terms(self, Z, C=None):
+        """(c, ‖r‖², ⟨x, r⟩) at Z; pass C when it is already known (Gram form)."""
+        if self.form == "factored":
+            return residual_terms(self.X, self.D, Z)
+        if C is None:
+            C = self.correlation(Z)
+        zb = (Z * self.B).sum(axis=1)
+        zc = (Z * C).sum(axis=1)
+        # ‖r‖² = ‖x‖² − 2⟨z,b⟩ + ⟨z, zG⟩ and ⟨z, zG⟩ = ⟨z,b⟩ − ⟨z,c⟩
+        return C, self.xsq - zb - zc, self.xsq - zb
+
+    def take(self, keep):
+        """The sub-problem of rows ``keep`` (a boolean mask or index array)."""
+        return replace(
+            self,
+            X=None if self.X is None else self.X[keep],
+            B=None if self.B is None else self.B[keep],
+            xsq=self.xsq[keep],
+        )

@@ -1,0 +1,44 @@
+"""Thresholds: the proximal maps shared by ISTA, FISTA, LCA and the learned-G encoder.
+
+Each works on numpy, torch (differentiably) and cupy arrays alike, and accepts
+a scalar or a broadcastable array threshold ``t``.
+
+* soft     T(u) = sign(u) · max(|u| − t, 0)     prox of t‖·‖₁          (the lasso)
+* nonneg   T(u) = max(u − t, 0)                 prox of t‖·‖₁ + ι(z≥0)  (the seed's ReLU with threshold)
+* hard     T(u) = u · 1[|u| > t]                prox of (t²/2)‖·‖₀
+"""
+from __future__ import annotations
+
+from .backend import namespace
+
+
+def soft_threshold(u, t):
+    """sign(u) · max(|u| − t, 0), written as u − clip(u, −t, t) (one pass, no sign)."""
+    return u - namespace(u).clip(u, -t, t)
+
+
+def nonneg_threshold(u, t):
+    """max(u − t, 0): the seed's ReLU(μ) once the threshold is folded into the bias."""
+    return namespace(u).clip(u - t, 0, None)
+
+
+def hard_threshold(u, t):
+    """u · 1[|u| > t]: keeps large entries untouched, the L0 counterpart of soft."""
+    return u * (abs(u) > t)
+
+
+THRESHOLDS = {"soft": soft_threshold, "nonneg": nonneg_threshold, "hard": hard_threshold}
+
+
+def get_threshold(name: str):
+    try:
+        return THRESHOLDS[name]
+    except KeyError:
+        raise ValueError(
+            f"threshold={name!r} is not known; choose one of {sorted(THRESHOLDS)}"
+        ) from None
+
+
+def prox_l1(u, t, positive: bool = False):
+    """The proximal map of t‖z‖₁ (+ the constraint z ≥ 0 when ``positive``)."""
+    return nonneg_threshold(u, t) if positive else soft_threshold(u, t)
