@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+
+from sparsolve.data import natural_image_patches
+from sparsolve.gabor import (
+    GaborStats,
+    control_dictionaries,
+    fit_gabor,
+    gabor,
+    gabor_stats,
+)
+
+
+@pytest.fixture(scope="module")
+def controls():
+    return control_dictionaries(32, 8, X=natural_image_patches(8, 2000), seed=0)
+
+
+def test_gabor_matches_its_definition():
+    g = gabor([4.0, 3.0, 2.0, 3.0, 0.0, 0.25, 0.0, 2.0], (8, 10))
+    assert g.shape == (8, 10)
+    assert g[3, 4] == pytest.approx(2.0)
+    # theta = 0: the wave runs along x (columns); a quarter period away the cosine is 0.
+    assert g[3, 5] == pytest.approx(0.0, abs=1e-12)
+    assert g[3, 6] == pytest.approx(-2.0 * np.exp(-0.5 * (2 / 2.0) ** 2))
+    assert g[5, 4] == pytest.approx(2.0 * np.exp(-0.5 * (2 / 3.0) ** 2))
+    # Rotating by 90 degrees exchanges the roles of rows and columns.
+    square = [3.5, 3.5, 1.5, 2.5, 0.0, 0.2, 0.3, 1.0]
+    rotated = list(square)
+    rotated[4] = np.pi / 2
+    np.testing.assert_allclose(gabor(rotated, 8), gabor(square, 8).T, atol=1e-12)
+
+
+def test_gabor_bad_input():
+    with pytest.raises(ValueError, match="params"):
+        gabor([1, 2, 3], 8)
+    with pytest.raises(ValueError, match="sigma"):
+        gabor([4, 4, 0, 1, 0, 0.2, 0, 1], 8)
+    with pytest.raises(TypeError, match="size"):
+        gabor([4, 4, 1, 1, 0, 0.2, 0, 1], "8")
+
+
+def test_fit_gabor_recovers_parameters():
+    true = np.array([3.7, 4.2, 1.6, 2.4, 0.7, 0.22, 1.0, 0.5])
+    atom = gabor(true, 8)
+    params, r2 = fit_gabor(atom)
+    assert r2 > 0.999
+    np.testing.assert_allclose(params, true, atol=1e-3)
+
+
+def test_fit_gabor_noise_and_canonical_form():
+    rng = np.random.default_rng(1)
+    true = np.array([4.0, 3.5, 1.8, 1.8, 2.8, 0.18, -2.0, 1.0])
+    atom = -gabor(true, 8) + 0.02 * rng.standard_normal((8, 8))
+    params, r2 = fit_gabor(atom)
+    assert r2 > 0.95
+    assert 0 <= params[4] < np.pi and -np.pi <= params[6] < np.pi and params[7] > 0
+    np.testing.assert_allclose(gabor(params, 8), -gabor(true, 8), atol=0.05)
+
+
+def test_fit_gabor_constant_and_bad_input():
+    params, r2 = fit_gabor(np.ones((8, 8)))
+    assert r2 == 0.0 and np.all(np.isnan(params))
+    with pytest.raises(ValueError, match="atom_2d"):
+        fit_gabor(np.zeros(64))
+    with pytest.raises(ValueError, match="atom_2d"):
+        fit_gabor(np.full((8, 8), np.nan))
+    with pytest.raises(ValueError, match="n_starts"):
+        fit_gabor(np.eye(8), n_starts=0)
+
+
+def test_control_dictionaries_shapes(controls):
+    assert controls["random"].shape == (32, 64)
+    assert controls["pca"].shape == (32, 64)
+    assert controls["gabor"].shape == (32, 64)
+    for D in controls.values():
+        np.testing.assert_allclose(np.linalg.norm(D, axis=1), 1.0)
+    assert control_dictionaries(100, 4, seed=0)["pca"].shape == (16, 16)
+    with pytest.raises(ValueError, match="X"):
+        control_dictionaries(4, 8, X=np.zeros((10, 10)))
+    with pytest.raises(ValueError, match="n_atoms"):
+        control_dictionaries(0, 8)
+    with pytest.raises(ValueError, match="patch_size"):
+        control_dictionaries(4, 1)
+
+
+def test_gabor_bank_scores_near_one(controls):
+    stats = gabor_stats(controls["gabor"])
+    assert isinstance(stats, GaborStats)
+    assert stats.median_r2 > 0.95
+    assert stats.frac_good > 0.9
+    assert np.all(np.isfinite(stats.frequency[stats.good]))
+    theta = stats.orientation_deg[stats.good]
+    assert np.all((theta >= 0) & (theta < 180))
+    assert stats.orientation_histogram().sum() == stats.good.sum()
+    text = str(stats)
+    assert "median R^2" in text and "32 atoms" in text
+
+
+def test_random_atoms_score_low_and_pca_is_not_gabor_like(controls):
+    random = gabor_stats(controls["random"])
+    gabors = gabor_stats(controls["gabor"])
+    assert random.frac_good <= 0.1
+    assert random.median_r2 < 0.5
+    assert np.all(np.isnan(random.frequency[~random.good]))
+    pca = gabor_stats(controls["pca"])
+    # PCA components are global Fourier-like patterns: a few of the lowest
+    # frequencies fit, most do not.
+    assert pca.median_r2 < gabors.median_r2
+    assert pca.frac_good < 0.5
+
+
+def test_gabor_stats_colour_and_shapes():
+    bank = control_dictionaries(4, 6, X=np.random.default_rng(0).standard_normal((50, 36)))["gabor"]
+    colour = np.repeat(bank.reshape(4, 6, 6, 1), 3, axis=3).reshape(4, -1)
+    stats = gabor_stats(colour)
+    assert stats.r2.shape == (4,) and stats.params.shape == (4, 8)
+    assert stats.median_r2 > 0.95
+    rect = gabor_stats(np.stack([gabor([3, 2, 1.5, 1.5, 0.3, 0.2, 0, 1], (5, 7)).ravel()]),
+                       patch_shape=(5, 7))
+    assert rect.r2[0] > 0.99
+    summary = rect.summary()
+    assert set(summary) >= {"frac_good", "median_r2", "median_frequency",
+                            "median_aspect_ratio", "median_bandwidth_octaves"}
+
+
+def test_gabor_stats_bad_input():
+    with pytest.raises(ValueError, match="D"):
+        gabor_stats(np.zeros(64))
+    with pytest.raises(ValueError, match="patch_shape"):
+        gabor_stats(np.zeros((2, 50)))
+    with pytest.raises(ValueError, match="patch_shape"):
+        gabor_stats(np.zeros((2, 64)), patch_shape=(7, 7))
+    with pytest.raises(ValueError, match="threshold"):
+        gabor_stats(np.eye(64)[:2], threshold=2)
+    with pytest.raises(TypeError, match="D"):
+        gabor_stats(np.array([["a"] * 4]))
