@@ -9,7 +9,28 @@ from .inference import ConvergenceWarning, DivergenceError, EncodeInfo, encode
 
 __version__ = "0.1.0"
 
+# Learning and amortized inference import torch and friends; load them on first use.
+_LAZY = {
+    "fit": "sparsolve.learning",
+    "load": "sparsolve.learning",
+    "SparseCodingModel": "sparsolve.learning",
+    "DictionaryLearning": "sparsolve.estimator",
+    "LearnedG": "sparsolve.amortized",
+    "fit_amortized": "sparsolve.amortized",
+    "compare": "sparsolve.amortized",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sparsolve' has no attribute {name!r}")
+
+
 __all__ = [
+    *_LAZY,
     "encode",
     "objective",
     "duality_gap",
