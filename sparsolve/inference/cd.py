@@ -14,14 +14,26 @@ date, a sweep visits j = 1..m:
 A coordinate at zero with |c_j| ≤ α stays at zero, so most of a sweep is a
 comparison.  Plain CD crawls when the support is nearly collinear (k close to
 n_features), so after each sweep the solver also takes damped Newton steps on
-the current support (``_support_newton``), each cut back at the first sign
-change, until one is taken in full.  Sweeps find the atoms that belong in the
+the current support (``_active_set_solve``), each cut back at the first sign
+change, until one is taken in full; the Cholesky factor of the support's Gram
+matrix is updated, not recomputed, as atoms come and go (O(k²) per atom).  Sweeps find the atoms that belong in the
 support, Newton steps solve on it exactly: once the support is right this lands
-on the solution to rounding error, as LARS would.  Because c is exact after every sweep, the duality gap of
-:mod:`sparsolve.gap` costs O(m) and certifies each sample after each sweep.
+on the solution to rounding error, as LARS would.
+
+Sweeping all m atoms from z = 0 switches on far more atoms than the solution
+keeps (more than n_features, where the Newton steps degenerate), so the sweeps
+run over a working set (as in Celer and skglm): the support plus the atoms with
+the largest KKT violations |c_j| > α, doubled in size whenever the sub-problem
+is solved and the full duality gap is still above tol.  For the same reason a
+sweep switches on at most an eighth as many new atoms as the support already
+holds (at least 16): an atom switched on in excess costs a Newton step to switch
+off again, and in a collinear support CD switches on many such atoms.  Because c is kept exact
+for all atoms, the full gap of :mod:`sparsolve.gap` costs O(m) and certifies
+each sample.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -31,14 +43,22 @@ from .loop import Result
 
 _gap_from_terms = njit(cache=True)(gap_from_terms)
 
+# Let LLVM reorder sums so that the O(k²) loops vectorise; no NaN/Inf-assuming flags,
+# because the comparisons with zero decide supports.
+_FAST = {"reassoc", "contract", "arcp"}
+
 
 @njit(cache=True)
-def _certify(z, c, b, xsq, alpha, positive):
+def _certify(z, c, b, xsq, alpha, positive, W):
+    """(gap, F) of the lasso restricted to the atoms W (all atoms: the true gap).
+
+    z is zero outside W, so the sums need only W; the dual scale uses the
+    largest correlation in W."""
     zb = 0.0
     zc = 0.0
     l1 = 0.0
     cmax = 0.0
-    for j in range(z.shape[0]):
+    for j in W:
         zb += z[j] * b[j]
         zc += z[j] * c[j]
         l1 += abs(z[j])
@@ -50,11 +70,13 @@ def _certify(z, c, b, xsq, alpha, positive):
     return _gap_from_terms(xsq - zb - zc, xsq - zb, l1, s, alpha)
 
 
-@njit(cache=True)
-def _sweep(z, c, G, alpha, positive):
-    """One cyclic pass of exact coordinate minimisation; returns whether the support changed."""
-    changed = False
-    for j in range(z.shape[0]):
+@njit(cache=True, fastmath=_FAST)
+def _sweep(z, c, G, alpha, positive, W, max_new):
+    """One pass of exact coordinate minimisation over the atoms W, switching on at
+    most ``max_new`` atoms that were zero (W lists the worst violators first)."""
+    for j in W:
+        if z[j] == 0.0 and max_new == 0:
+            continue
         gjj = G[j, j]
         u = z[j] + c[j] / gjj
         t = alpha / gjj
@@ -66,126 +88,284 @@ def _sweep(z, c, G, alpha, positive):
             new = 0.0
         d = new - z[j]
         if d != 0.0:
-            if (new == 0.0) != (z[j] == 0.0):
-                changed = True
+            if z[j] == 0.0:
+                max_new -= 1
             z[j] = new
             for k in range(c.shape[0]):
                 c[k] -= d * G[j, k]
-    return changed
+
+
+@njit(cache=True, fastmath=_FAST)
+def _factor_append(L, S, k, j, G, delta):
+    """Grow the Cholesky factor L of G_SS + δI by atom j: O(k²)."""
+    for r in range(k):
+        acc = G[S[r], j]
+        for t in range(r):
+            acc -= L[r, t] * L[k, t]
+        L[k, r] = acc / L[r, r]
+    acc = G[j, j] + delta
+    for t in range(k):
+        acc -= L[k, t] * L[k, t]
+    L[k, k] = np.sqrt(max(acc, delta))  # ≥ δ in exact arithmetic; rounding must not break it
+    S[k] = j
+    return k + 1
+
+
+@njit(cache=True, fastmath=_FAST)
+def _factor_delete(L, S, k, i):
+    """Remove position i from the factor: shift it out, then a rank-one update of
+    the trailing block by the removed column (stable, O(k²))."""
+    x = L[i + 1:k, i].copy()
+    for r in range(i + 1, k):
+        for t in range(i):
+            L[r - 1, t] = L[r, t]
+        for t in range(i + 1, r + 1):
+            L[r - 1, t - 1] = L[r, t]
+        S[r - 1] = S[r]
+    # Givens rotations, applied row by row so that L is read along its rows
+    n = k - 1 - i
+    cs = np.empty(n, dtype=L.dtype)
+    sn = np.empty(n, dtype=L.dtype)
+    for a in range(n):
+        row = i + a
+        xa = x[a]
+        for b in range(a):
+            col = i + b
+            lab = (L[row, col] + sn[b] * xa) / cs[b]
+            xa = cs[b] * xa - sn[b] * lab
+            L[row, col] = lab
+        laa = L[row, row]
+        r_ = np.sqrt(laa * laa + xa * xa)
+        cs[a] = r_ / laa
+        sn[a] = xa / laa
+        L[row, row] = r_
+    return k - 1
 
 
 @njit(cache=True)
-def _support_newton(z, c, G, alpha, delta):
-    """A damped Newton step on the current support S and sign pattern s.
+def _factor_sync(z, L, S, in_S, k, G, delta):
+    """Bring the factor in line with the support of z; -1 (and an empty factor)
+    when the support would outgrow L."""
+    i = 0
+    while i < k:
+        if z[S[i]] == 0.0:
+            in_S[S[i]] = False
+            k = _factor_delete(L, S, k, i)
+        else:
+            i += 1
+    for j in range(z.shape[0]):
+        if z[j] != 0.0 and not in_S[j]:
+            if k == L.shape[0]:  # forget the factor; the next call rebuilds it
+                for r in range(k):
+                    in_S[S[r]] = False
+                return -1
+            k = _factor_append(L, S, k, j, G, delta)
+            in_S[j] = True
+    return k
 
-    There the lasso is the quadratic Q(z_S) = ½ z_S G_SS z_Sᵀ − z_S·(b_S − αs), whose
-    gradient is αs − c_S.  The step solves (G_SS + δI) d = c_S − αs -- δ keeps
-    the solve defined when the support is collinear (k > n_features) -- and moves
-    z_S + t·d with t = min(1, first sign change).  Since ∇Q·d = −d(G_SS + δI)dᵀ < 0
-    and Q along d is minimised at t* = d(G_SS+δI)dᵀ / dG_SSdᵀ ≥ 1, the objective
-    falls.  When S is the solution's support one step lands on it, as a LARS step
-    would; when S is collinear the step drops the atom whose sign flips first.
-    Returns the step t taken (1 for a full step, 0 when nothing moved because
-    the support is empty or the factorisation broke down)."""
+
+@njit(cache=True, fastmath=_FAST)
+def _objective_change(delta_z, z, S, k, cS, L, delta, alpha):
+    """F(z + Δ) − F(z) for a move Δ on the support: −c_S·Δ + ½ΔG_SSΔ + αΔ‖z‖₁,
+    with G_SS Δ·Δ = ‖LᵀΔ‖² − δ‖Δ‖²."""
+    u = _lt_times(L, k, delta_z)
+    lin = 0.0
+    quad = 0.0
+    l1 = 0.0
+    for r in range(k):
+        lin += cS[r] * delta_z[r]
+        quad += u[r] * u[r] - delta * delta_z[r] * delta_z[r]
+        l1 += abs(z[S[r]] + delta_z[r]) - abs(z[S[r]])
+    return -lin + 0.5 * quad + alpha * l1
+
+
+@njit(cache=True, fastmath=_FAST)
+def _lt_times(L, k, x):
+    """Lᵀx for the leading k×k block, accumulated along the rows of L."""
+    u = np.zeros(k, dtype=L.dtype)
+    for t in range(k):
+        xt = x[t]
+        if xt != 0.0:
+            for r in range(t + 1):
+                u[r] += L[t, r] * xt
+    return u
+
+
+@njit(cache=True, fastmath=_FAST)
+def _active_set_solve(z, c, G, alpha, delta, L, S, in_S, k):
+    """Damped Newton steps on the support S and its signs s, until one is taken in full.
+
+    On S the lasso is the quadratic Q(z_S) = ½ z_S G_SS z_Sᵀ − z_S·(b_S − αs), whose
+    gradient is αs − c_S.  Each step solves (G_SS + δI) d = c_S − αs with the
+    Cholesky factor L -- δ keeps it defined when the support is collinear
+    (k > n_features).  If no sign changes, the full step is taken and the loop
+    ends.  Otherwise the projected step (the full step, with the atoms whose sign
+    flips set to zero) is taken when it lowers F, and else the step cut at the
+    first sign change, t = min(1, −z_j/d_j): since ∇Q·d = −d(G_SS + δI)dᵀ < 0 and Q
+    along d is minimised at t* = d(G_SS+δI)dᵀ / dG_SSdᵀ ≥ 1, that one always lowers
+    F.  Either way atoms leave the support, so the loop ends, within k+1 steps,
+    on the exact minimiser over a sub-support -- the solution itself once the
+    support is right, as LARS would find it.  Inside the loop only c_S is kept,
+    by c_S ← c_S − G_SS Δ through the factor (O(k²) a step); the full c is brought
+    up to date once at the end.
+    Returns the factor's new size (-1: the support outgrew the factor, no step)."""
+    k = _factor_sync(z, L, S, in_S, k, G, delta)
+    if k <= 0:
+        return k
     m = z.shape[0]
-    k = 0
-    for j in range(m):
-        if z[j] != 0.0:
-            k += 1
-    if k == 0:
-        return 0.0
-    S = np.empty(k, dtype=np.int64)
-    q = 0
-    for j in range(m):
-        if z[j] != 0.0:
-            S[q] = j
-            q += 1
-    L = np.empty((k, k), dtype=G.dtype)  # Cholesky factor of G_SS + δI
+    z_start = z.copy()
+    cS = np.empty(k, dtype=G.dtype)
     for r in range(k):
-        for s_ in range(r + 1):
-            acc = G[S[r], S[s_]]
-            for t in range(s_):
-                acc -= L[r, t] * L[s_, t]
-            if r == s_:
-                acc += delta
-                if acc <= 0.0:
-                    return 0.0
-                L[r, r] = np.sqrt(acc)
-            else:
-                L[r, s_] = acc / L[s_, s_]
+        cS[r] = c[S[r]]
     d = np.empty(k, dtype=G.dtype)
-    for r in range(k):
-        acc = c[S[r]] - (alpha if z[S[r]] > 0 else -alpha)
-        for t in range(r):
-            acc -= L[r, t] * d[t]
-        d[r] = acc / L[r, r]
-    for r in range(k - 1, -1, -1):
-        acc = d[r]
-        for t in range(r + 1, k):
-            acc -= L[t, r] * d[t]
-        d[r] = acc / L[r, r]
-    step = 1.0
-    for r in range(k):
-        zr = z[S[r]]
-        if (zr + d[r] > 0) != (zr > 0):  # crosses zero: stop at the orthant's face
-            frac = -zr / d[r]
-            if frac < step:
-                step = frac
-    for r in range(k):
-        j = S[r]
-        zr = z[j]
-        new = zr + step * d[r]
-        if new == 0.0 or (new > 0) != (zr > 0):
-            new = 0.0
-        dz = new - zr
+    v = np.empty(k, dtype=G.dtype)
+    for _ in range(k + 1):
+        for r in range(k):
+            acc = cS[r] - (alpha if z[S[r]] > 0 else -alpha)
+            for t in range(r):
+                acc -= L[r, t] * d[t]
+            d[r] = acc / L[r, r]
+        for r in range(k - 1, -1, -1):  # Lᵀ d = y, by rows of L
+            d[r] /= L[r, r]
+            for t in range(r):
+                d[t] -= L[r, t] * d[r]
+        crossed = False
+        for r in range(k):
+            zr = z[S[r]]
+            if (zr + d[r] > 0) != (zr > 0):
+                crossed = True
+        if crossed:
+            # First try the projected step: the full step with every atom that
+            # changes sign set to zero.  It drops many atoms at once, so keep it
+            # whenever it lowers F (ΔF in O(k²) through the factor) ...
+            for r in range(k):
+                zr = z[S[r]]
+                new = zr + d[r]
+                v[r] = 0.0 - zr if (new > 0) != (zr > 0) else d[r]
+            if _objective_change(v, z, S, k, cS, L, delta, alpha) < 0.0:
+                for r in range(k):
+                    d[r] = v[r]
+            else:
+                # ... else cut the step at the first sign change, which always lowers F.
+                step = 1.0
+                for r in range(k):
+                    zr = z[S[r]]
+                    if (zr + d[r] > 0) != (zr > 0):
+                        frac = -zr / d[r]
+                        if frac < step:
+                            step = frac
+                for r in range(k):
+                    zr = z[S[r]]
+                    new = zr + step * d[r]
+                    d[r] = 0.0 - zr if new == 0.0 or (new > 0) != (zr > 0) else step * d[r]
+        for r in range(k):  # d is now the actual move Δ
+            z[S[r]] += d[r]
+        # c_S ← c_S − G_SS Δ with G_SS = L Lᵀ − δI
+        v = _lt_times(L, k, d)
+        for r in range(k):
+            acc = 0.0
+            for t in range(r + 1):
+                acc += L[r, t] * v[t]
+            cS[r] -= acc - delta * d[r]
+        if not crossed:
+            break
+        i = 0
+        while i < k:
+            if z[S[i]] == 0.0:
+                in_S[S[i]] = False
+                for r in range(i + 1, k):
+                    cS[r - 1] = cS[r]
+                k = _factor_delete(L, S, k, i)
+            else:
+                i += 1
+        if k == 0:
+            break
+    for j in range(m):
+        dz = z[j] - z_start[j]
         if dz != 0.0:
-            z[j] = new
             for t in range(m):
                 c[t] -= dz * G[j, t]
-    return step
+    return k
 
 
 @njit(cache=True)
-def _active_set_solve(z, c, G, alpha, delta, max_steps):
-    """Newton steps until one is taken in full: each cut step drops an atom, so
-    this ends on the exact minimiser over a sub-support, or after ``max_steps``."""
-    for _ in range(max_steps):
-        step = _support_newton(z, c, G, alpha, delta)
-        if step == 1.0 or step == 0.0:
-            return
+def _working_set(z, c, positive, size):
+    """The current support plus the atoms that violate |c_j| ≤ α the most, worst first."""
+    score = np.abs(c) if not positive else c.copy()
+    for j in range(z.shape[0]):
+        if z[j] != 0.0:
+            score[j] = np.inf
+    return np.argsort(-score)[:size]
+
+
+@njit(cache=True)
+def _solve_one(z, c, b, xsq, G, alpha, positive, tol, max_iter, delta, ws0, L, S, in_S):
+    """One sample: outer working-set loop, inner sweeps + Newton; returns (sweeps, gap/F, ok).
+
+    L, S and in_S are the caller's workspace for the support's factor; in_S is
+    left all False again on return."""
+    m = z.shape[0]
+    everything = np.arange(m)
+    nnz = 0
+    for j in range(m):
+        if z[j] != 0.0:
+            nnz += 1
+    size = min(m, max(ws0, 2 * nnz))
+    k = 0
+    it = 0
+    while True:
+        g, F = _certify(z, c, b, xsq, alpha, positive, everything)
+        if g <= tol * F or it >= max_iter:
+            for r in range(max(k, 0)):
+                in_S[S[r]] = False
+            return it, (g / F if F > 0 else 0.0), g <= tol * F
+        W = _working_set(z, c, positive, size)
+        inner = max(0.1 * tol, 0.1 * g / F)
+        while it < max_iter:
+            nnz = 0
+            for j in range(m):
+                if z[j] != 0.0:
+                    nnz += 1
+            _sweep(z, c, G, alpha, positive, W, max(ws0, nnz // 8))
+            k = _active_set_solve(z, c, G, alpha, delta, L, S, in_S, max(k, 0))
+            it += 1
+            gw, Fw = _certify(z, c, b, xsq, alpha, positive, W)
+            if gw <= inner * Fw:
+                break
+        size = min(m, 2 * size)
 
 
 @njit(parallel=True, cache=True)
-def _cd_batch(G, B, xsq, Z, alpha, positive, tol, max_iter, delta, n_iter, gap, converged):
+def _cd_batch(G, B, xsq, Z, alpha, positive, tol, max_iter, delta, ws0, cap, n_chunks, n_iter, gap,
+              converged):
     n, m = B.shape
-    for i in prange(n):
-        z = Z[i]
-        b = B[i]
-        c = b.copy()
-        for k in range(m):
-            if z[k] != 0.0:
-                zk = z[k]
-                for j in range(m):
-                    c[j] -= zk * G[k, j]
-        it = 0
-        while True:
-            g, F = _certify(z, c, b, xsq[i], alpha, positive)
-            if g <= tol * F:
-                converged[i] = True
-                break
-            if it >= max_iter:
-                break
-            _sweep(z, c, G, alpha, positive)
-            _active_set_solve(z, c, G, alpha, delta, 4)
-            it += 1
-        n_iter[i] = it
-        gap[i] = g / F if F > 0 else 0.0
+    per_chunk = (n + n_chunks - 1) // n_chunks
+    for chunk in prange(n_chunks):
+        # one workspace per chunk: allocating the factor per sample costs more
+        # than solving the many samples whose code is zero
+        L = np.empty((cap, cap), dtype=G.dtype)
+        S = np.empty(cap, dtype=np.int64)
+        in_S = np.zeros(m, dtype=np.bool_)
+        c = np.empty(m, dtype=G.dtype)
+        for i in range(chunk * per_chunk, min(n, (chunk + 1) * per_chunk)):
+            z = Z[i]
+            c[:] = B[i]
+            for k in range(m):
+                if z[k] != 0.0:
+                    zk = z[k]
+                    for j in range(m):
+                        c[j] -= zk * G[k, j]
+            n_iter[i], gap[i], converged[i] = _solve_one(z, c, B[i], xsq[i], G, alpha, positive, tol,
+                                                         max_iter, delta, ws0, L, S, in_S)
 
 
 def _damping(G):
     """δ for the Newton step: a thousand rounding units of the largest diagonal entry."""
     return G.dtype.type(1e3 * np.finfo(G.dtype).eps * float(np.max(np.diag(G))))
 
+
+# The first working set: large enough for a typical patch's support at 5-10% density.
+_WORKING_SET_START = 16
 
 OPTIONS = {}
 
@@ -202,6 +382,9 @@ def solve(X, D, alpha, *, positive, init, tol, max_iter, G=None, **_):
     n_iter = np.zeros(n, dtype=np.int64)
     gap = np.zeros(n, dtype=np.float64)
     converged = np.zeros(n, dtype=np.bool_)
+    m, p = Dh.shape
+    cap = min(m, max(64, 2 * p))  # supports hardly exceed n_features; past cap, CD sweeps alone
+    n_chunks = min(max(n, 1), 16 * numba.get_num_threads())  # small chunks balance uneven samples
     _cd_batch(np.ascontiguousarray(Gh), B, xsq, Z, Xh.dtype.type(alpha), positive, float(tol),
-              int(max_iter), _damping(Gh), n_iter, gap, converged)
+              int(max_iter), _damping(Gh), _WORKING_SET_START, cap, n_chunks, n_iter, gap, converged)
     return Result(backend.like(Z, X), n_iter, gap, converged)
