@@ -1,0 +1,68 @@
+"""Dead atoms: detection and the resampling policy.
+
+An atom is *dead* once no code has used it (z_j ≠ 0) for ``dead_after``
+consecutive training samples (default: max(20·n_atoms, 2·batch_size) -- long
+enough that a rarely used but live atom is not mistaken for a dead one).
+
+Policy, applied after the dictionary update of a step when ``resample_dead`` is on:
+each dead atom is replaced by an input x_i of the current batch, drawn without
+replacement with probability ∝ ‖x_i − z_i D‖² (the inputs the dictionary explains
+worst are the likeliest), scaled to norm 1 (to the mean norm of the live atoms
+under the ``"penalty"`` and ``"none"`` rules).  Its idle counter restarts, and
+its rows and columns of the running statistics are zeroed so that the online
+update does not pull it back to the atom it replaced.  At most one atom per
+usable input is replaced in a step; the rest wait for the next batch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+
+
+def default_dead_after(n_atoms, batch_size):
+    return max(20 * n_atoms, 2 * batch_size)
+
+
+class IdleCounter:
+    """Samples since each atom was last used."""
+
+    def __init__(self, n_atoms, dead_after, idle=None):
+        self.dead_after = int(dead_after)
+        self.idle = np.zeros(n_atoms, dtype=np.int64) if idle is None else np.asarray(idle, np.int64).copy()
+
+    def observe(self, used, n_samples):
+        """``used``: boolean (n_atoms,) -- which atoms some code of the batch used."""
+        self.idle += n_samples
+        self.idle[used] = 0
+
+    def dead(self):
+        return self.idle >= self.dead_after
+
+    def reset(self, atoms):
+        self.idle[atoms] = 0
+
+
+def resample(D, X, r2, dead, rng, norm):
+    """(D with the dead rows replaced, indices of the replaced atoms); see the module policy."""
+    atoms = np.flatnonzero(dead)
+    weights = backend.to_numpy(r2).astype(np.float64)
+    usable = np.flatnonzero(weights > 0)
+    k = min(atoms.size, usable.size)
+    if k == 0:
+        return D, atoms[:0]
+    atoms = atoms[:k]
+    rows = rng.choice(usable, size=k, replace=False, p=weights[usable] / weights[usable].sum())
+    xp = backend.namespace(D)
+    norms = backend.to_numpy(xp.sqrt((D * D).sum(axis=1)))
+    if norm in ("unit", "ball"):
+        scale = 1.0
+    else:
+        live = np.ones(D.shape[0], bool)
+        live[atoms] = False
+        scale = float(norms[live].mean()) if live.any() else 1.0
+    new = X[backend.like(rows, X)]
+    new = new * (scale / xp.sqrt((new * new).sum(axis=1)))[:, None]
+    D = D + 0
+    D[backend.like(atoms, D)] = backend.astype(new, backend.dtype_name(D))
+    return D, atoms

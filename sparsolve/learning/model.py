@@ -1,0 +1,126 @@
+"""``SparseCodingModel``: a learned dictionary with the settings that encode with it.
+
+The model is what :func:`sparsolve.fit` returns and what :func:`load` reads back.
+Its file is a sparsolve npz (:mod:`sparsolve.io`, never a pickle) of kind
+``"sparse_coding_model"`` holding the dictionary, the settings and the history.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend, io
+from ..gap import objective
+from ..inference import encode
+
+KIND = "sparse_coding_model"
+
+HISTORY_KEYS = ("step", "objective", "mse", "l1", "nnz_frac", "dead_frac", "norm_min", "norm_mean",
+                "norm_max", "samples_seen", "seconds", "resampled", "converged_frac")
+
+
+class SparseCodingModel:
+    """A dictionary D (n_atoms, n_features), one atom per row, and how to code with it.
+
+    Attributes
+    ----------
+    dictionary : numpy array (n_atoms, n_features).
+    alpha, solver, positive, solver_options : what :meth:`encode` uses by default.
+    settings : every setting of the fit that produced the model (a JSON-able dict).
+    history : dict of equal-length lists, one entry per training step --
+        ``objective`` (mean ½‖x − zD‖² + α‖z‖₁ of the step's batch, before its update),
+        ``mse`` (mean of (x − zD)² over the entries), ``l1`` (mean ‖z‖₁), ``nnz_frac``
+        (mean fraction of nonzero codes), ``dead_frac`` (fraction of dead atoms, see
+        dead.py), ``norm_min``/``norm_mean``/``norm_max`` (atom norms after the update),
+        ``samples_seen``, ``seconds`` (cumulative wall time), ``resampled`` (atoms
+        resampled in the step) and ``converged_frac`` (samples whose inner loop
+        reached the learning tol).
+    """
+
+    def __init__(self, dictionary, alpha, *, solver="cd", positive=False, solver_options=None,
+                 settings=None, history=None):
+        self.dictionary = np.asarray(backend.to_numpy(dictionary))
+        self.alpha = float(alpha)
+        self.solver = solver
+        self.positive = bool(positive)
+        self.solver_options = dict(solver_options or {})
+        self.settings = dict(settings or {})
+        self.history = {k: list(v) for k, v in (history or {}).items()}
+
+    @property
+    def n_atoms(self):
+        return self.dictionary.shape[0]
+
+    @property
+    def n_features(self):
+        return self.dictionary.shape[1]
+
+    def _D_for(self, X):
+        """The dictionary in the kind, device and dtype of X."""
+        D = backend.like(self.dictionary, X)
+        return backend.astype(D, backend.dtype_name(X)) if backend.dtype_name(X) in backend.SUPPORTED_DTYPES else D
+
+    def encode(self, X, **options):
+        """Codes Z of X: ``sparsolve.encode(X, D, alpha, solver=..., positive=..., **options)``
+        with the model's solver, α and solver options unless ``options`` override them
+        (e.g. ``tol=1e-6`` or ``solver="cd"``)."""
+        kwargs = {"solver": self.solver, "positive": self.positive, **self.solver_options, **options}
+        if kwargs["solver"] != self.solver:  # options of the training solver may not apply to another
+            kwargs = {"solver": kwargs["solver"], "positive": self.positive, **options}
+        alpha = kwargs.pop("alpha", self.alpha)
+        return encode(X, self._D_for(X), alpha, **kwargs)
+
+    def reconstruct(self, X, **options):
+        """Z D, the reconstruction of X through its codes."""
+        return self.encode(X, **options) @ self._D_for(X)
+
+    def score(self, X, **options):
+        """The mean objective ½‖x − zD‖² + α‖z‖₁ over the rows of X (lower is better)."""
+        Z = self.encode(X, **options)
+        alpha = options.get("alpha", self.alpha)
+        return float(backend.to_numpy(objective(X, self._D_for(X), Z, alpha)).mean())
+
+    def save(self, path):
+        """Write the model to ``path`` (an ``.npz``, atomically); returns the path written."""
+        arrays = {"dictionary": self.dictionary}
+        arrays.update({f"history/{k}": np.asarray(v, dtype=np.float64) for k, v in self.history.items()})
+        meta = {"alpha": self.alpha, "solver": self.solver, "positive": self.positive,
+                "solver_options": self.solver_options, "settings": self.settings}
+        return io.save_npz(path, KIND, arrays, meta)
+
+    @classmethod
+    def from_arrays(cls, arrays, meta, path):
+        if "dictionary" not in arrays:
+            raise io.ModelFileError(f"{path} lacks the 'dictionary' array; it is not a complete model file")
+        history = {k.split("/", 1)[1]: v.tolist() for k, v in arrays.items() if k.startswith("history/")}
+        for k in ("step", "samples_seen", "resampled"):
+            if k in history:
+                history[k] = [int(v) for v in history[k]]
+        return cls(arrays["dictionary"], meta["alpha"], solver=meta["solver"], positive=meta["positive"],
+                   solver_options=meta.get("solver_options"), settings=meta.get("settings"), history=history)
+
+    def __repr__(self):
+        steps = len(self.history.get("step", []))
+        return (f"SparseCodingModel(n_atoms={self.n_atoms}, n_features={self.n_features}, alpha={self.alpha:g}, "
+                f"solver={self.solver!r}, steps={steps})")
+
+
+def load(path):
+    """Read a sparsolve file: a :class:`SparseCodingModel`, a fit checkpoint (as the
+    model it holds so far), or a learned-G encoder (``sparsolve.amortized.LearnedG``).
+    Anything else raises :class:`sparsolve.io.ModelFileError`."""
+    kind = io.read_kind(path)
+    if kind == KIND:
+        arrays, meta = io.load_npz(path, KIND)
+        return SparseCodingModel.from_arrays(arrays, meta, path)
+    if kind == "learned_g":
+        from ..amortized import LearnedG
+
+        return LearnedG.load(path)
+    from .fit import CHECKPOINT_KIND, model_from_checkpoint
+
+    if kind == CHECKPOINT_KIND:
+        return model_from_checkpoint(path)
+    raise io.ModelFileError(
+        f"{path} holds a {kind!r}, which sparsolve.load does not know; expected a "
+        f"{KIND!r}, a {CHECKPOINT_KIND!r} or a 'learned_g' file"
+    )

@@ -1,0 +1,63 @@
+"""The command line: ``sparsolve fit`` and ``python -m sparsolve``."""
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import sparsolve
+from sparsolve.cli import main
+from sparsolve.data import natural_image_patches
+
+
+def test_fit_a_data_file(tmp_path, capsys):
+    data = tmp_path / "X.npy"
+    np.save(data, natural_image_patches(8, 600, seed=4))
+    out = tmp_path / "model.npz"
+    assert main(["fit", str(data), "--atoms", "16", "--alpha", "0.02", "--solver", "lca", "--max-steps", "3",
+                 "--batch-size", "200", "--out", str(out), "--no-progress"]) == 0
+    model = sparsolve.load(out)
+    assert model.dictionary.shape == (16, 64)
+    assert model.solver == "lca" and model.alpha == 0.02
+    assert model.history["step"] == [1, 2, 3]
+    printed = capsys.readouterr().out
+    assert "16 atoms x 64 features" in printed and str(out) in printed
+    assert not (tmp_path / "model.png").exists()  # a PNG only on request when DATA is given
+
+
+def test_default_run_on_natural_images_saves_a_png(tmp_path, capsys):
+    out = tmp_path / "default.npz"
+    assert main(["fit", "--atoms", "16", "--max-steps", "2", "--out", str(out), "--no-progress"]) == 0
+    png = tmp_path / "default.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "natural-image patches" in printed and "nonzeros" in printed and str(png) in printed
+    assert sparsolve.load(out).n_features == 64
+
+
+def test_python_dash_m(tmp_path):
+    out = tmp_path / "m.npz"
+    command = [sys.executable, "-m", "sparsolve", "fit", "--atoms", "8", "--max-steps", "1", "--solver", "fista",
+               "--out", str(out), "--no-progress"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and (tmp_path / "m.png").exists()
+
+
+@pytest.mark.skipif(shutil.which("sparsolve") is None, reason="the console script is not installed")
+def test_console_script_help():
+    result = subprocess.run(["sparsolve", "fit", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--atoms" in result.stdout
+
+
+def test_missing_data_file(tmp_path):
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["fit", str(tmp_path / "nope.npy")])
+
+
+def test_bad_alpha_is_reported(tmp_path):
+    data = tmp_path / "X.npy"
+    np.save(data, natural_image_patches(8, 300, seed=4))
+    with pytest.raises(SystemExit, match="alpha must be a finite number > 0"):
+        main(["fit", str(data), "--alpha", "0", "--out", str(tmp_path / "m.npz"), "--no-progress"])
