@@ -1,0 +1,134 @@
+"""Amortized against exact inference: how many FISTA iterations is a depth-T learned-G encoder worth?
+
+    python benchmarks/amortized.py [--quick] [--device cpu|cuda]
+
+Natural-image patches 8×8 (mean removed): a dictionary of 256 atoms is learned by
+``sparsolve.fit`` (non-negative codes, coordinate descent) on the training patches;
+for each T in {1, 2, 5} two learned-G encoders of depth T are trained by
+``sparsolve.fit_amortized(mode="amortize", target="lasso")`` on the same patches,
+one from the seed's LCA initialisation and one from LISTA's ISTA initialisation.
+Then ``sparsolve.compare`` codes held-out patches (other random positions, another
+seed) with every method:
+
+* exact: coordinate descent certified to a relative gap of 1e-8 (the reference
+  optimum F*), and cd / FISTA to the usual 1e-4;
+* amortized: the trained encoders, and LCA unrolled T steps (the untrained start).
+
+Reported per method: time per 1,000 samples (best of ≥ 3 runs), mean lasso objective, its
+gap to F*, MSE, L0 and dead atoms; and the iteration-matched curve: the FISTA
+iterations k whose mean objective matches each encoder's, with FISTA's time for
+those k iterations over the encoder's time (the speed ratio).  The target (Gregor
+& LeCun's ratio for LISTA) is k ≥ 10·T.
+
+Exact solvers and encoders both run in float32 (the reference in float64), on the
+CPU with every core, or with ``--device cuda`` on the GPU (gpu_check.sh), where the
+dictionary is learned there too.  Prints a Markdown section for benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import sparsolve
+from sparsolve.data import natural_image_patches
+from sparsolve.inference import ConvergenceWarning
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from encode import machine  # noqa: E402  (the benchmarks share one description of the machine)
+
+N_ATOMS = 256
+ALPHA = 0.05
+DEPTHS = (1, 2, 5)
+# the initialisation each learned encoder starts from, and the Adam step that trained it best in trial runs
+INITS = {"lca": 1e-2, "ista": 3e-3}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--n-train", type=int, help="training patches (default 20,000; 10,000 on cuda)")
+    ap.add_argument("--n-test", type=int, default=5_000)
+    ap.add_argument("--epochs", type=int, help="fit_amortized epochs per encoder (default 10; 5 on cuda)")
+    args = ap.parse_args(argv)
+    # on cuda the run must fit gpu_check.sh's one minute, the dictionary's CPU fit included
+    cuda = args.device == "cuda"
+    args.n_train = args.n_train or (10_000 if cuda else 20_000)
+    args.epochs = args.epochs or (5 if cuda else 10)
+    if args.quick:
+        args.n_train, args.n_test, args.epochs = 3_000, 1_000, 2
+    if args.device == "cuda":
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = True
+
+    load = os.getloadavg()[0]
+    print(f"machine: {machine()}; load average {load:.1f}; device {args.device}")
+    X = natural_image_patches(8, args.n_train, seed=0)
+    X_test = natural_image_patches(8, args.n_test, seed=1)
+
+    start = time.perf_counter()
+    model = sparsolve.fit(X, N_ATOMS, ALPHA, solver="cd", positive=True, n_epochs=2, seed=0, progress=False)
+    D = model.dictionary
+    print(f"dictionary: sparsolve.fit, {N_ATOMS} atoms, {time.perf_counter() - start:.1f} s")
+
+    encoders, train_s = {}, {}
+    for T in DEPTHS:
+        for init, lr in INITS.items():
+            start = time.perf_counter()
+            enc = sparsolve.fit_amortized(X, D, t_star=T, alpha=ALPHA, scheme=init, lr=lr, n_epochs=args.epochs,
+                                          seed=0, device=args.device, progress=False)
+            train_s[f"{init} T={T}"] = time.perf_counter() - start
+            encoders[f"learned-G T={T} ({init} init)"] = enc
+        encoders[f"LCA T={T} (untrained)"] = sparsolve.LearnedG.from_dictionary(D, ALPHA, T, dtype=enc.W_e.dtype,
+                                                                                device=enc.W_e.device)
+        print(f"trained T={T}: " + ", ".join(f"{k} {v:.0f} s" for k, v in train_s.items() if k.endswith(f"T={T}")))
+
+    rows = sparsolve.compare(X_test, D, encoders, alpha=ALPHA, exact=("cd", "fista"), tol=1e-4,
+                             device=args.device, repeats=3)
+    print(rows)
+    print()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # tol=0: a fixed number of iterations
+        fista_at = {T: sparsolve.objective(X_test, D, sparsolve.encode(X_test, D, ALPHA, solver="fista", positive=True,
+                                                                       tol=0, max_iter=10 * T), ALPHA).mean()
+                    for T in DEPTHS}
+    print(markdown(rows, args, train_s, load, fista_at))
+
+
+def markdown(rows, args, train_s, load, fista_at):
+    c = rows.curve
+    out = [f"Machine: {machine()}; device {args.device}.",
+           f"Held-out: {args.n_test:,} patches 8×8 (seed 1); training: {args.n_train:,} patches (seed 0); "
+           f"dictionary: `sparsolve.fit` ({N_ATOMS} atoms, non-negative, 2 epochs); α = {ALPHA}; "
+           f"encoders: `fit_amortized(mode='amortize', target='lasso')`, {args.epochs} epochs, Adam lr "
+           f"{' / '.join(f'{lr:g} ({init} init)' for init, lr in INITS.items())}; training took "
+           f"{', '.join(f'{k}: {v:.0f} s' for k, v in train_s.items())}. Times: best of ≥ 3 runs, float32; "
+           f"load average at the start {load:.1f} (other jobs shared the machine).",
+           "",
+           "| method | ms / 1000 | mean F | gap to F* | MSE | L0 | dead |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['method']} | {r['ms_per_1000']:.3g} | {r['objective']:.5g} | {r['rel_gap']:.3g} | "
+                   f"{r['mse']:.3g} | {r['l0']:.3g} | {r['dead_frac']:.2f} |")
+    out += ["", "| encoder | T | gap to F* | FISTA iterations, same objective | target ≥ 10·T "
+            "| FISTA's gap at 10·T | FISTA ms / 1000 | encoder ms / 1000 | speed ratio |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for i, name in enumerate(c["method"]):
+        T, k = c["depth"][i], c["fista_iters"][i]
+        gap = (c["objective"][i] - rows.optimum) / rows.optimum
+        fista_gap = (fista_at[T] - rows.optimum) / rows.optimum
+        met = "—" if not name.startswith("learned") else ("met" if k is not None and k >= 10 * T else "**not met**")
+        fista_ms = "—" if c["fista_ms_per_1000"][i] is None else f"{c['fista_ms_per_1000'][i]:.3g}"
+        speed = "—" if c["speedup"][i] is None else f"{c['speedup'][i]:.2f}×"
+        out.append(f"| {name} | {T} | {gap:.3g} | {'—' if k is None else k} | {met} | {fista_gap:.3g} | {fista_ms} | "
+                   f"{c['encoder_ms_per_1000'][i]:.3g} | {speed} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()

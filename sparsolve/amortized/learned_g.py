@@ -1,0 +1,258 @@
+"""The seed's learned-G encoder: a sparse autoencoder with a recurrent inner loop.
+
+With x̃ = x − b_d, for t = 0 … t*−1 (Gregor & LeCun's learned LCA, the seed's
+"explaining away" network)::
+
+    μ₀ = W_e x̃ + b_e
+    z_t = T(μ_t)
+    Δμ = (μ₀ − G z_t) − μ_t
+    μ_{t+1} = μ_t + γ Δμ
+    x̂ = W_d T(μ_{t*}) + b_d
+
+T is ReLU (the seed) or, in the signed variant, the soft threshold at a learned
+per-unit θ ≥ 0 (a bias cannot fold a symmetric threshold the way b_e folds ReLU's).
+t* = 0 is the plain one-layer autoencoder x̂ = W_d T(W_e x̃ + b_e) + b_d; t* = 1
+with γ = 1 is the residual form T(μ₀ − G T(μ₀)).  Positive off-diagonal entries
+of G inhibit (explaining away), negative ones excite (facilitation).
+
+With W_e = D, b_e = −α, G = DDᵀ − I, W_d = Dᵀ (D is (n_atoms, n_features), one
+atom per row) the loop is exactly the non-negative LCA of
+:mod:`sparsolve.inference.lca`, shifted by the bias: μ_t(here) = μ_t(LCA) − α,
+so T(μ_t) is LCA's output after t steps (:meth:`LearnedG.from_dictionary`).  With
+the weights scaled by 1/L (L = ‖D‖₂²) and γ = 1 it is ISTA instead, LISTA's start.
+
+Rows are samples: in code, μ₀ = x̃ W_eᵀ + b_e and G z is z Gᵀ.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .. import backend
+from ..inference.problem import lipschitz
+from ..io import load_npz, save_npz
+from ..prox import nonneg_threshold, soft_threshold
+
+KIND = "learned_g"
+
+
+def check_t_star(t_star) -> int:
+    if isinstance(t_star, bool) or not isinstance(t_star, (int, np.integer)) or t_star < 0:
+        raise ValueError(f"t_star must be an integer ≥ 0 (the number of inner-loop steps), got {t_star!r}")
+    return int(t_star)
+
+
+def check_gamma(gamma) -> float:
+    try:
+        value = float(gamma)
+    except (TypeError, ValueError):
+        raise TypeError(f"gamma must be a number > 0, got {type(gamma).__name__}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"gamma must be a finite number > 0 (the inner-loop step size), got {gamma!r}")
+    return value
+
+
+def dictionary_array(dictionary, name: str = "dictionary") -> np.ndarray:
+    """The (n_atoms, n_features) float array of an array, tensor or fitted model
+    (anything with a ``.dictionary`` attribute)."""
+    if dictionary is None:
+        raise ValueError(f"{name} is required: pass a (n_atoms, n_features) array or a fitted model")
+    if hasattr(dictionary, "dictionary") and not isinstance(dictionary, (np.ndarray, torch.Tensor)):
+        dictionary = dictionary.dictionary
+    D = np.asarray(backend.to_numpy(dictionary))
+    if D.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_atoms, n_features), one atom per row; got shape {D.shape}")
+    if not np.issubdtype(D.dtype, np.floating):
+        D = D.astype(np.float64)
+    if not np.isfinite(D).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    return D
+
+
+def data_array(X, D=None) -> np.ndarray:
+    """X as a finite float64 (n_samples, n_features) numpy array, checked against D's features."""
+    X = np.asarray(backend.to_numpy(X), dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"X must be a non-empty 2-D array (n_samples, n_features), got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or Inf; clean or drop those samples")
+    if D is not None and X.shape[1] != D.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} features but the dictionary has {D.shape[1]}: the dictionary must be "
+                         "(n_atoms, n_features) with one atom per row (did you pass D.T?)")
+    return X
+
+
+class LearnedG(torch.nn.Module):
+    """The seed's encoder/decoder (see the module docstring for the equations).
+
+    Parameters W_e (n_atoms, n_features), b_e (n_atoms), G (n_atoms, n_atoms),
+    W_d (n_features, n_atoms) whose columns are the atoms, b_d (n_features), the
+    step γ (learnable when ``learn_gamma``, kept > 0 by learning log γ) and, when
+    ``signed``, the thresholds θ (n_atoms).  A fresh module is the untrained
+    autoencoder: unit-norm random atoms W_d, tied W_e = W_dᵀ, G = 0 (no lateral
+    interaction until training finds some), zero biases, θ = 0.
+    """
+
+    def __init__(self, n_features: int, n_atoms: int, t_star: int, gamma: float = 1.0, learn_gamma: bool = False,
+                 signed: bool = False, *, dtype=torch.float32, device=None, seed=None):
+        super().__init__()
+        for name, v in (("n_features", n_features), ("n_atoms", n_atoms)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        self.n_features, self.n_atoms = int(n_features), int(n_atoms)
+        self.t_star = check_t_star(t_star)
+        self.signed = bool(signed)
+        self.learn_gamma = bool(learn_gamma)
+        gen = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+        atoms = torch.randn(self.n_features, self.n_atoms, generator=gen, dtype=torch.float64)
+        atoms = atoms / atoms.norm(dim=0, keepdim=True)
+        kw = {"dtype": dtype, "device": device}
+        self.W_e = torch.nn.Parameter(atoms.T.to(**kw).contiguous())
+        self.b_e = torch.nn.Parameter(torch.zeros(self.n_atoms, **kw))
+        self.G = torch.nn.Parameter(torch.zeros(self.n_atoms, self.n_atoms, **kw))
+        self.W_d = torch.nn.Parameter(atoms.to(**kw))
+        self.b_d = torch.nn.Parameter(torch.zeros(self.n_features, **kw))
+        log_gamma = torch.tensor(math.log(check_gamma(gamma)), **kw)
+        if self.learn_gamma:
+            self.log_gamma = torch.nn.Parameter(log_gamma)
+        else:
+            self.register_buffer("log_gamma", log_gamma)
+        if self.signed:
+            self.theta = torch.nn.Parameter(torch.zeros(self.n_atoms, **kw))
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_dictionary(cls, D, alpha, t_star, gamma=None, signed=False, learn_gamma=False, *, scheme="lca",
+                        dtype=None, device=None):
+        """An encoder that runs a known lasso solver for t* steps, decoding with W_d = Dᵀ, b_d = 0.
+
+        ``scheme="lca"`` (the seed's): W_e = D, G = DDᵀ − I, b_e = −α (ReLU) or
+        b_e = 0, θ = α (signed), and γ defaults to LCA's 1/L with L = ‖D‖₂².  The
+        encoder is then ``sparsolve.encode(X, D, alpha, solver="lca", positive=not
+        signed, gamma=γ, max_iter=t*, tol=0)``.
+
+        ``scheme="ista"``: every weight scaled by the step 1/L -- W_e = D/L,
+        G = DDᵀ/L − I, b_e = −α/L (or θ = α/L) -- and γ = 1, so that μ_{t+1} = μ₀ − G z_t
+        makes z_{t+1} = T(z_t + (x − z_t D)Dᵀ/L − α/L): the encoder is ISTA's iterate
+        t* + 1 from z = 0 (Gregor & LeCun's LISTA initialisation).
+
+        ``dtype`` defaults to D's (float32 or float64)."""
+        D = dictionary_array(D, "D")
+        alpha = float(alpha)
+        if not (math.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"alpha must be a finite number ≥ 0, got {alpha}")
+        if scheme not in ("lca", "ista"):
+            raise ValueError(f"scheme={scheme!r} is not known; choose 'lca' or 'ista'")
+        L = lipschitz(D)
+        step = 1.0 if scheme == "lca" else 1.0 / L
+        if gamma is None:
+            gamma = 1.0 / L if scheme == "lca" else 1.0
+        if dtype is None:
+            dtype = torch.float64 if D.dtype == np.float64 else torch.float32
+        m, p = D.shape
+        model = cls(p, m, t_star, gamma, learn_gamma, signed, dtype=dtype, device=device)
+        Dt = torch.as_tensor(D, dtype=torch.float64)
+        with torch.no_grad():
+            model.W_e.copy_(step * Dt)
+            model.W_d.copy_(Dt.T)
+            model.G.copy_(step * (Dt @ Dt.T) - torch.eye(m, dtype=torch.float64))
+            if signed:
+                model.b_e.zero_()
+                model.theta.fill_(step * alpha)
+            else:
+                model.b_e.fill_(-step * alpha)
+        return model
+
+    # ------------------------------------------------------------------ the network
+
+    @property
+    def gamma(self) -> float:
+        """The current step γ (the network itself uses exp(log_gamma), differentiably)."""
+        return float(self.log_gamma.detach().exp())
+
+    @property
+    def dictionary(self) -> np.ndarray:
+        """The decoder's atoms W_dᵀ, (n_atoms, n_features), as a numpy array."""
+        return self.W_d.detach().T.cpu().numpy()
+
+    def threshold(self, mu):
+        if self.signed:
+            # θ is kept ≥ 0 here rather than by the optimiser: a negative θ is no threshold.
+            return soft_threshold(mu, self.theta.clamp(min=0))
+        return nonneg_threshold(mu, 0)
+
+    def encode(self, x):
+        """z = T(μ_{t*}), for x of shape (..., n_features); numpy in, numpy out."""
+        return self._run(x, "n_features", self._encode)
+
+    def decode(self, z):
+        """x̂ = W_d z + b_d, for z of shape (..., n_atoms); numpy in, numpy out."""
+        return self._run(z, "n_atoms", self._decode)
+
+    def forward(self, x):
+        """x̂ = decode(encode(x))."""
+        return self._run(x, "n_features", lambda t: self._decode(self._encode(t)))
+
+    def _encode(self, x):
+        mu0 = (x - self.b_d) @ self.W_e.T + self.b_e
+        mu, gamma = mu0, self.log_gamma.exp()
+        for _ in range(self.t_star):
+            mu = mu + gamma * ((mu0 - self.threshold(mu) @ self.G.T) - mu)
+        return self.threshold(mu)
+
+    def _decode(self, z):
+        return z @ self.W_d.T + self.b_d
+
+    def _run(self, a, width_name, fn):
+        ref = self.W_e
+        if isinstance(a, torch.Tensor):
+            if a.device != ref.device:
+                raise ValueError(f"input is on {a.device} but the encoder is on {ref.device}; "
+                                 f"move one of them, e.g. model.to({str(a.device)!r})")
+            self._check_width(a, width_name)
+            return fn(a.to(ref.dtype))
+        a = np.asarray(backend.to_numpy(a))
+        self._check_width(a, width_name)
+        with torch.no_grad():
+            out = fn(torch.as_tensor(a, dtype=ref.dtype, device=ref.device))
+        return out.cpu().numpy()
+
+    def _check_width(self, a, width_name):
+        width = getattr(self, width_name)
+        if a.ndim < 1 or a.shape[-1] != width:
+            raise ValueError(f"input must have shape (..., {width_name}={width}), got {tuple(a.shape)}")
+
+    def extra_repr(self) -> str:
+        return (f"n_features={self.n_features}, n_atoms={self.n_atoms}, t_star={self.t_star}, "
+                f"gamma={self.gamma:.4g}, learn_gamma={self.learn_gamma}, signed={self.signed}")
+
+    # ------------------------------------------------------------------ files
+
+    def config(self) -> dict:
+        return {"n_features": self.n_features, "n_atoms": self.n_atoms, "t_star": self.t_star,
+                "learn_gamma": self.learn_gamma, "signed": self.signed,
+                "dtype": str(self.W_e.dtype).replace("torch.", "")}
+
+    def arrays(self) -> dict:
+        """Every parameter and buffer as a host numpy array, by name."""
+        return {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
+
+    def save(self, path):
+        """Write a ``learned_g`` .npz file atomically (no pickle); returns its path."""
+        return save_npz(path, KIND, self.arrays(), self.config())
+
+    @classmethod
+    def load(cls, path, device=None):
+        """The encoder saved by :meth:`save`; raises ModelFileError for another kind of file."""
+        arrays, meta = load_npz(path, KIND)
+        return cls.from_state(arrays, meta, device=device)
+
+    @classmethod
+    def from_state(cls, arrays: dict, meta: dict, device=None):
+        model = cls(meta["n_features"], meta["n_atoms"], meta["t_star"], 1.0, meta["learn_gamma"],
+                    meta["signed"], dtype=getattr(torch, meta["dtype"]), device=device)
+        model.load_state_dict({k: torch.as_tensor(arrays[k]) for k in model.state_dict()})
+        return model

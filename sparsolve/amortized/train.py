@@ -1,0 +1,289 @@
+"""``fit_amortized``: train the learned-G encoder by backprop (Adam on mini-batches).
+
+Two modes, with z = encode(x) and x̂ = W_d z + b_d (see :mod:`.learned_g`):
+
+* ``"amortize"`` -- a given dictionary D stays fixed as the decoder (W_d = Dᵀ, b_d = 0);
+  W_e, b_e, G (and γ, θ) learn, from the LCA (or ISTA) initialisation, either
+  ``target="lasso"``:  min E[ ½‖x − zD‖² + α‖z‖₁ ]  (the lasso objective of its own codes), or
+  ``target="codes"``:  min E[ ½‖z − z*‖² ]  with z* the exact lasso codes (distillation).
+* ``"autoencoder"`` -- the seed's setting: everything learns on
+  E[ ½‖x − x̂‖² + α‖z‖₁ ], under a rule that stops the encoder from shrinking its
+  weights (making z, and so the L1 term, small) while W_d grows to compensate:
+  ``"unit"`` projects the atoms (columns of W_d) back to unit norm after every step;
+  ``"penalty"`` adds the seed's inverse penalty β Σ_j 1/‖w_j‖² over the rows w_j of W_e;
+  ``"none"`` is the ablation, where the history shows the cheat.
+
+The history holds one entry per step; G's off-diagonal signs tell explaining away
+(> 0, inhibition) from facilitation (< 0).
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import backend
+from ..inference import encode
+from ..io import load_npz, save_npz
+from .learned_g import LearnedG, check_gamma, check_t_star, data_array, dictionary_array
+
+MODES = ("amortize", "autoencoder")
+TARGETS = ("lasso", "codes")
+NORMS = ("unit", "penalty", "none")
+SCHEMES = ("lca", "ista")
+CHECKPOINT_KIND = "learned_g_checkpoint"
+# Settings a checkpoint must share with the call that resumes it.
+_RESUME_KEYS = ("mode", "target", "norm", "scheme", "t_star", "alpha", "beta", "signed", "learn_gamma", "lr",
+                "batch_size", "n_atoms", "n_features", "n_samples", "seed")
+
+
+def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso", alpha, norm=None, beta=1e-3,
+                  n_atoms=None, scheme="lca", gamma=None, learn_gamma=True, signed=False, lr=1e-3, batch_size=256,
+                  n_epochs=None, max_steps=None, device="auto", dtype="float32", seed=None, progress=True,
+                  checkpoint=None, checkpoint_every=200, callback=None):
+    """Train and return a :class:`LearnedG` of depth ``t_star``; its per-step
+    history is the dict of lists ``model.history_``.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) training data (numpy or torch).
+    dictionary : (n_atoms, n_features) array or a fitted model with ``.dictionary``.
+        Required for ``mode="amortize"``; for ``"autoencoder"`` it is the optional
+        starting point (else unit-norm random atoms, tied W_e, G = 0, b_d = mean(X)).
+    t_star : inner-loop steps, ≥ 0.
+    mode : "amortize" or "autoencoder" (module docstring).
+    target : "lasso" or "codes" (``mode="amortize"`` only).
+    alpha : the L1 weight α (λ in the seed) ≥ 0.
+    norm : "unit" (default), "penalty" or "none" (``mode="autoencoder"`` only); ``beta`` is the penalty's β.
+    n_atoms : the number of units, for an autoencoder without a dictionary.
+    scheme : with a dictionary, the solver the encoder starts as: "lca" (the seed's) or
+        "ista" (LISTA's); see :meth:`LearnedG.from_dictionary`.
+    gamma : the inner-loop step γ > 0; default LCA's 1/‖D‖₂² for scheme="lca", else 1.
+    learn_gamma, signed : see :class:`LearnedG`.
+    lr, batch_size : Adam's step and the mini-batch size.
+    n_epochs, max_steps : passes over X and/or a cap on steps (default 10 epochs).
+    device : "auto" (CUDA when available), "cpu", "cuda", ... ; dtype "float32" or "float64".
+    seed : seeds the initialisation and the batch order.
+    progress : a tqdm progress bar.
+    checkpoint : a path; written atomically every ``checkpoint_every`` steps and at the
+        end, and resumed from when it exists (same settings required).
+    callback : ``callback(step, model, record)`` after every step; returning False stops
+        the training (as in :func:`sparsolve.fit`).
+    """
+    t_star = check_t_star(t_star)
+    _check_choice("mode", mode, MODES)
+    _check_choice("target", target, TARGETS)
+    _check_choice("scheme", scheme, SCHEMES)
+    if mode == "autoencoder":
+        norm = "unit" if norm is None else norm
+        _check_choice("norm", norm, NORMS)
+        if target != "lasso":
+            raise ValueError("target='codes' needs exact codes of a fixed dictionary: use mode='amortize'")
+    elif norm is not None:
+        raise ValueError(f"norm={norm!r} applies to mode='autoencoder' only; the decoder is frozen in mode='amortize'")
+    alpha = _nonneg("alpha", alpha)
+    beta = _nonneg("beta", beta)
+    if gamma is not None:
+        gamma = check_gamma(gamma)
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    batch_size = _positive_int("batch_size", batch_size)
+    if dtype not in backend.SUPPORTED_DTYPES:
+        raise ValueError(f"dtype must be one of {backend.SUPPORTED_DTYPES}, got {dtype!r}")
+    D = None
+    if dictionary is not None or mode == "amortize":
+        D = dictionary_array(dictionary)
+        if n_atoms is not None and n_atoms != D.shape[0]:
+            raise ValueError(f"n_atoms={n_atoms} does not match the dictionary's {D.shape[0]} atoms; "
+                             "leave n_atoms unset")
+        n_atoms = D.shape[0]
+    elif n_atoms is None:
+        raise ValueError("mode='autoencoder' without a dictionary needs n_atoms, the number of units")
+    Xn = data_array(X, D)
+    n, p = Xn.shape
+    n_atoms = _positive_int("n_atoms", n_atoms)
+    steps_per_epoch = math.ceil(n / batch_size)
+    if n_epochs is None and max_steps is None:
+        n_epochs = 10
+    total = min(s for s in (
+        None if n_epochs is None else _positive_int("n_epochs", n_epochs) * steps_per_epoch,
+        None if max_steps is None else _positive_int("max_steps", max_steps, allow_zero=True),
+    ) if s is not None)
+    saved = None
+    if checkpoint is not None and _checkpoint_path(checkpoint).exists():
+        saved = load_npz(_checkpoint_path(checkpoint), CHECKPOINT_KIND)
+        if seed is None:
+            seed = saved[1]["settings"]["seed"]
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    dev = _device(device)
+    tdtype = getattr(torch, dtype)
+
+    if D is not None:
+        model = LearnedG.from_dictionary(D, alpha, t_star, gamma, signed, learn_gamma, scheme=scheme, dtype=tdtype,
+                                         device=dev)
+    else:
+        model = LearnedG(p, n_atoms, t_star, 1.0 if gamma is None else gamma, learn_gamma, signed,
+                         dtype=tdtype, device=dev, seed=seed)
+        with torch.no_grad():
+            model.b_d.copy_(torch.as_tensor(Xn.mean(axis=0)))
+    if mode == "amortize":
+        model.W_d.requires_grad_(False)
+        model.b_d.requires_grad_(False)
+    Xt = torch.as_tensor(Xn, dtype=tdtype, device=dev)
+    Zt = None
+    if target == "codes":
+        Zt = torch.as_tensor(encode(Xn, D, alpha, solver="cd", positive=not signed, tol=1e-6),
+                             dtype=tdtype, device=dev)
+    optimizer = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=lr)
+    settings = {"mode": mode, "target": target, "norm": norm, "scheme": scheme, "t_star": t_star, "alpha": alpha,
+                "beta": beta, "signed": bool(signed), "learn_gamma": bool(learn_gamma), "lr": float(lr),
+                "batch_size": batch_size, "n_atoms": n_atoms, "n_features": p, "n_samples": n, "seed": seed}
+    history, step, seconds = {}, 0, 0.0
+    if saved is not None:
+        step, seconds, history = _resume(checkpoint, saved, settings, model, optimizer)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=step, disable=not progress, desc=f"fit_amortized({mode}, t*={t_star})")
+    order = None
+    start = time.perf_counter() - seconds
+    try:
+        while step < total:
+            epoch, k = divmod(step, steps_per_epoch)
+            if k == 0 or order is None:
+                # the batch order is a function of (seed, epoch), so a resumed run sees the same batches
+                order = torch.as_tensor(np.random.default_rng([seed, epoch]).permutation(n), device=dev)
+            idx = order[k * batch_size:(k + 1) * batch_size]
+            record = _train_step(model, optimizer, Xt[idx], None if Zt is None else Zt[idx],
+                                 mode, target, norm, alpha, beta)
+            step += 1
+            record["step"] = step
+            record["samples_seen"] = (history["samples_seen"][-1] if history else 0) + len(idx)
+            record["seconds"] = time.perf_counter() - start
+            for key, v in record.items():
+                history.setdefault(key, []).append(v)
+            bar.update(1)
+            if progress and step % 10 == 0:
+                bar.set_postfix(loss=f"{record['loss']:.4g}", nnz=f"{record['nnz_frac']:.3f}")
+            if checkpoint is not None and step % checkpoint_every == 0:
+                _save_checkpoint(checkpoint, settings, model, optimizer, history, step, record["seconds"])
+            if callback is not None and callback(step, model, record) is False:
+                break
+    finally:
+        bar.close()
+    if checkpoint is not None:
+        _save_checkpoint(checkpoint, settings, model, optimizer, history, step,
+                         history["seconds"][-1] if history else 0.0)
+    model.history_ = history
+    return model
+
+
+def _train_step(model, optimizer, x, z_star, mode, target, norm, alpha, beta):
+    z = model._encode(x)
+    r = x - model._decode(z)
+    sq = 0.5 * (r * r).sum(dim=-1).mean()
+    l1 = z.abs().sum(dim=-1).mean()
+    objective = sq + alpha * l1
+    if target == "codes":
+        d = z - z_star
+        loss = 0.5 * (d * d).sum(dim=-1).mean()
+    else:
+        loss = objective
+    if mode == "autoencoder" and norm == "penalty":
+        loss = loss + beta * (1.0 / (model.W_e * model.W_e).sum(dim=1)).sum()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if mode == "autoencoder" and norm == "unit":
+        with torch.no_grad():
+            model.W_d.div_(model.W_d.norm(dim=0, keepdim=True).clamp_min(1e-12))
+    with torch.no_grad():
+        active = z != 0
+        record = {"loss": loss.item(), "objective": objective.item(), "mse": float((r * r).mean()),
+                  "l1": l1.item(), "nnz_frac": float(active.float().mean()),
+                  "dead_frac": float((~active.any(dim=0)).float().mean()), "gamma": model.gamma}
+        for name, norms in (("enc", model.W_e.norm(dim=1)), ("dec", model.W_d.norm(dim=0))):
+            record[f"{name}_norm_min"] = float(norms.min())
+            record[f"{name}_norm_mean"] = float(norms.mean())
+            record[f"{name}_norm_max"] = float(norms.max())
+        m = model.n_atoms
+        off = model.G[~torch.eye(m, dtype=torch.bool, device=model.G.device)]
+        record["G_offdiag_pos_frac"] = float((off > 0).float().mean()) if m > 1 else 0.0
+        record["G_offdiag_neg_frac"] = float((off < 0).float().mean()) if m > 1 else 0.0
+        record["G_offdiag_mean"] = float(off.mean()) if m > 1 else 0.0
+    return record
+
+
+# ---------------------------------------------------------------------- checkpoints
+
+def _checkpoint_path(path) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def _save_checkpoint(path, settings, model, optimizer, history, step, seconds):
+    arrays = {f"model/{k}": v for k, v in model.arrays().items()}
+    for idx, state in optimizer.state_dict()["state"].items():
+        for k, v in state.items():
+            arrays[f"opt/{idx}/{k}"] = backend.to_numpy(v) if isinstance(v, torch.Tensor) else np.asarray(v)
+    for k, v in history.items():
+        arrays[f"history/{k}"] = np.asarray(v)
+    save_npz(path, CHECKPOINT_KIND, arrays, {"settings": settings, "step": step, "seconds": seconds})
+
+
+def _resume(path, saved, settings, model, optimizer):
+    arrays, meta = saved
+    differ = [k for k in _RESUME_KEYS if meta["settings"].get(k) != settings[k]]
+    if differ:
+        detail = ", ".join(f"{k}: checkpoint {meta['settings'].get(k)!r} vs now {settings[k]!r}" for k in differ)
+        raise ValueError(f"checkpoint {path} was written with other settings ({detail}); "
+                         "pass the same settings or another checkpoint path")
+    model.load_state_dict({k: torch.as_tensor(arrays[f"model/{k}"]) for k in model.state_dict()})
+    state = {}
+    for key, v in arrays.items():
+        if key.startswith("opt/"):
+            _, idx, name = key.split("/")
+            state.setdefault(int(idx), {})[name] = torch.as_tensor(v)
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    history = {k[len("history/"):]: v.tolist() for k, v in arrays.items() if k.startswith("history/")}
+    return int(meta["step"]), float(meta["seconds"]), history
+
+
+# ---------------------------------------------------------------------- argument checks
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not known; choose one of {list(choices)}")
+
+
+def _nonneg(name, value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number ≥ 0, got {type(value).__name__}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number ≥ 0, got {value}")
+    return value
+
+
+def _positive_int(name, value, allow_zero=False) -> int:
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+    return int(value)
+
+
+def _device(device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch sees no CUDA device; use device='cpu' or 'auto'")
+    return dev

@@ -1,0 +1,348 @@
+"""The learned-G encoder (sparsolve.LearnedG) and its training (sparsolve.fit_amortized).
+
+Data are real 8×8 natural-image patches; the dictionary is conftest's ``D_learned``
+(64 atoms) and α its ``ALPHA``."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import sparsolve
+from sparsolve.data import natural_image_patches
+from sparsolve.io import ModelFileError, save_npz
+
+
+@pytest.fixture(scope="module")
+def X_train():
+    return natural_image_patches(patch_size=8, n_patches=1024, seed=3)
+
+
+def _random_module(t_star, gamma=1.0, signed=False):
+    """A LearnedG with every parameter nonzero, so that each one shows up in the output."""
+    torch.manual_seed(0)
+    model = sparsolve.LearnedG(64, 32, t_star, gamma=gamma, signed=signed, dtype=torch.float64, seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.3 * torch.randn_like(p))
+    return model
+
+
+# ------------------------------------------------------------------ the LCA initialisation
+
+@pytest.mark.parametrize("t_star", [0, 1, 7, 60])
+@pytest.mark.filterwarnings("ignore::sparsolve.ConvergenceWarning")
+def test_from_dictionary_is_nonneg_lca(X, D_learned, alpha, t_star):
+    model = sparsolve.LearnedG.from_dictionary(D_learned, alpha, t_star)
+    Z_lca = sparsolve.encode(X, D_learned, alpha, solver="lca", positive=True, max_iter=t_star, tol=0)
+    # encode's LCA forms c(z) + z in the Gram form, the encoder μ₀ − Gz: equal up to rounding
+    np.testing.assert_allclose(model.encode(X), Z_lca, atol=1e-8)
+    assert (Z_lca > 0).any()
+
+
+@pytest.mark.filterwarnings("ignore::sparsolve.ConvergenceWarning")
+def test_from_dictionary_gamma_is_passed_on(X, D_learned, alpha):
+    model = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 9, gamma=0.02)
+    Z_lca = sparsolve.encode(X, D_learned, alpha, solver="lca", positive=True, max_iter=9, tol=0, gamma=0.02)
+    np.testing.assert_allclose(model.encode(X), Z_lca, atol=1e-8)
+    assert float(model.gamma) == pytest.approx(0.02)
+
+
+@pytest.mark.filterwarnings("ignore::sparsolve.ConvergenceWarning")
+@pytest.mark.parametrize("signed", [False, True])
+def test_ista_scheme_is_ista(X, D_learned, alpha, signed):
+    model = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 6, signed=signed, scheme="ista")
+    assert float(model.gamma) == 1.0
+    Z_ista = sparsolve.encode(X, D_learned, alpha, solver="ista", positive=not signed, max_iter=7, tol=0)
+    np.testing.assert_allclose(model.encode(X), Z_ista, atol=1e-10)
+    assert (Z_ista != 0).any()
+    with pytest.raises(ValueError, match="scheme='fista'"):
+        sparsolve.LearnedG.from_dictionary(D_learned, alpha, 6, scheme="fista")
+
+
+@pytest.mark.filterwarnings("ignore::sparsolve.ConvergenceWarning")
+def test_from_dictionary_signed_is_soft_lca(X, D_learned, alpha):
+    model = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 12, signed=True)
+    Z_lca = sparsolve.encode(X, D_learned, alpha, solver="lca", max_iter=12, tol=0)
+    Z = model.encode(X)
+    np.testing.assert_allclose(Z, Z_lca, atol=1e-8)
+    assert (Z < 0).any()
+
+
+def test_deep_lca_init_reaches_the_lasso_solution(X, D_learned, alpha):
+    Z_star = sparsolve.encode(X, D_learned, alpha, solver="cd", positive=True, tol=1e-12, max_iter=10000)
+    # γ = 1.5/L, still inside LCA's stable range γ < 2/L, converges in fewer steps than 1/L
+    L = sparsolve.inference.lipschitz(D_learned)
+    Z = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 600, gamma=1.5 / L).encode(X)
+    np.testing.assert_allclose(Z, Z_star, atol=1e-6)
+    F, F_star = (sparsolve.objective(X, D_learned, A, alpha) for A in (Z, Z_star))
+    assert np.all(F - F_star <= 1e-8 * F_star + 1e-12)
+
+
+# ------------------------------------------------------------------ the seed's special cases
+
+def test_t_star_0_is_the_one_layer_autoencoder(X):
+    model = _random_module(0)
+    x = torch.as_tensor(X)
+    with torch.no_grad():
+        z = torch.relu((x - model.b_d) @ model.W_e.T + model.b_e)
+        torch.testing.assert_close(model.encode(x), z)
+        torch.testing.assert_close(model(x), z @ model.W_d.T + model.b_d)
+    assert (z > 0).any() and (z == 0).any()
+
+
+def test_t_star_1_gamma_1_is_the_residual_form(X):
+    model = _random_module(1, gamma=1.0)
+    x = torch.as_tensor(X)
+    with torch.no_grad():
+        mu0 = (x - model.b_d) @ model.W_e.T + model.b_e
+        expected = torch.relu(mu0 - torch.relu(mu0) @ model.G.T)
+        torch.testing.assert_close(model.encode(x), expected)
+        assert not torch.allclose(expected, torch.relu(mu0))
+
+
+def test_the_loop_follows_the_seed_equations(X):
+    model = _random_module(4, gamma=0.4)
+    x = torch.as_tensor(X)
+    with torch.no_grad():
+        mu0 = (x - model.b_d) @ model.W_e.T + model.b_e
+        mu = mu0
+        for _ in range(4):
+            mu = mu + 0.4 * ((mu0 - torch.relu(mu) @ model.G.T) - mu)
+        torch.testing.assert_close(model.encode(x), torch.relu(mu))
+
+
+def test_signed_variant_soft_thresholds_at_theta(X):
+    model = _random_module(2, signed=True)
+    x = torch.as_tensor(X)
+    with torch.no_grad():
+        theta = model.theta.clamp(min=0)
+
+        def soft(u):
+            return torch.sign(u) * torch.clamp(u.abs() - theta, min=0)
+
+        mu0 = (x - model.b_d) @ model.W_e.T + model.b_e
+        mu = mu0
+        for _ in range(2):
+            mu = mu + ((mu0 - soft(mu) @ model.G.T) - mu)
+        z = model.encode(x)
+        torch.testing.assert_close(z, soft(mu))
+    assert (z < 0).any() and (z > 0).any()
+
+
+def test_any_leading_batch_dims_and_numpy_in_numpy_out(X):
+    model = _random_module(3)
+    x = torch.as_tensor(X[:24]).reshape(2, 3, 4, 64)
+    with torch.no_grad():
+        z = model.encode(x)
+        assert z.shape == (2, 3, 4, 32)
+        torch.testing.assert_close(z.reshape(24, 32), model.encode(torch.as_tensor(X[:24])))
+        assert model(x).shape == (2, 3, 4, 64)
+    Zn = model.encode(X[:24])
+    assert isinstance(Zn, np.ndarray)
+    np.testing.assert_allclose(Zn, z.reshape(24, 32).numpy())
+
+
+def test_gradients_reach_every_parameter(X):
+    model = sparsolve.LearnedG(64, 32, 2, learn_gamma=True, signed=True, dtype=torch.float64, seed=1)
+    with torch.no_grad():
+        model.G.normal_(0, 0.1)
+        model.theta.fill_(0.01)
+    x = torch.as_tensor(X)
+    (model(x) - x).pow(2).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.count_nonzero(p.grad) > 0, name
+
+
+# ------------------------------------------------------------------ training
+
+def test_amortize_lasso_lowers_the_objective(X_train, D_learned, alpha):
+    Z_star = sparsolve.encode(X_train, D_learned, alpha, solver="cd", positive=True, tol=1e-8)
+    F_star = sparsolve.objective(X_train, D_learned, Z_star, alpha).mean()
+
+    def F(model):
+        return sparsolve.objective(X_train, D_learned, model.encode(X_train).astype(np.float64), alpha).mean()
+
+    init = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 1)
+    model = sparsolve.fit_amortized(X_train, D_learned, t_star=1, alpha=alpha, lr=1e-2, max_steps=40,
+                                    progress=False, seed=0)
+    assert len(model.history_["objective"]) == 40
+    # the amortization gap closes by more than half
+    assert F(model) - F_star < 0.5 * (F(init) - F_star)
+    # while the decoder stays the dictionary
+    np.testing.assert_allclose(model.dictionary, D_learned, atol=1e-6)
+    assert float(model.b_d.abs().max()) == 0
+
+
+def test_amortize_codes_distills_the_exact_codes(X_train, D_learned, alpha):
+    Z_star = sparsolve.encode(X_train, D_learned, alpha, solver="cd", positive=True, tol=1e-8)
+    dist = []
+    for steps in (0, 30):
+        model = sparsolve.fit_amortized(X_train, D_learned, t_star=1, alpha=alpha, target="codes", lr=3e-3,
+                                        max_steps=steps, progress=False, seed=0)
+        dist.append(np.mean((model.encode(X_train) - Z_star) ** 2))
+    assert dist[1] < 0.5 * dist[0]
+    assert model.history_["loss"][-1] < model.history_["loss"][0]
+
+
+def test_autoencoder_unit_norm_holds_after_every_step(X_train, alpha):
+    norms = []
+
+    def check(step, model, record):
+        norms.append(model.W_d.detach().norm(dim=0).numpy())
+
+    model = sparsolve.fit_amortized(X_train, t_star=1, mode="autoencoder", n_atoms=48, alpha=alpha / 4,
+                                    norm="unit", lr=3e-3, max_steps=25, progress=False, seed=0, callback=check)
+    assert len(norms) == 25
+    np.testing.assert_allclose(np.array(norms), 1.0, atol=1e-5)
+    h = model.history_
+    assert h["loss"][-1] < h["loss"][0]
+    assert h["dec_norm_min"][-1] == pytest.approx(1.0, abs=1e-5)
+    assert h["dec_norm_max"][-1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_autoencoder_without_norm_rule_shows_the_cheat(X_train, alpha):
+    kw = dict(t_star=1, mode="autoencoder", n_atoms=48, alpha=alpha, lr=1e-2, max_steps=100, progress=False, seed=0)
+    h = sparsolve.fit_amortized(X_train, norm="none", **kw).history_
+    # the encoder's rows shrink while the decoder's atoms grow to make up for it
+    assert h["enc_norm_mean"][-1] < h["enc_norm_mean"][0]
+    assert h["enc_norm_min"][-1] < 0.9 * h["enc_norm_min"][0]
+    assert h["dec_norm_mean"][-1] > 1.5 * h["dec_norm_mean"][0]
+    # the inverse penalty β Σ 1/‖w‖² makes the encoder's rows grow instead
+    hp = sparsolve.fit_amortized(X_train, norm="penalty", beta=1e-2, **kw).history_
+    assert hp["enc_norm_min"][-1] > hp["enc_norm_min"][0] > h["enc_norm_min"][-1]
+
+
+def test_history_records_every_quantity(X_train, alpha):
+    model = sparsolve.fit_amortized(X_train, t_star=2, mode="autoencoder", n_atoms=32, alpha=alpha,
+                                    max_steps=5, progress=False, seed=0)
+    h = model.history_
+    for key in ("loss", "mse", "l1", "nnz_frac", "dead_frac", "enc_norm_min", "enc_norm_mean", "enc_norm_max",
+                "dec_norm_min", "dec_norm_mean", "dec_norm_max", "G_offdiag_pos_frac", "G_offdiag_neg_frac",
+                "G_offdiag_mean", "gamma", "seconds", "step", "samples_seen"):
+        assert len(h[key]) == 5, key
+    assert h["step"] == [1, 2, 3, 4, 5]
+    assert h["samples_seen"][-1] == 5 * 256
+    assert all(0 <= v <= 1 for v in h["nnz_frac"] + h["dead_frac"])
+    # G starts at zero and training moves it off zero, one sign or the other
+    assert h["G_offdiag_pos_frac"][-1] + h["G_offdiag_neg_frac"][-1] > 0.5
+
+
+def test_checkpoint_resume_continues_the_same_run(tmp_path, X_train, D_learned, alpha):
+    kw = dict(t_star=2, alpha=alpha, lr=3e-3, batch_size=200, progress=False, seed=4)
+    full = sparsolve.fit_amortized(X_train, D_learned, max_steps=14, **kw)
+    ck = tmp_path / "run.npz"
+    sparsolve.fit_amortized(X_train, D_learned, max_steps=9, checkpoint=ck, checkpoint_every=4, **kw)
+    resumed = sparsolve.fit_amortized(X_train, D_learned, max_steps=14, checkpoint=ck, **kw)
+    assert resumed.history_["step"] == list(range(1, 15))
+    np.testing.assert_allclose(resumed.history_["loss"], full.history_["loss"], rtol=1e-5)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match="other settings"):
+        sparsolve.fit_amortized(X_train, D_learned, max_steps=20, checkpoint=ck, **{**kw, "lr": 1e-2})
+
+
+def test_accepts_a_fitted_model_as_dictionary(X_train, D_learned, alpha):
+    class Fitted:
+        dictionary = D_learned
+
+    model = sparsolve.fit_amortized(X_train, Fitted(), t_star=1, alpha=alpha, max_steps=0, progress=False)
+    np.testing.assert_allclose(model.dictionary, D_learned)
+
+
+# ------------------------------------------------------------------ files
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_save_then_load_gives_the_same_encoder(tmp_path, X_train, X, D_learned, alpha, signed):
+    model = sparsolve.fit_amortized(X_train, D_learned, t_star=3, alpha=alpha, signed=signed, max_steps=3,
+                                    progress=False, seed=0)
+    path = model.save(tmp_path / "enc")
+    assert path.suffix == ".npz"
+    back = sparsolve.LearnedG.load(path)
+    assert (back.t_star, back.signed, back.learn_gamma) == (3, signed, True)
+    np.testing.assert_array_equal(back.encode(X), model.encode(X))
+    np.testing.assert_array_equal(back(X), model(X))
+    for (name, a), b in zip(model.state_dict().items(), back.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    # the library's one loader dispatches on the file's kind
+    np.testing.assert_array_equal(sparsolve.load(path).encode(X), model.encode(X))
+
+
+# ------------------------------------------------------------------ bad input
+
+def test_bad_t_star(X_train, D_learned, alpha):
+    with pytest.raises(ValueError, match="t_star"):
+        sparsolve.LearnedG(64, 16, -1)
+    with pytest.raises(ValueError, match="t_star"):
+        sparsolve.fit_amortized(X_train, D_learned, t_star=-2, alpha=alpha)
+
+
+@pytest.mark.parametrize("gamma", [0.0, -0.5, float("nan")])
+def test_bad_gamma(X_train, D_learned, alpha, gamma):
+    with pytest.raises(ValueError, match="gamma"):
+        sparsolve.LearnedG(64, 16, 2, gamma=gamma)
+    with pytest.raises(ValueError, match="gamma"):
+        sparsolve.LearnedG.from_dictionary(D_learned, alpha, 2, gamma=gamma)
+    with pytest.raises(ValueError, match="gamma"):
+        sparsolve.fit_amortized(X_train, D_learned, t_star=2, alpha=alpha, gamma=gamma)
+
+
+def test_shapes_that_do_not_match_the_dictionary(X_train, D_learned, alpha):
+    with pytest.raises(ValueError, match="features"):
+        sparsolve.fit_amortized(X_train[:, :60], D_learned, t_star=1, alpha=alpha)
+    with pytest.raises(ValueError, match="D.T"):
+        sparsolve.fit_amortized(X_train, D_learned[:32].T, t_star=1, alpha=alpha)
+    with pytest.raises(ValueError, match="n_atoms"):
+        sparsolve.fit_amortized(X_train, D_learned, t_star=1, alpha=alpha, n_atoms=10)
+    model = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 1)
+    with pytest.raises(ValueError, match="n_features=64"):
+        model.encode(X_train[:, :60])
+    with pytest.raises(ValueError, match="n_atoms=64"):
+        model.decode(np.zeros((3, 10)))
+
+
+def test_unknown_mode(X_train, D_learned, alpha):
+    with pytest.raises(ValueError, match="mode='sparse'"):
+        sparsolve.fit_amortized(X_train, D_learned, t_star=1, alpha=alpha, mode="sparse")
+
+
+def test_unknown_norm(X_train, alpha):
+    with pytest.raises(ValueError, match="norm='ball'"):
+        sparsolve.fit_amortized(X_train, t_star=1, mode="autoencoder", n_atoms=8, alpha=alpha, norm="ball")
+
+
+def test_unknown_target_and_misplaced_options(X_train, D_learned, alpha):
+    with pytest.raises(ValueError, match="scheme='fista'"):
+        sparsolve.fit_amortized(X_train, D_learned, t_star=1, alpha=alpha, scheme="fista")
+    with pytest.raises(ValueError, match="target='mse'"):
+        sparsolve.fit_amortized(X_train, D_learned, t_star=1, alpha=alpha, target="mse")
+    with pytest.raises(ValueError, match="autoencoder"):
+        sparsolve.fit_amortized(X_train, D_learned, t_star=1, alpha=alpha, norm="unit")
+    with pytest.raises(ValueError, match="dictionary"):
+        sparsolve.fit_amortized(X_train, t_star=1, alpha=alpha)
+    with pytest.raises(ValueError, match="n_atoms"):
+        sparsolve.fit_amortized(X_train, t_star=1, mode="autoencoder", alpha=alpha)
+
+
+def test_loading_a_file_of_the_wrong_kind(tmp_path):
+    path = save_npz(tmp_path / "model.npz", "sparse_coding_model", {"dictionary": np.eye(3)}, {})
+    with pytest.raises(ModelFileError, match="learned_g"):
+        sparsolve.LearnedG.load(path)
+
+
+# ------------------------------------------------------------------ GPU
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_training_and_encoding(X_train, D_learned, alpha):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = sparsolve.fit_amortized(X_train, D_learned, t_star=3, alpha=alpha, max_steps=20, device="cuda",
+                                    dtype="float64", progress=False, seed=0)
+    assert model.W_e.is_cuda
+    assert model.history_["objective"][-1] < model.history_["objective"][0]
+    z_gpu = model.encode(torch.as_tensor(X_train, device="cuda"))
+    assert z_gpu.is_cuda
+    cpu = model.to("cpu")
+    np.testing.assert_allclose(z_gpu.cpu().numpy(), cpu.encode(X_train), atol=1e-10)
+    rows = sparsolve.compare(X_train[:300], D_learned, {"T3": cpu.to("cuda")}, alpha=alpha, device="cuda")
+    assert rows[-1]["rel_gap"] >= 0
