@@ -25,9 +25,11 @@ keeps (more than n_features, where the Newton steps degenerate), so the sweeps
 run over a working set (as in Celer and skglm): the support plus the atoms with
 the largest KKT violations |c_j| > α, doubled in size whenever the sub-problem
 is solved and the full duality gap is still above tol.  For the same reason a
-sweep switches on at most an eighth as many new atoms as the support already
-holds (at least 16): an atom switched on in excess costs a Newton step to switch
-off again, and in a collinear support CD switches on many such atoms.  Because c is kept exact
+sweep may switch on only a limited number of new atoms: an atom switched on in
+excess costs a Newton step to switch off again, and in a collinear support CD
+switches on many such atoms.  The allowance doubles after each sweep whose new
+atoms mostly survive the Newton steps and halves after one whose new atoms
+mostly do not.  Because c is kept exact
 for all atoms, the full gap of :mod:`sparsolve.gap` costs O(m) and certifies
 each sample.
 """
@@ -289,6 +291,15 @@ def _active_set_solve(z, c, G, alpha, delta, L, S, in_S, k):
 
 
 @njit(cache=True)
+def _count_nonzero(z):
+    n = 0
+    for j in range(z.shape[0]):
+        if z[j] != 0.0:
+            n += 1
+    return n
+
+
+@njit(cache=True)
 def _working_set(z, c, positive, size):
     """The current support plus the atoms that violate |c_j| ≤ α the most, worst first."""
     score = np.abs(c) if not positive else c.copy()
@@ -306,11 +317,8 @@ def _solve_one(z, c, b, xsq, G, alpha, positive, tol, max_iter, delta, ws0, L, S
     left all False again on return."""
     m = z.shape[0]
     everything = np.arange(m)
-    nnz = 0
-    for j in range(m):
-        if z[j] != 0.0:
-            nnz += 1
-    size = min(m, max(ws0, 2 * nnz))
+    size = min(m, max(ws0, 2 * _count_nonzero(z)))
+    allow = ws0
     k = 0
     it = 0
     while True:
@@ -322,12 +330,16 @@ def _solve_one(z, c, b, xsq, G, alpha, positive, tol, max_iter, delta, ws0, L, S
         W = _working_set(z, c, positive, size)
         inner = max(0.1 * tol, 0.1 * g / F)
         while it < max_iter:
-            nnz = 0
-            for j in range(m):
-                if z[j] != 0.0:
-                    nnz += 1
-            _sweep(z, c, G, alpha, positive, W, max(ws0, nnz // 8))
+            before = _count_nonzero(z)
+            _sweep(z, c, G, alpha, positive, W, allow)
+            swept = _count_nonzero(z)
             k = _active_set_solve(z, c, G, alpha, delta, L, S, in_S, max(k, 0))
+            # Newton switched off more than half of what the sweep switched on:
+            # the sweep is overshooting, so let it switch on fewer next time.
+            if 2 * (swept - _count_nonzero(z)) > swept - before:
+                allow = max(ws0, allow // 2)
+            else:
+                allow = min(m, 2 * allow)
             it += 1
             gw, Fw = _certify(z, c, b, xsq, alpha, positive, W)
             if gw <= inner * Fw:
