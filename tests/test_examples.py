@@ -1,0 +1,103 @@
+"""The examples run: both experiment scripts at --smoke size, and the notebook end to end.
+
+The scripts are run as a user would (a subprocess, ``python examples/....py``), writing
+into a temporary folder; the tables they write are parsed and checked row by row.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(name, out):
+    proc = subprocess.run([sys.executable, str(EXAMPLES / name), "--smoke", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{name} --smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
+def table_rows(markdown):
+    """The body rows of the markdown table in ``markdown``, as lists of stripped cells."""
+    lines = [ln for ln in markdown.splitlines() if ln.startswith("|")]
+    assert len(lines) >= 3, f"no table in:\n{markdown}"
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+    for row in rows:
+        assert len(row) == len(header), f"row {row} does not match header {header}"
+    return header, rows
+
+
+def test_norm_rules_smoke(tmp_path):
+    run_script("norm_rules.py", tmp_path)
+    header, rows = table_rows((tmp_path / "norm_rules.md").read_text(encoding="utf-8"))
+    keys = [(r[0], r[1]) for r in rows]
+    expected = [(m, n) for m in ("fit", "autoencoder t*=0") for n in ("unit", "penalty", "none")]
+    expected += [(f"control: {c}", "unit") for c in ("random", "pca", "gabor")]
+    assert keys == expected
+    col = {name: header.index(name) for name in header}
+    by_key = dict(zip(keys, rows))
+    # The controls bracket the metric: a true Gabor bank fits, random atoms do not.
+    assert float(by_key[("control: gabor", "unit")][col["Gabor frac (atoms)"]]) >= 0.9
+    assert float(by_key[("control: random", "unit")][col["Gabor frac (atoms)"]]) <= 0.2
+    # The unit rule holds the atoms at norm 1, in both methods.
+    for method in ("fit", "autoencoder t*=0"):
+        assert by_key[(method, "unit")][col["atom norm mean [min, max]"]] == "1 [1, 1]"
+    for key in expected[:6]:
+        row = by_key[key]
+        assert 0 <= float(row[col["Gabor frac (atoms)"]]) <= 1
+        assert float(row[col["L0"]]) >= 0 and float(row[col["MSE"]]) >= 0
+    for key in expected[3:6]:
+        assert 0 <= float(by_key[key][col["Gabor frac (encoder)"]]) <= 1
+    for png in ("norm_rules_fit.png", "norm_rules_autoencoder.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+
+
+def test_inner_loop_smoke(tmp_path):
+    run_script("inner_loop.py", tmp_path)
+    header, rows = table_rows((tmp_path / "inner_loop.md").read_text(encoding="utf-8"))
+    col = {name: header.index(name) for name in header}
+    keys = [(r[col["norm"]], r[col["λ"]].split(" (")[0], int(r[col["t*"]])) for r in rows]
+    assert sorted(keys) == sorted((n, lam, t) for n in ("unit", "none") for lam in ("moderate", "too high")
+                                  for t in (0, 1, 5, 20))
+    inhibit = next(h for h in header if h.startswith("G off-diag > 0"))
+    excite = next(h for h in header if h.startswith("G off-diag < 0"))
+    for key, row in zip(keys, rows):
+        assert 0 <= float(row[col["dead units"]]) <= 1
+        assert 0 <= float(row[col["final nnz frac (train)"]]) <= 1
+        if key[2] == 0:
+            assert row[col[inhibit]].startswith("–")  # G is not used at t* = 0
+        else:
+            assert 0 <= float(row[col[inhibit]]) + float(row[col[excite]]) <= 1 + 1e-9
+    for png in ("inner_loop_sparsity.png", "inner_loop_G.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+
+
+def test_notebook_executes(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if "python3" not in KernelSpecManager().find_kernel_specs():
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--user", "--name", "python3"],
+                       check=True, capture_output=True)
+    # The default path of the notebook: no CIFAR-10, the embedded images.
+    monkeypatch.setenv("SPARSOLVE_CIFAR10", str(tmp_path / "no-cifar"))
+    nb = nbformat.read(EXAMPLES / "cifar_patches.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), \
+        "commit the notebook without outputs"
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()  # raises CellExecutionError on the first failing cell
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "scikit-learn sample images" in text
+    assert "learned G, t*=5" in text  # the comparison table was printed
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4  # the figures were drawn
