@@ -27,7 +27,8 @@ def dual_scale(c, alpha, positive: bool = False):
     xp = namespace(c)
     cmax = xp.amax(c, axis=-1) if positive else xp.amax(abs(c), axis=-1)
     if alpha == 0:
-        return xp.where(cmax > 0, cmax * float("inf"), cmax * 0 + 1)
+        # cmax·0 + inf, not cmax·inf: 0·inf would be NaN (and warn) where cmax = 0
+        return xp.where(cmax > 0, cmax * 0 + float("inf"), cmax * 0 + 1)
     return xp.clip(cmax / alpha, 1.0, None)
 
 

@@ -6,6 +6,7 @@ solvers looked up by name.  The solver modules beside it hold only algorithms.
 """
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 from dataclasses import dataclass
@@ -74,9 +75,10 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     ----------
     X : (n_samples, n_features) numpy array, torch tensor or cupy array.
     D : (n_atoms, n_features) dictionary, one atom per row, same device as X.
-    alpha : the L1 weight α ≥ 0.  scikit-learn's ``sparse_encode(algorithm=
-        "lasso_lars"|"lasso_cd")`` divides its objective by n_features, so its
-        ``alpha`` equals this α / n_features.
+    alpha : the L1 weight α ≥ 0.  scikit-learn's ``Lasso`` and ``LassoLars``
+        divide the squared error by n_features, so their ``alpha`` equals this
+        α / n_features; ``sparse_encode(algorithm="lasso_lars"|"lasso_cd")``
+        does that division itself and takes this α unchanged.
     solver : "fista" (default), "ista", "lca", "cd" or "omp".
     tol : relative duality gap: a sample stops once gap ≤ tol · F(z) and costs
         no further work.  (OMP: stop once ‖x − zD‖² ≤ tol · ‖x‖².)
@@ -122,7 +124,7 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         converged=np.concatenate([p.converged for p in parts]) if parts else np.zeros(0, bool),
         seconds=seconds, solver=solver, form=form,
     )
-    if n and not info.converged.all():
+    if n and tol > 0 and not info.converged.all():  # tol=0 asks for exactly max_iter steps
         warnings.warn(
             f"{int((~info.converged).sum())} of {n} samples did not reach tol={tol:g} within "
             f"max_iter={max_iter} (solver={solver!r}); raise max_iter, loosen tol, or try solver='cd'.",
@@ -222,7 +224,7 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
     alpha = float(alpha)
     if not np.isfinite(alpha) or alpha < 0:
         raise ValueError(f"alpha must be a finite number ≥ 0, got {alpha}")
-    if not (isinstance(tol, (int, float)) and tol >= 0):
+    if not (isinstance(tol, numbers.Real) and tol >= 0):
         raise ValueError(f"tol must be a number ≥ 0, got {tol!r}")
     if max_iter is not None and (not isinstance(max_iter, (int, np.integer)) or max_iter < 0):
         raise ValueError(f"max_iter must be an integer ≥ 0, got {max_iter!r}")
@@ -241,8 +243,9 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
         raise ValueError("solver='omp' does not support positive=True; use 'cd', 'fista' or 'lca'")
     if solver == "lca" and options.get("threshold") is not None:
         threshold = options["threshold"]
-        if positive and threshold == "soft":
-            raise ValueError("threshold='soft' contradicts positive=True; use threshold='nonneg'")
+        if positive and threshold in ("soft", "hard"):
+            raise ValueError(f"threshold={threshold!r} contradicts positive=True (it returns signed codes); "
+                             "use threshold='nonneg'")
     if solver in ("ista", "fista", "lca") and options.get("form", "auto") not in FORMS:
         raise ValueError(f"form={options['form']!r} is not known; choose one of {list(FORMS)}")
     if solver == "lca" and options.get("gamma") is not None and not float(options["gamma"]) > 0:

@@ -31,7 +31,9 @@ class Result:
     converged: np.ndarray
 
 
-# An iterate whose objective exceeds this multiple of F(0) = ½‖x‖² is diverging.
+# An iterate whose objective exceeds this multiple of max(F(0), F(start)) is diverging;
+# F(start) counts because LCA starts at the plain layer T(xDᵀ), whose objective can
+# exceed F(0) = ½‖x‖² many times over when the atoms are coherent.
 _BLOWUP = 1e4
 
 
@@ -45,10 +47,14 @@ def iterate(solver, prob, Z0, *, tol, max_iter, check_every):
     converged = np.zeros(n, dtype=bool)
     active = np.arange(n)
     state = solver.init(prob, Z0)
+    F_ref = None
     it = 0
     while active.size:
-        if it >= max_iter or (it > 0 and it % check_every == 0):
-            Z, crit, ok = _certify(solver, prob, state, tol, xp)
+        # Certify at it = 0 too: a warm start that is already good enough costs no steps.
+        if it >= max_iter or it % check_every == 0:
+            Z, crit, ok, F = _certify(solver, prob, state, tol, xp, F_ref)
+            if F_ref is None:
+                F_ref = xp.maximum(F, 0.5 * prob.xsq)
             finished = ok | (it >= max_iter)
             if bool(finished.any()):
                 fin = backend.to_numpy(finished)
@@ -63,23 +69,26 @@ def iterate(solver, prob, Z0, *, tol, max_iter, check_every):
                     break
                 state = {k: v[keep] for k, v in state.items()}
                 prob = prob.take(keep)
+                F_ref = F_ref[keep]
         solver.step(prob, state)
         it += 1
     return Result(Z_out, n_iter, gap_out, converged)
 
 
-def _certify(solver, prob, state, tol, xp):
-    """(Z, criterion, ok): the lasso gap, or the solver's own residual when it is not a lasso solver."""
+def _certify(solver, prob, state, tol, xp, F_ref):
+    """(Z, criterion, ok, F): the lasso gap, or the solver's own residual when it is not a
+    lasso solver, and the objective.  Raises DivergenceError where F > _BLOWUP · F_ref
+    (F_ref is None at the start, which is not tested)."""
     Z = solver.current(prob, state)
     C, r2, xr = prob.terms(Z)
     gap, F = gap_from_terms(r2, xr, abs(Z).sum(axis=1), dual_scale(C, prob.alpha, prob.positive), prob.alpha)
-    if not bool(xp.isfinite(F).all()) or bool((F > _BLOWUP * (0.5 * prob.xsq) + 1e-30).any()):
+    if F_ref is not None and (not bool(xp.isfinite(F).all()) or bool((F > _BLOWUP * F_ref + 1e-30).any())):
         raise DivergenceError(
             f"{solver.name} diverged: the objective became non-finite or grew beyond "
-            f"{_BLOWUP:g}·F(0). {solver.divergence_hint(prob)}"
+            f"{_BLOWUP:g}·F(start). {solver.divergence_hint(prob)}"
         )
     if getattr(solver, "is_lasso", True):
         rel = gap / xp.clip(F, 1e-300, None)
-        return Z, rel, gap <= tol * F
+        return Z, rel, gap <= tol * F, F
     res = solver.residual(prob, state)
-    return Z, res, res <= tol
+    return Z, res, res <= tol, F

@@ -1,0 +1,72 @@
+"""sparsolve.backend: the one place that tells numpy, torch and cupy apart."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sparsolve import backend
+
+
+@pytest.mark.parametrize("make, name", [(np.zeros, "numpy"), (torch.zeros, "torch")])
+def test_namespace_and_kind(make, name):
+    a = make((2, 3))
+    assert backend.kind(a) == name and backend.namespace(a).__name__ == name
+    assert backend.device_of(a) == "cpu" and not backend.on_gpu(a)
+
+
+@pytest.mark.parametrize("obj", [[1.0], 3.0, "x", None])
+def test_namespace_rejects_other_types(obj):
+    with pytest.raises(TypeError, match=r"expected a numpy array, torch tensor or cupy array, got"):
+        backend.namespace(obj)
+
+
+def test_meta_tensor_is_not_on_cpu():
+    assert backend.device_of(torch.zeros(2, device="meta")) == "meta"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_creation_follows_like(kind, dtype):
+    ref = np.zeros(1, dtype=dtype) if kind == "numpy" else torch.zeros(1, dtype=getattr(torch, dtype))
+    for a in (backend.zeros(ref, (2, 3)), backend.ones(ref, (2, 3))):
+        assert backend.kind(a) == kind and backend.dtype_name(a) == dtype and tuple(a.shape) == (2, 3)
+    assert (backend.to_numpy(backend.ones(ref, (4,))) == 1).all()
+    assert backend.dtype_name(backend.zeros(ref, (1,), dtype=np.float64 if kind == "numpy" else torch.float64)) \
+        == "float64"
+    idx = backend.arange(ref, 5)
+    assert backend.kind(idx) == kind and backend.to_numpy(idx).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_to_numpy_and_like_round_trip():
+    a = np.arange(6.0).reshape(2, 3)
+    t = backend.like(a, torch.zeros(1))
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.float64
+    np.testing.assert_array_equal(backend.to_numpy(t), a)
+    assert backend.like(a, np.zeros(1)) is a
+    # a non-contiguous host array still moves
+    np.testing.assert_array_equal(backend.to_numpy(backend.like(a.T, t)), a.T)
+    assert backend.to_numpy(torch.ones(2, requires_grad=True)).tolist() == [1.0, 1.0]
+
+
+def test_astype():
+    assert backend.dtype_name(backend.astype(np.zeros(2), "float32")) == "float32"
+    assert backend.astype(torch.zeros(2), "float64").dtype == torch.float64
+
+
+def test_item():
+    assert backend.item(np.float32(2.5)) == 2.5 and backend.item(torch.tensor(1.5)) == 1.5
+    assert backend.item(3) == 3.0
+
+
+def test_rows_per_chunk(monkeypatch):
+    assert backend.free_bytes(np.zeros(1)) > 0
+    monkeypatch.setattr(backend, "free_bytes", lambda x: 1000)
+    assert backend.rows_per_chunk(np.zeros(1), 100) == 5
+    assert backend.rows_per_chunk(np.zeros(1), 100, fraction=1.0) == 10
+    assert backend.rows_per_chunk(np.zeros(1), 10**9) == 1  # never zero rows
+
+
+def test_synchronize_is_a_no_op_on_cpu():
+    assert backend.synchronize(np.zeros(1)) is None
+    assert backend.synchronize(torch.zeros(1)) is None
