@@ -3,7 +3,7 @@
 #
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh
 #
-# 1. the GPU tests (python -m pytest -q -m gpu tests/gpu);
+# 1. every test marked gpu (python -m pytest -q -m gpu: tests/gpu and the GPU tests of fit and amortized);
 # 2. the encode benchmark on CUDA, 16x16 patches, 1,024 atoms, 65,536 and 262,144
 #    samples, float32 with TF32 allowed: ms per FISTA iteration, time to a relative
 #    gap of 1e-4, and the floor (max of the measured product and the bytes one
@@ -33,7 +33,7 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 
-step gpu_tests 100 python -m pytest -q -m gpu tests/gpu
+step gpu_tests 120 python -m pytest -q -m gpu
 step encode_cuda 220 python benchmarks/encode.py --device cuda --n 65536 262144
 if [ -f benchmarks/fit.py ]; then
     step fit_cuda 60 python benchmarks/fit.py --device cuda
