@@ -38,7 +38,7 @@ from sparsolve.data import natural_image_patches
 from sparsolve.inference import ConvergenceWarning
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from encode import machine  # noqa: E402  (the benchmarks share one description of the machine)
+from report import machine  # noqa: E402  (the benchmarks share one description of the machine)
 
 N_ATOMS = 256
 ALPHA = 0.05

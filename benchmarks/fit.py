@@ -31,9 +31,6 @@ section "## Dictionary learning (benchmarks/fit.py)" of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import re
 import time
 import warnings
 from pathlib import Path
@@ -43,8 +40,9 @@ import numpy as np
 import sparsolve
 from sparsolve.data import natural_image_patches
 
+from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
+
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
 SECTION = "## Dictionary learning (benchmarks/fit.py)"
 ATOMS, ALPHA, BATCH = 256, 0.05, 256
 SNAPSHOTS = 10
@@ -119,21 +117,6 @@ def run_spams(X, epochs, seed):
     return trace
 
 
-def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import numba
-
-    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} logical cores, numba threads "
-            f"{numba.get_num_threads()}, Python {platform.python_version()}, numpy {np.__version__}")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="10,000 + 2,000 patches, no RESULTS.md")
@@ -168,10 +151,10 @@ def main():
             curves[name] = [(t, held_out(D, Xte)) for t, D in trace]
             print(f"{name}: " + ", ".join(f"{t:.1f}s→{f:.6f}" for t, f in curves[name]), flush=True)
     text = report(curves, n_train, n_test, args)
-    print(text)
+    print(SECTION + "\n\n" + text)
     if not (args.quick or args.no_write):
-        write_section(text)
-        print(f"wrote the section {SECTION!r} of {RESULTS}")
+        write_section(SECTION, text)
+        print(f"wrote the section {SECTION!r} of benchmarks/RESULTS.md")
 
 
 def gpu_throughput(batch=8192, steps=20):
@@ -207,8 +190,7 @@ def report(curves, n_train, n_test, args):
     peers = {k: v for k, v in curves.items() if not k.startswith("sparsolve")}
     best_peer = min(peers, key=lambda k: peers[k][-1][1])
     target, peer_time = peers[best_peer][-1][1], peers[best_peer][-1][0]
-    lines = [SECTION, "",
-             f"Machine: {machine()}.",
+    lines = [f"Machine: {machine()}.",
              f"Data: {n_train:,} random 8×8 natural-image patches for training, {n_test:,} held out "
              f"(mean removed); {ATOMS} atoms, α = {ALPHA}, batches of {BATCH}, {args.epochs} pass(es), seed "
              f"{args.seed}.  Every dictionary re-encoded on the held-out set by sparsolve.encode(solver='cd', "
@@ -238,16 +220,6 @@ def report(curves, n_train, n_test, args):
     for name, curve in curves.items():
         lines.append(f"* {name}: " + ", ".join(f"{t:.1f}→{f:.5f}" for t, f in curve))
     return "\n".join(lines) + "\n"
-
-
-def write_section(text):
-    """Replace (or append) this benchmark's section of RESULTS.md, leaving the others alone."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    tmp = RESULTS.with_suffix(".md.fit.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, RESULTS)
 
 
 if __name__ == "__main__":
