@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import markdown_table, whitened_patches  # examples/ is the script's folder
 
 NORMS = ("unit", "none")
 
@@ -88,26 +89,17 @@ def g_signs(G):
     return float((off > 0).mean()), float((off < 0).mean()), share, off
 
 
-def markdown_table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def main(argv=None):
     args = parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     import sparsolve
-    from sparsolve.data import Whitening, natural_image_patches
     from matplotlib.figure import Figure
 
     start = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    whitening = Whitening("zca", eps=args.whiten_eps, n_components=min(args.components, args.patch ** 2))
-    X = natural_image_patches(args.patch, args.n_patches, seed=args.seed, whiten=whitening)
-    X_test = whitening.transform(natural_image_patches(args.patch, args.n_test, seed=args.seed + 1))
+    X, X_test, whitening = whitened_patches(args)
     lambdas = {"moderate": args.alpha, "too high": args.alpha_high}
 
     runs = []

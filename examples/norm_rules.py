@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import markdown_table, whitened_patches  # examples/ is the script's folder
 
 NORMS = ("unit", "penalty", "none")
 
@@ -98,28 +99,19 @@ def gabor_cells(D, args):
     return s.frac_good, s.median_r2
 
 
-def markdown_table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def main(argv=None):
     args = parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     import sparsolve
-    from sparsolve.data import Whitening, natural_image_patches
     from sparsolve.gabor import control_dictionaries
     from sparsolve.plot import plot_dictionary
     from matplotlib.figure import Figure
 
     start = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    whitening = Whitening("zca", eps=args.whiten_eps, n_components=min(args.components, args.patch ** 2))
-    X = natural_image_patches(args.patch, args.n_patches, seed=args.seed, whiten=whitening)
-    X_test = whitening.transform(natural_image_patches(args.patch, args.n_test, seed=args.seed + 1))
+    X, X_test, whitening = whitened_patches(args)
     variance = float(X_test.var())
     subspace = whitening.components_.T @ whitening.components_
 
