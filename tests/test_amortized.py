@@ -242,6 +242,20 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path, X_train, D_learned, 
         sparsolve.fit_amortized(X_train, D_learned, max_steps=20, checkpoint=ck, **{**kw, "lr": 1e-2})
 
 
+def test_cosine_schedule_resumes_on_the_same_schedule(tmp_path, X_train, D_learned, alpha):
+    kw = dict(t_star=2, alpha=alpha, lr=3e-3, batch_size=50, n_epochs=4, progress=False, seed=4)
+    full = sparsolve.fit_amortized(X_train, D_learned, **kw)
+    ck = tmp_path / "run.npz"
+    sparsolve.fit_amortized(X_train, D_learned, max_steps=5, checkpoint=ck, checkpoint_every=2, **kw)
+    resumed = sparsolve.fit_amortized(X_train, D_learned, checkpoint=ck, **kw)
+    np.testing.assert_allclose(resumed.history_["loss"], full.history_["loss"], rtol=1e-5)
+    constant = sparsolve.fit_amortized(X_train, D_learned, lr_schedule="constant", **kw)
+    # the schedule must act: the decayed run ends elsewhere than the constant one
+    assert not np.allclose(constant.history_["loss"][-3:], full.history_["loss"][-3:], rtol=1e-6)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        sparsolve.fit_amortized(X_train, D_learned, lr_schedule="linear", **kw)
+
+
 def test_accepts_a_fitted_model_as_dictionary(X_train, D_learned, alpha):
     class Fitted:
         dictionary = D_learned
