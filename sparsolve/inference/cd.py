@@ -12,13 +12,15 @@ date, a sweep visits j = 1..m:
     c   ← c − (z_j^new − z_j^old) · G_j           (only when z_j moved)
 
 A coordinate at zero with |c_j| ≤ α stays at zero, so most of a sweep is a
-comparison.  Plain CD crawls when the support is nearly collinear (k close to
-n_features), so after each sweep the solver also takes damped Newton steps on
-the current support (``_active_set_solve``), each cut back at the first sign
-change, until one is taken in full; the Cholesky factor of the support's Gram
-matrix is updated, not recomputed, as atoms come and go (O(k²) per atom).  Sweeps find the atoms that belong in the
-support, Newton steps solve on it exactly: once the support is right this lands
-on the solution to rounding error, as LARS would.
+comparison.
+
+Plain CD crawls when the support is nearly collinear (k close to n_features), so
+after each sweep the solver takes damped Newton steps on the current support
+(``_active_set_solve``), each projected or cut back at the first sign change,
+until one is taken in full.  The Cholesky factor of the support's Gram matrix is
+updated, not recomputed, as atoms come and go (O(k²) per atom).  Sweeps find the
+atoms that belong in the support, Newton steps solve on it exactly: once the
+support is right this lands on the solution to rounding error, as LARS would.
 
 Sweeping all m atoms from z = 0 switches on far more atoms than the solution
 keeps (more than n_features, where the Newton steps degenerate), so the sweeps
@@ -26,12 +28,12 @@ run over a working set (as in Celer and skglm): the support plus the atoms with
 the largest KKT violations |c_j| > α, doubled in size whenever the sub-problem
 is solved and the full duality gap is still above tol.  For the same reason a
 sweep may switch on only a limited number of new atoms: an atom switched on in
-excess costs a Newton step to switch off again, and in a collinear support CD
-switches on many such atoms.  The allowance doubles after each sweep whose new
-atoms mostly survive the Newton steps and halves after one whose new atoms
-mostly do not.  Because c is kept exact
-for all atoms, the full gap of :mod:`sparsolve.gap` costs O(m) and certifies
-each sample.
+excess costs a Newton step to switch off again.  The allowance doubles after
+each sweep whose new atoms mostly survive the Newton steps and halves after one
+whose new atoms mostly do not.
+
+Because c is kept exact for all atoms, the full gap of :mod:`sparsolve.gap`
+costs O(m) and certifies each sample.
 """
 from __future__ import annotations
 
