@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import positive_int
+
 __all__ = [
     "load_natural_images",
     "extract_patches",
@@ -128,14 +130,6 @@ def _as_image_list(images) -> list[np.ndarray]:
     return image_list
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected a positive integer, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name}: must be >= 1, got {value}.")
-    return int(value)
-
-
 def extract_patches(images, patch_size: int, n_patches: int | None = None, *,
                     seed=None, stride: int | None = None) -> np.ndarray:
     """Cut square patches out of images and flatten them to rows.
@@ -165,7 +159,7 @@ def extract_patches(images, patch_size: int, n_patches: int | None = None, *,
         ``X[k].reshape(s, s[, C])`` is the k-th patch.
     """
     image_list = _as_image_list(images)
-    patch_size = _check_positive_int(patch_size, "patch_size")
+    patch_size = positive_int(patch_size, "patch_size")
     for i, im in enumerate(image_list):
         if im.shape[0] < patch_size or im.shape[1] < patch_size:
             raise ValueError(
@@ -189,11 +183,11 @@ def extract_patches(images, patch_size: int, n_patches: int | None = None, *,
     n_features = int(np.prod(windows[0].shape[2:]))
 
     if n_patches is None:
-        stride = patch_size if stride is None else _check_positive_int(stride, "stride")
+        stride = patch_size if stride is None else positive_int(stride, "stride")
         parts = [w[::stride, ::stride].reshape(-1, n_features) for w in windows]
         return np.concatenate(parts).astype(np.float64)
 
-    n_patches = _check_positive_int(n_patches, "n_patches")
+    n_patches = positive_int(n_patches, "n_patches")
     rng = np.random.default_rng(seed)
     n_positions = np.array([w.shape[0] * w.shape[1] for w in windows])
     flat = rng.integers(0, n_positions.sum(), size=n_patches)
@@ -306,7 +300,7 @@ class Whitening:
         if not isinstance(eps, numbers.Real) or not np.isfinite(eps) or eps < 0:
             raise ValueError(f"eps: must be a finite number >= 0, got {eps!r}.")
         if n_components is not None:
-            n_components = _check_positive_int(n_components, "n_components")
+            n_components = positive_int(n_components, "n_components")
         self.method = method
         self.eps = float(eps)
         self.n_components = n_components
@@ -542,7 +536,7 @@ def load_cifar10(path, *, train: bool = True, max_batches: int | None = None):
     of running code; the archive is read in memory, nothing is extracted.
     """
     if max_batches is not None:
-        max_batches = _check_positive_int(max_batches, "max_batches")
+        max_batches = positive_int(max_batches, "max_batches")
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a str or Path, got {type(path).__name__}.")
     path = Path(path)

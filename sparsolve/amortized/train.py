@@ -27,6 +27,7 @@ import torch
 
 from .. import backend
 from ..inference import encode
+from ..checks import positive_int
 from ..io import load_npz, save_npz
 from .learned_g import LearnedG, check_gamma, check_t_star, data_array, dictionary_array
 
@@ -104,7 +105,7 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a number > 0, got {lr!r}")
     _check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
-    batch_size = _positive_int("batch_size", batch_size)
+    batch_size = positive_int(batch_size, "batch_size")
     if dtype not in backend.SUPPORTED_DTYPES:
         raise ValueError(f"dtype must be one of {backend.SUPPORTED_DTYPES}, got {dtype!r}")
     D = None
@@ -118,13 +119,13 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
         raise ValueError("mode='autoencoder' without a dictionary needs n_atoms, the number of units")
     Xn = data_array(X, D)
     n, p = Xn.shape
-    n_atoms = _positive_int("n_atoms", n_atoms)
+    n_atoms = positive_int(n_atoms, "n_atoms")
     steps_per_epoch = math.ceil(n / batch_size)
     if n_epochs is None and max_steps is None:
         n_epochs = 10
     total = min(s for s in (
-        None if n_epochs is None else _positive_int("n_epochs", n_epochs) * steps_per_epoch,
-        None if max_steps is None else _positive_int("max_steps", max_steps, allow_zero=True),
+        None if n_epochs is None else positive_int(n_epochs, "n_epochs") * steps_per_epoch,
+        None if max_steps is None else positive_int(max_steps, "max_steps", minimum=0),
     ) if s is not None)
     horizon = None if lr_schedule == "constant" or n_epochs is None else n_epochs * steps_per_epoch
     saved = None
@@ -288,13 +289,6 @@ def _nonneg(name, value) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{name} must be a finite number ≥ 0, got {value}")
     return value
-
-
-def _positive_int(name, value, allow_zero=False) -> int:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
-    return int(value)
 
 
 def _device(device) -> torch.device:

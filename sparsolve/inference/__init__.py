@@ -18,7 +18,7 @@ from . import cd, omp
 from .fista import FISTA
 from .ista import ISTA
 from .lca import LCA
-from .loop import DivergenceError, Result, iterate
+from .loop import DivergenceError, iterate
 from .problem import FORMS, LassoProblem, choose_form, lipschitz
 
 __all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "SOLVERS", "lipschitz"]

@@ -35,6 +35,7 @@ import warnings
 import numpy as np
 
 from .. import backend, io
+from ..checks import positive_int
 from ..inference import SOLVERS, ConvergenceWarning, encode
 from . import dead as dead_atoms
 from . import norms, updates
@@ -441,7 +442,7 @@ def new_learner(X, n_atoms, alpha, *, dict_init=None, **options):
 
 def _settings(X, n_atoms, alpha, *, solver, update, norm, batch_size, n_epochs, max_steps, device, seed, positive,
               resample_dead, dead_after, checkpoint_every, tol, max_iter, beta, lr, forget, shuffle, solver_options):
-    n_atoms = _positive_int(n_atoms, "n_atoms", "the number of atoms, e.g. n_atoms=256")
+    n_atoms = positive_int(n_atoms, "n_atoms", "the number of atoms, e.g. n_atoms=256")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
         raise TypeError(f"alpha must be a number > 0, got {type(alpha).__name__}")
     alpha = float(alpha)
@@ -472,14 +473,14 @@ def _settings(X, n_atoms, alpha, *, solver, update, norm, batch_size, n_epochs, 
         n_features = None
     if batch_size is None:
         batch_size = X.shape[0] if (array and update == "mod") else 256
-    batch_size = _positive_int(batch_size, "batch_size", "the rows per step")
+    batch_size = positive_int(batch_size, "batch_size", "the rows per step")
     if array and batch_size > X.shape[0]:
         raise ValueError(f"batch_size={batch_size} is larger than the data ({X.shape[0]} rows); "
                          f"use batch_size <= {X.shape[0]}")
     if n_epochs is not None:
-        n_epochs = _positive_int(n_epochs, "n_epochs", "the passes over the data")
+        n_epochs = positive_int(n_epochs, "n_epochs", "the passes over the data")
     if max_steps is not None:
-        max_steps = _positive_int(max_steps, "max_steps", "the number of steps")
+        max_steps = positive_int(max_steps, "max_steps", "the number of steps")
     if n_epochs is None and max_steps is None:
         n_epochs = 30 if update == "mod" else 1
     if not array and n_epochs is not None and n_epochs > 1 and iter(X) is X:
@@ -489,10 +490,10 @@ def _settings(X, n_atoms, alpha, *, solver, update, norm, batch_size, n_epochs, 
         max_iter = LEARNING_MAX_ITER.get(solver)
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise ValueError(f"tol must be a number > 0, got {tol!r}")
-    _positive_int(checkpoint_every, "checkpoint_every", "steps between checkpoints")
+    positive_int(checkpoint_every, "checkpoint_every", "steps between checkpoints")
     if dead_after is None:
         dead_after = dead_atoms.default_dead_after(n_atoms, batch_size)
-    dead_after = _positive_int(dead_after, "dead_after", "samples an atom may stay unused")
+    dead_after = positive_int(dead_after, "dead_after", "samples an atom may stay unused")
     beta = alpha if beta is None else float(beta)
     if not beta >= 0:
         raise ValueError(f"beta must be ≥ 0, got {beta}")
@@ -541,14 +542,6 @@ def _check_resume(saved, current, path):
 
 def _public(settings):
     return {k: v for k, v in settings.items() if k not in ("entropy", "seeded")}
-
-
-def _positive_int(value, name, what):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer ≥ 1 ({what}), got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be ≥ 1 ({what}), got {value}")
-    return int(value)
 
 
 def _torch_cuda():
