@@ -6,6 +6,7 @@ solvers looked up by name.  The solver modules beside it hold only algorithms.
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
 import time
 import warnings
@@ -100,7 +101,7 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     max_iter = default_max_iter if max_iter is None else max_iter
     n, m = X.shape[0], D.shape[0]
     start = time.perf_counter()
-    ctx = backend._torch().no_grad() if backend.is_torch(X) else _nullcontext()
+    ctx = backend._torch().no_grad() if backend.is_torch(X) else contextlib.nullcontext()
     with ctx:
         if init is None:
             init = backend.zeros(X, (n, m))
@@ -131,14 +132,6 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
             ConvergenceWarning, stacklevel=2,
         )
     return (Z, info) if return_info else Z
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _form(solver, opts, n, m, p):
@@ -180,7 +173,7 @@ def _concat(parts, X, m):
     if len(parts) == 1:
         return parts[0]
     xp = backend.namespace(X)
-    return xp.concatenate(parts, axis=0) if xp is not backend._torch() else xp.cat(parts, dim=0)
+    return xp.cat(parts, dim=0) if backend.is_torch(X) else xp.concatenate(parts, axis=0)
 
 
 def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):

@@ -49,12 +49,12 @@ class LCA:
     def current(self, prob, s):
         return self.T(s["mu"], prob.alpha)
 
-    def residual(self, prob, s):
-        """max|Δμ| / max|μ| for each sample, with Δμ = (μ₀ − G z) − μ."""
+    def residual(self, prob, s, C):
+        """max|Δμ| / max|μ| for each sample, with Δμ = (μ₀ − G z) − μ = c + z − μ;
+        ``C`` is the correlation c at z = T(μ), which the certificate has already formed."""
         xp = backend.namespace(s["mu"])
         mu = s["mu"]
-        z = self.T(mu, prob.alpha)
-        delta = xp.amax(abs(prob.correlation(z) + z - mu), axis=1)
+        delta = xp.amax(abs(C + self.T(mu, prob.alpha) - mu), axis=1)
         return delta / xp.clip(xp.amax(abs(mu), axis=1), 1e-30, None)
 
     def divergence_hint(self, prob):

@@ -90,5 +90,5 @@ def _certify(solver, prob, state, tol, xp, F_ref):
     if getattr(solver, "is_lasso", True):
         rel = gap / xp.clip(F, 1e-300, None)
         return Z, rel, gap <= tol * F, F
-    res = solver.residual(prob, state)
+    res = solver.residual(prob, state, C)
     return Z, res, res <= tol, F
