@@ -75,14 +75,6 @@ class LassoProblem:
             return cls(D, alpha, positive, L, form, B=X @ D.T, xsq=xsq, G=G)
         return cls(D, alpha, positive, L, form, X=X, xsq=xsq)
 
-    @property
-    def n_samples(self) -> int:
-        return self.xsq.shape[0]
-
-    def drive(self):
-        """b = xDᵀ, the feed-forward input μ₀ of LCA."""
-        return self.B if self.form == "gram" else self.X @ self.D.T
-
     def correlation(self, Z):
         """c = (x − zD)Dᵀ, the negative gradient of ½‖x − zD‖² at z."""
         if self.form == "gram":

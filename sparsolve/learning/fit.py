@@ -342,7 +342,6 @@ class _Source:
         else:
             self.n = None
             self.per_epoch = None
-            self.one_pass = iter(X) is X
 
     def total_steps(self, n_epochs, max_steps):
         by_epochs = None if (n_epochs is None or self.per_epoch is None) else n_epochs * self.per_epoch
