@@ -3,48 +3,53 @@
 #
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh
 #
-# 1. every test marked gpu (python -m pytest -q -m gpu: tests/gpu and the GPU tests of fit and amortized);
-# 2. the encode benchmark on CUDA, 16x16 patches, 1,024 atoms, 65,536 and 262,144
-#    samples, float32 with TF32 allowed: ms per FISTA iteration, time to a relative
-#    gap of 1e-4, and the floor (max of the measured product and the bytes one
-#    iteration moves at the measured copy bandwidth), each against a plain torch FISTA;
-# 3. benchmarks/fit.py and benchmarks/amortized.py --device cuda, where they exist.
-# Each step has its own time limit so that the whole stays under 8 minutes; the
-# summary is printed last.  Logs go to benchmarks/_out/gpu_check_*.log.
+# Steps, most important first, each under its own time limit so that the whole
+# stays under 8 minutes:
+# 1. encode on CUDA (benchmarks/encode.py --device cuda): 16x16 patches, 1,024 atoms,
+#    65,536 and 262,144 samples, float32 with TF32: ms per FISTA iteration (the fused
+#    kernel, the array-operation step, a plain torch FISTA) against the floor, and the
+#    time to a relative gap of 1e-4;
+# 2. every test marked gpu (tests/gpu, and the GPU tests of fit and amortized);
+# 3. amortized against exact inference on CUDA (benchmarks/amortized.py --device cuda);
+# 4. fit's throughput on CUDA (benchmarks/fit.py --device cuda).
+# Logs go to benchmarks/_out/gpu_check_*.log, and to $OUT as well where it is set
+# (the device tool brings $OUT back); the summary is printed last.
 set -u
 cd "$(dirname "$0")/.."
-export PYTHONPATH="${PYTHONPATH:-.}"
-OUT=benchmarks/_out
-mkdir -p "$OUT"
+export PYTHONPATH="${PYTHONPATH:-.}" PYTHONUNBUFFERED=1
+LOGS=benchmarks/_out
+mkdir -p "$LOGS"
 START=$SECONDS
 SUMMARY=()
 
 step() {  # step NAME LIMIT_SECONDS COMMAND...
     local name=$1 limit=$2
     shift 2
-    local log="$OUT/gpu_check_${name}.log" t0=$SECONDS rc
+    local log="$LOGS/gpu_check_${name}.log" t0=$SECONDS rc
     echo "=== $name: $* (limit ${limit}s)"
-    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$log"
-    rc=${PIPESTATUS[0]}
+    timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
+    rc=$?
+    tail -n 40 "$log"
+    [ -n "${OUT:-}" ] && cp "$log" "$OUT/"
     local verdict="ok"
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then verdict="TIMED OUT"; elif [ "$rc" -ne 0 ]; then verdict="FAILED (rc=$rc)"; fi
     SUMMARY+=("| $name | $verdict | $((SECONDS - t0)) s |")
 }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader 2>/dev/null || true
+python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" 2>&1 | tail -1
 
-step gpu_tests 120 python -m pytest -q -m gpu
-step encode_cuda 220 python benchmarks/encode.py --device cuda --n 65536 262144
-if [ -f benchmarks/fit.py ]; then
-    step fit_cuda 60 python benchmarks/fit.py --device cuda
-fi
-if [ -f benchmarks/amortized.py ]; then
-    step amortized_cuda 60 python benchmarks/amortized.py --device cuda
-fi
+step encode_cuda 200 python benchmarks/encode.py --device cuda --n 65536 262144
+step gpu_tests 140 python -m pytest -q -m gpu -p no:cacheprovider tests/gpu tests/test_fit.py tests/test_amortized.py
+step amortized_cuda 90 python benchmarks/amortized.py --device cuda
+step fit_cuda 45 python benchmarks/fit.py --device cuda
 
 echo
-echo "=== encode on CUDA (float32, TF32; ratios vs the floor and vs a plain torch FISTA)"
-grep '^|' "$OUT/gpu_check_encode_cuda.log" 2>/dev/null || echo "(no table: see $OUT/gpu_check_encode_cuda.log)"
+echo "=== summary"
+grep -E '^(\| |GPU:)' "$LOGS/gpu_check_encode_cuda.log" 2>/dev/null || echo "(no encode table: see the log above)"
+grep -E '^[0-9]+ (passed|failed)|passed|failed' "$LOGS/gpu_check_gpu_tests.log" 2>/dev/null | tail -n 1
+grep -E '^\| learned-G T=[125] \(lca|^\| fit on' "$LOGS/gpu_check_amortized_cuda.log" "$LOGS/gpu_check_fit_cuda.log" 2>/dev/null \
+    | sed 's/^[^:]*://'
 echo
 echo "| step | result | time |"
 echo "|---|---|---|"

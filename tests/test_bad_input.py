@@ -184,3 +184,13 @@ def test_numpy_scalars_are_accepted(XD):
 
 def test_divergence_error_is_a_floating_point_error():
     assert issubclass(DivergenceError, FloatingPointError)
+
+
+def test_fused_option(XD):
+    X, D = XD
+    with pytest.raises(ValueError, match=r"fused='yes' is not known; choose one of \['auto', True, False\]"):
+        sparsolve.encode(X, D, 0.1, fused="yes")
+    with pytest.raises(ValueError, match=r"fused=True needs X as a CUDA torch tensor and Triton"):
+        sparsolve.encode(torch.from_numpy(X), torch.from_numpy(D), 0.1, fused=True)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['fused'\] for solver='ista'"):
+        sparsolve.encode(X, D, 0.1, solver="ista", fused=False)

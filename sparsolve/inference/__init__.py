@@ -16,7 +16,9 @@ import numpy as np
 
 from .. import backend
 from . import cd, omp
+from . import fused as fused_kernel
 from .fista import FISTA
+from .fused import FUSED_CHOICES
 from .ista import ISTA
 from .lca import LCA
 from .loop import DivergenceError, iterate
@@ -34,7 +36,7 @@ _ITERATIVE = {"check_every": 10, "form": "auto", "L": None}
 # name -> (options with their defaults, default max_iter)
 SOLVERS = {
     "ista": ({**_ITERATIVE}, 20000),
-    "fista": ({**_ITERATIVE, "restart": True}, 5000),
+    "fista": ({**_ITERATIVE, "restart": True, "fused": "auto"}, 5000),
     "lca": ({**_ITERATIVE, "gamma": None, "threshold": None}, 20000),
     "cd": (cd.OPTIONS, 2000),
     "omp": (omp.OPTIONS, None),
@@ -89,7 +91,9 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     **options : per solver --
         ista, fista, lca: ``form`` ("auto", "gram", "factored"), ``check_every``
         (steps between certificates), ``L`` (a known ‖D‖₂²);
-        fista: ``restart``; lca: ``gamma`` (default 1/L), ``threshold``
+        fista: ``restart``, ``fused`` ("auto": on CUDA torch tensors with Triton
+        installed, the element-wise step runs as one kernel, see
+        :mod:`sparsolve.inference.fused`; False: never; True: require it); lca: ``gamma`` (default 1/L), ``threshold``
         ("soft", "nonneg" -- the default when positive -- or "hard");
         omp: ``n_nonzero_coefs``.
 
@@ -159,7 +163,7 @@ def _solve_chunk(solver, opts, X, D, alpha, positive, init, tol, max_iter, form,
     if solver == "ista":
         algo = ISTA()
     elif solver == "fista":
-        algo = FISTA(restart=bool(opts["restart"]))
+        algo = FISTA(restart=bool(opts["restart"]), fused=opts["fused"])
     else:
         threshold = opts["threshold"] or ("nonneg" if positive else "soft")
         algo = LCA(gamma=opts["gamma"], threshold=threshold)
@@ -241,6 +245,13 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
                              "use threshold='nonneg'")
     if solver in ("ista", "fista", "lca") and options.get("form", "auto") not in FORMS:
         raise ValueError(f"form={options['form']!r} is not known; choose one of {list(FORMS)}")
+    if solver == "fista" and "fused" in options:
+        fused = options["fused"]
+        if not (isinstance(fused, bool) or fused == "auto"):
+            raise ValueError(f"fused={fused!r} is not known; choose one of {list(FUSED_CHOICES)}")
+        if fused is True and not (backend.is_torch(X) and X.is_cuda and fused_kernel.available()):
+            raise ValueError("fused=True needs X as a CUDA torch tensor and Triton installed; "
+                             "use fused='auto' to fall back to the array-operation step")
     if solver == "lca" and options.get("gamma") is not None and not float(options["gamma"]) > 0:
         raise ValueError(f"gamma must be > 0, got {options['gamma']}")
     if init is not None:

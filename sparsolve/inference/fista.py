@@ -8,19 +8,25 @@ with c(y) = (x − yD)Dᵀ and L = ‖D‖₂².  Gradient restart, for each sam
 own: when ⟨y_k − z_{k+1}, z_{k+1} − z_k⟩ > 0 the momentum points uphill, so that
 sample's t is reset to 1 and y to z_{k+1}.  Restart keeps the O(1/k²) rate and
 recovers the linear rate that the lasso's local strong convexity allows.
+
+On CUDA the element-wise part of the step runs as one fused kernel
+(:mod:`sparsolve.inference.fused`) unless ``fused=False``.
 """
 from __future__ import annotations
 
 from .. import backend
 from ..prox import prox_l1
+from . import fused as fused_kernel
 
 
 class FISTA:
     name = "fista"
     is_lasso = True
 
-    def __init__(self, restart: bool = True):
+    def __init__(self, restart: bool = True, fused="auto"):
         self.restart = restart
+        self.fused = fused
+        self._sizes = None  # the fused kernel's [1/L, α/L], made once per problem
 
     def init(self, prob, Z0):
         return {"z": Z0 + 0, "y": Z0 + 0, "t": backend.ones(Z0, (Z0.shape[0],))}
@@ -28,7 +34,13 @@ class FISTA:
     def step(self, prob, s):
         xp = backend.namespace(s["z"])
         z, y, t = s["z"], s["y"], s["t"]
-        z_new = prox_l1(y + prob.correlation(y) / prob.L, prob.alpha / prob.L, prob.positive)
+        c = prob.correlation(y)
+        if self.fused and fused_kernel.usable(z):
+            if self._sizes is None:
+                self._sizes = fused_kernel.step_sizes(z, prob.L, prob.alpha)
+            fused_kernel.fista_update(c, y, z, t, self._sizes, prob.positive, self.restart)
+            return
+        z_new = prox_l1(y + c / prob.L, prob.alpha / prob.L, prob.positive)
         t_new = 0.5 * (1 + xp.sqrt(1 + 4 * t * t))
         beta = (t - 1) / t_new
         if self.restart:

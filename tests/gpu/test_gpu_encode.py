@@ -132,3 +132,55 @@ def test_cupy_empty_and_mismatch(cp, X, D_learned, alpha):
     assert isinstance(Z, cp.ndarray) and Z.shape == (0, 64) and Z.dtype == cp.float32
     with pytest.raises(ValueError, match=r"X is on cpu but D is on cuda:0"):
         sparsolve.encode(X, cp.asarray(D_learned), alpha)
+
+
+# ---------------------------------------------------------------- the fused FISTA kernel
+
+
+@pytest.fixture(scope="module")
+def triton_kernel():
+    from sparsolve.inference import fused
+
+    if not fused.available():
+        pytest.skip("Triton is not installed")
+    return fused
+
+
+@pytest.mark.parametrize("restart", [True, False])
+@pytest.mark.parametrize("positive", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_step_equals_array_step(triton_kernel, dtype, positive, restart):
+    """One kernel step against FISTA's array-operation step, on fresh random input
+    (an odd row count and a column count that is not a power of two)."""
+    from types import SimpleNamespace
+
+    from sparsolve.inference.fista import FISTA
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    n, m = 1001, 700
+    c, y, z = (torch.randn(n, m, dtype=dtype, device="cuda", generator=g) for _ in range(3))
+    t = 1 + 5 * torch.rand(n, dtype=dtype, device="cuda", generator=g)
+    prob = SimpleNamespace(L=3.0, alpha=0.7, positive=positive, correlation=lambda Y: c)
+    ref = {"z": z.clone(), "y": y.clone(), "t": t.clone()}
+    FISTA(restart=restart, fused=False).step(prob, ref)
+    z2, y2, t2 = z.clone(), y.clone(), t.clone()
+    triton_kernel.fista_update(c, y2, z2, t2, triton_kernel.step_sizes(z2, 3.0, 0.7), positive, restart)
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    for got, want in ((z2, ref["z"]), (y2, ref["y"]), (t2, ref["t"])):
+        assert torch.isfinite(got).all()
+        assert float((got - want).abs().max()) <= tol * float(want.abs().max())
+    if restart:
+        assert (t2 == 1).any() and (t2 > 1).any()  # both branches of the restart were taken
+
+
+@pytest.mark.parametrize("positive", [False, True])
+def test_fused_encode_equals_array_encode(triton_kernel, X, D_learned, alpha, positive):
+    Zf, fi = sparsolve.encode(cuda(X), cuda(D_learned), alpha, solver="fista", positive=positive, tol=1e-9,
+                              fused=True, return_info=True)
+    Za, ai = sparsolve.encode(cuda(X), cuda(D_learned), alpha, solver="fista", positive=positive, tol=1e-9,
+                              fused=False, return_info=True)
+    Z64 = Zf.cpu().numpy()
+    gap = sparsolve.duality_gap(X, D_learned, Z64, alpha, positive=positive)
+    assert fi.converged.all() and (gap / sparsolve.objective(X, D_learned, Z64, alpha)).max() <= 1e-8
+    np.testing.assert_allclose(Zf.cpu().numpy(), Za.cpu().numpy(), atol=1e-9)
+    assert np.abs(fi.n_iter - ai.n_iter).max() <= 10  # one certificate interval at most
