@@ -357,6 +357,6 @@ def test_gpu_training_and_encoding(X_train, D_learned, alpha):
     z_gpu = model.encode(torch.as_tensor(X_train, device="cuda"))
     assert z_gpu.is_cuda
     cpu = model.to("cpu")
-    np.testing.assert_allclose(z_gpu.cpu().numpy(), cpu.encode(X_train), atol=1e-10)
+    np.testing.assert_allclose(z_gpu.detach().cpu().numpy(), cpu.encode(X_train), atol=1e-10)
     rows = sparsolve.compare(X_train[:300], D_learned, {"T3": cpu.to("cuda")}, alpha=alpha, device="cuda")
     assert rows[-1]["rel_gap"] >= 0

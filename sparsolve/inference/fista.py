@@ -38,7 +38,7 @@ class FISTA:
         if self.fused and fused_kernel.usable(z):
             if self._sizes is None:
                 self._sizes = fused_kernel.step_sizes(z, prob.L, prob.alpha)
-            fused_kernel.fista_update(c, y, z, t, self._sizes, prob.positive, self.restart)
+            s["z"], s["y"], s["t"] = fused_kernel.fista_update(c, y, z, t, self._sizes, prob.positive, self.restart)
             return
         z_new = prox_l1(y + c / prob.L, prob.alpha / prob.L, prob.positive)
         t_new = 0.5 * (1 + xp.sqrt(1 + 4 * t * t))

@@ -11,8 +11,11 @@ step (see :mod:`sparsolve.inference.fista`) is, for each row,
 
 Written with array operations this is about fifteen passes over (n, m) arrays, and
 on a GPU those passes, not the product, set the time.  The kernel gives each row
-one program that reads c, y and z once and writes z' and y' in place: five (n, m)
-transfers, the least this update can move.  T is :func:`sparsolve.prox.prox_l1`
+one program that reads c, y and z once and writes z' and y': five (n, m)
+transfers, the least this update can move.  The outputs are fresh arrays, not the
+inputs overwritten: Triton assumes that its pointer arguments do not alias, and an
+in-place version gave wrong float64 results on an H200 (a load re-issued after the
+store that overwrote it is our reading; the out-of-place kernel is the cure either way).  T is :func:`sparsolve.prox.prox_l1`
 with the same formula (u − clip(u, −t, t), or max(u − t, 0) when z ≥ 0).
 
 Why it is kept: benchmarks/encode.py --device cuda measures the step with and
@@ -43,8 +46,8 @@ def _kernel():
         return None
 
     @triton.jit
-    def fista_rows(c_ptr, y_ptr, z_ptr, t_ptr, m, stride_c, stride_y, stride_z, sizes_ptr,
-                   POSITIVE: tl.constexpr, RESTART: tl.constexpr, BLOCK: tl.constexpr):
+    def fista_rows(c_ptr, y_ptr, z_ptr, t_ptr, z_out, y_out, t_out, m, stride_c, stride_y, stride_z, stride_out,
+                   sizes_ptr, POSITIVE: tl.constexpr, RESTART: tl.constexpr, BLOCK: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
         inv_L = tl.load(sizes_ptr)
         thresh = tl.load(sizes_ptr + 1)
@@ -65,9 +68,9 @@ def _kernel():
             uphill = tl.sum((y - z_new) * (z_new - z), axis=0) > 0
             beta = tl.where(uphill, 0.0, beta)
             t_new = tl.where(uphill, 1.0, t_new)
-        tl.store(z_ptr + row * stride_z + cols, z_new, mask=inside)
-        tl.store(y_ptr + row * stride_y + cols, z_new + beta * (z_new - z), mask=inside)
-        tl.store(t_ptr + row, t_new)
+        tl.store(z_out + row * stride_out + cols, z_new, mask=inside)
+        tl.store(y_out + row * stride_out + cols, z_new + beta * (z_new - z), mask=inside)
+        tl.store(t_out + row, t_new)
 
     return triton, fista_rows
 
@@ -90,17 +93,21 @@ def step_sizes(z, L: float, alpha: float):
     return torch.tensor([1.0 / L, alpha / L], dtype=z.dtype, device=z.device)
 
 
-def fista_update(c, y, z, t, sizes, positive: bool, restart: bool) -> None:
-    """One FISTA update of (z, y, t) in place from the correlation c (module docstring);
+def fista_update(c, y, z, t, sizes, positive: bool, restart: bool):
+    """One FISTA update from the correlation c (module docstring): the new (z, y, t).
     ``sizes`` comes from :func:`step_sizes`."""
+    import torch
+
     n, m = z.shape
+    z_new, y_new, t_new = torch.empty_like(z), torch.empty_like(z), torch.empty_like(t)
     if n == 0:
-        return
+        return z_new, y_new, t_new
     for name, a in (("c", c), ("y", y)):
         if a.shape != z.shape or a.stride(1) != 1 or a.dtype != z.dtype:
             raise ValueError(f"{name} must be a row-contiguous {tuple(z.shape)} {z.dtype} array like z")
     triton, kernel = _kernel()
     block = triton.next_power_of_2(m)
-    kernel[(n,)](c, y, z, t, m, c.stride(0), y.stride(0), z.stride(0), sizes,
+    kernel[(n,)](c, y, z, t, z_new, y_new, t_new, m, c.stride(0), y.stride(0), z.stride(0), z_new.stride(0), sizes,
                  POSITIVE=bool(positive), RESTART=bool(restart), BLOCK=block,
                  num_warps=4 if block <= 2048 else 8)
+    return z_new, y_new, t_new

@@ -163,8 +163,9 @@ def test_fused_step_equals_array_step(triton_kernel, dtype, positive, restart):
     prob = SimpleNamespace(L=3.0, alpha=0.7, positive=positive, correlation=lambda Y: c)
     ref = {"z": z.clone(), "y": y.clone(), "t": t.clone()}
     FISTA(restart=restart, fused=False).step(prob, ref)
-    z2, y2, t2 = z.clone(), y.clone(), t.clone()
-    triton_kernel.fista_update(c, y2, z2, t2, triton_kernel.step_sizes(z2, 3.0, 0.7), positive, restart)
+    inputs = [a.clone() for a in (c, y, z, t)]
+    z2, y2, t2 = triton_kernel.fista_update(c, y, z, t, triton_kernel.step_sizes(z, 3.0, 0.7), positive, restart)
+    assert all(torch.equal(a, b) for a, b in zip(inputs, (c, y, z, t)))  # the inputs are left as they were
     tol = 1e-6 if dtype == torch.float32 else 1e-14
     for got, want in ((z2, ref["z"]), (y2, ref["y"]), (t2, ref["t"])):
         assert torch.isfinite(got).all()
