@@ -41,7 +41,7 @@ python -c "import torch, triton; print('torch', torch.__version__, 'triton', tri
 
 step gpu_tests 100 python -m pytest -q -m gpu -p no:cacheprovider tests/gpu tests/test_fit.py tests/test_amortized.py
 step encode_cuda 170 python benchmarks/encode.py --device cuda --n 65536 262144
-step amortized_cuda 130 python benchmarks/amortized.py --device cuda
+step amortized_cuda 130 python benchmarks/amortized.py --device cuda --epochs 3  # 12 (the CPU default) would not fit
 step fit_cuda 50 python benchmarks/fit.py --device cuda
 
 echo
