@@ -50,10 +50,11 @@ def test_iteration_matched_curve(rows, X, D_learned, alpha):
         assert k is not None
         # k is the first FISTA iteration count whose mean objective reaches the encoder's
         assert traj[k] <= target and (k == 0 or traj[k - 1] > target)
-    # the trajectory is encode's FISTA, one iteration at a time
+    # the trajectory is encode's FISTA, one iteration at a time, in compare's float32
     k = 7
-    Zk = sparsolve.encode(X, D_learned, alpha, solver="fista", positive=True, tol=0, max_iter=k)
-    assert traj[k] == pytest.approx(sparsolve.objective(X, D_learned, Zk, alpha).mean(), rel=1e-4)
+    Zk = sparsolve.encode(X.astype(np.float32), D_learned.astype(np.float32), alpha, solver="fista", positive=True,
+                          tol=0, max_iter=k)
+    assert traj[k] == pytest.approx(sparsolve.objective(X, D_learned, Zk.astype(np.float64), alpha).mean(), rel=1e-5)
     assert all(s > 0 for s in c["speedup"])
 
 
