@@ -117,32 +117,64 @@ def _factor_append(L, S, k, j, G, delta):
 
 @njit(cache=True, fastmath=_FAST)
 def _factor_delete(L, S, k, i):
-    """Remove position i from the factor: shift it out, then a rank-one update of
-    the trailing block by the removed column (stable, O(k²))."""
-    x = L[i + 1:k, i].copy()
-    for r in range(i + 1, k):
+    """Remove position i from the factor: drop row i of L, and the rows below it,
+    moved up, each carry one entry past the diagonal; Givens rotations of the
+    column pairs (j, j+1), j = i..k−2, zero those (a rotation from the right keeps
+    LLᵀ).  Row q needs the rotations i..q−1 in turn, a chain of dependent
+    multiply-adds, so the rows go two at a time: their chains are independent and
+    the processor overlaps them.  O((k−i)²); 11 µs at k ≈ 150 where rotating
+    whole columns took 36 µs and the rank-one update that preceded this 56 µs."""
+    cs = np.empty(max(k - 1 - i, 0), dtype=L.dtype)
+    sn = np.empty_like(cs)
+    q = i
+    while q + 1 < k - 1:  # new rows q and q+1, from old rows q+1 and q+2
+        s0 = q + 1
+        s1 = q + 2
         for t in range(i):
-            L[r - 1, t] = L[r, t]
-        for t in range(i + 1, r + 1):
-            L[r - 1, t - 1] = L[r, t]
-        S[r - 1] = S[r]
-    # Givens rotations, applied row by row so that L is read along its rows
-    n = k - 1 - i
-    cs = np.empty(n, dtype=L.dtype)
-    sn = np.empty(n, dtype=L.dtype)
-    for a in range(n):
-        row = i + a
-        xa = x[a]
-        for b in range(a):
-            col = i + b
-            lab = (L[row, col] + sn[b] * xa) / cs[b]
-            xa = cs[b] * xa - sn[b] * lab
-            L[row, col] = lab
-        laa = L[row, row]
-        r_ = np.sqrt(laa * laa + xa * xa)
-        cs[a] = r_ / laa
-        sn[a] = xa / laa
-        L[row, row] = r_
+            L[q, t] = L[s0, t]
+            L[q + 1, t] = L[s1, t]
+        S[q] = S[s0]
+        S[q + 1] = S[s1]
+        a0 = L[s0, i]
+        a1 = L[s1, i]
+        for j in range(i, q):
+            c = cs[j - i]
+            s = sn[j - i]
+            b0 = L[s0, j + 1]
+            b1 = L[s1, j + 1]
+            L[q, j] = c * a0 + s * b0
+            L[q + 1, j] = c * a1 + s * b1
+            a0 = c * b0 - s * a0
+            a1 = c * b1 - s * a1
+        # rotation q from row q, applied to row q+1, then rotation q+1 from row q+1
+        b0 = L[s0, q + 1]
+        h = np.sqrt(a0 * a0 + b0 * b0)
+        c = a0 / h
+        s = b0 / h
+        cs[q - i] = c
+        sn[q - i] = s
+        L[q, q] = h
+        b1 = L[s1, q + 1]
+        L[q + 1, q] = c * a1 + s * b1
+        a1 = c * b1 - s * a1
+        b1 = L[s1, q + 2]
+        h = np.sqrt(a1 * a1 + b1 * b1)
+        cs[q + 1 - i] = a1 / h
+        sn[q + 1 - i] = b1 / h
+        L[q + 1, q + 1] = h
+        q += 2
+    if q < k - 1:  # one row left
+        src = q + 1
+        for t in range(i):
+            L[q, t] = L[src, t]
+        S[q] = S[src]
+        a = L[src, i]
+        for j in range(i, q):
+            b = L[src, j + 1]
+            L[q, j] = cs[j - i] * a + sn[j - i] * b
+            a = cs[j - i] * b - sn[j - i] * a
+        b = L[src, q + 1]
+        L[q, q] = np.sqrt(a * a + b * b)
     return k - 1
 
 
