@@ -100,22 +100,6 @@ def _sweep(z, c, G, alpha, positive, W, max_new):
 
 
 @njit(cache=True, fastmath=_FAST)
-def _factor_append(L, S, k, j, G, delta):
-    """Grow the Cholesky factor L of G_SS + δI by atom j: O(k²)."""
-    for r in range(k):
-        acc = G[S[r], j]
-        for t in range(r):
-            acc -= L[r, t] * L[k, t]
-        L[k, r] = acc / L[r, r]
-    acc = G[j, j] + delta
-    for t in range(k):
-        acc -= L[k, t] * L[k, t]
-    L[k, k] = np.sqrt(max(acc, delta))  # ≥ δ in exact arithmetic; rounding must not break it
-    S[k] = j
-    return k + 1
-
-
-@njit(cache=True, fastmath=_FAST)
 def _factor_delete(L, S, k, i):
     """Remove position i from the factor: drop row i of L, and the rows below it,
     moved up, each carry one entry past the diagonal; Givens rotations of the
@@ -178,6 +162,41 @@ def _factor_delete(L, S, k, i):
     return k - 1
 
 
+@njit(cache=True, fastmath=_FAST)
+def _factor_append(L, S, k, new, G, delta):
+    """Grow the factor by the atoms ``new`` at once.  Their rows of L solve
+    L_SS yᵀ = G_S,new together, so that each row of L_SS is read once for all of
+    them (appending one at a time read all of L_SS once per atom); each new row
+    then finishes as a row of the Cholesky factor, with L_kk ≥ √δ.  O(k²·b + k·b²)
+    for b atoms."""
+    b = new.shape[0]
+    for q in range(b):
+        for r in range(k):
+            L[k + q, r] = G[new[q], S[r]]
+    for r in range(k):
+        lrr = L[r, r]
+        for q in range(b):
+            row = k + q
+            acc = L[row, r]
+            for t in range(r):
+                acc -= L[r, t] * L[row, t]
+            L[row, r] = acc / lrr
+    for q in range(b):
+        row = k + q
+        for p in range(q):
+            col = k + p
+            acc = G[new[q], new[p]]
+            for t in range(col):
+                acc -= L[col, t] * L[row, t]
+            L[row, col] = acc / L[col, col]
+        acc = G[new[q], new[q]] + delta
+        for t in range(row):
+            acc -= L[row, t] * L[row, t]
+        L[row, row] = np.sqrt(max(acc, delta))  # ≥ δ in exact arithmetic; rounding must not break it
+        S[row] = new[q]
+    return k + b
+
+
 @njit(cache=True)
 def _factor_sync(z, L, S, in_S, k, G, delta):
     """Bring the factor in line with the support of z; -1 (and an empty factor)
@@ -189,15 +208,22 @@ def _factor_sync(z, L, S, in_S, k, G, delta):
             k = _factor_delete(L, S, k, i)
         else:
             i += 1
+    b = 0
     for j in range(z.shape[0]):
         if z[j] != 0.0 and not in_S[j]:
-            if k == L.shape[0]:  # forget the factor; the next call rebuilds it
-                for r in range(k):
-                    in_S[S[r]] = False
-                return -1
-            k = _factor_append(L, S, k, j, G, delta)
+            b += 1
+    if k + b > L.shape[0]:  # forget the factor; the next call rebuilds it
+        for r in range(k):
+            in_S[S[r]] = False
+        return -1
+    new = np.empty(b, dtype=S.dtype)
+    b = 0
+    for j in range(z.shape[0]):
+        if z[j] != 0.0 and not in_S[j]:
+            new[b] = j
             in_S[j] = True
-    return k
+            b += 1
+    return _factor_append(L, S, k, new, G, delta)
 
 
 @njit(cache=True, fastmath=_FAST)
