@@ -49,7 +49,10 @@ class EncodeInfo:
 
     ``gap`` is the relative duality gap gap/F(z) for the lasso solvers; for OMP
     the relative residual energy ‖x − zD‖²/‖x‖², and for LCA with the hard
-    threshold the fixed-point residual max|Δμ|/max|μ|."""
+    threshold the fixed-point residual max|Δμ|/max|μ|.  OMP is greedy and has no
+    optimum to certify: its ``converged`` says that it stopped by its own rule
+    (``n_nonzero_coefs`` atoms, a residual ≤ tol, or no atom left that lowers
+    it), and ``gap`` how much of x that left unexplained."""
 
     n_iter: np.ndarray
     gap: np.ndarray
