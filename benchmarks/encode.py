@@ -339,7 +339,7 @@ def section_text():
         "samples needed (✗ when its time budget ran out first). sklearn peers get `alpha=α` (sparse_encode "
         "divides by n_features itself), SPAMS `lambda1=α`, `mode=2`, `numThreads=2`. sparsolve ista and lca "
         "stop at max_iter=1000. Full-batch runs (sparsolve cd, SPAMS) are timed twice and keep the faster; "
-        f"load average at the last table's start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n"
+        f"load average when this section was written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n"
         + "".join(tables)
     )
 
