@@ -67,8 +67,7 @@ def _certify(z, c, b, xsq, alpha, positive, W):
         zc += z[j] * c[j]
         l1 += abs(z[j])
         cj = c[j] if positive else abs(c[j])
-        if cj > cmax:
-            cmax = cj
+        cmax = max(cmax, cj)
     s = max(1.0, cmax / alpha) if alpha > 0 else (1.0 if cmax == 0 else np.inf)
     # ‖r‖² = ‖x‖² − 2⟨z,b⟩ + ⟨z,zG⟩ and ⟨z,zG⟩ = ⟨z,b⟩ − ⟨z,c⟩
     return _gap_from_terms(xsq - zb - zc, xsq - zb, l1, s, alpha)
@@ -333,8 +332,7 @@ def _active_set_solve(z, c, G, alpha, delta, L, S, in_S, k):
                 zr = z[S[r]]
                 if (zr + d[r] > 0) != (zr > 0):
                     frac = -zr / d[r]
-                    if frac < first:
-                        first = frac
+                    first = min(first, frac)
             projected = False
             step = 1.0
             while step > first and not projected:
