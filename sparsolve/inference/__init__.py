@@ -18,7 +18,6 @@ from .. import backend
 from . import cd, omp
 from . import fused as fused_kernel
 from .fista import FISTA
-from .fused import FUSED_CHOICES
 from .ista import ISTA
 from .lca import LCA
 from .loop import DivergenceError, iterate
@@ -96,7 +95,8 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         (steps between certificates), ``L`` (a known ‖D‖₂²);
         fista: ``restart``, ``fused`` ("auto": on CUDA torch tensors with Triton
         installed, the element-wise step runs as one kernel, see
-        :mod:`sparsolve.inference.fused`; False: never; True: require it); lca: ``gamma`` (default 1/L), ``threshold``
+        :mod:`sparsolve.inference.fused`; False: never; True: require it);
+        lca: ``gamma`` (default 1/L), ``threshold``
         ("soft", "nonneg" -- the default when positive -- or "hard");
         omp: ``n_nonzero_coefs``.
 
@@ -253,7 +253,7 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
     if solver == "fista" and "fused" in options:
         fused = options["fused"]
         if not (isinstance(fused, bool) or fused == "auto"):
-            raise ValueError(f"fused={fused!r} is not known; choose one of {list(FUSED_CHOICES)}")
+            raise ValueError(f"fused={fused!r} is not known; choose one of {list(fused_kernel.FUSED_CHOICES)}")
         if fused is True and not (backend.is_torch(X) and X.is_cuda and fused_kernel.available()):
             raise ValueError("fused=True needs X as a CUDA torch tensor and Triton installed; "
                              "use fused='auto' to fall back to the array-operation step")
