@@ -290,7 +290,8 @@ def _active_set_solve(z, c, G, alpha, delta, L, S, in_S, k):
     change, with the atoms whose sign flips set to zero) is taken when it lowers
     F, and else the step cut at the first sign change, t = min(1, −z_j/d_j): since
     ∇Q·d = −d(G_SS + δI)dᵀ < 0 and Q along d is minimised at
-    t* = d(G_SS+δI)dᵀ / dG_SSdᵀ ≥ 1, that one always lowers F.  Either way atoms leave the support, so the loop ends, within k+1 steps,
+    t* = d(G_SS+δI)dᵀ / dG_SSdᵀ ≥ 1, that one always lowers F.  Either way atoms
+    leave the support, so the loop ends, within k+1 steps,
     on the exact minimiser over a sub-support -- the solution itself once the
     support is right, as LARS would find it.  Inside the loop only c_S is kept,
     by c_S ← c_S − G_SS Δ through the factor (O(k²) a step); the full c is brought
