@@ -398,16 +398,26 @@ class Whitening:
 # --------------------------------------------------------------------------
 
 
+# The share of each photo's width, from the left, that split="train" draws from;
+# split="test" draws from the rest, so that no pixel is in both.
+TRAIN_WIDTH = 0.8
+SPLITS = (None, "train", "test")
+
+
 def natural_image_patches(patch_size: int = 8, n_patches: int = 10000, *, seed=0,
                           remove_mean: bool = True, whiten=None,
-                          grey: bool = True) -> np.ndarray:
+                          grey: bool = True, split=None) -> np.ndarray:
     """The library's default dataset: random patches of the scikit-learn photos.
 
     Returns ``X`` of shape ``(n_patches, patch_size**2)`` (``patch_size**2 * 3``
     when ``grey=False``), float64, pixels in ``[0, 1]`` before preprocessing:
 
     1. ``n_patches`` patches are drawn uniformly over positions of the two
-       images of :func:`load_natural_images` (reproducible from ``seed``);
+       images of :func:`load_natural_images` (reproducible from ``seed``) --
+       with ``split="train"`` only from the left 80% of each photo's width, with
+       ``split="test"`` only from the right 20%: held-out patches that share no
+       pixel with training patches (random positions in the whole photos repeat:
+       17% of 5,000 held-out 8×8 patches also occur among 100,000 training ones);
     2. if ``remove_mean``: ``x_i <- x_i - mean(x_i)`` per patch;
     3. if ``whiten`` is ``"zca"``/``"pca"``, a :class:`Whitening` with default
        settings is fitted on the patches and applied.  Pass an *unfitted*
@@ -424,7 +434,13 @@ def natural_image_patches(patch_size: int = 8, n_patches: int = 10000, *, seed=0
         raise ValueError(
             f"whiten: expected None, 'zca', 'pca' or a Whitening instance, got {whiten!r}."
         )
-    X = extract_patches(load_natural_images(grey=grey), patch_size, n_patches, seed=seed)
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    images = load_natural_images(grey=grey)
+    if split is not None:
+        cut = [int(TRAIN_WIDTH * im.shape[1]) for im in images]
+        images = [im[:, :c] if split == "train" else im[:, c:] for im, c in zip(images, cut)]
+    X = extract_patches(images, patch_size, n_patches, seed=seed)
     if remove_mean:
         X = _center_rows(X)
     if whitening is not None:

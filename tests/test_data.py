@@ -419,3 +419,23 @@ def test_load_cifar10_torchvision(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match="pip install torchvision"):
         load_cifar10_torchvision(tmp_path / "empty", download=True)
     assert data.CIFAR10_URL.endswith("cifar-10-python.tar.gz")
+
+
+def test_train_and_test_splits_share_no_pixel():
+    from sparsolve.data import TRAIN_WIDTH, extract_patches, load_natural_images
+
+    train = natural_image_patches(8, 3000, seed=0, split="train", remove_mean=False)
+    test = natural_image_patches(8, 3000, seed=1, split="test", remove_mean=False)
+    assert train.shape == test.shape == (3000, 64)
+    # each split is drawn from its own region: the left TRAIN_WIDTH of each photo, or the rest
+    right = [im[:, int(TRAIN_WIDTH * im.shape[1]):] for im in load_natural_images()]
+    np.testing.assert_array_equal(test, extract_patches(right, 8, 3000, seed=1))
+    # so no held-out patch is a training patch (random positions in whole photos repeat)
+    assert not set(map(bytes, train)) & set(map(bytes, test))
+    whole = natural_image_patches(8, 3000, seed=0, remove_mean=False)
+    assert set(map(bytes, whole)) & set(map(bytes, natural_image_patches(8, 3000, seed=1, remove_mean=False)))
+
+
+def test_unknown_split_is_named():
+    with pytest.raises(ValueError, match=r"split: expected one of \(None, 'train', 'test'\), got 'val'"):
+        natural_image_patches(8, 10, split="val")
