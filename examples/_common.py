@@ -1,5 +1,36 @@
-"""What the experiment scripts share: the whitened natural-image data and the table format."""
+"""What the experiment scripts share: their data and run arguments, the whitened
+natural-image data those arguments describe, and the table format."""
 from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def argument_parser(description):
+    """A parser with the arguments every experiment takes (data, whitening, seed, threads,
+    output folder, --smoke); the script adds its own and sets --smoke's sizes."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--n-patches", type=int, default=5120,
+                   help="training patches (a multiple of --batch-size avoids a small last batch per epoch)")
+    p.add_argument("--n-test", type=int, default=2000, help="held-out patches")
+    p.add_argument("--patch", type=int, default=8, help="patch side in pixels")
+    p.add_argument("--atoms", type=int, default=64, help="atoms / hidden units")
+    p.add_argument("--components", type=int, default=24, help="ZCA rank (principal components kept)")
+    p.add_argument("--whiten-eps", type=float, default=0.1, help="ZCA regulariser, relative to the mean eigenvalue")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the machine may be shared)")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    p.add_argument("--smoke", action="store_true", help="tiny run (seconds), for the tests")
+    return p
+
+
+def start_run(args):
+    """Set torch's threads, make the output folder, and return :func:`whitened_patches`."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return whitened_patches(args)
 
 
 def whitened_patches(args):

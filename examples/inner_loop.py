@@ -31,41 +31,31 @@ cores); flags make it larger, ``--smoke`` runs a tiny version.  Writes
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import time
-from pathlib import Path
 
 import numpy as np
-from _common import markdown_table, whitened_patches  # examples/ is the script's folder
+from _common import (  # examples/ is the script's folder
+    argument_parser,
+    markdown_table,
+    start_run,
+)
 
 NORMS = ("unit", "none")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--n-patches", type=int, default=5120,
-                   help="training patches (a multiple of --batch-size avoids a small last batch per epoch)")
-    p.add_argument("--n-test", type=int, default=2000, help="held-out patches")
-    p.add_argument("--patch", type=int, default=8, help="patch side in pixels")
-    p.add_argument("--atoms", type=int, default=64, help="hidden units")
+    p = argument_parser(__doc__.split("\n\n")[0])
     p.add_argument("--t-stars", type=int, nargs="+", default=[0, 1, 5, 20], help="inner-loop depths")
     p.add_argument("--alpha", type=float, default=0.5, help="moderate λ")
     p.add_argument("--alpha-high", type=float, default=3.0, help="too-high λ")
-    p.add_argument("--components", type=int, default=24, help="ZCA rank (principal components kept)")
-    p.add_argument("--whiten-eps", type=float, default=0.1, help="ZCA regulariser, relative to the mean eigenvalue")
     p.add_argument("--steps", type=int, default=600, help="Adam steps per run")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-3, help="Adam step")
     p.add_argument("--target-nnz", type=float, default=0.15,
                    help="sparsity target: fraction of active units per patch")
     p.add_argument("--smooth", type=int, default=20, help="running-mean window for the sparsity curve")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (the machine may be shared)")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    p.add_argument("--smoke", action="store_true", help="tiny run (seconds), for the tests")
     args = p.parse_args(argv)
     if args.smoke:
         args.n_patches, args.n_test, args.atoms, args.steps, args.smooth = 512, 200, 16, 20, 5
@@ -91,15 +81,12 @@ def g_signs(G):
 
 def main(argv=None):
     args = parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    import sparsolve
     from matplotlib.figure import Figure
 
+    import sparsolve
+
     start = time.perf_counter()
-    args.out.mkdir(parents=True, exist_ok=True)
-    X, X_test, whitening = whitened_patches(args)
+    X, X_test, whitening = start_run(args)
     lambdas = {"moderate": args.alpha, "too high": args.alpha_high}
 
     runs = []

@@ -35,28 +35,22 @@ cores); flags make it larger, ``--smoke`` runs a tiny version.  Writes
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
-from pathlib import Path
 
 import numpy as np
-from _common import markdown_table, whitened_patches  # examples/ is the script's folder
+from _common import (  # examples/ is the script's folder
+    argument_parser,
+    markdown_table,
+    start_run,
+)
 
 NORMS = ("unit", "penalty", "none")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--n-patches", type=int, default=5120,
-                   help="training patches (a multiple of --batch-size avoids a small last batch per epoch)")
-    p.add_argument("--n-test", type=int, default=2000, help="held-out patches for L0/L1/MSE")
-    p.add_argument("--patch", type=int, default=8, help="patch side in pixels")
-    p.add_argument("--atoms", type=int, default=64, help="atoms / hidden units")
+    p = argument_parser(__doc__.split("\n\n")[0])
     p.add_argument("--alpha", type=float, default=0.5, help="L1 weight α (the seed's λ), shared by both methods")
-    p.add_argument("--components", type=int, default=24, help="ZCA rank (principal components kept)")
-    p.add_argument("--whiten-eps", type=float, default=0.1, help="ZCA regulariser, relative to the mean eigenvalue")
     p.add_argument("--fit-epochs", type=int, default=8, help="passes of sparsolve.fit over the patches")
     p.add_argument("--forget", type=float, default=2.0,
                    help="forgetting exponent of fit's online update (shorter memory than its default 5, "
@@ -69,10 +63,6 @@ def parse_args(argv=None):
     p.add_argument("--ae-beta", type=float, default=1e-3,
                    help="β of the autoencoder's inverse penalty β Σ 1/‖w_j‖² (norm='penalty')")
     p.add_argument("--gabor-starts", type=int, default=2, help="starts per Gabor fit")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (the machine may be shared)")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    p.add_argument("--smoke", action="store_true", help="tiny run (seconds), for the tests")
     args = p.parse_args(argv)
     if args.smoke:
         args.n_patches, args.n_test, args.atoms = 512, 300, 16
@@ -101,17 +91,14 @@ def gabor_cells(D, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    import torch
+    from matplotlib.figure import Figure
 
-    torch.set_num_threads(args.threads)
     import sparsolve
     from sparsolve.gabor import control_dictionaries
     from sparsolve.plot import plot_dictionary
-    from matplotlib.figure import Figure
 
     start = time.perf_counter()
-    args.out.mkdir(parents=True, exist_ok=True)
-    X, X_test, whitening = whitened_patches(args)
+    X, X_test, whitening = start_run(args)
     variance = float(X_test.var())
     subspace = whitening.components_.T @ whitening.components_
 
