@@ -52,3 +52,26 @@ def test_high_contrast_patches_with_large_supports(D_learned):
     gap = sparsolve.duality_gap(X, D_learned, Z, alpha) / sparsolve.objective(X, D_learned, Z, alpha)
     assert gap.max() <= 1e-8
     assert sparsolve.kkt_residual(X, D_learned, Z, alpha).max() <= 1e-3
+
+
+def test_coordinate_descent_alone_when_the_support_outgrows_the_factor(D_learned):
+    """With no room for the factor (a support larger than its capacity) the Newton
+    steps are skipped and the sweeps must move the support atoms themselves."""
+    X = natural_image_patches(8, 20, seed=6)
+    alpha = 0.05
+    G = D_learned @ D_learned.T
+    Z = np.zeros((len(X), G.shape[0]))
+    cap = 2
+    for x, z in zip(X, Z):
+        b = D_learned @ x
+        c = b.copy()
+        L = np.empty((cap, cap))
+        S = np.empty(cap, dtype=np.int64)
+        in_S = np.zeros(G.shape[0], dtype=np.bool_)
+        _, rel_gap, ok = cd._solve_one(z, c, b, float(x @ x), G, alpha, False, 1e-8, 100_000,
+                                       cd._damping(G), 16, L, S, in_S)
+        assert ok and rel_gap <= 1e-8
+        assert not in_S.any()
+    assert (Z != 0).sum(axis=1).max() > cap  # the factor really could not hold the support
+    reference = sparsolve.encode(X, D_learned, alpha, solver="fista", tol=1e-10)
+    np.testing.assert_allclose(Z, reference, atol=1e-4)

@@ -76,11 +76,16 @@ def _certify(z, c, b, xsq, alpha, positive, W):
 
 
 @njit(cache=True, fastmath=_FAST)
-def _sweep(z, c, G, alpha, positive, W, max_new):
+def _sweep(z, c, G, alpha, positive, W, max_new, support_too):
     """One pass of exact coordinate minimisation over the atoms W, switching on at
-    most ``max_new`` atoms that were zero (W lists the worst violators first)."""
+    most ``max_new`` atoms that were zero (W lists the worst violators first).
+
+    The atoms already in the support are visited only with ``support_too``: the
+    Newton step that follows solves for them jointly, and after the last one
+    their coordinate moves are rounding noise that would each cost an O(m)
+    update of c (17% of the time on 16×16 patches)."""
     for j in W:
-        if z[j] == 0.0 and max_new == 0:
+        if (z[j] == 0.0 and max_new == 0) or (z[j] != 0.0 and not support_too):
             continue
         gjj = G[j, j]
         u = z[j] + c[j] / gjj
@@ -415,16 +420,37 @@ def _count_nonzero(z):
 
 @njit(cache=True)
 def _working_set(z, c, positive, size):
-    """The current support plus the atoms that violate |c_j| ≤ α the most, worst first.
+    """The current support, then the atoms that violate |c_j| ≤ α the most, worst first.
 
-    Only the candidates at or above the size-th score are sorted: a full argsort of
-    all m atoms took 8% of a high-contrast patch's time."""
+    Only the best size − k candidates are sorted, found by a partition: sorting all
+    m atoms, the support among them as ties, took 8% of a high-contrast patch's time."""
     m = z.shape[0]
-    score = np.abs(c) if not positive else c.copy()
+    W = np.empty(m, dtype=np.int64)
+    rest = np.empty(m, dtype=np.int64)
+    score = np.empty(m, dtype=c.dtype)
+    k = 0
+    q = 0
     for j in range(m):
         if z[j] != 0.0:
-            score[j] = np.inf
-    return np.argsort(-score)[:size]
+            W[k] = j
+            k += 1
+        else:
+            rest[q] = j
+            score[q] = c[j] if positive else abs(c[j])
+            q += 1
+    need = min(size - k, q)
+    if need <= 0:
+        return W[:k]
+    score = score[:q]
+    rest = rest[:q]
+    if need < q:
+        cut = np.partition(score, q - need)[q - need]
+        keep = score >= cut
+        score = score[keep]
+        rest = rest[keep]
+    order = np.argsort(-score)[:need]
+    W[k:k + need] = rest[order]
+    return W[:k + need]
 
 
 @njit(cache=True, fastmath=_FAST)
@@ -460,7 +486,7 @@ def _solve_one(z, c, b, xsq, G, alpha, positive, tol, max_iter, delta, ws0, L, S
         inner = max(0.1 * tol, 0.1 * g / F)
         while it < max_iter:
             before = _count_nonzero(z)
-            _sweep(z, c, G, alpha, positive, W, allow)
+            _sweep(z, c, G, alpha, positive, W, allow, k < 0)  # k < 0: no factor, CD alone
             swept = _count_nonzero(z)
             k = _active_set_solve(z, c, G, alpha, delta, L, S, in_S, max(k, 0))
             # Newton switched off more than half of what the sweep switched on:
