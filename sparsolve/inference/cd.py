@@ -21,6 +21,9 @@ until one is taken in full.  The Cholesky factor of the support's Gram matrix is
 updated, not recomputed, as atoms come and go (O(k²) per atom).  Sweeps find the
 atoms that belong in the support, Newton steps solve on it exactly: once the
 support is right this lands on the solution to rounding error, as LARS would.
+So a sweep visits only the atoms at zero, to switch them on; the support's own
+coordinates are left to the Newton step (and swept only where the support has
+outgrown the factor and CD runs alone).
 
 Sweeping all m atoms from z = 0 switches on far more atoms than the solution
 keeps (more than n_features, where the Newton steps degenerate), so the sweeps
