@@ -64,13 +64,7 @@ def main(argv=None):
 
     load = os.getloadavg()[0]
     print(f"machine: {machine()}; load average {load:.1f}; device {args.device}")
-    X = natural_image_patches(8, args.n_train, seed=0, split="train")
-    X_test = natural_image_patches(8, args.n_test, seed=1, split="test")
-
-    start = time.perf_counter()
-    model = sparsolve.fit(X, N_ATOMS, ALPHA, solver="cd", positive=True, n_epochs=2, seed=0, progress=False)
-    D = model.dictionary
-    print(f"dictionary: sparsolve.fit, {N_ATOMS} atoms, {time.perf_counter() - start:.1f} s")
+    X, X_test, D = problem(args.n_train, args.n_test)
 
     encoders, train_s = {}, {}
     for T in DEPTHS:
@@ -94,6 +88,17 @@ def main(argv=None):
                                                                        tol=0, max_iter=10 * T), ALPHA).mean()
                     for T in DEPTHS}
     print(markdown(rows, args, train_s, load, fista_at))
+
+
+def problem(n_train, n_test):
+    """(training patches, held-out patches, dictionary): 8×8 patches from the left 80% and the
+    right 20% of each photo, and the dictionary ``sparsolve.fit`` learns on the training ones."""
+    X = natural_image_patches(8, n_train, seed=0, split="train")
+    X_test = natural_image_patches(8, n_test, seed=1, split="test")
+    start = time.perf_counter()
+    model = sparsolve.fit(X, N_ATOMS, ALPHA, solver="cd", positive=True, n_epochs=2, seed=0, progress=False)
+    print(f"dictionary: sparsolve.fit, {N_ATOMS} atoms, {time.perf_counter() - start:.1f} s")
+    return X, X_test, model.dictionary
 
 
 def markdown(rows, args, train_s, load, fista_at):
