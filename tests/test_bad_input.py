@@ -67,6 +67,28 @@ def test_alpha_negative_or_not_finite(XD, alpha):
         sparsolve.encode(X, D, alpha)
 
 
+@pytest.mark.parametrize("solver,tol", [("cd", 1e-4), ("cd", 0.0), ("fista", 1e-4), ("ista", 1e-4), ("lca", 1e-4)])
+@pytest.mark.parametrize("positive", [False, True])
+def test_alpha_zero_cannot_be_certified(XD, solver, tol, positive):
+    # at α = 0 the gap stays F(z): the solvers would run to max_iter (and cd's working
+    # set would never grow: it returned NNLS codes 3.9 above the optimum before)
+    X, D = XD
+    with pytest.raises(ValueError, match=r"alpha=0 .* least squares.*scipy\.optimize\.nnls"):
+        sparsolve.encode(X, D, 0.0, solver=solver, positive=positive, tol=tol)
+
+
+def test_alpha_zero_runs_fixed_iterations_to_least_squares():
+    # tol=0 asks for no certificate: FISTA then is projected gradient on least squares
+    rng = np.random.default_rng(0)
+    D = rng.standard_normal((8, 16))
+    X = rng.standard_normal((5, 16))
+    Z = sparsolve.encode(X, D, 0.0, solver="fista", tol=0.0, max_iter=3000)
+    Z_ls = np.linalg.lstsq(D.T, X.T, rcond=None)[0].T
+    np.testing.assert_allclose(Z, Z_ls, atol=1e-6)
+    # omp ignores α, so α = 0 is its normal call
+    sparsolve.encode(X, D, 0.0, solver="omp", n_nonzero_coefs=3, tol=0.0)
+
+
 def test_alpha_not_a_scalar(XD):
     X, D = XD
     with pytest.raises(TypeError, match=r"alpha must be a scalar"):

@@ -80,7 +80,8 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     ----------
     X : (n_samples, n_features) numpy array, torch tensor or cupy array.
     D : (n_atoms, n_features) dictionary, one atom per row, same device as X.
-    alpha : the L1 weight α ≥ 0.  scikit-learn's ``Lasso`` and ``LassoLars``
+    alpha : the L1 weight α > 0 (α = 0 is least squares, which the gap cannot certify: it is
+        refused, except with tol=0 for ista, fista and lca, and for omp, which ignores α).  scikit-learn's ``Lasso`` and ``LassoLars``
         divide the squared error by n_features, so their ``alpha`` equals this
         α / n_features; ``sparse_encode(algorithm="lasso_lars"|"lasso_cd")``
         does that division itself and takes this α unchanged.
@@ -228,6 +229,15 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
         raise ValueError(f"alpha must be a finite number ≥ 0, got {alpha}")
     if not (isinstance(tol, numbers.Real) and tol >= 0):
         raise ValueError(f"tol must be a number ≥ 0, got {tol!r}")
+    if alpha == 0 and solver != "omp" and (tol > 0 or solver == "cd"):
+        # The dual point is the residual scaled into ‖θDᵀ‖∞ ≤ α, which at α = 0 is θ = 0:
+        # the gap stays F(z), so no sample could stop before max_iter, and cd's working
+        # sets, which grow on that certificate, would never grow.
+        raise ValueError(
+            f"alpha=0 with solver={solver!r} is plain least squares: the duality gap certifies nothing there "
+            "and the codes are not sparse.  Use alpha > 0, or numpy.linalg.lstsq (scipy.optimize.nnls for "
+            "positive=True)" + ("" if solver == "cd" else ", or tol=0 with max_iter for a fixed number of iterations")
+        )
     if max_iter is not None and (not isinstance(max_iter, (int, np.integer)) or max_iter < 0):
         raise ValueError(f"max_iter must be an integer ≥ 0, got {max_iter!r}")
     if not bool(xp.isfinite(D).all()):
