@@ -18,7 +18,7 @@ from .. import backend
 NORMS = ("unit", "ball", "penalty", "none")
 
 # Atoms shorter than this are treated as zero: projecting them would amplify rounding.
-_TINY = 1e-12
+TINY = 1e-12
 
 
 def check_norm(norm):
@@ -36,7 +36,7 @@ def project_atom(u, norm):
     """The rule's projection of one atom (a 1-D row); no host sync, so it is cheap on GPU."""
     xp = backend.namespace(u)
     if norm == "unit":
-        return u / xp.clip(xp.sqrt((u * u).sum()), _TINY, None)
+        return u / xp.clip(xp.sqrt((u * u).sum()), TINY, None)
     if norm == "ball":
         return u / xp.clip(xp.sqrt((u * u).sum()), 1.0, None)
     return u
@@ -49,12 +49,12 @@ def project(D, norm, previous=None):
     xp = backend.namespace(D)
     norms = xp.sqrt((D * D).sum(axis=1))
     if previous is not None:
-        zero = norms <= _TINY
+        zero = norms <= TINY
         if bool(zero.any()):
             D = xp.where(zero[:, None], previous, D)
             norms = xp.sqrt((D * D).sum(axis=1))
     if norm == "unit":
-        return D / xp.clip(norms, _TINY, None)[:, None]
+        return D / xp.clip(norms, TINY, None)[:, None]
     if norm == "ball":
         return D / xp.clip(norms, 1.0, None)[:, None]
     return D

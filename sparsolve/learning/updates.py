@@ -35,6 +35,7 @@ and the dead-atom policy (dead.py) decides its fate.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .. import backend
 from . import norms
@@ -73,12 +74,48 @@ def running_statistics(A_bar, B_bar, weight, A, B, t, forget):
 def online(D, A_bar, B_bar, norm, decay):
     """One pass of block coordinate descent over the atoms (updates a copy of D)."""
     D = D + 0
+    if isinstance(D, np.ndarray):
+        # The pass is m small dependent steps; in Python each costs ~25 µs of call
+        # overhead, a third of sparsolve.fit's time on 8×8 patches with 256 atoms.
+        _online_numba(D, A_bar, B_bar, _NORM_FLOOR.get(norm, 0.0), float(decay), _UNUSED)
+        return D
     diag = backend.to_numpy(_diag(A_bar))
     for j in np.flatnonzero(diag > _UNUSED):
         ajj = float(diag[j])
         u = (B_bar[j] - A_bar[j] @ D + ajj * D[j]) / (ajj + decay)
         D[j] = norms.project_atom(u, norm)
     return D
+
+
+# The projection of each norm rule as a floor on the divisor: d / max(‖d‖, floor);
+# 0 means no projection.  The same maps as norms.project_atom.
+_NORM_FLOOR = {"unit": norms.TINY, "ball": 1.0}
+
+
+@njit(cache=True)
+def _online_numba(D, A_bar, B_bar, floor, decay, unused):
+    """online()'s pass in place on a numpy D: d_j ← Π((B̄_j − Ā_j D + Ā_jj d_j)/(Ā_jj + decay))."""
+    m, p = D.shape
+    u = np.empty(p, dtype=D.dtype)
+    for j in range(m):
+        ajj = A_bar[j, j]
+        if not ajj > unused:
+            continue
+        for f in range(p):
+            u[f] = B_bar[j, f] + ajj * D[j, f]
+        for i in range(m):
+            a = A_bar[j, i]
+            if a != 0.0:
+                for f in range(p):
+                    u[f] -= a * D[i, f]
+        scale = 1.0 / (ajj + decay)
+        if floor > 0.0:
+            sq = 0.0
+            for f in range(p):
+                sq += u[f] * u[f]
+            scale /= max(np.sqrt(sq) * scale, floor)
+        for f in range(p):
+            D[j, f] = u[f] * scale
 
 
 def sgd(D, A, B, decay, lr):
