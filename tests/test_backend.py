@@ -70,3 +70,19 @@ def test_rows_per_chunk(monkeypatch):
 def test_synchronize_is_a_no_op_on_cpu():
     assert backend.synchronize(np.zeros(1)) is None
     assert backend.synchronize(torch.zeros(1)) is None
+
+
+def test_single_threaded_blas_limits_and_restores():
+    # cd and omp run their products under it so that no BLAS worker spins into the numba kernel
+    from threadpoolctl import threadpool_info
+
+    from sparsolve import backend
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "numpy's BLAS should be visible to threadpoolctl"
+    with backend.single_threaded_blas():
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before

@@ -32,6 +32,9 @@ class ConvergenceWarning(UserWarning):
 
 _ITERATIVE = {"check_every": 10, "form": "auto", "L": None}
 
+# Solvers that run as numba kernels on host copies of the arrays, in Gram form.
+HOST_KERNELS = ("cd", "omp")
+
 # name -> (options with their defaults, default max_iter)
 SOLVERS = {
     "ista": ({**_ITERATIVE}, 20000),
@@ -112,7 +115,8 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     n, m = X.shape[0], D.shape[0]
     start = time.perf_counter()
     ctx = backend._torch().no_grad() if backend.is_torch(X) else contextlib.nullcontext()
-    with ctx:
+    blas = backend.single_threaded_blas() if solver in HOST_KERNELS else contextlib.nullcontext()
+    with ctx, blas:
         if init is None:
             init = backend.zeros(X, (n, m))
         form = _form(solver, opts, n, m, D.shape[1])
@@ -145,7 +149,7 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
 
 
 def _form(solver, opts, n, m, p):
-    if solver in ("cd", "omp"):
+    if solver in HOST_KERNELS:
         return "gram"
     form = opts["form"]
     return choose_form(n, m, p) if form == "auto" else form

@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import backend, io
 from ..checks import positive_int
-from ..inference import SOLVERS, ConvergenceWarning, encode
+from ..inference import HOST_KERNELS, SOLVERS, ConvergenceWarning, encode
 from . import dead as dead_atoms
 from . import norms, updates
 from .model import HISTORY_KEYS, SparseCodingModel
@@ -80,6 +80,14 @@ class Learner:
     def step(self, X, *, index=0, warm_key=None):
         """Encode the batch X, update the dictionary, and return the step's history record.
         ``index`` names the batch in errors; ``warm_key`` marks batches that repeat exactly."""
+        if self.settings["solver"] not in HOST_KERNELS:
+            return self._step(X, index, warm_key)
+        # The step's own products (residual, statistics) would leave multi-threaded BLAS
+        # workers spinning into the next batch's numba kernel (backend.single_threaded_blas).
+        with backend.single_threaded_blas():
+            return self._step(X, index, warm_key)
+
+    def _step(self, X, index, warm_key):
         s = self.settings
         xp = backend.namespace(X)
         if X.ndim != 2 or X.shape[1] != (s["n_features"] or X.shape[1]):
