@@ -172,7 +172,7 @@ def single_threaded_blas():
     worker threads spinning for a while before they sleep, and on a small machine
     they take the cores the kernel's threads need: on 2 cores, cd on batches of
     256 8×8 patches took 68 µs a patch after the Gram and correlation products,
-    36 µs with those products on one thread, and ``fit`` with cd 3.3 s → 1.9 s
+    38 µs with those products on one thread, and ``fit`` with cd 3.3 s → 1.9 s
     for 40,000 patches.  The products it covers are small next to the kernel."""
     global _blas_controller
     if _blas_controller is None:
@@ -180,4 +180,3 @@ def single_threaded_blas():
 
         _blas_controller = ThreadpoolController()  # inspecting the loaded libraries once costs ~1 ms
     return _blas_controller.limit(limits=1, user_api="blas")
-

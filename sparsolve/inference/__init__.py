@@ -83,8 +83,9 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     ----------
     X : (n_samples, n_features) numpy array, torch tensor or cupy array.
     D : (n_atoms, n_features) dictionary, one atom per row, same device as X.
-    alpha : the L1 weight α > 0 (α = 0 is least squares, which the gap cannot certify: it is
-        refused, except with tol=0 for ista, fista and lca, and for omp, which ignores α).  scikit-learn's ``Lasso`` and ``LassoLars``
+    alpha : the L1 weight α > 0.  α = 0 is least squares, which the gap cannot
+        certify, so it is refused -- except with tol=0 for ista, fista and lca, and
+        for omp, which ignores α.  scikit-learn's ``Lasso`` and ``LassoLars``
         divide the squared error by n_features, so their ``alpha`` equals this
         α / n_features; ``sparse_encode(algorithm="lasso_lars"|"lasso_cd")``
         does that division itself and takes this α unchanged.

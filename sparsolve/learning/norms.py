@@ -18,7 +18,9 @@ from .. import backend
 NORMS = ("unit", "ball", "penalty", "none")
 
 # Atoms shorter than this are treated as zero: projecting them would amplify rounding.
-TINY = 1e-12
+_TINY = 1e-12
+# The projecting rules as a floor on the divisor, d_j ← d_j / max(‖d_j‖, floor).
+FLOOR = {"unit": _TINY, "ball": 1.0}
 
 
 def check_norm(norm):
@@ -34,12 +36,10 @@ def decay(norm, beta):
 
 def project_atom(u, norm):
     """The rule's projection of one atom (a 1-D row); no host sync, so it is cheap on GPU."""
+    if norm not in FLOOR:
+        return u
     xp = backend.namespace(u)
-    if norm == "unit":
-        return u / xp.clip(xp.sqrt((u * u).sum()), TINY, None)
-    if norm == "ball":
-        return u / xp.clip(xp.sqrt((u * u).sum()), 1.0, None)
-    return u
+    return u / xp.clip(xp.sqrt((u * u).sum()), FLOOR[norm], None)
 
 
 def project(D, norm, previous=None):
@@ -49,12 +49,10 @@ def project(D, norm, previous=None):
     xp = backend.namespace(D)
     norms = xp.sqrt((D * D).sum(axis=1))
     if previous is not None:
-        zero = norms <= TINY
+        zero = norms <= _TINY
         if bool(zero.any()):
             D = xp.where(zero[:, None], previous, D)
             norms = xp.sqrt((D * D).sum(axis=1))
-    if norm == "unit":
-        return D / xp.clip(norms, TINY, None)[:, None]
-    if norm == "ball":
-        return D / xp.clip(norms, 1.0, None)[:, None]
+    if norm in FLOOR:
+        return D / xp.clip(norms, FLOOR[norm], None)[:, None]
     return D

@@ -77,7 +77,7 @@ def online(D, A_bar, B_bar, norm, decay):
     if isinstance(D, np.ndarray):
         # The pass is m small dependent steps; in Python each costs ~25 µs of call
         # overhead, a third of sparsolve.fit's time on 8×8 patches with 256 atoms.
-        _online_numba(D, A_bar, B_bar, _NORM_FLOOR.get(norm, 0.0), float(decay), _UNUSED)
+        _online_numba(D, A_bar, B_bar, norms.FLOOR.get(norm, 0.0), float(decay), _UNUSED)  # 0: no projection
         return D
     diag = backend.to_numpy(_diag(A_bar))
     for j in np.flatnonzero(diag > _UNUSED):
@@ -87,14 +87,10 @@ def online(D, A_bar, B_bar, norm, decay):
     return D
 
 
-# The projection of each norm rule as a floor on the divisor: d / max(‖d‖, floor);
-# 0 means no projection.  The same maps as norms.project_atom.
-_NORM_FLOOR = {"unit": norms.TINY, "ball": 1.0}
-
-
 @njit(cache=True)
 def _online_numba(D, A_bar, B_bar, floor, decay, unused):
-    """online()'s pass in place on a numpy D: d_j ← Π((B̄_j − Ā_j D + Ā_jj d_j)/(Ā_jj + decay))."""
+    """online()'s pass in place on a numpy D: d_j ← Π((B̄_j − Ā_j D + Ā_jj d_j)/(Ā_jj + decay)),
+    with Π the division by max(‖·‖, floor) of norms.FLOOR (none for floor = 0)."""
     m, p = D.shape
     u = np.empty(p, dtype=D.dtype)
     for j in range(m):
