@@ -17,7 +17,7 @@ of its own training patches, and once on Gregor & LeCun's measure:
   with this architecture on those patches;
 * **LISTA with per-step weights** (G_t and a bias b_t for each step t, γ = 1:
   μ_{t+1} = μ₀ + b_t − G_t z_t), which is outside the seed's spec: what untying would add.
-  Trained here by the same Adam loop with the same cosine schedule;
+  Trained by ``fit_amortized(init=...)``, with the same recipe;
 * **Gregor & LeCun's measure**: LISTA's paper matches iterations on the code error
   ‖z − z*‖² (z* the exact codes), not on the lasso objective.  The last column gives the
   FISTA iterations whose mean code error the encoder matches.
@@ -28,7 +28,6 @@ Markdown section for benchmarks/RESULTS.md; takes about 8 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 import warnings
@@ -39,7 +38,6 @@ import torch
 
 import sparsolve
 from sparsolve import backend
-from sparsolve.amortized.train import _train_step
 from sparsolve.data import natural_image_patches
 from sparsolve.inference import ConvergenceWarning
 from sparsolve.inference.fista import FISTA
@@ -74,24 +72,11 @@ class PerStepLISTA(sparsolve.LearnedG):
         return self.threshold(mu)
 
 
-def train_per_step(X, D, t_star, lr, n_epochs, batch_size=256, seed=0):
-    """fit_amortized's amortize/lasso loop (Adam, cosine step), for the per-step network."""
-    model = PerStepLISTA.from_dictionary(D, ALPHA, t_star, scheme="ista", dtype=torch.float32).untie()
-    model.W_d.requires_grad_(False)
-    model.b_d.requires_grad_(False)
-    optimizer = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=lr)
-    Xt = torch.as_tensor(X, dtype=torch.float32)
-    per_epoch = math.ceil(len(X) / batch_size)
-    total = n_epochs * per_epoch
-    for step in range(total):
-        epoch, k = divmod(step, per_epoch)
-        if k == 0:
-            order = torch.as_tensor(np.random.default_rng([seed, epoch]).permutation(len(X)))
-        for group in optimizer.param_groups:
-            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
-        _train_step(model, optimizer, Xt[order[k * batch_size:(k + 1) * batch_size]], None, "amortize", "lasso",
-                    None, ALPHA, 0.0)
-    return model
+def train_per_step(X, D, t_star, lr, n_epochs):
+    """fit_amortized's amortize/lasso training (Adam, cosine step) of the per-step network."""
+    start = PerStepLISTA.from_dictionary(D, ALPHA, t_star, scheme="ista", dtype=torch.float32).untie()
+    return sparsolve.fit_amortized(X, D, t_star=t_star, alpha=ALPHA, lr=lr, n_epochs=n_epochs, seed=0,
+                                   device="cpu", progress=False, init=start)
 
 
 def code_error_match(X, D, encoders, max_iter=400):

@@ -264,6 +264,32 @@ def test_accepts_a_fitted_model_as_dictionary(X_train, D_learned, alpha):
     np.testing.assert_allclose(model.dictionary, D_learned)
 
 
+def test_init_trains_the_given_encoder(X_train, D_learned, alpha):
+    # from the ISTA start passed as init, the run is the scheme="ista" run, step for step
+    kw = dict(t_star=2, alpha=alpha, lr=3e-3, batch_size=200, max_steps=6, progress=False, seed=2)
+    by_scheme = sparsolve.fit_amortized(X_train, D_learned, scheme="ista", **kw)
+    start = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 2, scheme="ista", learn_gamma=True,
+                                               dtype=torch.float32)
+    by_init = sparsolve.fit_amortized(X_train, D_learned, init=start, **kw)
+    assert by_init is start
+    np.testing.assert_allclose(by_init.history_["loss"], by_scheme.history_["loss"], rtol=1e-6)
+    # and a trained encoder fine-tunes on: its loss starts where the first run ended
+    more = sparsolve.fit_amortized(X_train, D_learned, init=by_init, lr_schedule="constant", lr=1e-4,
+                                   **{k: v for k, v in kw.items() if k != "lr"})
+    assert more.history_["loss"][0] < by_scheme.history_["loss"][0]
+
+
+def test_init_that_does_not_fit_the_training(X_train, D_learned, alpha):
+    kw = dict(alpha=alpha, max_steps=1, progress=False)
+    enc = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 2)
+    with pytest.raises(ValueError, match=r"init has t_star=2 .* t_star=3"):
+        sparsolve.fit_amortized(X_train, D_learned, t_star=3, init=enc, **kw)
+    with pytest.raises(ValueError, match=r"init's decoder is not the dictionary"):
+        sparsolve.fit_amortized(X_train, D_learned[::-1].copy(), t_star=2, init=enc, **kw)
+    with pytest.raises(TypeError, match=r"init must be a LearnedG"):
+        sparsolve.fit_amortized(X_train, D_learned, t_star=2, init=D_learned, **kw)
+
+
 # ------------------------------------------------------------------ files
 
 @pytest.mark.parametrize("signed", [False, True])

@@ -45,7 +45,7 @@ _RESUME_KEYS = ("mode", "target", "norm", "scheme", "t_star", "alpha", "beta", "
 def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso", alpha, norm=None, beta=1e-3,
                   n_atoms=None, scheme="lca", gamma=None, learn_gamma=True, signed=False, lr=1e-3, lr_schedule="cosine",
                   batch_size=256, n_epochs=None, max_steps=None, device="auto", dtype="float32", seed=None,
-                  progress=True, checkpoint=None, checkpoint_every=200, callback=None):
+                  progress=True, checkpoint=None, checkpoint_every=200, callback=None, init=None):
     """Train and return a :class:`LearnedG` of depth ``t_star``; its per-step
     history is the dict of lists ``model.history_``.
 
@@ -90,6 +90,12 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
         end, and resumed from when it exists (same settings required).
     callback : ``callback(step, model, record)`` after every step; returning False stops
         the training (as in :func:`sparsolve.fit`).
+    init : a :class:`LearnedG` to train further instead of a fresh one -- a loaded encoder
+        to fine-tune on new data, or a subclass with another inner loop.  It must have
+        this ``t_star``, ``signed`` and the dictionary's shape (and, for
+        ``mode="amortize"``, the dictionary as its decoder); it is trained in place
+        (moved to ``device`` and ``dtype``) and returned.  ``scheme``, ``gamma`` and
+        ``learn_gamma`` are then its own.
     """
     t_star = check_t_star(t_star)
     _check_choice("mode", mode, MODES)
@@ -119,6 +125,8 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
             raise ValueError(f"n_atoms={n_atoms} does not match the dictionary's {D.shape[0]} atoms; "
                              "leave n_atoms unset")
         n_atoms = D.shape[0]
+    elif n_atoms is None and isinstance(init, LearnedG):
+        n_atoms = init.n_atoms
     elif n_atoms is None:
         raise ValueError("mode='autoencoder' without a dictionary needs n_atoms, the number of units")
     Xn = data_array(X, D)
@@ -142,7 +150,9 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
     dev = _device(device)
     tdtype = getattr(torch, dtype)
 
-    if D is not None:
+    if init is not None:
+        model = _check_init(init, D, n_atoms, p, t_star, signed, mode).to(device=dev, dtype=tdtype)
+    elif D is not None:
         model = LearnedG.from_dictionary(D, alpha, t_star, gamma, signed, learn_gamma, scheme=scheme, dtype=tdtype,
                                          device=dev)
     else:
@@ -279,6 +289,20 @@ def _resume(path, saved, settings, model, optimizer):
 
 
 # ---------------------------------------------------------------------- argument checks
+
+def _check_init(init, D, n_atoms, n_features, t_star, signed, mode):
+    if not isinstance(init, LearnedG):
+        raise TypeError(f"init must be a LearnedG (or a subclass), got {type(init).__name__}")
+    for name, have, want in (("n_atoms", init.n_atoms, n_atoms), ("n_features", init.n_features, n_features),
+                             ("t_star", init.t_star, t_star), ("signed", init.signed, bool(signed))):
+        if have != want:
+            raise ValueError(f"init has {name}={have!r} but this training asks for {name}={want!r}; "
+                             "pass the matching setting or another encoder")
+    if mode == "amortize" and not np.allclose(init.dictionary, D, rtol=1e-5, atol=1e-6):
+        raise ValueError("init's decoder is not the dictionary: mode='amortize' trains the encoder under a fixed "
+                         "dictionary, so start from LearnedG.from_dictionary(D, ...) or an encoder trained for D")
+    return init
+
 
 def _check_choice(name, value, choices):
     if value not in choices:
