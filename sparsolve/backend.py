@@ -10,7 +10,9 @@ kind, on the same device, goes out.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import types
 
 import numpy as np
@@ -163,9 +165,11 @@ def synchronize(x) -> None:
         cupy.cuda.Device(x.device.id).synchronize()
 
 
-_blas_controller = None
+_blas_controller = []  # the ThreadpoolController, made on first use
+_blas_lock = threading.RLock()
 
 
+@contextlib.contextmanager
 def single_threaded_blas():
     """A context in which the host BLAS uses one thread, for the work around numba's
     parallel kernels (cd, omp).  After a multi-threaded call OpenBLAS leaves its
@@ -173,10 +177,16 @@ def single_threaded_blas():
     they take the cores the kernel's threads need: on 2 cores, cd on batches of
     256 8×8 patches took 68 µs a patch after the Gram and correlation products,
     38 µs with those products on one thread, and ``fit`` with cd 3.3 s → 1.9 s
-    for 40,000 patches.  The products it covers are small next to the kernel."""
-    global _blas_controller
-    if _blas_controller is None:
-        from threadpoolctl import ThreadpoolController
+    for 40,000 patches.  The products it covers are small next to the kernel.
 
-        _blas_controller = ThreadpoolController()  # inspecting the loaded libraries once costs ~1 ms
-    return _blas_controller.limit(limits=1, user_api="blas")
+    The limit is process-wide, and OpenBLAS ignores a restore from another thread
+    while the thread that set the limit is alive (seen with OpenBLAS 0.3.31), so
+    one thread at a time holds it and restores it itself: other threads wait here.
+    The kernels inside use every core anyway.  Re-entrant, for fit's step around encode."""
+    with _blas_lock:
+        if not _blas_controller:
+            from threadpoolctl import ThreadpoolController
+
+            _blas_controller.append(ThreadpoolController())  # inspects the loaded libraries once, ~1 ms
+        with _blas_controller[0].limit(limits=1, user_api="blas"):
+            yield

@@ -86,3 +86,44 @@ def test_single_threaded_blas_limits_and_restores():
     with backend.single_threaded_blas():
         assert blas_threads() == [1] * len(before)
     assert blas_threads() == before
+
+
+def test_single_threaded_blas_one_thread_at_a_time():
+    # OpenBLAS ignores a restore from another thread while the one that set the limit
+    # lives, so overlapping uses would leave BLAS on one thread for good: a second
+    # thread must wait until the first has left and restored
+    import threading
+    import time
+
+    from threadpoolctl import threadpool_info
+
+    from sparsolve import backend
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    entered, order = threading.Event(), []
+
+    def first():
+        with backend.single_threaded_blas():
+            entered.set()
+            time.sleep(0.3)
+            order.append("first leaves")
+
+    def second():
+        entered.wait()
+        with backend.single_threaded_blas():
+            order.append("second enters")
+            assert blas_threads() == [1] * len(before)
+
+    threads = [threading.Thread(target=f) for f in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert order == ["first leaves", "second enters"]
+    assert blas_threads() == before
+    with backend.single_threaded_blas(), backend.single_threaded_blas():  # nested in one thread
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
