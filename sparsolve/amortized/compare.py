@@ -20,7 +20,7 @@ import torch
 
 from .. import backend
 from ..gap import objective
-from ..inference import ConvergenceWarning, encode
+from ..inference import HOST_KERNELS, ConvergenceWarning, encode
 from ..inference.fista import FISTA
 from ..inference.problem import LassoProblem, choose_form, lipschitz
 from .learned_g import LearnedG, data_array, dictionary_array
@@ -124,7 +124,7 @@ def compare(X, dictionary, encoders=None, *, alpha, exact=("fista", "lca"), tol=
 
     Xe, De = _on(X, device, dtype), _on(D, device, dtype)
     for solver in exact:
-        Z, t = solve(X, D, solver, tol=tol) if solver in ("cd", "omp") else solve(Xe, De, solver, tol=tol)
+        Z, t = solve(X, D, solver, tol=tol) if solver in HOST_KERNELS else solve(Xe, De, solver, tol=tol)
         rows.append(score(f"{solver} tol={tol:g}", Z, t))
 
     curve = {k: [] for k in ("method", "depth", "objective", "fista_iters", "fista_ms_per_1000",
