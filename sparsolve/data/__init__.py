@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import positive_int
+from ..checks import positive_int
 
 __all__ = [
     "load_natural_images",
