@@ -21,7 +21,7 @@ import numbers
 import numpy as np
 from scipy.optimize import least_squares
 
-from sparsolve.data import _infer_patch_shape, natural_image_patches
+from sparsolve.data import natural_image_patches, patches
 
 __all__ = [
     "PARAM_NAMES",
@@ -346,7 +346,7 @@ def gabor_stats(D, patch_shape=None, *, threshold: float = 0.8, n_starts: int = 
         raise TypeError(f"D: expected a numeric array, got dtype {D.dtype}.")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold: must be in [0, 1], got {threshold}.")
-    shape = _infer_patch_shape(D.shape[1], patch_shape)
+    shape = patches.patch_shape(D.shape[1], patch_shape)
     atoms = D.astype(np.float64).reshape((D.shape[0],) + shape)
     if len(shape) == 3:
         atoms = atoms.mean(axis=3)

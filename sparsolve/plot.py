@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from sparsolve.data import _infer_patch_shape
+from sparsolve.data import patches
 
 __all__ = ["plot_dictionary", "plot_history", "plot_receptive_fields", "plot_compare"]
 
@@ -60,7 +60,7 @@ def _as_atoms(D, patch_shape, name: str = "D") -> tuple[np.ndarray, tuple[int, .
         )
     if not np.issubdtype(D.dtype, np.number):
         raise TypeError(f"{name}: expected a numeric array, got dtype {D.dtype}.")
-    shape = _infer_patch_shape(D.shape[1], patch_shape)
+    shape = patches.patch_shape(D.shape[1], patch_shape)
     if len(shape) == 3 and shape[2] not in (1, 3):
         raise ValueError(f"patch_shape: can draw 1 or 3 channels, got {shape[2]}.")
     atoms = D.astype(np.float64).reshape((D.shape[0],) + shape)
