@@ -11,8 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from .learning import norms, updates
 
 DEFAULT_PATCHES = 20000
@@ -65,13 +63,13 @@ def _fit(args):
             epochs = 5
         png = args.png or str(Path(args.out).with_suffix(".png"))
     else:
+        from .data import read_matrix
+
         path = Path(args.data)
-        if not path.exists():
-            raise SystemExit(f"sparsolve fit: no such file: {path}")
         try:
-            X = np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as e:
-            raise SystemExit(f"sparsolve fit: {path} is not a .npy array file ({e})") from None
+            X = read_matrix(path)
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"sparsolve fit: {e}") from None
         source = f"{path} {X.shape}"
         png = args.png
     try:

@@ -1,33 +1,124 @@
-"""Safe model files and atomic checkpoints.
+"""Safe model files, atomic checkpoints, and the registry of file kinds.
 
-Every file sparsolve writes is a plain ``.npz``: arrays, plus one JSON string
+Every file sparsolve writes is a plain ``.npz``: arrays, plus one JSON object
 under ``__meta__`` for settings and a ``__kind__`` tag.  Loading never unpickles
-(``allow_pickle=False``), so a file cannot run code.  Writes go to a temporary
-file in the same folder, are flushed to disk, and are then renamed over the
-target: a crash mid-save leaves the old file intact, never a half-written one.
+(``allow_pickle=False``), so a file cannot run code, and every entry's header is
+checked against the bytes the entry holds before anything is allocated, so a
+crafted header cannot ask for terabytes.  Writes go to a temporary file in the
+same folder (created with the process's umask), are flushed to disk, and are
+then renamed over the target: a crash mid-save leaves the old file intact, never
+a half-written one, and the next save removes the temporary files such crashes
+left behind.
+
+:func:`load` reads any sparsolve file by its kind: each kind's module calls
+:func:`register` with its loader, so this module imports nothing above it.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
+import math
 import os
-import tempfile
+import re
+import secrets
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 FORMAT_VERSION = 1
+NPY_MAGIC = b"\x93NUMPY"
+
+# The kinds sparsolve itself writes, and the package whose import registers each.
+# Importing on first use keeps this module free of imports from the layers above.
+_BUILTIN_KINDS = {
+    "sparse_coding_model": "sparsolve.learning",
+    "fit_checkpoint": "sparsolve.learning",
+    "learned_g": "sparsolve.amortized",
+}
+_LOADERS: dict = {}
+
+# The temporary name is ``<target name>.<8 random characters>.tmp``; the character set covers
+# both the hex names written here and tempfile.mkstemp's, which older versions used.
+_TMP_MIDDLE = re.compile(r"[a-z0-9_]{8}")
 
 
 class ModelFileError(ValueError):
     """The file is missing pieces, corrupt, truncated, or not the expected kind."""
 
 
+class DataFileError(ValueError):
+    """A data file is not one matrix (n_samples, n_features) that sparsolve can read."""
+
+
+def register(kind: str, loader) -> None:
+    """Make :func:`load` read files of ``kind`` with ``loader(path)``."""
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"kind: expected a non-empty str, got {kind!r}")
+    if not callable(loader):
+        raise TypeError(f"loader: expected a callable loader(path), got {type(loader).__name__}")
+    _LOADERS[kind] = loader
+
+
+def load(path):
+    """The object stored in a sparsolve file, read by the loader registered for its kind.
+
+    Raises :class:`ModelFileError` for anything that is not a complete file of a known kind."""
+    kind = read_kind(path)
+    if kind not in _LOADERS and kind in _BUILTIN_KINDS:
+        importlib.import_module(_BUILTIN_KINDS[kind])
+    if kind not in _LOADERS:
+        known = ", ".join(repr(k) for k in sorted(set(_LOADERS) | set(_BUILTIN_KINDS)))
+        raise ModelFileError(f"{path} holds a {kind!r}, which sparsolve.load does not know; expected one of {known}")
+    with reading(path):
+        return _LOADERS[kind](path)
+
+
+@contextlib.contextmanager
+def reading(path):
+    """Turn the KeyError, IndexError or TypeError of a file whose pieces have the wrong
+    names, shapes or types into a :class:`ModelFileError` naming the file."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError) as e:
+        raise ModelFileError(f"{path} is incomplete or damaged ({type(e).__name__}: {e}); "
+                             "write it again with the matching save") from e
+
+
+def require(meta: dict, path, **types) -> None:
+    """Check that ``meta`` has each named entry, of the given type (or tuple of types)."""
+    for key, expected in types.items():
+        if key not in meta:
+            raise ModelFileError(f"{path} lacks the metadata entry {key!r}; it is not a complete file")
+        value = meta[key]
+        # JSON has no separate bool, and True is an int to Python: refuse it where a number is meant.
+        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in _as_tuple(expected)):
+            names = " or ".join(t.__name__ for t in _as_tuple(expected))
+            raise ModelFileError(f"{path}: metadata entry {key!r} should be {names}, got {value!r}")
+
+
+def _as_tuple(types):
+    return types if isinstance(types, tuple) else (types,)
+
+
+def require_matrix(arrays: dict, name: str, path) -> np.ndarray:
+    """The 2-D, finite, real, non-empty array ``arrays[name]``, or a :class:`ModelFileError`."""
+    if name not in arrays:
+        raise ModelFileError(f"{path} lacks the {name!r} array; it is not a complete file")
+    A = arrays[name]
+    if A.ndim != 2 or 0 in A.shape:
+        raise ModelFileError(f"{path}: {name!r} should be a non-empty 2-D array, got shape {A.shape}")
+    if not (np.issubdtype(A.dtype, np.floating) or np.issubdtype(A.dtype, np.integer)):
+        raise ModelFileError(f"{path}: {name!r} should hold real numbers, got dtype {A.dtype}")
+    if not np.isfinite(A).all():
+        raise ModelFileError(f"{path}: {name!r} holds NaN or infinite values")
+    return A
+
+
 def save_npz(path, kind: str, arrays: dict, meta: dict) -> Path:
     """Atomically write ``arrays`` (name -> array) and ``meta`` (JSON-able) to ``path``."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
+    path = npz_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     for k, v in payload.items():
@@ -35,7 +126,7 @@ def save_npz(path, kind: str, arrays: dict, meta: dict) -> Path:
             raise TypeError(f"array {k!r} has dtype object, which cannot be saved without pickle")
     payload["__kind__"] = np.array(kind)
     payload["__meta__"] = np.array(json.dumps({"format_version": FORMAT_VERSION, **meta}))
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
@@ -46,7 +137,38 @@ def save_npz(path, kind: str, arrays: dict, meta: dict) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _remove_stale_temporaries(path)
     return path
+
+
+def npz_path(path) -> Path:
+    """``path`` with ``.npz`` appended unless it already ends so (numpy's own rule for savez)."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def _create_temporary(path: Path):
+    """(fd, name) of a new file beside ``path``.  Unlike tempfile.mkstemp, which always
+    creates mode 0600, ``os.open`` lets the process's umask decide, as for any other file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporary files of ``path`` that a killed save left behind.  Saves of one
+    path are not concurrent (one process owns a checkpoint), so every such file is stale."""
+    prefix, suffix = path.name + ".", ".tmp"
+    for entry in os.scandir(path.parent):
+        name = entry.name
+        if (name.startswith(prefix) and name.endswith(suffix)
+                and _TMP_MIDDLE.fullmatch(name[len(prefix):-len(suffix)]) and entry.is_file()):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
 
 
 def read_kind(path) -> str:
@@ -62,10 +184,57 @@ def load_npz(path, kind: str | None = None):
     return arrays, meta
 
 
+def check_npz_entries(path, error=ModelFileError, what: str = "sparsolve file") -> list[str]:
+    """The entry names of the ``.npz`` archive ``path``, after checking that each entry is a
+    numeric ``.npy`` whose header declares exactly the bytes it holds, so that reading it can
+    neither unpickle nor allocate more than the file's size.  Raises ``error`` (a ValueError
+    class), calling the file a ``what``."""
+    names = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as f:
+                    problem = _npy_header_problem(f, info.file_size)
+                if problem:
+                    raise error(f"{path}: entry {info.filename!r} {problem}")
+                names.append(info.filename[:-4] if info.filename.endswith(".npy") else info.filename)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as e:
+        if isinstance(e, error):
+            raise
+        raise error(f"{path} is not a readable {what} (corrupt or truncated?): {e}") from e
+    return names
+
+
+def _npy_header_problem(f, size: int) -> str | None:
+    """What is wrong with the .npy entry ``f`` of ``size`` bytes, or None."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        return f"has .npy format version {version}, which sparsolve does not read"
+    if dtype.hasobject:
+        return "holds Python objects, which could only be read by unpickling; sparsolve never unpickles"
+    declared = math.prod(shape) * dtype.itemsize
+    held = size - f.tell()
+    if declared != held:
+        return (f"declares shape {shape} of {dtype} ({declared:,} bytes) but holds {held:,} bytes: "
+                "the file is truncated or was not written by numpy")
+    return None
+
+
 def _open(path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory, not a sparsolve file")
+    with open(path, "rb") as f:
+        if f.read(len(NPY_MAGIC)) == NPY_MAGIC:
+            raise ModelFileError(f"{path} is a bare numpy array (.npy), not a sparsolve file; models, "
+                                 "encoders and checkpoints are .npz files written by their save()")
+    check_npz_entries(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -73,8 +242,13 @@ def _open(path):
         raise ModelFileError(f"{path} is not a readable sparsolve file (corrupt or truncated?): {e}") from e
     if "__kind__" not in arrays or "__meta__" not in arrays:
         raise ModelFileError(f"{path} is not a sparsolve file: it lacks the __kind__/__meta__ entries")
+    kind, meta = arrays.pop("__kind__"), arrays.pop("__meta__")
+    if kind.ndim != 0 or meta.ndim != 0 or kind.dtype.kind != "U" or meta.dtype.kind != "U":
+        raise ModelFileError(f"{path} has a __kind__ or __meta__ entry that is not a string")
     try:
-        meta = json.loads(str(arrays.pop("__meta__")))
+        meta = json.loads(str(meta))
     except json.JSONDecodeError as e:
         raise ModelFileError(f"{path} has unreadable metadata: {e}") from e
-    return str(arrays.pop("__kind__")), arrays, meta
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path} has metadata of type {type(meta).__name__}, not a JSON object")
+    return str(kind), arrays, meta

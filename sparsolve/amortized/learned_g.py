@@ -32,7 +32,7 @@ import torch
 
 from .. import backend
 from ..inference.problem import lipschitz
-from ..io import load_npz, save_npz
+from ..io import load_npz, reading, register, save_npz
 from ..prox import nonneg_threshold, soft_threshold
 
 KIND = "learned_g"
@@ -248,7 +248,8 @@ class LearnedG(torch.nn.Module):
     def load(cls, path, device=None):
         """The encoder saved by :meth:`save`; raises ModelFileError for another kind of file."""
         arrays, meta = load_npz(path, KIND)
-        return cls.from_state(arrays, meta, device=device)
+        with reading(path):
+            return cls.from_state(arrays, meta, device=device)
 
     @classmethod
     def from_state(cls, arrays: dict, meta: dict, device=None):
@@ -256,3 +257,6 @@ class LearnedG(torch.nn.Module):
                     meta["signed"], dtype=getattr(torch, meta["dtype"]), device=device)
         model.load_state_dict({k: torch.as_tensor(arrays[k]) for k in model.state_dict()})
         return model
+
+
+register(KIND, LearnedG.load)

@@ -10,9 +10,11 @@ patches is an array ``X`` of shape ``(n_samples, n_features)``.
   scikit-learn) and :func:`natural_image_patches`, the library's default data.
 * :mod:`.cifar` -- :func:`load_cifar10`, a loader for the CIFAR-10 python archive
   that never unpickles arbitrary objects; :func:`load_cifar10_torchvision` downloads it.
+* :mod:`.files` -- :func:`read_matrix`, a data matrix from a ``.npy`` or ``.npz`` file.
 """
 
 from .cifar import CIFAR10_URL, load_cifar10, load_cifar10_torchvision
+from .files import read_matrix
 from .images import SPLITS, TRAIN_WIDTH, load_natural_images, natural_image_patches
 from .patches import contrast_normalize, extract_patches, patch_shape, remove_mean
 from .whitening import Whitening
@@ -25,6 +27,7 @@ __all__ = [
     "patch_shape",
     "Whitening",
     "natural_image_patches",
+    "read_matrix",
     "load_cifar10",
     "load_cifar10_torchvision",
     "CIFAR10_URL",

@@ -1,5 +1,8 @@
 """Dictionary learning: ``fit`` a :class:`SparseCodingModel` and ``load`` one back."""
-from .fit import fit
+from .. import io
+from .fit import CHECKPOINT_KIND, fit, model_from_checkpoint
 from .model import SparseCodingModel, load
+
+io.register(CHECKPOINT_KIND, model_from_checkpoint)
 
 __all__ = ["fit", "load", "SparseCodingModel"]

@@ -89,13 +89,16 @@ class SparseCodingModel:
 
     @classmethod
     def from_arrays(cls, arrays, meta, path):
-        if "dictionary" not in arrays:
-            raise io.ModelFileError(f"{path} lacks the 'dictionary' array; it is not a complete model file")
+        """The model held by a file's ``arrays`` and ``meta``; :class:`sparsolve.io.ModelFileError`
+        names the piece that is missing or of the wrong type."""
+        dictionary = io.require_matrix(arrays, "dictionary", path)
+        io.require(meta, path, alpha=(int, float), solver=str, positive=bool)
+        io.require({"solver_options": {}, "settings": {}, **meta}, path, solver_options=dict, settings=dict)
         history = {k.split("/", 1)[1]: v.tolist() for k, v in arrays.items() if k.startswith("history/")}
         for k in ("step", "samples_seen", "resampled"):
             if k in history:
                 history[k] = [int(v) for v in history[k]]
-        return cls(arrays["dictionary"], meta["alpha"], solver=meta["solver"], positive=meta["positive"],
+        return cls(dictionary, meta["alpha"], solver=meta["solver"], positive=meta["positive"],
                    solver_options=meta.get("solver_options"), settings=meta.get("settings"), history=history)
 
     def __repr__(self):
@@ -104,23 +107,17 @@ class SparseCodingModel:
                 f"solver={self.solver!r}, steps={steps})")
 
 
+def _load_model(path):
+    arrays, meta = io.load_npz(path, KIND)
+    return SparseCodingModel.from_arrays(arrays, meta, path)
+
+
+io.register(KIND, _load_model)
+
+
 def load(path):
     """Read a sparsolve file: a :class:`SparseCodingModel`, a fit checkpoint (as the
-    model it holds so far), or a learned-G encoder (``sparsolve.amortized.LearnedG``).
-    Anything else raises :class:`sparsolve.io.ModelFileError`."""
-    kind = io.read_kind(path)
-    if kind == KIND:
-        arrays, meta = io.load_npz(path, KIND)
-        return SparseCodingModel.from_arrays(arrays, meta, path)
-    if kind == "learned_g":
-        from ..amortized import LearnedG
-
-        return LearnedG.load(path)
-    from .fit import CHECKPOINT_KIND, model_from_checkpoint
-
-    if kind == CHECKPOINT_KIND:
-        return model_from_checkpoint(path)
-    raise io.ModelFileError(
-        f"{path} holds a {kind!r}, which sparsolve.load does not know; expected a "
-        f"{KIND!r}, a {CHECKPOINT_KIND!r} or a 'learned_g' file"
-    )
+    model it holds so far), a learned-G encoder (``sparsolve.amortized.LearnedG``), or
+    any kind registered with :func:`sparsolve.io.register`.  Anything else raises
+    :class:`sparsolve.io.ModelFileError`."""
+    return io.load(path)
