@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sparsolve.data import Whitening, image_whitening, natural_image_patches
+from sparsolve.data.images import WHITEN_EPS
+
 
 def argument_parser(description):
     """A parser with the arguments every experiment takes (data, whitening, seed, threads,
@@ -15,8 +18,10 @@ def argument_parser(description):
     p.add_argument("--n-test", type=int, default=2000, help="held-out patches")
     p.add_argument("--patch", type=int, default=8, help="patch side in pixels")
     p.add_argument("--atoms", type=int, default=64, help="atoms / hidden units")
-    p.add_argument("--components", type=int, default=24, help="ZCA rank (principal components kept)")
-    p.add_argument("--whiten-eps", type=float, default=0.1, help="ZCA regulariser, relative to the mean eigenvalue")
+    p.add_argument("--components", type=int, default=None,
+                   help="ZCA rank (principal components kept; default: sparsolve.data.image_whitening's, 24 for 8x8)")
+    p.add_argument("--whiten-eps", type=float, default=WHITEN_EPS,
+                   help="ZCA regulariser, relative to the mean eigenvalue")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine may be shared)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
@@ -34,13 +39,14 @@ def start_run(args):
 
 
 def whitened_patches(args):
-    """(X, X_test, whitening): ZCA-whitened training and held-out patches of the embedded images.
-
-    The whitening keeps ``args.components`` principal components: full-rank ZCA lifts the
-    JPEG compression noise of the photos to the level of the image structure."""
-    from sparsolve.data import Whitening, natural_image_patches
-
-    whitening = Whitening("zca", eps=args.whiten_eps, n_components=min(args.components, args.patch ** 2))
+    """(X, X_test, whitening): training and held-out patches of scikit-learn's photos, whitened
+    as ``natural_image_patches(whiten="zca")`` does (:func:`sparsolve.data.image_whitening`)
+    unless ``--components`` or ``--whiten-eps`` say otherwise; the held-out patches go
+    through the whitening fitted on the training ones."""
+    whitening = image_whitening(args.patch ** 2)
+    if args.components is not None or args.whiten_eps != WHITEN_EPS:
+        k = whitening.n_components if args.components is None else min(args.components, args.patch ** 2)
+        whitening = Whitening("zca", eps=args.whiten_eps, n_components=k)
     X = natural_image_patches(args.patch, args.n_patches, seed=args.seed, whiten=whitening)
     X_test = whitening.transform(natural_image_patches(args.patch, args.n_test, seed=args.seed + 1))
     return X, X_test, whitening

@@ -439,3 +439,41 @@ def test_train_and_test_splits_share_no_pixel():
 def test_unknown_split_is_named():
     with pytest.raises(ValueError, match=r"split: expected one of \(None, 'train', 'test'\), got 'val'"):
         natural_image_patches(8, 10, split="val")
+
+
+# ---------------------------------------------------------------- the default whitening
+
+
+def test_whiten_zca_keeps_the_leading_three_eighths_of_the_components():
+    X = natural_image_patches(8, 2000, whiten="zca")
+    assert X.shape == (2000, 64)
+    assert np.linalg.matrix_rank(X) == 24  # full-rank ZCA would keep 63 (the mean is removed)
+    assert natural_image_patches(8, 2000, whiten="pca").shape == (2000, 24)
+    w = data.image_whitening(192, "pca")
+    assert (w.method, w.n_components, w.eps) == ("pca", 72, 0.1)
+    assert natural_image_patches(6, 500, grey=False, whiten="zca").shape == (500, 108)
+    with pytest.raises(ValueError, match="method: expected 'zca' or 'pca'"):
+        data.image_whitening(64, "svd")
+
+
+def test_a_fitted_whitening_is_applied_as_it_is():
+    w = data.image_whitening(64)
+    X = natural_image_patches(8, 3000, whiten=w, split="train")
+    mean, W = w.mean_.copy(), w.whitening_.copy()
+    X_test = natural_image_patches(8, 500, seed=1, whiten=w, split="test")
+    np.testing.assert_array_equal(w.mean_, mean)
+    np.testing.assert_array_equal(w.whitening_, W)
+    np.testing.assert_allclose(X_test, (natural_image_patches(8, 500, seed=1, split="test") - mean) @ W.T)
+    assert X.shape == (3000, 64)
+
+
+def test_the_default_whitening_learns_gabor_like_atoms():
+    # The recipe of `sparsolve fit` without data, smaller: full-rank ZCA (the old whiten="zca")
+    # gives a Gabor fraction of 0.00 here, the default 0.44.
+    import sparsolve
+    from sparsolve.gabor import gabor_stats
+
+    X = natural_image_patches(8, 8000, whiten="zca")
+    model = sparsolve.fit(X, 32, data.WHITENED_ALPHA, solver="cd", n_epochs=2, seed=0, progress=False)
+    stats = gabor_stats(model.dictionary)
+    assert stats.frac_good >= 0.3 and stats.median_r2 >= 0.6

@@ -7,7 +7,8 @@ patches is an array ``X`` of shape ``(n_samples, n_features)``.
   :func:`remove_mean`, :func:`contrast_normalize`, and :func:`patch_shape`.
 * :mod:`.whitening` -- :class:`Whitening`, invertible PCA/ZCA whitening.
 * :mod:`.images` -- :func:`load_natural_images` (the two photographs shipped with
-  scikit-learn) and :func:`natural_image_patches`, the library's default data.
+  scikit-learn) and :func:`natural_image_patches`, the library's default data, with
+  :func:`image_whitening`, the rank-k ZCA that makes its dictionaries Gabor-like.
 * :mod:`.cifar` -- :func:`load_cifar10`, a loader for the CIFAR-10 python archive
   that never unpickles arbitrary objects; :func:`load_cifar10_torchvision` downloads it.
 * :mod:`.files` -- :func:`read_matrix`, a data matrix from a ``.npy`` or ``.npz`` file.
@@ -15,7 +16,8 @@ patches is an array ``X`` of shape ``(n_samples, n_features)``.
 
 from .cifar import CIFAR10_URL, load_cifar10, load_cifar10_torchvision
 from .files import read_matrix
-from .images import SPLITS, TRAIN_WIDTH, load_natural_images, natural_image_patches
+from .images import (SPLITS, TRAIN_WIDTH, WHITENED_ALPHA, image_whitening, load_natural_images,
+                     natural_image_patches)
 from .patches import contrast_normalize, extract_patches, patch_shape, remove_mean
 from .whitening import Whitening
 
@@ -27,6 +29,8 @@ __all__ = [
     "patch_shape",
     "Whitening",
     "natural_image_patches",
+    "image_whitening",
+    "WHITENED_ALPHA",
     "read_matrix",
     "load_cifar10",
     "load_cifar10_torchvision",

@@ -98,8 +98,13 @@ class Whitening:
         self.n_features_in_ = p
         return self
 
+    @property
+    def fitted(self) -> bool:
+        """Whether :meth:`fit` has run."""
+        return hasattr(self, "whitening_")
+
     def _check_fitted(self):
-        if not hasattr(self, "whitening_"):
+        if not self.fitted:
             raise ValueError("Whitening: call fit(X) before transform/inverse_transform.")
 
     def transform(self, X) -> np.ndarray:
