@@ -77,11 +77,14 @@ def load(path):
 
 @contextlib.contextmanager
 def reading(path):
-    """Turn the KeyError, IndexError or TypeError of a file whose pieces have the wrong
-    names, shapes or types into a :class:`ModelFileError` naming the file."""
+    """Turn the KeyError, IndexError, TypeError, AttributeError or RuntimeError (torch's
+    shape mismatch) of a file whose pieces have the wrong names, shapes or types into a
+    :class:`ModelFileError` naming the file."""
     try:
         yield
-    except (KeyError, IndexError, TypeError) as e:
+    except (KeyError, IndexError, TypeError, AttributeError, RuntimeError) as e:
+        if "OutOfMemory" in type(e).__name__:  # torch's OutOfMemoryError is a RuntimeError, not a file's fault
+            raise
         raise ModelFileError(f"{path} is incomplete or damaged ({type(e).__name__}: {e}); "
                              "write it again with the matching save") from e
 

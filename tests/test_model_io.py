@@ -214,6 +214,14 @@ def test_load_refuses_crafted_learned_g_and_checkpoint(tmp_path):
     c = io.save_npz(tmp_path / "c.npz", "fit_checkpoint", {"dictionary": np.ones(3)}, {"t": 1})
     with pytest.raises(ModelFileError):
         sparsolve.load(c)
+    enc = sparsolve.LearnedG.from_dictionary(np.eye(4)[:3], alpha=0.1, t_star=2)
+    arrays, meta = enc.arrays(), enc.config()
+    wrong_shape = io.save_npz(tmp_path / "s.npz", "learned_g", {**arrays, "W_e": np.zeros((5, 5), np.float32)}, meta)
+    with pytest.raises(ModelFileError, match="size mismatch for W_e"):
+        sparsolve.LearnedG.load(wrong_shape)
+    wrong_dtype = io.save_npz(tmp_path / "d.npz", "learned_g", arrays, {**meta, "dtype": "nonsense"})
+    with pytest.raises(ModelFileError, match="nonsense"):
+        sparsolve.load(wrong_dtype)
 
 
 # ------------------------------------------------------------ writing
