@@ -128,6 +128,17 @@ def astype(x, dtype: str):
     return x.astype(dtype, copy=False)
 
 
+def solve_lower_triangular(T, R):
+    """X with T X = R, for a lower-triangular T (forward substitution), in T's own library."""
+    if is_torch(T):
+        return _torch().linalg.solve_triangular(T, R, upper=False)
+    if is_cupy(T):
+        from cupyx.scipy.linalg import solve_triangular
+    else:
+        from scipy.linalg import solve_triangular
+    return solve_triangular(T, R, lower=True, check_finite=False)
+
+
 def item(x) -> float:
     return float(x.item()) if hasattr(x, "item") else float(x)
 
