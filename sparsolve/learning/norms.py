@@ -42,6 +42,20 @@ def project_atom(u, norm):
     return u / xp.clip(xp.sqrt((u * u).sum()), FLOOR[norm], None)
 
 
+def tangent(grad, D, norm):
+    """The gradient that a projected step should take: under ``"unit"``, each row g_j loses its
+    part along its atom,  g_j ← g_j − (⟨g_j, d_j⟩ / ‖d_j‖²) d_j,  the part that would only change
+    the atom's length, which the projection undoes anyway (and which, through Adam's per-entry
+    scaling, would otherwise leak into the direction).  Sparse-autoencoder trainers (sparsify,
+    SAELens) do the same before their optimiser step.  Every other rule keeps the gradient:
+    ``"ball"`` lets atoms inside the ball change length, ``"penalty"`` prices the length through
+    the decay term of the gradient, and ``"none"`` is the ablation."""
+    if norm != "unit":
+        return grad
+    along = (grad * D).sum(axis=1) / backend.namespace(D).clip((D * D).sum(axis=1), _TINY, None)
+    return grad - along[:, None] * D
+
+
 def project(D, norm, previous=None):
     """Apply the rule to every row of D.  A row that came out (near) zero -- an
     atom whose update had no data behind it -- takes its row from ``previous``

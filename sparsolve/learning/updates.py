@@ -24,6 +24,10 @@ plus the weight decay β Σ‖d_j‖² under the ``"penalty"`` norm rule (its cu
 
       D ← D + η (B − A D − decay·D),    η = lr / (λ_max(A) + decay).
 
+  For wide dictionaries (where A, m×m, is too large), :class:`Adam` steps on the gradient
+  from the residual R = X − ZD,  ∇ = −ZᵀR/b + decay·D  (:func:`gradient`, no m×m array),
+  with the norm rule after the step; under ``"unit"`` the gradient first loses its part
+  along each atom (norms.tangent), as sparse-autoencoder trainers do.
 * ``"mod"`` -- the method of optimal directions (Engan et al. 1999), the exact
   minimiser on the batch (meant for full-batch data):
 
@@ -34,10 +38,13 @@ and the dead-atom policy (dead.py) decides its fate.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
 from .. import backend
+from ..checks import nonnegative_float, positive_float
 from . import norms
 
 UPDATES = ("online", "sgd", "mod")
@@ -175,6 +182,80 @@ def sgd(D, A, B, decay, lr):
     """D + η (B − A D − decay·D) with η = lr / (λ_max(A) + decay)."""
     eta = lr / (_top_eigenvalue(A) + decay + 1e-30)
     return D + eta * (B - A @ D - decay * D)
+
+
+def gradient(D, Z, R, decay):
+    """∇_D of the batch loss  mean_x ½‖x − zD‖² + (decay/2) Σ‖d_j‖²,  from the codes Z (b, m) and
+    the residual R = X − ZD (b, p):  −ZᵀR / b + decay·D.  It never forms ZᵀZ (m×m), so it
+    serves dictionaries too wide for the online statistics."""
+    return -(Z.T @ R) / max(1, R.shape[0]) + decay * D
+
+
+@dataclass(frozen=True)
+class AdamSettings:
+    """Adam's constants for the ``update="sgd"`` step (Kingma & Ba 2015), checked on creation."""
+
+    lr: float = 1e-3
+    """The step size: each entry of D moves by about ``lr`` per step, whatever the gradient's scale."""
+    beta1: float = 0.9
+    """Decay of the running mean of the gradient, in [0, 1)."""
+    beta2: float = 0.999
+    """Decay of the running mean of the squared gradient, in [0, 1)."""
+    eps: float = 1e-8
+    """Added to √v̂ so that entries without gradient history take no huge step."""
+
+    def __post_init__(self):
+        positive_float(self.lr, "lr")
+        positive_float(self.eps, "eps")
+        for name in ("beta1", "beta2"):
+            if not nonnegative_float(getattr(self, name), name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+class Adam:
+    """Adam on the dictionary: with the gradient g_t (after norms.tangent),
+
+        m_t = β₁ m_{t−1} + (1 − β₁) g_t,     v_t = β₂ v_{t−1} + (1 − β₂) g_t²,
+        D ← D − lr · m̂_t / (√v̂_t + eps),   m̂_t = m_t / (1 − β₁ᵗ),  v̂_t = v_t / (1 − β₂ᵗ),
+
+    then the norm rule (norms.project) as after every update.  The moments live beside D, in
+    its library, device and dtype; :meth:`state` and :meth:`from_state` carry them through a
+    checkpoint."""
+
+    def __init__(self, settings: AdamSettings | None = None):
+        self.settings = AdamSettings() if settings is None else settings
+        self.mean = self.square = None
+        self.t = 0
+
+    def step(self, D, grad):
+        s = self.settings
+        if self.mean is None:
+            self.mean, self.square = grad * 0, grad * 0
+        self.t += 1
+        self.mean = s.beta1 * self.mean + (1 - s.beta1) * grad
+        self.square = s.beta2 * self.square + (1 - s.beta2) * grad * grad
+        xp = backend.namespace(D)
+        # the bias corrections are host scalars (t is counted here), so the step reads nothing back
+        step = s.lr / (1 - s.beta1 ** self.t)
+        root = xp.sqrt(self.square / (1 - s.beta2 ** self.t))
+        return D - step * self.mean / (root + s.eps)
+
+    def state(self):
+        """The moments as host arrays and the step count, for a checkpoint (None before the first step)."""
+        if self.mean is None:
+            return None
+        return {"mean": backend.to_numpy(self.mean), "square": backend.to_numpy(self.square), "t": self.t}
+
+    @classmethod
+    def from_state(cls, state, like, settings: AdamSettings | None = None):
+        """An Adam resumed from :meth:`state`, its moments moved to the library and device of ``like``."""
+        adam = cls(settings)
+        if state is not None:
+            dtype = backend.dtype_name(like)
+            adam.mean = backend.astype(backend.like(np.asarray(state["mean"]), like), dtype)
+            adam.square = backend.astype(backend.like(np.asarray(state["square"]), like), dtype)
+            adam.t = int(state["t"])
+        return adam
 
 
 def mod(D, A, B, decay):
