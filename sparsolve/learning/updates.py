@@ -129,7 +129,11 @@ def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
     denominator = xp.where(used, diag + decay, diag * 0 + 1)
     floor = norms.FLOOR.get(norm)
     if floor is None:
-        T = xp.tril(A_bar, -1) * used[:, None] + xp.diag(denominator)
+        # built in place: at interpretability sizes each m×m temporary is GBs (sparsolve.memory)
+        T = xp.tril(A_bar, -1)
+        T *= used[:, None]
+        i = backend.arange(T, m)
+        T[i, i] = denominator
         rhs = (B_bar - A_bar @ D - decay * D) * used[:, None]
         return D + backend.solve_lower_triangular(T, rhs)
     k = BLOCK if block is None else int(block)
