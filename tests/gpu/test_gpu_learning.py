@@ -59,3 +59,17 @@ def test_online_on_cupy_equals_the_numba_kernel(norm, beta):
     reference = updates.online(D, A, B, norm, decay)
     out = updates.online(*(cupy.asarray(a) for a in (D, A, B)), norm, decay)
     np.testing.assert_allclose(cupy.asnumpy(out), reference, rtol=1e-10, atol=1e-10)
+
+
+def test_shard_stream_to_cuda_equals_the_host_stream(tmp_path):
+    from sparsolve.data.shards import ShardStream
+
+    rng = np.random.default_rng(0)
+    for i, n in enumerate((300, 211)):
+        np.save(tmp_path / f"s{i}.npy", rng.standard_normal((n, 32)).astype(np.float32))
+    options = dict(batch_size=128, seed=1, block_rows=64, window_blocks=2)
+    host = list(ShardStream(tmp_path, **options))
+    device = list(ShardStream(tmp_path, device="cuda", **options))
+    assert all(b.is_cuda for b in device)
+    for a, b in zip(host, device):
+        np.testing.assert_array_equal(a, (b * 1).cpu().numpy())  # used on this stream after the copy
