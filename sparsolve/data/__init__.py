@@ -628,3 +628,4 @@ def load_cifar10_torchvision(root, download: bool = True, *, train: bool = True,
         download_and_extract_archive(CIFAR10_URL, str(root), filename=_CIFAR10_ARCHIVE,
                                      md5=_CIFAR10_MD5)
     return load_cifar10(root, train=train, max_batches=max_batches)
+from .synthetic import SyntheticActivations  # noqa: E402,F401  (planted features for the SAE benchmarks)
