@@ -2,10 +2,11 @@
 per-atom loop it replaced and the numba kernel, interleaved in one process (A/B ratios hold
 on a loaded machine where absolute times do not).
 
-    PYTHONPATH=. python benchmarks/online_update.py [--device cpu|cuda] [--sizes 256x64 1024x256]
+    PYTHONPATH=. python benchmarks/online_update.py [--device cpu|cuda] [--sizes 256x64 1024x256] [--write]
 
 Prints one table row per (size, norm rule, path): the median ms per pass and its ratio to the
-blocked pass.  On CUDA every timed pass ends with a synchronize.
+blocked pass.  On CUDA every timed pass ends with a synchronize.  ``--write`` puts the table
+into the section "## The online update (benchmarks/online_update.py)" of benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ import torch
 
 from sparsolve import backend
 from sparsolve.learning import norms, updates
+
+from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
+
+SECTION = "## The online update (benchmarks/online_update.py)"
 
 
 def per_atom_loop(D, A_bar, B_bar, norm, decay):
@@ -63,13 +68,15 @@ def main():
     ap.add_argument("--rules", nargs="+", default=["unit", "penalty"])
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (on a loaded machine, 1 keeps OpenMP from waiting on busy cores)")
+    ap.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
-    print(f"device {args.device}, {args.dtype}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print("| m × p | norm | path | ms per pass (median) | × blocked |")
-    print("|---|---|---|---|---|")
+    lines = [f"Machine: {machine()}; device {args.device}, {args.dtype}, torch threads {torch.get_num_threads()}, "
+             f"median of {args.repeats} interleaved passes.", "",
+             "| m × p | norm | path | ms per pass (median) | × blocked |", "|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
     for size in args.sizes:
         m, p = (int(v) for v in size.split("x"))
         D, A, B = problem(m, p, args.device, dtype)
@@ -89,7 +96,10 @@ def main():
             base = statistics.median(times["blocked"])
             for name, t in times.items():
                 med = statistics.median(t)
-                print(f"| {m} × {p} | {norm} | {name} | {1e3 * med:.2f} | {med / base:.2f} |")
+                lines.append(f"| {m} × {p} | {norm} | {name} | {1e3 * med:.2f} | {med / base:.2f} |")
+                print(lines[-1], flush=True)
+    if args.write:
+        write_section(SECTION, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Learning at scale (#13): fit's throughput and where its time goes, on CPU and GPU.
 
-    PYTHONPATH=. python benchmarks/scale.py cpu-torch [--quick]      # torch CPU tensors vs numpy arrays
+    PYTHONPATH=. python benchmarks/scale.py cpu-torch [--quick]      # torch CPU tensors vs numpy; writes RESULTS.md
     PYTHONPATH=. python benchmarks/scale.py gpu-patches              # 16×16 patches, 1,024 atoms, CUDA
     PYTHONPATH=. python benchmarks/scale.py gpu-synthetic            # d = 768, m = 16,384 synthetic, CUDA
 
@@ -37,7 +37,9 @@ import sparsolve
 import sparsolve.learning
 from sparsolve.data import natural_image_patches
 
-from report import machine  # noqa: E402  (benchmarks/ is the script's folder)
+from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
+
+CPU_SECTION = "## fit on torch CPU tensors against numpy (benchmarks/scale.py cpu-torch)"
 
 
 # ---- the time split ----------------------------------------------------------------------
@@ -108,11 +110,12 @@ def cpu_torch(args):
     n = 5120 if args.quick else 20480
     X = natural_image_patches(8, n, seed=0)
     Xt = torch.from_numpy(X)
-    print(f"Machine: {machine()}")
-    print(f"fit: {n:,} 8×8 patches, 256 atoms, batch 256, one epoch, tol 1e-3; numpy and torch CPU runs "
-          f"alternating, {args.repeats} each\n")
-    print("| solver | update | numpy (s, median) | torch CPU (s, median) | torch / numpy | all torch/numpy ratios |")
-    print("|---|---|---|---|---|---|")
+    lines = [f"Machine: {machine()}.", "",
+             f"fit: {n:,} 8×8 patches, 256 atoms, batch 256, one epoch, tol 1e-3; numpy and torch CPU runs "
+             f"alternating, {args.repeats} each (after one warm-up round); wall time of the whole fit call.", "",
+             "| solver | update | numpy (s, median) | torch CPU (s, median) | torch / numpy | all torch/numpy ratios |",
+             "|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
     for solver in args.solvers:
         times = {"numpy": [], "torch": []}
         for r in range(args.repeats + 1):  # the first round warms up (numba compilation, torch kernels)
@@ -123,8 +126,13 @@ def cpu_torch(args):
                     times[kind].append(time.perf_counter() - t0)
         ratios = [t / n for t, n in zip(times["torch"], times["numpy"])]
         a, b = statistics.median(times["numpy"]), statistics.median(times["torch"])
-        print(f"| {solver} | online | {a:.2f} | {b:.2f} | {b / a:.2f} | {', '.join(f'{r:.2f}' for r in ratios)} |",
-              flush=True)
+        lines.append(f"| {solver} | online | {a:.2f} | {b:.2f} | {b / a:.2f} | "
+                     f"{', '.join(f'{r:.2f}' for r in ratios)} |")
+        print(lines[-1], flush=True)
+    lines += ["", "Target (#13): torch CPU within 1.5× of numpy."]
+    if not args.quick:
+        write_section(CPU_SECTION, "\n".join(lines))
+        print(f"wrote the section {CPU_SECTION!r} of benchmarks/RESULTS.md")
 
 
 # ---- GPU ---------------------------------------------------------------------------------
