@@ -129,6 +129,10 @@ def test_other_bad_shards_are_refused(tmp_path):
         open_shards(tmp_path)
     with pytest.raises(ValueError, match="floats"):
         open_shards([np.zeros((3, 2), np.int64)])
+    with pytest.raises(TypeError, match="torch array; pass .npy paths or numpy arrays"):
+        open_shards([torch.zeros(3, 2)])
+    with pytest.raises(TypeError, match="list"):
+        open_shards([[1.0, 2.0]])
     with pytest.raises(ValueError, match="batch_size"):
         ShardStream([np.zeros((3, 2))], batch_size=0)
     with pytest.raises(ValueError, match="device"):

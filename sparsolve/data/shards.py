@@ -71,10 +71,13 @@ def open_shards(source):
             shards.append(_open_npy(Path(item)))
             names.append(str(item))
         else:
-            array = item if isinstance(item, np.ndarray) else None
-            if array is None:
-                raise TypeError(f"shard {len(shards)} is a {type(item).__name__}; pass paths or numpy arrays")
-            shards.append(array)
+            try:
+                kind = backend.kind(item)
+            except TypeError:
+                kind = type(item).__name__
+            if kind != "numpy":  # the reader slices shards on the host; tensors belong on `device`
+                raise TypeError(f"shard {len(shards)} is a {kind} array; pass .npy paths or numpy arrays (memmaps)")
+            shards.append(item)
             names.append(f"shard {len(shards) - 1}")
     first = shards[0]
     for name, array in zip(names, shards):
