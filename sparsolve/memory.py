@@ -3,13 +3,15 @@ any work, from the free memory (backend.free_bytes) and the sizes alone.
 
 With m atoms, p features, b rows per batch and s bytes per entry, the arrays are
 
-* the dictionary: D, its update and the previous D the norm rule falls back on: 3·m·p·s;
+* the dictionary: D, its update and the previous D the norm rule falls back on: 3·m·p·s
+  (for ``update=None``, inference alone as in ``encode``: D only, m·p·s);
 * the update's state -- ``"online"``: the running Ā and the batch's A (m×m each), and two
   m×m temporaries (the running mean's update, the pass's triangular matrix), with B̄ and B:
   (4·m² + 2·m·p)·s; ``"sgd"`` (Adam): the two moments, the gradient and two temporaries,
   5·m·p·s; ``"mod"``: A, the solve's copy and its factor, with B: (3·m² + 2·m·p)·s;
-* per row of a chunk (and a run needs room for min(b, MIN_CHUNK) rows): the solver's working arrays, about eight (rows, m) and two (rows, p)
-  (as encode counts them), and the step's own x, z and residual: (9·m + 4·p)·s;
+* per row of a chunk (and a run needs room for min(b, MIN_CHUNK) rows): the solver's
+  working arrays, about eight (rows, m) and two (rows, p) (as encode counts them), and in a
+  fit the step's own x, z and residual: (9·m + 4·p)·s, or (8·m + 2·p)·s for inference alone;
 * the Gram form of inference adds G = DDᵀ, m²·s, once.
 
 The plan keeps everything within ``fraction`` (default 0.8) of the free memory.  The Gram form
@@ -26,7 +28,7 @@ from . import backend
 from .checks import choice, positive_int
 
 ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
-UPDATES = ("online", "sgd", "mod")
+UPDATES = ("online", "sgd", "mod", None)  # None: inference alone (encode)
 FORMS = ("auto", "gram", "factored")
 
 # The fewest rows per chunk the Gram form must leave room for: below this, G's one-off cost no
@@ -67,6 +69,8 @@ class MemoryPlan:
 
 def _sizes(n_features, n_atoms, update, s):
     m, p = n_atoms, n_features
+    if update is None:
+        return m * p * s, 0, (8 * m + 2 * p) * s, m * m * s
     statistics = {"online": 4 * m * m + 2 * m * p, "sgd": 5 * m * p, "mod": 3 * m * m + 2 * m * p}[update]
     return (3 * m * p + statistics) * s, statistics * s, (9 * m + 4 * p) * s, m * m * s
 
@@ -137,9 +141,10 @@ def _does_not_fit(p, m, b, dtype, update, needed, statistics, budget, free, frac
     usable = f"{budget / _GIB:.2f} GiB ({fraction:.0%} of the {free / _GIB:.2f} GiB free on {device})"
     what = {"online": f"the online statistics Ā and A ({m}×{m} each) take {statistics / _GIB:.2f} GiB",
             "mod": f"the statistics A ({m}×{m}) and its solve take {statistics / _GIB:.2f} GiB",
-            "sgd": f"Adam's moments take {statistics / _GIB:.2f} GiB"}[update]
+            "sgd": f"Adam's moments take {statistics / _GIB:.2f} GiB",
+            None: f"the dictionary takes {m * p * ITEMSIZE[dtype] / _GIB:.2f} GiB"}[update]
     ways = []
-    if update != "sgd":
+    if update not in ("sgd", None):
         fixed_sgd, _, per_row, _ = _sizes(p, m, "sgd", ITEMSIZE[dtype])
         sgd_needed = fixed_sgd + per_row * min(b, MIN_CHUNK)
         if sgd_needed <= budget:

@@ -77,3 +77,13 @@ def test_bad_arguments_are_named(bad, match):
     args = dict(n_features=16, n_atoms=32, batch_size=8)
     with pytest.raises(ValueError, match=match):
         memory.plan(GIB, **{**args, **bad})
+
+
+def test_inference_alone_counts_no_update_state():
+    alone = memory.plan(2 * GIB, n_features=768, n_atoms=16384, batch_size=4096, update=None)
+    fit = memory.plan(2 * GIB, n_features=768, n_atoms=16384, batch_size=4096, update="sgd")
+    assert alone.statistics_bytes == 0 and alone.fixed_bytes == 4 * 768 * 16384
+    assert alone.per_row_bytes < fit.per_row_bytes and alone.chunk_rows > fit.chunk_rows
+    with pytest.raises(memory.MemoryPlanError, match="the dictionary takes") as err:
+        memory.plan(GIB // 64, n_features=4096, n_atoms=65536, batch_size=4096, update=None)
+    assert "update='sgd'" not in str(err.value)
