@@ -34,14 +34,6 @@ def decay(norm, beta):
     return 2.0 * float(beta) if norm == "penalty" else 0.0
 
 
-def project_atom(u, norm):
-    """The rule's projection of one atom (a 1-D row); no host sync, so it is cheap on GPU."""
-    if norm not in FLOOR:
-        return u
-    xp = backend.namespace(u)
-    return u / xp.clip(xp.sqrt((u * u).sum()), FLOOR[norm], None)
-
-
 def tangent(grad, D, norm):
     """The gradient that a projected step should take: under ``"unit"``, each row g_j loses its
     part along its atom,  g_j ← g_j − (⟨g_j, d_j⟩ / ‖d_j‖²) d_j,  the part that would only change
