@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # GPU check for sparsolve, on a machine with one CUDA device.  From the repo root:
 #
-#     PYTHONPATH=. bash benchmarks/gpu_check.sh
+#     PYTHONPATH=. bash benchmarks/gpu_check.sh          # part 1 (run it first)
+#     PYTHONPATH=. bash benchmarks/gpu_check.sh scale    # part 2: learning at scale (#13)
 #
-# Steps, most important first, each under its own time limit so that the whole
-# stays under 8 minutes:
+# Each part stays under 8 minutes (every step has its own time limit).  Part 1's steps,
+# most important first:
 # 1. every test marked gpu (tests/gpu, and the GPU tests of fit and amortized);
 # 2. encode on CUDA (benchmarks/encode.py --device cuda): 16x16 patches, 1,024 atoms,
 #    65,536 and 262,144 samples, float32 with TF32: ms per FISTA iteration (the fused
@@ -12,6 +13,13 @@
 #    without TF32, the time to a relative gap of 1e-4;
 # 3. amortized against exact inference on CUDA (benchmarks/amortized.py --device cuda);
 # 4. fit's throughput on CUDA (benchmarks/fit.py --device cuda).
+# Part 2 ("scale"), for #13, after part 1 (whose gpu_tests include tests/gpu/test_gpu_learning.py):
+# 1. the online update on CUDA: the blocked pass against the per-atom loop it replaced
+#    (benchmarks/online_update.py --device cuda, 1,024×256 and 4,096×768);
+# 2. fit on 16×16 patches with 1,024 atoms at batches of 8,192 and 65,536: patches/s, then the
+#    time split (inference, update, sync and bookkeeping, data and loop) (benchmarks/scale.py gpu-patches);
+# 3. fit on synthetic activations, d = 768, 16,384 atoms, updates online and sgd: tokens/s,
+#    the split, the recovery of the planted features (benchmarks/scale.py gpu-synthetic).
 # Logs go to benchmarks/_out/gpu_check_*.log, and to $OUT as well where it is set
 # (the device tool brings $OUT back); the summary is printed last.
 set -u
@@ -38,6 +46,21 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader 2>/dev/null || true
 python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" 2>&1 | tail -1
+
+if [ "${1:-}" = "scale" ]; then
+    step online_update_cuda 80 python benchmarks/online_update.py --device cuda --sizes 1024x256 4096x768 --repeats 5
+    step scale_patches_cuda 150 python benchmarks/scale.py gpu-patches
+    step scale_synthetic_cuda 230 python benchmarks/scale.py gpu-synthetic
+    echo
+    echo "=== summary (part 2: scale)"
+    grep -hE '^\| |^  split|^GPU:' "$LOGS"/gpu_check_online_update_cuda.log "$LOGS"/gpu_check_scale_*.log 2>/dev/null
+    echo
+    echo "| step | result | time |"
+    echo "|---|---|---|"
+    printf '%s\n' "${SUMMARY[@]}"
+    echo "total $((SECONDS - START)) s"
+    exit 0
+fi
 
 step gpu_tests 100 python -m pytest -q -m gpu -p no:cacheprovider tests/gpu tests/test_fit.py tests/test_amortized.py
 step encode_cuda 170 python benchmarks/encode.py --device cuda --n 65536 262144

@@ -128,6 +128,17 @@ def astype(x, dtype: str):
     return x.astype(dtype, copy=False)
 
 
+def solve_lower_triangular(T, R):
+    """X with T X = R, for a lower-triangular T (forward substitution), in T's own library."""
+    if is_torch(T):
+        return _torch().linalg.solve_triangular(T, R, upper=False)
+    if is_cupy(T):
+        from cupyx.scipy.linalg import solve_triangular
+    else:
+        from scipy.linalg import solve_triangular
+    return solve_triangular(T, R, lower=True, check_finite=False)
+
+
 def item(x) -> float:
     return float(x.item()) if hasattr(x, "item") else float(x)
 
@@ -153,6 +164,41 @@ def free_bytes(x) -> int:
 def rows_per_chunk(x, bytes_per_row: int, *, fraction: float = 0.5) -> int:
     """How many rows fit into ``fraction`` of the free memory of ``x``'s device."""
     return max(1, int(free_bytes(x) * fraction) // max(1, bytes_per_row))
+
+
+def start_copy(a: np.ndarray, device: str | None):
+    """Begin moving the host array ``a`` to ``device`` and return a function that gives the result.
+
+    ``None`` keeps ``a`` (numpy); ``"cpu"`` gives a torch CPU tensor sharing its memory.  On CUDA
+    the rows go through pinned memory in a non-blocking copy on a side stream, so the copy of the
+    next batch overlaps the work on this one; the function, called in the thread that will use
+    the tensor, makes that thread's stream wait for the copy (no host sync) and marks the tensor
+    as used there, so the allocator does not recycle it early."""
+    if device is None:
+        return lambda: a
+    torch = _torch()
+    host = torch.from_numpy(np.ascontiguousarray(a))
+    target = torch.device(device)
+    if target.type != "cuda":
+        return lambda: host.to(target)
+    if target not in _copy_streams:
+        _copy_streams[target] = torch.cuda.Stream(target)
+    stream = _copy_streams[target]
+    with torch.cuda.stream(stream):
+        moved = host.pin_memory().to(target, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record(stream)
+
+    def ready():
+        current = torch.cuda.current_stream(target)
+        current.wait_event(done)
+        moved.record_stream(current)
+        return moved
+
+    return ready
+
+
+_copy_streams = {}  # one side stream per CUDA device for start_copy
 
 
 def synchronize(x) -> None:

@@ -73,25 +73,3 @@ def test_project_restores_rows_that_came_out_zero():
     ball = norms.project(D, "ball")
     np.testing.assert_allclose(ball[2], D[2])
     np.testing.assert_allclose(ball[0], D[0] / 5)
-
-
-@pytest.mark.parametrize("norm,beta", [("unit", 0.0), ("ball", 0.0), ("penalty", 0.2), ("none", 0.0)])
-def test_online_update_numba_path_matches_the_array_path(norm, beta):
-    # numpy takes a numba kernel, torch the generic row-by-row loop: one algorithm, so
-    # they must agree, unused atoms (A_jj = 0) kept as they were included
-    import torch
-
-    from sparsolve.learning import updates
-
-    rng = np.random.default_rng(3)
-    D = rng.standard_normal((40, 12))
-    Z = np.abs(rng.standard_normal((100, 40))) * (rng.random((100, 40)) < 0.2)
-    Z[:, [5, 17]] = 0.0
-    X = Z @ D + 0.1 * rng.standard_normal((100, 12))
-    A, B = updates.batch_statistics(X, Z)
-    decay = norms.decay(norm, beta)
-    fast = updates.online(D, A, B, norm, decay)
-    slow = updates.online(*(torch.from_numpy(a) for a in (D, A, B)), norm, decay).numpy()
-    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
-    np.testing.assert_array_equal(fast[[5, 17]], D[[5, 17]])
-    assert not np.allclose(fast, D)

@@ -12,6 +12,10 @@ patches is an array ``X`` of shape ``(n_samples, n_features)``.
 * :mod:`.cifar` -- :func:`load_cifar10`, a loader for the CIFAR-10 python archive
   that never unpickles arbitrary objects; :func:`load_cifar10_torchvision` downloads it.
 * :mod:`.files` -- :func:`read_matrix`, a data matrix from a ``.npy`` or ``.npz`` file.
+* :mod:`.synthetic` -- :class:`SyntheticActivations`, planted unit features with
+  power-law frequencies, correlated groups and noise (the SAE benchmarks' data).
+* :mod:`.shards` -- :class:`ShardStream`, a directory of activation shards streamed
+  in shuffled blocks with a background prefetch.
 """
 
 from .cifar import CIFAR10_URL, load_cifar10, load_cifar10_torchvision
@@ -19,6 +23,8 @@ from .files import read_matrix
 from .images import (SPLITS, TRAIN_WIDTH, WHITENED_ALPHA, image_whitening, load_natural_images,
                      natural_image_patches)
 from .patches import contrast_normalize, extract_patches, patch_shape, remove_mean
+from .shards import ShardStream
+from .synthetic import SyntheticActivations
 from .whitening import Whitening
 
 __all__ = [
@@ -35,4 +41,6 @@ __all__ = [
     "load_cifar10",
     "load_cifar10_torchvision",
     "CIFAR10_URL",
+    "SyntheticActivations",
+    "ShardStream",
 ]

@@ -34,12 +34,18 @@ def decay(norm, beta):
     return 2.0 * float(beta) if norm == "penalty" else 0.0
 
 
-def project_atom(u, norm):
-    """The rule's projection of one atom (a 1-D row); no host sync, so it is cheap on GPU."""
-    if norm not in FLOOR:
-        return u
-    xp = backend.namespace(u)
-    return u / xp.clip(xp.sqrt((u * u).sum()), FLOOR[norm], None)
+def tangent(grad, D, norm):
+    """The gradient that a projected step should take: under ``"unit"``, each row g_j loses its
+    part along its atom,  g_j ← g_j − (⟨g_j, d_j⟩ / ‖d_j‖²) d_j,  the part that would only change
+    the atom's length, which the projection undoes anyway (and which, through Adam's per-entry
+    scaling, would otherwise leak into the direction).  Sparse-autoencoder trainers (sparsify,
+    SAELens) do the same before their optimiser step.  Every other rule keeps the gradient:
+    ``"ball"`` lets atoms inside the ball change length, ``"penalty"`` prices the length through
+    the decay term of the gradient, and ``"none"`` is the ablation."""
+    if norm != "unit":
+        return grad
+    along = (grad * D).sum(axis=1) / backend.namespace(D).clip((D * D).sum(axis=1), _TINY, None)
+    return grad - along[:, None] * D
 
 
 def project(D, norm, previous=None):

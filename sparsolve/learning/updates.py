@@ -24,6 +24,10 @@ plus the weight decay β Σ‖d_j‖² under the ``"penalty"`` norm rule (its cu
 
       D ← D + η (B − A D − decay·D),    η = lr / (λ_max(A) + decay).
 
+  For wide dictionaries (where A, m×m, is too large), :class:`Adam` steps on the gradient
+  from the residual R = X − ZD,  ∇ = −ZᵀR/b + decay·D  (:func:`gradient`, no m×m array),
+  with the norm rule after the step; under ``"unit"`` the gradient first loses its part
+  along each atom (norms.tangent), as sparse-autoencoder trainers do.
 * ``"mod"`` -- the method of optimal directions (Engan et al. 1999), the exact
   minimiser on the batch (meant for full-batch data):
 
@@ -34,10 +38,13 @@ and the dead-atom policy (dead.py) decides its fate.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
 from .. import backend
+from ..checks import nonnegative_float, positive_float
 from . import norms
 
 UPDATES = ("online", "sgd", "mod")
@@ -71,19 +78,80 @@ def running_statistics(A_bar, B_bar, weight, A, B, t, forget):
     return (rho * weight * A_bar + A) / w, (rho * weight * B_bar + B) / w, w
 
 
-def online(D, A_bar, B_bar, norm, decay):
-    """One pass of block coordinate descent over the atoms (updates a copy of D)."""
+def online(D, A_bar, B_bar, norm, decay, *, block=None):
+    """One pass of block coordinate descent over the atoms j = 1..m in order (updates a copy of D).
+
+    Host arrays (numpy, and torch CPU tensors through a numpy view of the copy) take the numba
+    kernel; device arrays take :func:`online_blocked`, the same pass in a few large products."""
     D = D + 0
-    if isinstance(D, np.ndarray):
+    if not backend.on_gpu(D):
         # The pass is m small dependent steps; in Python each costs ~25 µs of call
         # overhead, a third of sparsolve.fit's time on 8×8 patches with 256 atoms.
-        _online_numba(D, A_bar, B_bar, norms.FLOOR.get(norm, 0.0), float(decay), _UNUSED)  # 0: no projection
+        _online_numba(backend.to_numpy(D), backend.to_numpy(A_bar), backend.to_numpy(B_bar),
+                      norms.FLOOR.get(norm, 0.0), float(decay), _UNUSED)  # floor 0: no projection
         return D
-    diag = backend.to_numpy(_diag(A_bar))
-    for j in np.flatnonzero(diag > _UNUSED):
-        ajj = float(diag[j])
-        u = (B_bar[j] - A_bar[j] @ D + ajj * D[j]) / (ajj + decay)
-        D[j] = norms.project_atom(u, norm)
+    return online_blocked(D, A_bar, B_bar, norm, decay, block=block, copy=False)
+
+
+# Atoms per block of the blocked pass: each block costs one (k, m)·(m, p) product and k small
+# in-block steps of k·p work, so k ≪ m keeps the in-block work a small fraction of the products.
+BLOCK = 64
+
+
+def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
+    """The online pass as a blocked Gauss–Seidel sweep: the same sequence of exact minimisers
+
+        d_j ← Π( (B̄_j − Σ_i Ā_ji d_i + Ā_jj d_j) / (Ā_jj + decay) ),   j = 1..m in order,
+
+    (d_i already updated for i < j), rearranged so that most of the work is in large products.
+    For a block J of k atoms, one product gives every u_j with the atoms of J at their old
+    values,  U_J = B̄_J − Ā_J,: D + diag(Ā_JJ) D_J,  and the in-block steps correct it by the
+    changes Δ_i = d_i^new − d_i^old of the atoms before j in J:
+
+        u_j = U_j − Σ_{i∈J, i<j} Ā_ji Δ_i,        d_j^new = Π(u_j / (Ā_jj + decay)).
+
+    Without a projection (norm "penalty" or "none") the steps are linear and the whole pass is
+    one lower-triangular solve, with L the strict lower triangle of Ā,
+
+        (L + diag(Ā_jj + decay)) Δ = B̄ − Ā D − decay·D,      D^new = D + Δ,
+
+    (an unused atom, Ā_jj ≤ 1e-12, gets the row e_j and right-hand side 0: it keeps its row).
+    Equal to the sequential pass in exact arithmetic.  Nothing here reads a value back to the
+    host, so on a GPU the whole pass is queued without a sync (and can be captured in a graph).
+    """
+    xp = backend.namespace(D)
+    m = D.shape[0]
+    if copy:
+        D = D + 0
+    diag = _diag(A_bar)
+    used = diag > _UNUSED
+    # Unused atoms keep their rows; a unit divisor keeps their (discarded) candidates finite.
+    denominator = xp.where(used, diag + decay, diag * 0 + 1)
+    floor = norms.FLOOR.get(norm)
+    if floor is None:
+        # built in place: at interpretability sizes each m×m temporary is GBs (sparsolve.memory)
+        T = xp.tril(A_bar, -1)
+        T *= used[:, None]
+        i = backend.arange(T, m)
+        T[i, i] = denominator
+        rhs = (B_bar - A_bar @ D - decay * D) * used[:, None]
+        return D + backend.solve_lower_triangular(T, rhs)
+    k = BLOCK if block is None else int(block)
+    inverse = 1 / denominator
+    keep = used * 1.0  # Δ_j = 0 for an unused atom: a product rather than a branch, so no sync
+    for start in range(0, m, k):
+        stop = min(m, start + k)
+        old = D[start:stop] + 0
+        # W_t = u_t / (Ā_tt + decay) and the coupling scaled alike, so each step below is a
+        # projection and one rank-1 correction of the rows after it.
+        W = (B_bar[start:stop] - A_bar[start:stop] @ D + diag[start:stop, None] * old) * inverse[start:stop, None]
+        coupling = A_bar[start:stop, start:stop] * inverse[start:stop, None]
+        change = old * 0
+        for t in range(stop - start):
+            w = W[t]
+            change[t] = (w / xp.clip(xp.sqrt((w * w).sum()), floor, None) - old[t]) * keep[start + t]
+            W[t + 1:] -= coupling[t + 1:, t:t + 1] * change[t][None, :]
+        D[start:stop] = old + change
     return D
 
 
@@ -118,6 +186,80 @@ def sgd(D, A, B, decay, lr):
     """D + η (B − A D − decay·D) with η = lr / (λ_max(A) + decay)."""
     eta = lr / (_top_eigenvalue(A) + decay + 1e-30)
     return D + eta * (B - A @ D - decay * D)
+
+
+def gradient(D, Z, R, decay):
+    """∇_D of the batch loss  mean_x ½‖x − zD‖² + (decay/2) Σ‖d_j‖²,  from the codes Z (b, m) and
+    the residual R = X − ZD (b, p):  −ZᵀR / b + decay·D.  It never forms ZᵀZ (m×m), so it
+    serves dictionaries too wide for the online statistics."""
+    return -(Z.T @ R) / max(1, R.shape[0]) + decay * D
+
+
+@dataclass(frozen=True)
+class AdamSettings:
+    """Adam's constants for the ``update="sgd"`` step (Kingma & Ba 2015), checked on creation."""
+
+    lr: float = 1e-3
+    """The step size: each entry of D moves by about ``lr`` per step, whatever the gradient's scale."""
+    beta1: float = 0.9
+    """Decay of the running mean of the gradient, in [0, 1)."""
+    beta2: float = 0.999
+    """Decay of the running mean of the squared gradient, in [0, 1)."""
+    eps: float = 1e-8
+    """Added to √v̂ so that entries without gradient history take no huge step."""
+
+    def __post_init__(self):
+        positive_float(self.lr, "lr")
+        positive_float(self.eps, "eps")
+        for name in ("beta1", "beta2"):
+            if not nonnegative_float(getattr(self, name), name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+class Adam:
+    """Adam on the dictionary: with the gradient g_t (after norms.tangent),
+
+        m_t = β₁ m_{t−1} + (1 − β₁) g_t,     v_t = β₂ v_{t−1} + (1 − β₂) g_t²,
+        D ← D − lr · m̂_t / (√v̂_t + eps),   m̂_t = m_t / (1 − β₁ᵗ),  v̂_t = v_t / (1 − β₂ᵗ),
+
+    then the norm rule (norms.project) as after every update.  The moments live beside D, in
+    its library, device and dtype; :meth:`state` and :meth:`from_state` carry them through a
+    checkpoint."""
+
+    def __init__(self, settings: AdamSettings | None = None):
+        self.settings = AdamSettings() if settings is None else settings
+        self.mean = self.square = None
+        self.t = 0
+
+    def step(self, D, grad):
+        s = self.settings
+        if self.mean is None:
+            self.mean, self.square = grad * 0, grad * 0
+        self.t += 1
+        self.mean = s.beta1 * self.mean + (1 - s.beta1) * grad
+        self.square = s.beta2 * self.square + (1 - s.beta2) * grad * grad
+        xp = backend.namespace(D)
+        # the bias corrections are host scalars (t is counted here), so the step reads nothing back
+        step = s.lr / (1 - s.beta1 ** self.t)
+        root = xp.sqrt(self.square / (1 - s.beta2 ** self.t))
+        return D - step * self.mean / (root + s.eps)
+
+    def state(self):
+        """The moments as host arrays and the step count, for a checkpoint (None before the first step)."""
+        if self.mean is None:
+            return None
+        return {"mean": backend.to_numpy(self.mean), "square": backend.to_numpy(self.square), "t": self.t}
+
+    @classmethod
+    def from_state(cls, state, like, settings: AdamSettings | None = None):
+        """An Adam resumed from :meth:`state`, its moments moved to the library and device of ``like``."""
+        adam = cls(settings)
+        if state is not None:
+            dtype = backend.dtype_name(like)
+            adam.mean = backend.astype(backend.like(np.asarray(state["mean"]), like), dtype)
+            adam.square = backend.astype(backend.like(np.asarray(state["square"]), like), dtype)
+            adam.t = int(state["t"])
+        return adam
 
 
 def mod(D, A, B, decay):

@@ -1,0 +1,233 @@
+"""Learning at scale (#13): fit's throughput and where its time goes, on CPU and GPU.
+
+    PYTHONPATH=. python benchmarks/scale.py cpu-torch [--quick]      # torch CPU tensors vs numpy; writes RESULTS.md
+    PYTHONPATH=. python benchmarks/scale.py gpu-patches              # 16×16 patches, 1,024 atoms, CUDA
+    PYTHONPATH=. python benchmarks/scale.py gpu-synthetic            # d = 768, m = 16,384 synthetic, CUDA
+
+* ``cpu-torch``: ``sparsolve.fit`` on the same 8×8 natural-image patches (256 atoms, batches of
+  256, inner loop to a relative gap of 1e-3) given as numpy arrays and as torch CPU tensors,
+  the two runs alternating ``--repeats`` times in one process (a loaded machine shifts both
+  alike); the median wall time of each and their ratio.  Target (#13): torch ≤ 1.5× numpy.
+* ``gpu-patches``: patches/s of fit on 16×16 patches with 1,024 atoms (float32, TF32 on,
+  FISTA to 1e-3, update="online") at batches of 8,192 and 65,536; one timed run as fit runs,
+  then a second with the time split: each call of the inference (encode) and of the update
+  (statistics, the online pass, the norm rule) is wrapped in CUDA synchronizations and timed;
+  the rest of fit's step (finite checks, history, dead atoms: where the host waits for the
+  device) is "sync and bookkeeping", and the time outside the steps is "data and loop".
+  The split run is slower than the plain one (its syncs serialise the queue); its shares are
+  what it is for.  Target (#13): ≥ 1,000,000 patches/s on an H100/H200.
+* ``gpu-synthetic``: tokens/s of fit on synthetic activations (sparsolve.data.synthetic,
+  d = 768, 16,384 atoms over 16,384 planted features, float32 on CUDA, FISTA to 1e-3) with
+  update "online" and "sgd", with the same split, and the recovery of the planted features.
+  Beside it, where ``sparsify`` is installed, the time of one training step of its TopK SAE
+  on the same batches is the issue's peer (not installed here: the line says so).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import pkgutil
+import statistics
+import time
+
+import numpy as np
+
+import sparsolve
+import sparsolve.learning
+from sparsolve.data import natural_image_patches
+
+from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
+
+CPU_SECTION = "## fit on torch CPU tensors against numpy (benchmarks/scale.py cpu-torch)"
+
+
+# ---- the time split ----------------------------------------------------------------------
+
+def _learning_modules():
+    return [importlib.import_module(f"sparsolve.learning.{m.name}")
+            for m in pkgutil.iter_modules(sparsolve.learning.__path__)]
+
+
+@contextlib.contextmanager
+def time_split(sync):
+    """Wrap fit's inference and update calls, and its per-batch step, in ``sync`` and timers.
+    Yields a dict of seconds: inference, update, step (whole steps); found by name in whatever
+    module of sparsolve.learning holds them, so the split survives fit's reorganisation."""
+    from sparsolve.learning import norms, updates
+
+    seconds = {"inference": 0.0, "update": 0.0, "step": 0.0}
+    patched = []
+
+    def timed(fn, key):
+        def wrapper(*args, **kwargs):
+            sync()
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            sync()
+            seconds[key] += time.perf_counter() - t0
+            return out
+        return wrapper
+
+    def patch(owner, name, key):
+        original = getattr(owner, name)
+        patched.append((owner, name, original))
+        setattr(owner, name, timed(original, key))
+
+    from sparsolve.inference import encode
+
+    for module in _learning_modules():
+        if getattr(module, "encode", None) is encode:
+            patch(module, "encode", "inference")
+        learner = getattr(module, "Learner", None)
+        if learner is not None and getattr(learner, "__module__", "") == module.__name__:
+            patch(learner, "step", "step")
+    for name in ("batch_statistics", "running_statistics", "online", "sgd", "mod"):
+        patch(updates, name, "update")
+    patch(norms, "project", "update")
+    try:
+        yield seconds
+    finally:
+        for owner, name, original in reversed(patched):
+            setattr(owner, name, original)
+
+
+def split_line(seconds, total, rows):
+    inside = seconds["inference"] + seconds["update"]
+    rest = seconds["step"] - inside
+    outside = total - seconds["step"]
+    parts = {"inference": seconds["inference"], "update": seconds["update"], "sync and bookkeeping": rest,
+             "data and loop": outside}
+    return (f"{rows / total:,.0f} rows/s with syncs; " +
+            ", ".join(f"{k} {v:.2f} s ({v / total:.0%})" for k, v in parts.items()))
+
+
+# ---- CPU: torch tensors against numpy arrays -------------------------------------------
+
+def cpu_torch(args):
+    import torch
+
+    n = 5120 if args.quick else 20480
+    X = natural_image_patches(8, n, seed=0)
+    Xt = torch.from_numpy(X)
+    lines = [f"Machine: {machine()}.", "",
+             f"fit: {n:,} 8×8 patches, 256 atoms, batch 256, one epoch, tol 1e-3; numpy and torch CPU runs "
+             f"alternating, {args.repeats} each (after one warm-up round); wall time of the whole fit call.", "",
+             "| solver | update | numpy (s, median) | torch CPU (s, median) | torch / numpy | all torch/numpy ratios |",
+             "|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    for solver in args.solvers:
+        times = {"numpy": [], "torch": []}
+        for r in range(args.repeats + 1):  # the first round warms up (numba compilation, torch kernels)
+            for kind, data in (("numpy", X), ("torch", Xt)) if r % 2 == 0 else (("torch", Xt), ("numpy", X)):
+                t0 = time.perf_counter()
+                sparsolve.fit(data, 256, 0.05, solver=solver, batch_size=256, n_epochs=1, seed=0, progress=False)
+                if r:
+                    times[kind].append(time.perf_counter() - t0)
+        ratios = [t / n for t, n in zip(times["torch"], times["numpy"])]
+        a, b = statistics.median(times["numpy"]), statistics.median(times["torch"])
+        lines.append(f"| {solver} | online | {a:.2f} | {b:.2f} | {b / a:.2f} | "
+                     f"{', '.join(f'{r:.2f}' for r in ratios)} |")
+        print(lines[-1], flush=True)
+    lines += ["", "Target (#13): torch CPU within 1.5× of numpy."]
+    if not args.quick:
+        write_section(CPU_SECTION, "\n".join(lines))
+        print(f"wrote the section {CPU_SECTION!r} of benchmarks/RESULTS.md")
+
+
+# ---- GPU ---------------------------------------------------------------------------------
+
+def _cuda():
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: the gpu-* benchmarks need one")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    return torch
+
+
+def _fit_rate(torch, X, n_atoms, alpha, batch, steps, split, **options):
+    sync = torch.cuda.synchronize
+    sparsolve.fit(X[:2 * batch], n_atoms, alpha, batch_size=batch, max_steps=2, progress=False, seed=0, **options)
+    sync()
+    context = time_split(sync) if split else contextlib.nullcontext({})
+    with context as seconds:
+        t0 = time.perf_counter()
+        model = sparsolve.fit(X, n_atoms, alpha, batch_size=batch, max_steps=steps, progress=False, seed=0,
+                              **options)
+        sync()
+        total = time.perf_counter() - t0
+    rows = model.history["samples_seen"][-1]
+    return model, rows, total, seconds
+
+
+def gpu_patches(args):
+    torch = _cuda()
+    n = 262_144
+    X = torch.from_numpy(natural_image_patches(16, n, seed=0)).float().cuda()
+    alpha = 0.1 * float(X.norm(dim=1).mean())
+    print(f"GPU: {torch.cuda.get_device_name()}; fit on 16×16 patches, 1,024 atoms, fista tol 1e-3, "
+          f"update online, float32 + TF32, {n:,} patches per run")
+    for batch in args.batches:
+        steps = n // batch
+        model, rows, total, _ = _fit_rate(torch, X, 1024, alpha, batch, steps, False, solver="fista", tol=1e-3)
+        rate = rows / total
+        print(f"| fit 16×16/1,024, batch {batch:,} | {rate:,.0f} patches/s | target 1,000,000 | "
+              f"{'MET' if rate >= 1e6 else 'NOT MET'} | nnz {model.history['nnz_frac'][-1]:.3f} |", flush=True)
+        _, rows, total, seconds = _fit_rate(torch, X, 1024, alpha, batch, steps, True, solver="fista", tol=1e-3)
+        print(f"  split, batch {batch:,}: {split_line(seconds, total, rows)}", flush=True)
+
+
+def gpu_synthetic(args):
+    torch = _cuda()
+    from sparsolve.data.synthetic import SyntheticActivations
+    from sparsolve.metrics import recovery
+
+    d, m, batch = 768, 16_384, args.synthetic_batch
+    source = SyntheticActivations(n_features=d, n_planted=m, mean_active=8.0, seed=0)
+    distinct = 2 * batch  # the generator takes seconds per batch at this size: two batches, tiled
+    t0 = time.perf_counter()
+    X = torch.from_numpy(source.sample(distinct, batch_size=batch)).cuda()
+    X = X.repeat(-(-args.synthetic_steps // 2), 1)
+    print(f"GPU: {torch.cuda.get_device_name()}; synthetic d={d}, {m:,} planted features, {distinct:,} distinct "
+          f"tokens tiled to {X.shape[0]:,} (generated in {time.perf_counter() - t0:.1f} s, not counted), fit with "
+          f"{m:,} atoms, fista tol 1e-3")
+    alpha = 0.1
+    for update in args.updates:
+        try:
+            model, rows, total, _ = _fit_rate(torch, X, m, alpha, batch, args.synthetic_steps, False,
+                                              solver="fista", tol=1e-3, update=update)
+        except Exception as e:  # noqa: BLE001  (a size that does not fit is a result here, not a crash)
+            print(f"| fit d=768 m=16,384 update={update} | failed: {type(e).__name__}: {e} |", flush=True)
+            continue
+        rec = recovery(model.dictionary, source.features)
+        print(f"| fit d=768 m=16,384 update={update}, batch {batch:,} | {rows / total:,.0f} tokens/s | "
+              f"{1e3 * total / args.synthetic_steps:.1f} ms/step | recovered {rec.recovered:.3f} at |cos|>0.9, "
+              f"mean max cos {rec.mean_max_cos:.3f} | L0 {model.history['nnz_frac'][-1] * m:.1f} |", flush=True)
+        _, rows, total, seconds = _fit_rate(torch, X, m, alpha, batch, min(4, args.synthetic_steps), True,
+                                            solver="fista", tol=1e-3, update=update)
+        print(f"  split, update={update}: {split_line(seconds, total, rows)}", flush=True)
+    try:
+        import sparsify  # noqa: F401
+    except ImportError:
+        print("| sparsify TopK SAE | not installed (the peer of #13; pip install sparsify) |")
+        return
+    print("| sparsify TopK SAE | installed, but its step is not wired into this benchmark yet |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=("cpu-torch", "gpu-patches", "gpu-synthetic"))
+    ap.add_argument("--quick", action="store_true", help="cpu-torch: 5,120 patches instead of 20,480")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--solvers", nargs="+", default=["fista", "lca"])
+    ap.add_argument("--batches", nargs="+", type=int, default=[8192, 65536])
+    ap.add_argument("--updates", nargs="+", default=["online", "sgd"])
+    ap.add_argument("--synthetic-batch", type=int, default=4096)
+    ap.add_argument("--synthetic-steps", type=int, default=8)
+    args = ap.parse_args()
+    {"cpu-torch": cpu_torch, "gpu-patches": gpu_patches, "gpu-synthetic": gpu_synthetic}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The memory plan: what a fit or an encode at a given size needs on its device, decided before
+any work, from the free memory (backend.free_bytes) and the sizes alone.
+
+With m atoms, p features, b rows per batch and s bytes per entry, the arrays are
+
+* the dictionary: D, its update and the previous D the norm rule falls back on: 3·m·p·s
+  (for ``update=None``, inference alone as in ``encode``: D only, m·p·s);
+* the update's state -- ``"online"``: the running Ā and the batch's A (m×m each), and two
+  m×m temporaries (the running mean's update, the pass's triangular matrix), with B̄ and B:
+  (4·m² + 2·m·p)·s; ``"sgd"`` (Adam): the two moments, the gradient and two temporaries,
+  5·m·p·s; ``"mod"``: A, the solve's copy and its factor, with B: (3·m² + 2·m·p)·s;
+* per row of a chunk (and a run needs room for min(b, MIN_CHUNK) rows): the solver's
+  working arrays, about eight (rows, m) and two (rows, p) (as encode counts them), and in a
+  fit the step's own x, z and residual: (9·m + 4·p)·s, or (8·m + 2·p)·s for inference alone;
+* the Gram form of inference adds G = DDᵀ, m²·s, once.
+
+The plan keeps everything within ``fraction`` (default 0.8) of the free memory.  The Gram form
+is taken where the flop count prefers it (inference.problem.choose_form) and G fits beside at
+least ``MIN_CHUNK`` rows; otherwise the factored form, which never forms an m×m array.  Where
+even the factored form does not fit, :class:`MemoryPlanError` says how much memory the run
+needs, how much is free, and the way out (``update="sgd"`` or a smaller m, or fewer rows).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import backend
+from .checks import choice, positive_int
+
+ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
+UPDATES = ("online", "sgd", "mod", None)  # None: inference alone (encode)
+FORMS = ("auto", "gram", "factored")
+
+# The fewest rows per chunk the Gram form must leave room for: below this, G's one-off cost no
+# longer buys anything (each chunk's products would be too thin to run at speed).
+MIN_CHUNK = 1024
+# The share of the free memory a plan may take: allocators fragment, and libraries hold
+# workspaces (cuBLAS, the caching allocator) beyond the arrays counted here.
+FRACTION = 0.8
+
+_GIB = float(1 << 30)
+
+
+class MemoryPlanError(ValueError):
+    """A run that cannot fit its device, refused before any work."""
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """What :func:`plan` decided, and the figures it decided from (all sizes in bytes)."""
+
+    form: str
+    """Inference's form: ``"gram"`` (G = DDᵀ formed once) or ``"factored"`` (no m×m array)."""
+    chunk_rows: int
+    """Rows per inference chunk, at most the batch size."""
+    fixed_bytes: int
+    """The dictionary, the update's state, and G under the Gram form."""
+    statistics_bytes: int
+    """The update's state alone (the online statistics Ā, B̄ and their temporaries; Adam's moments)."""
+    per_row_bytes: int
+    """The working memory of one row of a chunk."""
+    budget_bytes: int
+    """The share of the free memory the plan may use (``fraction`` × free)."""
+
+    def needed_bytes(self, rows: int) -> int:
+        """The memory a chunk of ``rows`` rows takes together with the fixed arrays."""
+        return self.fixed_bytes + rows * self.per_row_bytes
+
+
+def _sizes(n_features, n_atoms, update, s):
+    m, p = n_atoms, n_features
+    if update is None:
+        return m * p * s, 0, (8 * m + 2 * p) * s, m * m * s
+    statistics = {"online": 4 * m * m + 2 * m * p, "sgd": 5 * m * p, "mod": 3 * m * m + 2 * m * p}[update]
+    return (3 * m * p + statistics) * s, statistics * s, (9 * m + 4 * p) * s, m * m * s
+
+
+def plan(free_bytes: int, n_features: int, n_atoms: int, batch_size: int, dtype: str = "float32", *,
+         update: str = "online", form: str = "auto", fraction: float = FRACTION, device: str = "the device"
+         ) -> MemoryPlan:
+    """The plan for steps of ``batch_size`` rows with ``n_atoms`` atoms of ``n_features`` features in
+    ``dtype`` (module docstring), given ``free_bytes`` free on ``device`` (named in errors only).
+    Raises :class:`MemoryPlanError` where the run cannot fit, with the way out."""
+    p = positive_int(n_features, "n_features")
+    m = positive_int(n_atoms, "n_atoms")
+    b = positive_int(batch_size, "batch_size")
+    choice(dtype, "dtype", tuple(ITEMSIZE))
+    choice(update, "update", UPDATES)
+    choice(form, "form", FORMS)
+    s = ITEMSIZE[dtype]
+    budget = int(free_bytes * fraction)
+    fixed, statistics, per_row, gram = _sizes(p, m, update, s)
+    want_rows = min(b, MIN_CHUNK)
+    if fixed + per_row * want_rows > budget:
+        raise MemoryPlanError(_does_not_fit(p, m, b, dtype, update, fixed + per_row * want_rows, statistics,
+                                            budget, free_bytes, fraction, device))
+    if form == "auto":
+        from .inference.problem import choose_form  # inference imports this module's callers; import late
+
+        form = choose_form(b, m, p)
+        if form == "gram" and fixed + gram + per_row * want_rows > budget:
+            form = "factored"
+    elif form == "gram" and fixed + gram + per_row * want_rows > budget:
+        raise MemoryPlanError(
+            f"form='gram' needs G = DDᵀ ({m}×{m}, {gram / _GIB:.2f} GiB in {dtype}) beside "
+            f"{fixed / _GIB:.2f} GiB of dictionary and statistics, but {budget / _GIB:.2f} GiB "
+            f"({fraction:.0%} of the {free_bytes / _GIB:.2f} GiB free on {device}) are usable; "
+            f"use form='factored' or 'auto'")
+    if form == "gram":
+        fixed += gram
+    rows = max(1, min(b, (budget - fixed) // per_row))
+    return MemoryPlan(form=form, chunk_rows=int(rows), fixed_bytes=int(fixed), statistics_bytes=int(statistics),
+                      per_row_bytes=int(per_row), budget_bytes=budget)
+
+
+def plan_for(like, n_features: int, n_atoms: int, batch_size: int, **options) -> MemoryPlan:
+    """:func:`plan` for arrays like ``like``: its device's free memory and its dtype."""
+    options.setdefault("dtype", backend.dtype_name(like))
+    return plan(backend.free_bytes(like), n_features, n_atoms, batch_size, device=backend.device_of(like), **options)
+
+
+def largest_n_atoms(budget_bytes: int, n_features: int, batch_size: int, dtype: str, update: str) -> int:
+    """The most atoms whose fixed arrays and a chunk of min(batch_size, MIN_CHUNK) rows fit in
+    ``budget_bytes`` (0 if not even one does)."""
+    s, rows = ITEMSIZE[dtype], min(batch_size, MIN_CHUNK)
+
+    def fits(m):
+        fixed, _, per_row, _ = _sizes(n_features, m, update, s)
+        return fixed + rows * per_row <= budget_bytes
+
+    lo, hi = 0, 1
+    while fits(hi):
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:  # fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def _does_not_fit(p, m, b, dtype, update, needed, statistics, budget, free, fraction, device):
+    usable = f"{budget / _GIB:.2f} GiB ({fraction:.0%} of the {free / _GIB:.2f} GiB free on {device})"
+    what = {"online": f"the online statistics Ā and A ({m}×{m} each) take {statistics / _GIB:.2f} GiB",
+            "mod": f"the statistics A ({m}×{m}) and its solve take {statistics / _GIB:.2f} GiB",
+            "sgd": f"Adam's moments take {statistics / _GIB:.2f} GiB",
+            None: f"the dictionary takes {m * p * ITEMSIZE[dtype] / _GIB:.2f} GiB"}[update]
+    ways = []
+    if update not in ("sgd", None):
+        fixed_sgd, _, per_row, _ = _sizes(p, m, "sgd", ITEMSIZE[dtype])
+        sgd_needed = fixed_sgd + per_row * min(b, MIN_CHUNK)
+        if sgd_needed <= budget:
+            ways.append(f"update='sgd' (Adam on the gradient, no m×m statistics: {sgd_needed / _GIB:.2f} GiB)")
+    largest = largest_n_atoms(budget, p, b, dtype, update)
+    if largest:
+        ways.append(f"n_atoms ≤ {largest:,}")
+    ways.append("a device with more free memory")
+    return (f"n_atoms={m:,} with n_features={p:,}, update={update!r} in {dtype} needs {needed / _GIB:.2f} GiB "
+            f"({what}), but {usable} are usable; use " + ", or ".join(ways))

@@ -1,0 +1,89 @@
+"""The memory plan: Gram or factored form, chunking, and the refusal of runs that cannot fit,
+decided from a (mocked) free-memory figure before any work."""
+import numpy as np
+import pytest
+
+from sparsolve import backend, memory
+
+GIB = 1 << 30
+
+
+def test_gram_where_it_pays_and_fits():
+    # undercomplete (m < p): the flop count prefers the Gram form, and G is tiny
+    plan = memory.plan(8 * GIB, n_features=256, n_atoms=64, batch_size=4096)
+    assert plan.form == "gram"
+    assert plan.chunk_rows == 4096
+    assert plan.fixed_bytes == 4 * (3 * 64 * 256 + 4 * 64 * 64 + 2 * 64 * 256 + 64 * 64)
+
+
+def test_factored_where_the_gram_would_not_fit():
+    args = dict(n_features=2048, n_atoms=1024, batch_size=65536, dtype="float32", update="sgd")
+    assert memory.plan(64 * GIB, **args).form == "gram"  # m < p: the Gram form pays when it fits
+    gram = 1024 * 1024 * 4
+    fixed, _, per_row, _ = memory._sizes(2048, 1024, "sgd", 4)
+    # just enough for the fixed arrays and MIN_CHUNK rows, not for G as well
+    free = int((fixed + per_row * memory.MIN_CHUNK + gram // 2) / memory.FRACTION)
+    plan = memory.plan(free, **args)
+    assert plan.form == "factored"
+    assert memory.MIN_CHUNK <= plan.chunk_rows < 65536
+    assert plan.needed_bytes(plan.chunk_rows) <= plan.budget_bytes
+    with pytest.raises(memory.MemoryPlanError, match="form='factored'"):
+        memory.plan(free, **args, form="gram")
+
+
+def test_chunks_shrink_with_the_free_memory():
+    args = dict(n_features=768, n_atoms=16384, batch_size=65536, update="sgd")
+    big, small = memory.plan(80 * GIB, **args), memory.plan(4 * GIB, **args)
+    assert big.form == small.form == "factored"  # 16,384 atoms over 768 features: overcomplete
+    assert small.chunk_rows < big.chunk_rows
+    assert small.needed_bytes(small.chunk_rows) <= small.budget_bytes < small.needed_bytes(small.chunk_rows + 1)
+
+
+def test_online_statistics_that_do_not_fit_are_refused_with_the_way_out():
+    # 65,536 atoms: A alone is 16 GiB in float32, and the online update holds four m×m arrays
+    with pytest.raises(memory.MemoryPlanError) as err:
+        memory.plan(40 * GIB, n_features=4096, n_atoms=65536, batch_size=8192, update="online", device="cuda:0")
+    text = str(err.value)
+    assert "65536×65536" in text and "GiB" in text and "cuda:0" in text
+    assert "update='sgd'" in text
+    bound = memory.largest_n_atoms(int(40 * GIB * memory.FRACTION), 4096, 8192, "float32", "online")
+    assert f"n_atoms ≤ {bound:,}" in text and 0 < bound < 65536
+    # the ways out it names do fit
+    memory.plan(40 * GIB, n_features=4096, n_atoms=65536, batch_size=8192, update="sgd")
+    memory.plan(40 * GIB, n_features=4096, n_atoms=bound, batch_size=8192, update="online")
+    with pytest.raises(memory.MemoryPlanError):
+        memory.plan(40 * GIB, n_features=4096, n_atoms=bound + 1, batch_size=8192, update="online")
+
+
+def test_when_even_sgd_does_not_fit_it_is_not_offered():
+    with pytest.raises(memory.MemoryPlanError) as err:
+        memory.plan(GIB // 8, n_features=4096, n_atoms=65536, batch_size=8192, update="online")
+    assert "update='sgd'" not in str(err.value) and "n_atoms ≤" in str(err.value)
+
+
+def test_plan_for_reads_the_free_memory_of_the_arrays_device(monkeypatch):
+    monkeypatch.setattr(backend, "free_bytes", lambda x: 2 * GIB)
+    X = np.zeros((1, 768), dtype=np.float64)
+    plan = memory.plan_for(X, 768, 4096, 4096, update="sgd")
+    assert plan.budget_bytes == int(2 * GIB * memory.FRACTION)
+    assert plan.per_row_bytes == 8 * (9 * 4096 + 4 * 768)  # float64, from X
+    with pytest.raises(memory.MemoryPlanError, match="on cpu"):
+        memory.plan_for(X, 768, 32768, 4096, update="online")
+
+
+@pytest.mark.parametrize("bad, match", [(dict(update="adam"), "update"), (dict(dtype="int8"), "dtype"),
+                                        (dict(form="dense"), "form"), (dict(n_atoms=0), "n_atoms")])
+def test_bad_arguments_are_named(bad, match):
+    args = dict(n_features=16, n_atoms=32, batch_size=8)
+    with pytest.raises(ValueError, match=match):
+        memory.plan(GIB, **{**args, **bad})
+
+
+def test_inference_alone_counts_no_update_state():
+    alone = memory.plan(2 * GIB, n_features=768, n_atoms=16384, batch_size=4096, update=None)
+    fit = memory.plan(2 * GIB, n_features=768, n_atoms=16384, batch_size=4096, update="sgd")
+    assert alone.statistics_bytes == 0 and alone.fixed_bytes == 4 * 768 * 16384
+    assert alone.per_row_bytes < fit.per_row_bytes and alone.chunk_rows > fit.chunk_rows
+    with pytest.raises(memory.MemoryPlanError, match="the dictionary takes") as err:
+        memory.plan(GIB // 64, n_features=4096, n_atoms=65536, batch_size=4096, update=None)
+    assert "update='sgd'" not in str(err.value)
