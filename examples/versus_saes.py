@@ -20,4 +20,5 @@ sys.modules[spec.name] = benchmark  # its dataclasses look their module up there
 spec.loader.exec_module(benchmark)
 
 if __name__ == "__main__":
-    benchmark.main(sys.argv[1:], default_size="example", default_out=HERE / "results", stem="versus_saes_example")
+    benchmark.main(sys.argv[1:], default_size="example", default_out=HERE / "results", stem="versus_saes_example",
+                   write_results=False)
