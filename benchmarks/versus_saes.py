@@ -396,6 +396,18 @@ def verdicts(report):
         wins = [g for g in gaps if g["fvu_exact_on_fit"] < g["fvu_encoder"]]
         out.append(f"Lower FVU than the SAE's own encoder at the SAE's L0 (exact inference on fit's dictionary): "
                    f"{len(wins)} of {len(gaps)} encoders ({'MET' if len(wins) == len(gaps) else 'NOT MET'}).")
+    if gaps and all("fvu_omp_on_fit" in g for g in gaps):
+        wins = [g for g in gaps if g["fvu_omp_on_fit"] < g["fvu_encoder"]]
+        out.append(f"Lower FVU than the SAE's own encoder with OMP at k = round(L0) on fit's dictionary: "
+                   f"{len(wins)} of {len(gaps)} encoders.")
+        by_method = {}
+        for g in gaps:
+            by_method.setdefault(g["method"], []).append(
+                (g["fvu_encoder"] - g["fvu_omp_on_its_decoder"], g["fvu_omp_on_its_decoder"] - g["fvu_omp_on_fit"]))
+        out.append("Mean gaps measured with OMP (amortisation = own encoder − OMP on its decoder; dictionary = OMP on "
+                   "its decoder − OMP on fit's D): " + "; ".join(
+                       f"{m} {np.mean([a for a, _ in v]):+.3f} / {np.mean([b for _, b in v]):+.3f}"
+                       for m, v in by_method.items()) + ".")
     if fit and saes:
         lo, hi = fit[0][0], fit[-1][0]
         inside = [r for r in saes if lo <= r["l0"] <= hi]
