@@ -1,7 +1,7 @@
 """The seed's thesis against the SAE libraries: at equal sparsity and equal tokens, which
 recovers the planted features and reconstructs better?
 
-    /work/venv-peers/bin/python benchmarks/versus_saes.py [--size small|cpu|gpu|smoke] [--device cpu|cuda]
+    python benchmarks/versus_saes.py [--size small|cpu|gpu|example|smoke] [--device cpu|cuda] [--epochs N]
 
 Data: :class:`sparsolve.data.SyntheticActivations` (planted unit features, power-law
 frequencies, correlated groups, noise).  Every method trains on the same training tokens
