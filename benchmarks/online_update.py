@@ -70,10 +70,11 @@ def main():
                     help="torch CPU threads (on a loaded machine, 1 keeps OpenMP from waiting on busy cores)")
     ap.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
     args = ap.parse_args()
+    host = machine()  # threadpoolctl's inspection here resets torch's thread count: set it after
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
-    lines = [f"Machine: {machine()}; device {args.device}, {args.dtype}, torch threads {torch.get_num_threads()}, "
+    lines = [f"Machine: {host}; device {args.device}, {args.dtype}, torch threads {torch.get_num_threads()}, "
              f"median of {args.repeats} interleaved passes.", "",
              "| m × p | norm | path | ms per pass (median) | × blocked |", "|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)

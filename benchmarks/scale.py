@@ -107,7 +107,7 @@ def split_line(seconds, total, rows):
 def cpu_torch(args):
     import torch
 
-    n = 5120 if args.quick else 20480
+    n = args.patches or (5120 if args.quick else 20480)
     X = natural_image_patches(8, n, seed=0)
     Xt = torch.from_numpy(X)
     lines = [f"Machine: {machine()}.", "",
@@ -122,8 +122,10 @@ def cpu_torch(args):
             for kind, data in (("numpy", X), ("torch", Xt)) if r % 2 == 0 else (("torch", Xt), ("numpy", X)):
                 t0 = time.perf_counter()
                 sparsolve.fit(data, 256, 0.05, solver=solver, batch_size=256, n_epochs=1, seed=0, progress=False)
+                seconds = time.perf_counter() - t0
+                print(f"  {solver} {kind} round {r}{' (warm-up)' if r == 0 else ''}: {seconds:.2f} s", flush=True)
                 if r:
-                    times[kind].append(time.perf_counter() - t0)
+                    times[kind].append(seconds)
         ratios = [t / n for t, n in zip(times["torch"], times["numpy"])]
         a, b = statistics.median(times["numpy"]), statistics.median(times["torch"])
         lines.append(f"| {solver} | online | {a:.2f} | {b:.2f} | {b / a:.2f} | "
@@ -220,6 +222,7 @@ def main():
     ap.add_argument("what", choices=("cpu-torch", "gpu-patches", "gpu-synthetic"))
     ap.add_argument("--quick", action="store_true", help="cpu-torch: 5,120 patches instead of 20,480")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--patches", type=int, default=None, help="cpu-torch: patches per fit (default 20,480)")
     ap.add_argument("--solvers", nargs="+", default=["fista", "lca"])
     ap.add_argument("--batches", nargs="+", type=int, default=[8192, 65536])
     ap.add_argument("--updates", nargs="+", default=["online", "sgd"])
