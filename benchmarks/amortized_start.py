@@ -5,8 +5,8 @@
 For each problem a learned-G encoder is trained (``fit_amortized(mode="amortize")``) on
 training rows, then on held-out rows every certified solver runs to ``tol`` twice:
 cold (z = 0) and from the encoder's codes (``encode(..., init=encoder)``), the latter
-timed *with* the encoder's forward pass.  Cold and warm alternate, three runs each,
-best kept, so a slow spell of the shared machine hits both.  Problems (non-negative
+timed *with* the encoder's forward pass.  Cold and warm alternate, ``--repeats`` runs
+each, best kept, so a slow spell of the shared machine hits both; wall and CPU time.  Problems (non-negative
 lasso, float32 solvers, ReLU encoders):
 
 * ``8x8``: natural-image patches 8×8, 256 atoms learned by scikit-learn (encode.py's
@@ -23,9 +23,12 @@ learned-G step costs m² per row against 2md for a FISTA iteration in the factor
 so at m = 4,096, d = 256 one step of the encoder costs eight FISTA iterations.
 
 Besides the times the table shows why a start pays or not: the mean (max) iterations
-(sweeps for cd) cold and warm, FISTA's iterations cold to reach each row's starting
-objective (what the start can save at most, "worth"), and for cd the encoder's L0
-against the optimum's and the fraction of the optimum's support it finds.
+(sweeps for cd) from each start; FISTA's iterations cold to reach each row's starting
+objective (what the start can save at most, "worth": the median over the rows with a
+nonzero optimum); the encoder's L0 and the fraction of the optimum's support it finds;
+cd from the encoder's values on the optimum's support only (an oracle for a perfect
+support guess: what seeding cd's working set from a better support could gain at most);
+and FISTA restarted from its own iterate z_k (does a warm start lose the momentum?).
 """
 from __future__ import annotations
 
@@ -105,18 +108,21 @@ def fista_worth(X, D, alpha, F_start, k_max=200):
 
 
 def own_iterate_start(X, D, alpha, tol, ks=(10, 30)):
-    """Does a warm start lose FISTA's momentum?  Per k: mean over rows of (k + the
-    iterations FISTA needs from its own iterate z_k) against the cold count, both
-    certified at every iteration (check_every=1), so the cadence hides nothing."""
+    """Does a warm start lose FISTA's momentum?  Per k, over the rows that cold FISTA has
+    not finished by k: (rows, mean cold iterations, mean of k + the iterations FISTA needs
+    from its own iterate z_k), all certified at every iteration (check_every=1), so the
+    cadence hides nothing.  Equal means: a restart from z_k costs nothing."""
     kw = dict(solver="fista", positive=True, tol=tol, check_every=1, return_info=True)
+    out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        cold = np.mean(sparsolve.encode(X, D, alpha, **kw)[1].n_iter)
-        out = {}
+        cold = sparsolve.encode(X, D, alpha, **kw)[1].n_iter
         for k, Z in fista_iterates(X, D, alpha, np.zeros((len(X), D.shape[0]), X.dtype), max(ks)):
             if k in ks:
-                out[k] = k + np.mean(sparsolve.encode(X, D, alpha, init=Z, **kw)[1].n_iter)
-    return cold, out
+                rows = cold > k
+                warm = sparsolve.encode(X[rows], D, alpha, init=Z[rows], **kw)[1].n_iter
+                out[k] = (int(rows.sum()), float(cold[rows].mean()), float(k + warm.mean()))
+    return out
 
 
 def bench(name, args):
@@ -141,7 +147,8 @@ def bench(name, args):
         starts[f"T={T}"] = enc
         # the oracle: the encoder's values on the optimum's support only (a perfect support guess)
         starts[f"T={T}, optimum's support"] = lambda A, enc=enc: enc.encode(A) * on[:len(A)]
-        about[f"T={T}"] = {"gap0": (F0.mean() - F_star.mean()) / F_star.mean(), "worth": float(np.mean(worth)),
+        about[f"T={T}"] = {"gap0": (F0.mean() - F_star.mean()) / F_star.mean(),
+                           "worth": float(np.median(worth[on[sub].any(axis=1)])),  # rows with something to solve
                            "enc_ms": 1e3 * min(timed(lambda: enc.encode(Xf))[1] for _ in range(3)),
                            "l0": float((Z0 > 0).sum(1).mean()), "recall": float(((Z0 > 0) & on).sum() / on.sum()),
                            "train_s": train_s}
@@ -195,13 +202,13 @@ def markdown(results, args, load):
                        f"| {r['wall_ms']:.0f} | {r['cpu_ms']:.0f} | {r['ratio']:.2f}× / {r['cpu_ratio']:.2f}×"
                        f"{'' if r['ok'] else ' (not all certified)'} | {r['its'].mean():.1f} ({r['its'].max()}) "
                        f"| {tail} |")
-    out += ["", "FISTA from its own iterate z_k (200 rows, certified every iteration): mean iterations cold, "
-            "and k + the iterations from z_k.", "",
-            "| problem | tol | cold | " + " | ".join(f"from z_{k}" for k in (10, 30)) + " |", "|---|---|---|---|---|"]
+    out += ["", "FISTA from its own iterate z_k (200 rows, certified every iteration), over the rows cold FISTA "
+            "has not finished by k: mean iterations cold, and k + the mean iterations from z_k.", "",
+            "| problem | tol | k | rows | cold | k + from z_k |", "|---|---|---|---|---|---|"]
     for rows, momentum in results:
-        for tol, (cold, warm) in momentum.items():
-            out.append(f"| {rows[0]['problem']} | {tol:g} | {cold:.0f} | "
-                       + " | ".join(f"{v:.0f}" for v in warm.values()) + " |")
+        for tol, per_k in momentum.items():
+            for k, (n, cold, warm) in per_k.items():
+                out.append(f"| {rows[0]['problem']} | {tol:g} | {k} | {n} | {cold:.1f} | {warm:.1f} |")
     return "\n".join(out)
 
 

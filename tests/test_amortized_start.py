@@ -93,3 +93,21 @@ def test_compare_rows_for_encoder_then_solver(X, D_learned, alpha, encoder):
         assert row["ms_per_1000"] > 0
     with pytest.raises(ValueError, match="then="):
         sparsolve.compare(X, D_learned, {"e": encoder}, alpha=alpha, exact=(), then=("newton",))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("solver", ["cd", "fista"])
+def test_encoder_start_on_cuda(X, D_learned, alpha, solver):
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # TF32 cannot certify 1e-6
+    try:
+        enc = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 3, scheme="ista", tied=False, device="cuda")
+        Xc, Dc = (torch.as_tensor(a, device="cuda") for a in (X, D_learned))
+        Z, info = sparsolve.encode(Xc, Dc, alpha, solver=solver, positive=True, tol=TOL, init=enc, return_info=True)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    assert Z.is_cuda and info.converged.all()
+    Zh = Z.cpu().numpy()
+    gaps = sparsolve.duality_gap(X, D_learned, Zh, alpha, positive=True)
+    assert np.all(gaps <= TOL * sparsolve.objective(X, D_learned, Zh, alpha) * (1 + 1e-6))
