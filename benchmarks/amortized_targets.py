@@ -48,16 +48,17 @@ RUNS = {
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    ap.add_argument("--n-dict", type=int, default=100_000, help="training patches for the dictionary")
     ap.add_argument("--n-train", type=int, default=100_000, help="training patches per encoder")
     ap.add_argument("--n-test", type=int, default=5_000)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--only", nargs="+", choices=tuple(RUNS), help="a subset of the rows")
     args = ap.parse_args(argv)
     if args.quick:
-        args.n_train, args.n_test, args.epochs = 3_000, 500, 1
+        args.n_dict, args.n_train, args.n_test, args.epochs = 3_000, 3_000, 500, 1
     load = os.getloadavg()[0]
     print(f"machine: {machine()}; load average {load:.1f}", flush=True)
-    _, X_test, D = problem(args.n_train, args.n_test)
+    _, X_test, D = problem(args.n_dict, args.n_test)
     encoders, seconds = {}, {}
     for name in args.only or RUNS:
         T, tied, target, _, _, seed = RUNS[name]
@@ -77,7 +78,7 @@ def main(argv=None):
 
 def markdown(rows, codes, seconds, args, load):
     out = [f"Machine: {machine()}; load average {load:.1f} at the start (shared).  Dictionary and "
-           f"{args.n_test:,} held-out patches as in amortized.py; each encoder trained on {args.n_train:,} "
+           f"{args.n_test:,} held-out patches as in amortized.py ({args.n_dict:,} patches for the dictionary); each encoder trained on {args.n_train:,} "
            f"training patches (its seed), {args.epochs} epochs, ISTA init, Adam lr 3e-3, cosine schedule.",
            "",
            "| encoder | trained on | held-out gap to F* | FISTA its (objective) | mean ‖z − z*‖² "
