@@ -15,9 +15,10 @@ of its own training patches, and once on Gregor & LeCun's measure:
 * **the same encoder trained on the held-out patches themselves** ("oracle"): it has seen
   the test set, so its gap there is an optimistic estimate of what any recipe could reach
   with this architecture on those patches;
-* **LISTA with per-step weights** (G_t and a bias b_t for each step t, γ = 1:
-  μ_{t+1} = μ₀ + b_t − G_t z_t), which is outside the seed's spec: what untying would add.
-  Trained by ``fit_amortized(init=...)``, with the same recipe;
+* **LISTA with per-step weights** (``LearnedG(tied=False)``: G_t, a bias b_t and γ_t for
+  each step t, from ISTA's start γ_t = 1, μ_{t+1} = μ₀ + b_t − G_t z_t), which is outside
+  the seed's spec: what untying adds.  Trained by ``fit_amortized(tied=False)``, with the
+  same recipe;
 * **Gregor & LeCun's measure**: LISTA's paper matches iterations on the code error
   ‖z − z*‖² (z* the exact codes), not on the lasso objective.  The last column gives the
   FISTA iterations whose mean code error the encoder matches.
@@ -53,30 +54,10 @@ SETTINGS = {2: ("ista", 3e-3, 12), 5: ("lca", 1e-2, 6)}
 ORACLE_EPOCHS = 250  # 5,000 steps over the 5,000 held-out patches
 
 
-class PerStepLISTA(sparsolve.LearnedG):
-    """μ₀ = W_e x̃ + b_e, μ_{t+1} = μ₀ + b_t − G_t T(μ_t): LISTA with untied weights, from ISTA's start."""
-
-    def untie(self):
-        self.G.requires_grad_(False)
-        self.G_steps = torch.nn.ParameterList(torch.nn.Parameter(self.G.detach().clone())
-                                              for _ in range(self.t_star))
-        self.b_steps = torch.nn.ParameterList(torch.nn.Parameter(torch.zeros_like(self.b_e))
-                                              for _ in range(self.t_star))
-        return self
-
-    def _encode(self, x):
-        mu0 = (x - self.b_d) @ self.W_e.T + self.b_e
-        mu = mu0
-        for G, b in zip(self.G_steps, self.b_steps):
-            mu = mu0 + b - self.threshold(mu) @ G.T
-        return self.threshold(mu)
-
-
 def train_per_step(X, D, t_star, lr, n_epochs):
-    """fit_amortized's amortize/lasso training (Adam, cosine step) of the per-step network."""
-    start = PerStepLISTA.from_dictionary(D, ALPHA, t_star, scheme="ista", dtype=torch.float32).untie()
-    return sparsolve.fit_amortized(X, D, t_star=t_star, alpha=ALPHA, lr=lr, n_epochs=n_epochs, seed=0,
-                                   device="cpu", progress=False, init=start)
+    """fit_amortized's amortize/lasso training (Adam, cosine step) of the untied encoder from ISTA's start."""
+    return sparsolve.fit_amortized(X, D, t_star=t_star, alpha=ALPHA, scheme="ista", tied=False, lr=lr,
+                                   n_epochs=n_epochs, seed=0, device="cpu", progress=False)
 
 
 def code_error_match(X, D, encoders, max_iter=400):

@@ -79,6 +79,86 @@ def test_deep_lca_init_reaches_the_lasso_solution(X, D_learned, alpha):
     assert np.all(F - F_star <= 1e-8 * F_star + 1e-12)
 
 
+# ------------------------------------------------------------------ untied steps (LISTA's variant)
+
+@pytest.mark.filterwarnings("ignore::sparsolve.ConvergenceWarning")
+@pytest.mark.parametrize("signed", [False, True])
+def test_untied_from_dictionary_is_listas_ista_start(X, D_learned, alpha, signed):
+    model = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 4, signed=signed, scheme="ista", tied=False)
+    assert not model.tied and model.G.shape == (4, 64, 64) and model.b_steps.shape == (4, 64)
+    assert model.gamma == (1.0,) * 4
+    Z_ista = sparsolve.encode(X, D_learned, alpha, solver="ista", positive=not signed, max_iter=5, tol=0)
+    np.testing.assert_allclose(model.encode(X), Z_ista, atol=1e-10)
+    assert (Z_ista != 0).any()
+    # and from the LCA start it is the tied encoder, step for step
+    tied = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 4, signed=signed)
+    untied = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 4, signed=signed, tied=False)
+    np.testing.assert_allclose(untied.encode(X), tied.encode(X), atol=1e-12)
+
+
+def test_untied_loop_uses_each_steps_weights(X):
+    torch.manual_seed(0)
+    model = sparsolve.LearnedG(64, 32, 3, gamma=0.5, learn_gamma=True, tied=False, dtype=torch.float64, seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.3 * torch.randn_like(p))
+    x = torch.as_tensor(X)
+    with torch.no_grad():
+        gammas = model.log_gamma.exp()
+        mu0 = (x - model.b_d) @ model.W_e.T + model.b_e
+        mu = mu0
+        for t in range(3):
+            mu = mu + gammas[t] * ((mu0 + model.b_steps[t] - torch.relu(mu) @ model.G[t].T) - mu)
+        torch.testing.assert_close(model.encode(x), torch.relu(mu))
+        # every step's weights matter: sharing step 0's G changes the output
+        shared = model.G[0].clone()
+        model.G.copy_(shared.expand_as(model.G))
+        assert not torch.allclose(model.encode(x), torch.relu(mu))
+    (model(x) - x).pow(2).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.count_nonzero(p.grad) > 0, name
+    with pytest.raises(TypeError, match="tied must be True"):
+        sparsolve.LearnedG(64, 32, 3, tied="no")
+
+
+def test_untied_training_save_load_and_checkpoint(tmp_path, X_train, X, D_learned, alpha):
+    kw = dict(t_star=2, alpha=alpha, scheme="ista", lr=3e-3, batch_size=200, progress=False, seed=5, tied=False)
+    full = sparsolve.fit_amortized(X_train, D_learned, max_steps=10, **kw)
+    assert not full.tied and len(set(full.gamma)) == 2  # each γ_t learned on its own
+    # the steps specialise: G_0 and G_1 started equal and no longer are
+    assert not torch.allclose(full.G[0], full.G[1])
+    start = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 2, scheme="ista", tied=False)
+    F0 = sparsolve.objective(X, D_learned, start.encode(X), alpha).mean()
+    F1 = sparsolve.objective(X, D_learned, full.encode(X), alpha).mean()
+    assert F1 < F0
+    # a checkpoint holds the per-step weights and resumes to the same encoder
+    ck = tmp_path / "run.npz"
+    sparsolve.fit_amortized(X_train, D_learned, max_steps=6, checkpoint=ck, checkpoint_every=3, **kw)
+    resumed = sparsolve.fit_amortized(X_train, D_learned, max_steps=10, checkpoint=ck, **kw)
+    np.testing.assert_allclose(resumed.history_["loss"], full.history_["loss"], rtol=1e-5)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match="tied"):
+        sparsolve.fit_amortized(X_train, D_learned, max_steps=12, checkpoint=ck, **{**kw, "tied": True})
+    # save/load keeps it untied, bit for bit
+    back = sparsolve.LearnedG.load(full.save(tmp_path / "enc"))
+    assert not back.tied
+    np.testing.assert_array_equal(back.encode(X), full.encode(X))
+    # an untied init needs tied=False, as it needs its t_star
+    with pytest.raises(ValueError, match=r"init has tied=False .* tied=True"):
+        sparsolve.fit_amortized(X_train, D_learned, init=back, **{**kw, "tied": True, "max_steps": 1})
+
+
+def test_untied_encoders_compare(X, D_learned, alpha):
+    enc = sparsolve.LearnedG.from_dictionary(D_learned, alpha, 3, scheme="ista", tied=False)
+    rows = sparsolve.compare(X, D_learned, {"untied T=3": enc}, alpha=alpha, exact=(), max_fista_iter=50)
+    row = rows[-1]
+    Z = enc.encode(X)
+    assert row["objective"] == pytest.approx(sparsolve.objective(X, D_learned, Z, alpha).mean(), rel=1e-5)
+    # ISTA's iterate 4 is worth between 1 and 4 FISTA iterations
+    assert 1 <= rows.curve["fista_iters"][0] <= 4
+
+
 # ------------------------------------------------------------------ the seed's special cases
 
 def test_t_star_0_is_the_one_layer_autoencoder(X):

@@ -20,7 +20,8 @@ import torch
 
 from .. import backend
 from ..gap import objective
-from ..inference import HOST_KERNELS, ConvergenceWarning, encode
+from ..checks import choice
+from ..inference import HOST_KERNELS, SOLVERS, ConvergenceWarning, encode
 from ..inference.fista import FISTA
 from ..inference.problem import LassoProblem, choose_form, lipschitz
 from .learned_g import LearnedG, data_array, dictionary_array
@@ -62,7 +63,7 @@ class Rows(list):
 
 
 def compare(X, dictionary, encoders=None, *, alpha, exact=("fista", "lca"), tol=1e-4, positive=None,
-            device="cpu", dtype="float32", max_fista_iter=1000, repeats=1):
+            device="cpu", dtype="float32", max_fista_iter=1000, repeats=1, then=()):
     """Rows (a printable list of dicts) comparing exact solvers with learned encoders.
 
     Parameters
@@ -72,6 +73,9 @@ def compare(X, dictionary, encoders=None, *, alpha, exact=("fista", "lca"), tol=
     encoders : {name: LearnedG}; each runs on its own device and dtype.
     alpha : the lasso's α.
     exact : solver names for :func:`sparsolve.encode`, each run to relative gap ``tol``.
+    then : solver names run to ``tol`` from each encoder's codes (amortized start, exact
+        finish: ``encode(X, D, alpha, init=encoder)``); a row "<encoder>, then <solver>
+        tol=<tol>" each, whose time includes the encoder's.
     positive : the z ≥ 0 lasso; default: True when every encoder is ReLU (not signed).
     device, dtype : where and in what precision the exact solvers run ("cpu" uses
         numpy, anything else torch; "cd" and "omp" always run on the CPU).
@@ -104,6 +108,8 @@ def compare(X, dictionary, encoders=None, *, alpha, exact=("fista", "lca"), tol=
                              "compare signed and ReLU encoders in separate calls")
     if dtype not in backend.SUPPORTED_DTYPES:
         raise ValueError(f"dtype must be one of {backend.SUPPORTED_DTYPES}, got {dtype!r}")
+    for solver in then:
+        choice(solver, "then= solver", sorted(SOLVERS))
     alpha = float(alpha)
     n = X.shape[0]
 
@@ -140,6 +146,10 @@ def compare(X, dictionary, encoders=None, *, alpha, exact=("fista", "lca"), tol=
         curve["depth"].append(enc.t_star)
         curve["objective"].append(row["objective"])
         curve["encoder_ms_per_1000"].append(row["ms_per_1000"])
+        for solver in then:
+            A, B = (X, D) if solver in HOST_KERNELS else (Xe, De)
+            Z, t = solve(A, B, solver, tol=tol, init=enc)
+            rows.append(score(f"{name}, then {solver} tol={tol:g}", Z, t))
 
     curve["fista_objective"] = _fista_trajectory(Xe, De, alpha, positive, min(curve["objective"], default=np.inf),
                                                  max_fista_iter)

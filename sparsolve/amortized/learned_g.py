@@ -15,11 +15,22 @@ t* = 0 is the plain one-layer autoencoder x̂ = W_d T(W_e x̃ + b_e) + b_d; t* =
 with γ = 1 is the residual form T(μ₀ − G T(μ₀)).  Positive off-diagonal entries
 of G inhibit (explaining away), negative ones excite (facilitation).
 
+**Untied** (``tied=False``, outside the seed's spec, which shares one G and one γ
+across the steps): every step t has its own G_t, bias b_t and step γ_t,
+
+    μ_{t+1} = μ_t + γ_t ((μ₀ + b_t − G_t z_t) − μ_t),
+
+which with γ_t = 1 is μ_{t+1} = μ₀ + b_t − G_t z_t: LISTA with per-step weights
+(Gregor & LeCun's untied variant, the form Chen et al. 2018 analyse).  The
+thresholds θ of the signed variant stay shared.
+
 With W_e = D, b_e = −α, G = DDᵀ − I, W_d = Dᵀ (D is (n_atoms, n_features), one
 atom per row) the loop is exactly the non-negative LCA of
 :mod:`sparsolve.inference.lca`, shifted by the bias: μ_t(here) = μ_t(LCA) − α,
 so T(μ_t) is LCA's output after t steps (:meth:`LearnedG.from_dictionary`).  With
 the weights scaled by 1/L (L = ‖D‖₂²) and γ = 1 it is ISTA instead, LISTA's start.
+Untied, every G_t starts as that G, b_t = 0 and γ_t = γ: the same encoder, free to
+specialise each step.
 
 Rows are samples: in code, μ₀ = x̃ W_eᵀ + b_e and G z is z Gᵀ.
 """
@@ -52,6 +63,13 @@ def check_gamma(gamma) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"gamma must be a finite number > 0 (the inner-loop step size), got {gamma!r}")
     return value
+
+
+def _check_tied(tied) -> bool:
+    if not isinstance(tied, (bool, np.bool_)):
+        raise TypeError(f"tied must be True (one G and γ shared by every step, the seed's encoder) or False "
+                        f"(per-step G_t, b_t, γ_t), got {tied!r}")
+    return bool(tied)
 
 
 def dictionary_array(dictionary, name: str = "dictionary") -> np.ndarray:
@@ -91,12 +109,16 @@ class LearnedG(torch.nn.Module):
     W_d (n_features, n_atoms) whose columns are the atoms, b_d (n_features), the
     step γ (learnable when ``learn_gamma``, kept > 0 by learning log γ) and, when
     ``signed``, the thresholds θ (n_atoms).  A fresh module is the untrained
-    autoencoder: unit-norm random atoms W_d, tied W_e = W_dᵀ, G = 0 (no lateral
+    autoencoder: unit-norm random atoms W_d, W_e = W_dᵀ, G = 0 (no lateral
     interaction until training finds some), zero biases, θ = 0.
+
+    ``tied=True`` (the default, the seed's spec) shares G and γ across the steps.
+    ``tied=False`` gives each step t its own G_t, b_t and γ_t: G is then
+    (t*, n_atoms, n_atoms), ``b_steps`` (t*, n_atoms) and ``log_gamma`` (t*,).
     """
 
     def __init__(self, n_features: int, n_atoms: int, t_star: int, gamma: float = 1.0, learn_gamma: bool = False,
-                 signed: bool = False, *, dtype=torch.float32, device=None, seed=None):
+                 signed: bool = False, *, tied: bool = True, dtype=torch.float32, device=None, seed=None):
         super().__init__()
         for name, v in (("n_features", n_features), ("n_atoms", n_atoms)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -105,16 +127,20 @@ class LearnedG(torch.nn.Module):
         self.t_star = check_t_star(t_star)
         self.signed = bool(signed)
         self.learn_gamma = bool(learn_gamma)
+        self.tied = _check_tied(tied)
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
         atoms = torch.randn(self.n_features, self.n_atoms, generator=gen, dtype=torch.float64)
         atoms = atoms / atoms.norm(dim=0, keepdim=True)
         kw = {"dtype": dtype, "device": device}
         self.W_e = torch.nn.Parameter(atoms.T.to(**kw).contiguous())
         self.b_e = torch.nn.Parameter(torch.zeros(self.n_atoms, **kw))
-        self.G = torch.nn.Parameter(torch.zeros(self.n_atoms, self.n_atoms, **kw))
+        steps = () if self.tied else (self.t_star,)
+        self.G = torch.nn.Parameter(torch.zeros(*steps, self.n_atoms, self.n_atoms, **kw))
+        if not self.tied:
+            self.b_steps = torch.nn.Parameter(torch.zeros(self.t_star, self.n_atoms, **kw))
         self.W_d = torch.nn.Parameter(atoms.to(**kw))
         self.b_d = torch.nn.Parameter(torch.zeros(self.n_features, **kw))
-        log_gamma = torch.tensor(math.log(check_gamma(gamma)), **kw)
+        log_gamma = torch.full(steps, math.log(check_gamma(gamma)), **kw)
         if self.learn_gamma:
             self.log_gamma = torch.nn.Parameter(log_gamma)
         else:
@@ -126,7 +152,7 @@ class LearnedG(torch.nn.Module):
 
     @classmethod
     def from_dictionary(cls, D, alpha, t_star, gamma=None, signed=False, learn_gamma=False, *, scheme="lca",
-                        dtype=None, device=None):
+                        tied=True, dtype=None, device=None):
         """An encoder that runs a known lasso solver for t* steps, decoding with W_d = Dᵀ, b_d = 0.
 
         ``scheme="lca"`` (the seed's): W_e = D, G = DDᵀ − I, b_e = −α (ReLU) or
@@ -138,6 +164,9 @@ class LearnedG(torch.nn.Module):
         G = DDᵀ/L − I, b_e = −α/L (or θ = α/L) -- and γ = 1, so that μ_{t+1} = μ₀ − G z_t
         makes z_{t+1} = T(z_t + (x − z_t D)Dᵀ/L − α/L): the encoder is ISTA's iterate
         t* + 1 from z = 0 (Gregor & LeCun's LISTA initialisation).
+
+        ``tied=False``: every step's G_t is that G, b_t = 0 and γ_t = γ, so the untied
+        encoder starts as the same solver (untied LISTA's start with ``scheme="ista"``).
 
         ``dtype`` defaults to D's (float32 or float64)."""
         D = dictionary_array(D, "D")
@@ -153,12 +182,12 @@ class LearnedG(torch.nn.Module):
         if dtype is None:
             dtype = torch.float64 if D.dtype == np.float64 else torch.float32
         m, p = D.shape
-        model = cls(p, m, t_star, gamma, learn_gamma, signed, dtype=dtype, device=device)
+        model = cls(p, m, t_star, gamma, learn_gamma, signed, tied=tied, dtype=dtype, device=device)
         Dt = torch.as_tensor(D, dtype=torch.float64)
         with torch.no_grad():
             model.W_e.copy_(step * Dt)
             model.W_d.copy_(Dt.T)
-            model.G.copy_(step * (Dt @ Dt.T) - torch.eye(m, dtype=torch.float64))
+            model.G.copy_(step * (Dt @ Dt.T) - torch.eye(m, dtype=torch.float64))  # broadcast over the steps
             if signed:
                 model.b_e.zero_()
                 model.theta.fill_(step * alpha)
@@ -169,9 +198,11 @@ class LearnedG(torch.nn.Module):
     # ------------------------------------------------------------------ the network
 
     @property
-    def gamma(self) -> float:
-        """The current step γ (the network itself uses exp(log_gamma), differentiably)."""
-        return float(self.log_gamma.detach().exp())
+    def gamma(self):
+        """The current step γ, a float; untied, the tuple (γ_0, …, γ_{t*−1}).  (The
+        network itself uses exp(log_gamma), differentiably.)"""
+        gamma = self.log_gamma.detach().exp().cpu()
+        return float(gamma) if self.tied else tuple(gamma.tolist())
 
     @property
     def dictionary(self) -> np.ndarray:
@@ -199,8 +230,12 @@ class LearnedG(torch.nn.Module):
     def _encode(self, x):
         mu0 = (x - self.b_d) @ self.W_e.T + self.b_e
         mu, gamma = mu0, self.log_gamma.exp()
-        for _ in range(self.t_star):
-            mu = mu + gamma * ((mu0 - self.threshold(mu) @ self.G.T) - mu)
+        if self.tied:
+            for _ in range(self.t_star):
+                mu = mu + gamma * ((mu0 - self.threshold(mu) @ self.G.T) - mu)
+        else:
+            for G, b, g in zip(self.G, self.b_steps, gamma):
+                mu = mu + g * ((mu0 + b - self.threshold(mu) @ G.T) - mu)
         return self.threshold(mu)
 
     def _decode(self, z):
@@ -226,14 +261,15 @@ class LearnedG(torch.nn.Module):
             raise ValueError(f"input must have shape (..., {width_name}={width}), got {tuple(a.shape)}")
 
     def extra_repr(self) -> str:
+        gamma = f"{self.gamma:.4g}" if self.tied else "(" + ", ".join(f"{g:.4g}" for g in self.gamma) + ")"
         return (f"n_features={self.n_features}, n_atoms={self.n_atoms}, t_star={self.t_star}, "
-                f"gamma={self.gamma:.4g}, learn_gamma={self.learn_gamma}, signed={self.signed}")
+                f"gamma={gamma}, learn_gamma={self.learn_gamma}, signed={self.signed}, tied={self.tied}")
 
     # ------------------------------------------------------------------ files
 
     def config(self) -> dict:
         return {"n_features": self.n_features, "n_atoms": self.n_atoms, "t_star": self.t_star,
-                "learn_gamma": self.learn_gamma, "signed": self.signed,
+                "learn_gamma": self.learn_gamma, "signed": self.signed, "tied": self.tied,
                 "dtype": str(self.W_e.dtype).replace("torch.", "")}
 
     def arrays(self) -> dict:
@@ -253,8 +289,9 @@ class LearnedG(torch.nn.Module):
 
     @classmethod
     def from_state(cls, arrays: dict, meta: dict, device=None):
+        # files written before untied encoders existed hold tied ones
         model = cls(meta["n_features"], meta["n_atoms"], meta["t_star"], 1.0, meta["learn_gamma"],
-                    meta["signed"], dtype=getattr(torch, meta["dtype"]), device=device)
+                    meta["signed"], tied=meta.get("tied", True), dtype=getattr(torch, meta["dtype"]), device=device)
         model.load_state_dict({k: torch.as_tensor(arrays[k]) for k in model.state_dict()})
         return model
 

@@ -38,14 +38,14 @@ SCHEMES = ("lca", "ista")
 LR_SCHEDULES = ("cosine", "constant")
 CHECKPOINT_KIND = "learned_g_checkpoint"
 # Settings a checkpoint must share with the call that resumes it.
-_RESUME_KEYS = ("mode", "target", "norm", "scheme", "t_star", "alpha", "beta", "signed", "learn_gamma", "lr",
+_RESUME_KEYS = ("mode", "target", "norm", "scheme", "t_star", "tied", "alpha", "beta", "signed", "learn_gamma", "lr",
                 "lr_schedule", "n_epochs", "batch_size", "n_atoms", "n_features", "n_samples", "seed")
 
 
 def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso", alpha, norm=None, beta=1e-3,
                   n_atoms=None, scheme="lca", gamma=None, learn_gamma=True, signed=False, lr=1e-3, lr_schedule="cosine",
                   batch_size=256, n_epochs=None, max_steps=None, device="auto", dtype="float32", seed=None,
-                  progress=True, checkpoint=None, checkpoint_every=200, callback=None, init=None):
+                  progress=True, checkpoint=None, checkpoint_every=200, callback=None, init=None, tied=True):
     """Train and return a :class:`LearnedG` of depth ``t_star``; its per-step
     history is the dict of lists ``model.history_``.
 
@@ -65,6 +65,8 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
         "ista" (LISTA's); see :meth:`LearnedG.from_dictionary`.
     gamma : the inner-loop step γ > 0; default LCA's 1/‖D‖₂² for scheme="lca", else 1.
     learn_gamma, signed : see :class:`LearnedG`.
+    tied : True (the default, the seed's encoder): one G and γ shared by every step;
+        False: per-step G_t, b_t and γ_t (LISTA's untied variant, see :class:`LearnedG`).
     lr, batch_size : Adam's step and the mini-batch size.
     lr_schedule : "cosine" (default) takes Adam's step at step s as lr·½(1 + cos(π s/S)) over the
         S = n_epochs · ⌈n_samples/batch_size⌉ steps that the epochs plan; "constant" keeps lr.
@@ -92,7 +94,7 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
         the training (as in :func:`sparsolve.fit`).
     init : a :class:`LearnedG` to train further instead of a fresh one -- a loaded encoder
         to fine-tune on new data, or a subclass with another inner loop.  It must have
-        this ``t_star``, ``signed`` and the dictionary's shape (and, for
+        this ``t_star``, ``signed``, ``tied`` and the dictionary's shape (and, for
         ``mode="amortize"``, the dictionary as its decoder); it is trained in place
         (moved to ``device`` and ``dtype``) and returned.  ``scheme``, ``gamma`` and
         ``learn_gamma`` are then its own.
@@ -151,12 +153,12 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
     tdtype = getattr(torch, dtype)
 
     if init is not None:
-        model = _check_init(init, D, n_atoms, p, t_star, signed, mode).to(device=dev, dtype=tdtype)
+        model = _check_init(init, D, n_atoms, p, t_star, signed, tied, mode).to(device=dev, dtype=tdtype)
     elif D is not None:
-        model = LearnedG.from_dictionary(D, alpha, t_star, gamma, signed, learn_gamma, scheme=scheme, dtype=tdtype,
-                                         device=dev)
+        model = LearnedG.from_dictionary(D, alpha, t_star, gamma, signed, learn_gamma, scheme=scheme, tied=tied,
+                                         dtype=tdtype, device=dev)
     else:
-        model = LearnedG(p, n_atoms, t_star, 1.0 if gamma is None else gamma, learn_gamma, signed,
+        model = LearnedG(p, n_atoms, t_star, 1.0 if gamma is None else gamma, learn_gamma, signed, tied=tied,
                          dtype=tdtype, device=dev, seed=seed)
         with torch.no_grad():
             model.b_d.copy_(torch.as_tensor(Xn.mean(axis=0)))
@@ -169,7 +171,8 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
         Zt = torch.as_tensor(encode(Xn, D, alpha, solver="cd", positive=not signed, tol=1e-6),
                              dtype=tdtype, device=dev)
     optimizer = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=lr)
-    settings = {"mode": mode, "target": target, "norm": norm, "scheme": scheme, "t_star": t_star, "alpha": alpha,
+    settings = {"mode": mode, "target": target, "norm": norm, "scheme": scheme, "t_star": t_star,
+                "tied": model.tied, "alpha": alpha,
                 "beta": beta, "signed": bool(signed), "learn_gamma": bool(learn_gamma), "lr": float(lr),
                 "lr_schedule": lr_schedule, "n_epochs": None if n_epochs is None else int(n_epochs),
                 "batch_size": batch_size, "n_atoms": n_atoms, "n_features": p, "n_samples": n, "seed": seed}
@@ -240,16 +243,19 @@ def _train_step(model, optimizer, x, z_star, mode, target, norm, alpha, beta):
         active = z != 0
         record = {"loss": loss.item(), "objective": objective.item(), "mse": float((r * r).mean()),
                   "l1": l1.item(), "nnz_frac": float(active.float().mean()),
-                  "dead_frac": float((~active.any(dim=0)).float().mean()), "gamma": model.gamma}
+                  "dead_frac": float((~active.any(dim=0)).float().mean()),
+                  # untied, the mean of the per-step γ_t
+                  "gamma": float(model.log_gamma.detach().exp().mean())}
         for name, norms in (("enc", model.W_e.norm(dim=1)), ("dec", model.W_d.norm(dim=0))):
             record[f"{name}_norm_min"] = float(norms.min())
             record[f"{name}_norm_mean"] = float(norms.mean())
             record[f"{name}_norm_max"] = float(norms.max())
         m = model.n_atoms
-        off = model.G[~torch.eye(m, dtype=torch.bool, device=model.G.device)]
-        record["G_offdiag_pos_frac"] = float((off > 0).float().mean()) if m > 1 else 0.0
-        record["G_offdiag_neg_frac"] = float((off < 0).float().mean()) if m > 1 else 0.0
-        record["G_offdiag_mean"] = float(off.mean()) if m > 1 else 0.0
+        off = model.G[..., ~torch.eye(m, dtype=torch.bool, device=model.G.device)]  # every step's G_t, untied
+        some = off.numel() > 0  # none with one atom, or untied with t* = 0
+        record["G_offdiag_pos_frac"] = float((off > 0).float().mean()) if some else 0.0
+        record["G_offdiag_neg_frac"] = float((off < 0).float().mean()) if some else 0.0
+        record["G_offdiag_mean"] = float(off.mean()) if some else 0.0
     return record
 
 
@@ -290,11 +296,12 @@ def _resume(path, saved, settings, model, optimizer):
 
 # ---------------------------------------------------------------------- argument checks
 
-def _check_init(init, D, n_atoms, n_features, t_star, signed, mode):
+def _check_init(init, D, n_atoms, n_features, t_star, signed, tied, mode):
     if not isinstance(init, LearnedG):
         raise TypeError(f"init must be a LearnedG (or a subclass), got {type(init).__name__}")
     for name, have, want in (("n_atoms", init.n_atoms, n_atoms), ("n_features", init.n_features, n_features),
-                             ("t_star", init.t_star, t_star), ("signed", init.signed, bool(signed))):
+                             ("t_star", init.t_star, t_star), ("signed", init.signed, bool(signed)),
+                             ("tied", init.tied, tied)):
         if have != want:
             raise ValueError(f"init has {name}={have!r} but this training asks for {name}={want!r}; "
                              "pass the matching setting or another encoder")

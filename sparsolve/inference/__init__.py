@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend
-from . import cd, omp
+from . import cd, omp, warm
 from . import fused as fused_kernel
 from .fista import FISTA
 from .ista import ISTA
@@ -93,7 +93,9 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     tol : relative duality gap: a sample stops once gap ≤ tol · F(z) and costs
         no further work.  (OMP: stop once ‖x − zD‖² ≤ tol · ‖x‖².)
     max_iter : iterations (sweeps for "cd", atoms for "omp"); a per-solver default.
-    init : warm start, (n_samples, n_atoms).
+    init : warm start: (n_samples, n_atoms) codes, or an encoder whose codes for X are
+        the start -- a :class:`sparsolve.LearnedG` or any callable X ↦ Z (see
+        :mod:`sparsolve.inference.warm`).  The same ``tol`` is certified either way.
     return_info : also return an :class:`EncodeInfo`.
     **options : per solver --
         ista, fista, lca: ``form`` ("auto", "gram", "factored"), ``check_every``
@@ -109,6 +111,9 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     with TF32 products allowed (``torch.backends.cuda.matmul.allow_tf32``) the
     correlations are good to about 1e-3, so a smaller ``tol`` cannot be certified.
     """
+    if callable(init):  # an encoder proposes the start, once X and D have passed their checks
+        X, D, _ = _validate(X, D, alpha, solver, positive, tol, max_iter, None, options)
+        init = warm.encoder_codes(init, X, D, positive)
     X, D, init = _validate(X, D, alpha, solver, positive, tol, max_iter, init, options)
     defaults, default_max_iter = SOLVERS[solver]
     opts = {**defaults, **options}
