@@ -196,7 +196,7 @@ def test_nan_in_a_batch_names_the_batch():
     X = natural_image_patches(8, 600, seed=1)
     batches = [X[:200], X[200:400].copy(), X[400:]]
     batches[1][17, 3] = np.nan
-    with pytest.raises(ValueError, match="batch 1 contains NaN"):
+    with pytest.raises(ValueError, match="batch 1 has NaN"):
         sparsolve.fit(batches, 8, 0.01, solver="cd", progress=False)
 
 
