@@ -26,7 +26,6 @@ import ast
 import dataclasses
 import functools
 import inspect
-import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -268,8 +267,7 @@ class AmortizedConfig:
         self.seed = _seed(self.seed)
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
         self.positive, self.learn_gamma = bool(self.positive), bool(self.learn_gamma)
-        if self.gamma is not None and not (isinstance(self.gamma, (int, float)) and math.isfinite(self.gamma)):
-            raise ValueError(f"gamma must be a finite number > 0, got {self.gamma!r}")
+        self.gamma = _optional(self.gamma, positive_float, "gamma")
 
     def resume_mismatch(self, saved: dict) -> list:
         return [k for k, v in dataclasses.asdict(self).items() if k not in self.RUN_FIELDS and saved.get(k) != v]
