@@ -78,8 +78,19 @@ def _seed(seed):
     return seed
 
 
+class _Config:
+    #: Fields that may change between a checkpoint and the run that resumes it: they say
+    #: how long to run and where, not what is learned.
+    RUN_FIELDS: tuple = ()
+
+    def resume_mismatch(self, saved: dict) -> list:
+        """The fields on which ``saved`` (an ``asdict`` of a config) differs from this one
+        in a way a resume cannot accept."""
+        return [k for k, v in dataclasses.asdict(self).items() if k not in self.RUN_FIELDS and saved.get(k) != v]
+
+
 @dataclass
-class FitConfig:
+class FitConfig(_Config):
     """Every setting of :func:`sparsolve.fit`, the dictionary learning of
     min_D mean_x min_z ½‖x − zD‖² + α‖z‖₁ under a norm rule on the rows of D."""
 
@@ -152,18 +163,13 @@ class FitConfig:
         self.seed = _seed(self.seed)
         self.solver_options = dict(self.solver_options or {})
         if self.solver == "auto" and self.solver_options:
-            raise ValueError(f"solver options {sorted(self.solver_options)} need a named solver; "
-                             "pass solver='cd', 'lca', ... with them")
+            fields = [f.name for f in dataclasses.fields(self)]
+            raise ValueError(f"{sorted(self.solver_options)} are not settings of fit ({fields}); if they are "
+                             "options of the inference solver, they need a named solver: solver='lca', 'cd', ...")
 
-    # Settings that may change between a checkpoint and the fit that resumes it: they say
-    # how long to run and where, not what is learned.  The seed is compared separately.
+    # The seed is compared separately (checkpoint.check_resume): an unseeded resume takes
+    # the checkpoint's.
     RUN_FIELDS = ("n_epochs", "max_steps", "checkpoint_every", "device", "seed")
-
-    def resume_mismatch(self, saved: dict) -> list:
-        """The fields on which ``saved`` (an ``asdict`` of a config) differs from this one
-        in a way a resume cannot accept."""
-        return [k for k, v in dataclasses.asdict(self).items()
-                if k not in self.RUN_FIELDS and saved.get(k) != v]
 
     def resolved(self, n_rows=None):
         """This config with the data-dependent defaults filled in (``n_rows``: the rows of
@@ -190,7 +196,7 @@ LR_SCHEDULES = ("cosine", "constant")
 
 
 @dataclass
-class AmortizedConfig:
+class AmortizedConfig(_Config):
     """Every setting of :func:`sparsolve.fit_amortized`, the backprop training of the
     learned-G encoder (see sparsolve.amortized.train)."""
 
@@ -268,9 +274,6 @@ class AmortizedConfig:
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
         self.positive, self.learn_gamma = bool(self.positive), bool(self.learn_gamma)
         self.gamma = _optional(self.gamma, positive_float, "gamma")
-
-    def resume_mismatch(self, saved: dict) -> list:
-        return [k for k, v in dataclasses.asdict(self).items() if k not in self.RUN_FIELDS and saved.get(k) != v]
 
 
 __all__ = ["FitConfig", "AmortizedConfig", "field_docs", "BETA_DEFAULTS"]
