@@ -106,4 +106,5 @@ def test_encode_defaults_to_cd_on_the_host_whatever_the_training_solver(patches)
     X = patches[:30]
     Z = lca.encode(X, tol=1e-8)  # gamma, an lca option, would be refused by cd: it is not passed
     np.testing.assert_array_equal(Z, sparsolve.encode(X, lca.dictionary, 0.01, solver="cd", tol=1e-8))
-    assert lca.encode(X, solver="lca", max_iter=3, tol=1e-8).shape == (30, 8)  # named: the training's, with gamma
+    with pytest.warns(sparsolve.ConvergenceWarning, match="solver='lca'"):  # named: the training's, with gamma
+        assert lca.encode(X, solver="lca", max_iter=3, tol=1e-8).shape == (30, 8)

@@ -71,7 +71,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
 
     training.run(steps(), total=source.total_steps(), initial=learner.t, desc="sparsolve.fit", progress=progress,
                  save=None if checkpoint is None else save, checkpoint_every=learner.config.checkpoint_every,
-                 callback=callback, to_host=host_record,
+                 callback=callback, to_host=host_record, postfix_every=10,
                  postfix=lambda r: {"loss": f"{r['objective']:.4g}", "nnz": f"{r['nnz_frac']:.3f}",
                                     "dead": f"{r['dead_frac']:.2f}"})
     if learner.D is None:

@@ -16,8 +16,8 @@ For a batch X (b, p) and the current dictionary D (m, p), :meth:`Learner.step` r
                   rows of stats_A, stats_B zeroed.
 6. ``history``    the step's record (:class:`History`).
 
-The state is committed only at the end of a step, so a step that raises leaves the
-learner as it was.
+The dictionary, the statistics and the step count are committed at the end of a step,
+so a step that fails in its checks, its encode or its update leaves the learner as it was.
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ class Learner:
     """
 
     #: The statistics stage's hook: a distributed run replaces it by an all-reduce
-    #: (mean over ranks) of (batch_A, batch_B, rows); a single process uses them as they are.
+    #: (mean over ranks) of (batch_A, batch_B); a single process uses them as they are.
     reduce = staticmethod(lambda stats: stats)
 
     def __init__(self, config, n_features, entropy, D=None):
@@ -193,11 +193,12 @@ class Learner:
         batch_A, batch_B = self.reduce(updates.batch_statistics(X, Z))
         new, running = UPDATE_RULES[cfg.update](self, D, batch_A, batch_B, norms.decay(cfg.norm, cfg.beta))
         new = norms.project(new, cfg.norm, previous=D)
+        weight = self.weight
         if running is not None:
-            stats_A, stats_B, self.weight = running
+            stats_A, stats_B, weight = running
         new, resampled, dead = self._dead_atoms(new, X, Z, r2, stats_A, stats_B)
 
-        self.D, self.stats_A, self.stats_B = new, stats_A, stats_B
+        self.D, self.stats_A, self.stats_B, self.weight = new, stats_A, stats_B, weight
         self.warm = (warm_key, Z) if warm_key is not None else None
         self.t += 1
         self.samples_seen += b

@@ -3,8 +3,8 @@
 :func:`run` walks a trainer's steps -- an iterator that does one step per item and
 yields ``(step, model_or_dictionary, record)`` -- and around each step:
 
-* updates a tqdm bar (its postfix every ``postfix_every`` steps: the record's numbers
-  are read to the host only then);
+* updates a tqdm bar (its postfix every ``postfix_every`` steps and at the last: the
+  record's numbers are read to the host only then);
 * calls ``save()`` every ``checkpoint_every`` steps and once at the end;
 * calls ``callback(step, model_or_dictionary, record)``; False stops the training;
 * with a checkpoint, catches Ctrl-C and SIGTERM: the step under way finishes, the
@@ -63,7 +63,7 @@ def run(steps, *, total, initial, desc, progress, save=None, checkpoint_every=No
                 for t, obj, record in steps:
                     if bar is not None:
                         bar.update(1)
-                        if postfix is not None and t % postfix_every == 0:
+                        if postfix is not None and (t % postfix_every == 0 or t == total):
                             bar.set_postfix(postfix(to_host(record)))
                     if save is not None and t % checkpoint_every == 0:
                         save()
