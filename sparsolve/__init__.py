@@ -18,6 +18,8 @@ _LAZY = {
     "LearnedG": "sparsolve.amortized",
     "fit_amortized": "sparsolve.amortized",
     "compare": "sparsolve.amortized",
+    "FitConfig": "sparsolve.config",
+    "AmortizedConfig": "sparsolve.config",
 }
 
 

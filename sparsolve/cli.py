@@ -5,15 +5,23 @@ photographs shipped with scikit-learn, rank-24 ZCA-whitened (:func:`sparsolve.da
 with ``whiten="zca"``; nothing is downloaded) -- and learns Gabor-like atoms; it prints a summary
 with the fraction of Gabor-like atoms and saves a PNG of the dictionary.
 ``python -m sparsolve`` (no arguments) does the same.
+
+The training flags are generated from the fields of :class:`sparsolve.config.FitConfig`
+(``--batch-size`` for ``batch_size``; help text from the field docstrings), so a new
+option is written once, in config.py.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import types
+import typing
 from pathlib import Path
 
+from . import __version__
+from .config import FitConfig, field_docs
 from .data.images import WHITENED_ALPHA
-from .learning import norms, updates
 
 DEFAULT_ATOMS = 256
 DEFAULT_ALPHA = 0.02
@@ -23,31 +31,62 @@ DEFAULT_PATCHES = 20000
 IMAGE_ATOMS = 128
 IMAGE_EPOCHS = 2
 
+# The command line's own defaults and short names for some fields.
+# n_atoms and alpha stay None here: each kind of data picks its own (see _fit).
+_CLI_DEFAULTS = {"n_atoms": None, "alpha": None, "seed": 0}
+_DEFAULT_HELP = {"n_atoms": f"{DEFAULT_ATOMS}; {IMAGE_ATOMS} for the default data",
+                 "alpha": f"{DEFAULT_ALPHA}; {WHITENED_ALPHA} for the default whitened data",
+                 "n_epochs": f"1; {IMAGE_EPOCHS} for the default data"}
+_ALIASES = {"n_atoms": ["--atoms"], "n_epochs": ["--epochs"]}
+_CHOICES = {"solver": "SOLVERS", "update": "UPDATES", "norm": "FIT_NORMS"}
+_LEFT_OUT = ("solver_options",)  # a dict: the Python API's
+
+
+def _scalar(annotation):
+    """int, float, str or bool from a field's annotation (``int | None`` is int)."""
+    hint = eval(annotation, {}, {}) if isinstance(annotation, str) else annotation  # noqa: S307 -- our own source
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _add_config_flags(parser):
+    from . import config as cfg
+
+    docs = field_docs(FitConfig)
+    for f in dataclasses.fields(FitConfig):
+        if f.name in _LEFT_OUT:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = _CLI_DEFAULTS.get(f.name, f.default)
+        kind = _scalar(f.type)
+        doc = docs.get(f.name, "")
+        shown = _DEFAULT_HELP.get(f.name, default)
+        help_text = (doc if "default" in doc and f.name not in _DEFAULT_HELP else f"{doc} (default: {shown})")
+        help_text = help_text.replace("%", "%%")
+        names = [*_ALIASES.get(f.name, []), flag]
+        if kind is bool:
+            parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=help_text)
+            continue
+        choices = getattr(cfg, _CHOICES[f.name]) if f.name in _CHOICES else None
+        if f.name == "device":
+            choices = [c for c in cfg.FIT_DEVICES if c is not None]
+        parser.add_argument(*names, dest=f.name, type=kind, default=default, choices=choices, help=help_text)
+
 
 def _parser():
     p = argparse.ArgumentParser(prog="sparsolve", description="Sparse coding: learn a dictionary from data.")
+    p.add_argument("--version", action="version", version=f"sparsolve {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fit", help="learn a dictionary (default data: natural-image patches)",
                        description="Learn a dictionary D with X ≈ Z D, min ½‖x − zD‖² + α‖z‖₁ per row.")
     f.add_argument("data", nargs="?", help="a .npy file of shape (n_samples, n_features); "
                    f"default: {DEFAULT_PATCHES} 8×8 natural-image patches")
-    f.add_argument("--atoms", type=int, default=None,
-                   help=f"number of atoms (default {DEFAULT_ATOMS}; {IMAGE_ATOMS} for the default data)")
-    f.add_argument("--alpha", type=float, default=None,
-                   help=f"L1 weight α (default {DEFAULT_ALPHA}; {WHITENED_ALPHA} for the default whitened data)")
-    f.add_argument("--solver", default="cd", help="inference solver: cd (default, fastest on CPU), lca, fista, ista, omp")
-    f.add_argument("--update", default="online", choices=updates.UPDATES)
-    f.add_argument("--norm", default="unit", choices=norms.NORMS)
-    f.add_argument("--batch-size", type=int, default=None, help="rows per step (default 256)")
-    f.add_argument("--epochs", type=int, default=None,
-                   help=f"passes over the data (default 1; {IMAGE_EPOCHS} for the default data)")
-    f.add_argument("--max-steps", type=int, default=None)
-    f.add_argument("--tol", type=float, default=1e-3, help="inner-loop relative duality gap (default 1e-3)")
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    f.add_argument("--positive", action="store_true", help="nonnegative codes")
-    f.add_argument("--checkpoint", default=None, help="checkpoint file: resume from it, save to it")
-    f.add_argument("--out", default="model.npz", help="where to save the model (default model.npz)")
+    _add_config_flags(f)
+    f.add_argument("--checkpoint", default=None, help="checkpoint file: resume from it, save to it "
+                   "(also on Ctrl-C)")
+    f.add_argument("--out", default="model.npz", help="where to save the model (default: model.npz)")
     f.add_argument("--png", default=None, help="save a picture of the dictionary here "
                    "(default with no DATA: the --out path with .png)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -60,40 +99,47 @@ def main(argv=None):
     return _fit(args)
 
 
+def _fail(message):
+    raise SystemExit(f"sparsolve fit: {message}")
+
+
 def _fit(args):
     from .learning import fit
+    from .learning.checkpoint import check_writable
 
-    epochs, n_atoms, alpha = args.epochs, args.atoms, args.alpha
+    config = {f.name: getattr(args, f.name) for f in dataclasses.fields(FitConfig) if f.name not in _LEFT_OUT}
     if args.data is None:
         from .data import natural_image_patches
 
         X = natural_image_patches(8, DEFAULT_PATCHES, seed=args.seed, whiten="zca")
         source = (f"{DEFAULT_PATCHES} 8x8 natural-image patches (scikit-learn sample images, mean removed, "
                   "rank-24 ZCA-whitened)")
-        n_atoms = IMAGE_ATOMS if n_atoms is None else n_atoms
-        alpha = WHITENED_ALPHA if alpha is None else alpha
-        if epochs is None and args.max_steps is None:
-            epochs = IMAGE_EPOCHS
+        defaults = {"n_atoms": IMAGE_ATOMS, "alpha": WHITENED_ALPHA}
+        if config["n_epochs"] is None and config["max_steps"] is None:
+            config["n_epochs"] = IMAGE_EPOCHS
         png = args.png or str(Path(args.out).with_suffix(".png"))
     else:
         from .data import read_matrix
 
-        path = Path(args.data)
         try:
-            X = read_matrix(path)
+            X = read_matrix(Path(args.data))
         except (OSError, ValueError) as e:
-            raise SystemExit(f"sparsolve fit: {e}") from None
-        source = f"{path} {X.shape}"
+            _fail(e)
+        source = f"{args.data} {X.shape}"
+        defaults = {"n_atoms": DEFAULT_ATOMS, "alpha": DEFAULT_ALPHA}
         png = args.png
-        n_atoms = DEFAULT_ATOMS if n_atoms is None else n_atoms
-        alpha = DEFAULT_ALPHA if alpha is None else alpha
+    for name, value in defaults.items():
+        if config[name] is None:
+            config[name] = value
     try:
-        model = fit(X, n_atoms, alpha, solver=args.solver, update=args.update, norm=args.norm,
-                    batch_size=args.batch_size, n_epochs=epochs, max_steps=args.max_steps, tol=args.tol,
-                    seed=args.seed, device=args.device, positive=args.positive, checkpoint=args.checkpoint,
-                    progress=not args.no_progress)
+        check_writable(args.out, "--out")
+        model = fit(X, config.pop("n_atoms"), config.pop("alpha"), checkpoint=args.checkpoint,
+                    progress=not args.no_progress, **config)
     except (ValueError, TypeError) as e:
-        raise SystemExit(f"sparsolve fit: {e}") from None
+        _fail(e)
+    except KeyboardInterrupt:
+        saved = f"; the checkpoint {args.checkpoint} holds the run so far" if args.checkpoint else ""
+        _fail(f"interrupted{saved}")
     out = model.save(args.out)
     h = model.history
     print(f"data:       {source}")

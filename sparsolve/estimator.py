@@ -2,29 +2,36 @@
 
 A thin adapter: ``fit`` runs :func:`sparsolve.fit` and keeps its
 :class:`~sparsolve.SparseCodingModel`; ``partial_fit`` advances the same
-:class:`~sparsolve.learning.fit.Learner` by one step per call; ``transform`` is
+:class:`~sparsolve.learning.learner.Learner` by one step per call; ``transform`` is
 the model's ``encode`` and ``inverse_transform`` is Z D.  ``components_`` is the
 dictionary D (n_atoms, n_features), as in scikit-learn's DictionaryLearning.
 
-Unlike :func:`sparsolve.fit` (default "lca", the seed's inner loop), the estimator
-defaults to ``solver="cd"``, the fastest exact solver on CPU, and codes
-``transform`` to ``transform_tol`` = 1e-6: scikit-learn pipelines expect
-deterministic, near-exact features.  ``alpha`` is sparsolve's α: scikit-learn's
-own DictionaryLearning uses the same per-sample objective ½‖x − zD‖² + α‖z‖₁,
-while its ``sparse_encode`` lasso variants use α / n_features (see
-:func:`sparsolve.encode`).
+The parameters are generated from the fields of :class:`sparsolve.config.FitConfig`
+(same names, same meanings, same default solver), except where scikit-learn has its
+own convention: ``random_state`` is the seed, ``n_atoms=None`` means n_features,
+``n_epochs`` defaults to 10 and ``batch_size`` to 256 (capped at the rows), dict
+options default to None, and ``device`` and ``checkpoint_every`` do not apply.  One
+parameter is the estimator's own: ``transform_tol`` = 1e-6, the relative duality gap
+of ``transform``, because scikit-learn pipelines expect deterministic, near-exact
+features.  ``alpha`` is sparsolve's α: scikit-learn's own DictionaryLearning uses the
+same per-sample objective ½‖x − zD‖² + α‖z‖₁, while its ``sparse_encode`` lasso
+variants use α / n_features (see :func:`sparsolve.encode`).
 
 Exemptions from ``sklearn.utils.estimator_checks`` are listed in
 :data:`EXPECTED_FAILED_CHECKS`, each with its reason.
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .learning.fit import new_learner
+from .config import FitConfig, field_docs
 from .learning.fit import fit as learn
+from .learning.fit import new_learner
 
 # check name -> why it does not apply, for ``check_estimator(..., expected_failed_checks=...)``.
 # Empty: every check of scikit-learn 1.9 that applies passes (check_array_api_input skips
@@ -32,51 +39,46 @@ from .learning.fit import fit as learn
 # sparsolve.fit itself takes torch and cupy arrays).
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
+_LEFT_OUT = ("device", "checkpoint_every")
+_RENAMED = {"seed": "random_state"}
+_DEFAULTS = {"n_atoms": None, "alpha": 0.1, "n_epochs": 10, "batch_size": 256, "solver_options": None}
+_OWN = {"transform_tol": (1e-6, "the relative duality gap of transform")}
+
+
+def _parameters():
+    """[(parameter name, config field or None, default, doc)], in FitConfig's order."""
+    docs = field_docs(FitConfig)
+    params = []
+    for f in dataclasses.fields(FitConfig):
+        if f.name in _LEFT_OUT:
+            continue
+        default = _DEFAULTS.get(f.name, f.default)
+        params.append((_RENAMED.get(f.name, f.name), f.name, default, docs.get(f.name, "")))
+    params += [(name, None, default, doc) for name, (default, doc) in _OWN.items()]
+    return params
+
+
+PARAMETERS = _parameters()
+
 
 class DictionaryLearning(TransformerMixin, BaseEstimator):
-    """Learn a dictionary D with sparse codes: X ≈ Z D, min ½‖x − zD‖² + α‖z‖₁ per row.
+    def __init__(self, **params):
+        unknown = sorted(set(params) - {p[0] for p in PARAMETERS})
+        if unknown:
+            raise TypeError(f"unknown parameter(s) {unknown}; DictionaryLearning takes {[p[0] for p in PARAMETERS]}")
+        for name, _, default, _ in PARAMETERS:
+            setattr(self, name, params.get(name, default))
 
-    Parameters
-    ----------
-    n_atoms : int or None (default: n_features).
-    alpha : the L1 weight α > 0.
-    solver, update, norm, batch_size, n_epochs, max_steps, tol, positive, resample_dead :
-        as in :func:`sparsolve.fit` (``batch_size`` is capped at the number of rows).
-    transform_tol : the relative duality gap of ``transform``.
-    random_state : int or None, the seed.
-    solver_options : dict of options for the inference solver.
-    """
-
-    def __init__(self, n_atoms=None, alpha=0.1, *, solver="cd", update="online", norm="unit", batch_size=256,
-                 n_epochs=10, max_steps=None, tol=1e-3, transform_tol=1e-6, positive=False, resample_dead=True,
-                 random_state=None, solver_options=None):
-        self.n_atoms = n_atoms
-        self.alpha = alpha
-        self.solver = solver
-        self.update = update
-        self.norm = norm
-        self.batch_size = batch_size
-        self.n_epochs = n_epochs
-        self.max_steps = max_steps
-        self.tol = tol
-        self.transform_tol = transform_tol
-        self.positive = positive
-        self.resample_dead = resample_dead
-        self.random_state = random_state
-        self.solver_options = solver_options
-
-    def _fit_kwargs(self, n_samples):
-        return dict(solver=self.solver, update=self.update, norm=self.norm,
-                    batch_size=min(self.batch_size, n_samples), n_epochs=self.n_epochs,
-                    max_steps=self.max_steps, tol=self.tol, positive=self.positive,
-                    resample_dead=self.resample_dead, seed=self.random_state, progress=False,
-                    **(self.solver_options or {}))
+    def _config(self, n_samples, n_features):
+        kw = {field: getattr(self, name) for name, field, _, _ in PARAMETERS if field is not None}
+        kw["n_atoms"] = n_features if kw["n_atoms"] is None else kw["n_atoms"]
+        kw["batch_size"] = None if kw["batch_size"] is None else min(kw["batch_size"], n_samples)
+        return FitConfig(**kw)
 
     def fit(self, X, y=None):
         """Learn the dictionary from X (n_samples, n_features)."""
         X = validate_data(self, X, dtype=[np.float64, np.float32])
-        n_atoms = X.shape[1] if self.n_atoms is None else self.n_atoms
-        self.model_ = learn(X, n_atoms, self.alpha, **self._fit_kwargs(X.shape[0]))
+        self.model_ = learn(X, None, None, config=self._config(*X.shape), progress=False)
         self._learner = None
         self._set_fitted()
         return self
@@ -86,10 +88,8 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
         first = not hasattr(self, "_learner") or self._learner is None
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first)
         if first:
-            n_atoms = X.shape[1] if self.n_atoms is None else self.n_atoms
-            kw = self._fit_kwargs(X.shape[0])
             D0 = self.model_.dictionary if hasattr(self, "model_") else None
-            self._learner = new_learner(X, n_atoms, self.alpha, dict_init=D0, **kw)
+            self._learner = new_learner(X, self._config(*X.shape), dict_init=D0)
         self._learner.step(X, index=self._learner.t)
         self.model_ = self._learner.model()
         self._set_fitted()
@@ -99,6 +99,9 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
         self.components_ = self.model_.dictionary
         self.n_components_ = self.components_.shape[0]
         self.history_ = self.model_.history
+        # The training steps taken (scikit-learn expects n_iter_ where max_iter is a parameter;
+        # here max_iter caps the inner solver, and the step count is the honest iteration count).
+        self.n_iter_ = self.n_steps_ = len(self.history_["step"])
 
     def transform(self, X):
         """Sparse codes Z (n_samples, n_atoms)."""
@@ -121,4 +124,13 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
         return tags
 
 
-__all__ = ["DictionaryLearning", "EXPECTED_FAILED_CHECKS"]
+# scikit-learn reads the parameters from __init__'s signature; this one is generated.
+DictionaryLearning.__init__.__signature__ = inspect.Signature(
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default) for name, _, default, _ in PARAMETERS])
+DictionaryLearning.__doc__ = (
+    "Learn a dictionary D with sparse codes: X ≈ Z D, min ½‖x − zD‖² + α‖z‖₁ per row.\n\n"
+    "    Parameters (generated from sparsolve.config.FitConfig)\n    ----------\n"
+    + "".join(f"    {name} : {doc} (default {default!r}).\n" for name, _, default, doc in PARAMETERS))
+
+__all__ = ["DictionaryLearning", "EXPECTED_FAILED_CHECKS", "PARAMETERS"]

@@ -289,7 +289,7 @@ def test_autoencoder_without_norm_rule_shows_the_cheat(X_train, alpha):
     assert h["enc_norm_min"][-1] < 0.9 * h["enc_norm_min"][0]
     assert h["dec_norm_mean"][-1] > 1.5 * h["dec_norm_mean"][0]
     # the inverse penalty β Σ 1/‖w‖² makes the encoder's rows grow instead
-    hp = sparsolve.fit_amortized(X_train, norm="penalty", beta=1e-2, **kw).history_
+    hp = sparsolve.fit_amortized(X_train, norm="inverse_penalty", beta=1e-2, **kw).history_
     assert hp["enc_norm_min"][-1] > hp["enc_norm_min"][0] > h["enc_norm_min"][-1]
 
 
@@ -374,7 +374,7 @@ def test_init_that_does_not_fit_the_training(X_train, D_learned, alpha):
 
 @pytest.mark.parametrize("signed", [False, True])
 def test_save_then_load_gives_the_same_encoder(tmp_path, X_train, X, D_learned, alpha, signed):
-    model = sparsolve.fit_amortized(X_train, D_learned, t_star=3, alpha=alpha, signed=signed, max_steps=3,
+    model = sparsolve.fit_amortized(X_train, D_learned, t_star=3, alpha=alpha, positive=not signed, max_steps=3,
                                     progress=False, seed=0)
     path = model.save(tmp_path / "enc")
     assert path.suffix == ".npz"

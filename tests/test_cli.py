@@ -61,3 +61,44 @@ def test_bad_alpha_is_reported(tmp_path):
     np.save(data, natural_image_patches(8, 300, seed=4))
     with pytest.raises(SystemExit, match="alpha must be a finite number > 0"):
         main(["fit", str(data), "--alpha", "0", "--out", str(tmp_path / "m.npz"), "--no-progress"])
+
+
+def test_npz_archive_and_directory_get_one_line_errors(tmp_path):
+    np.savez(tmp_path / "arr.npz", X=np.ones((10, 4)))
+    with pytest.raises(SystemExit, match=r"arr.npz is an .npz archive \(arrays \['X'\]\)"):
+        main(["fit", str(tmp_path / "arr.npz"), "--no-progress"])
+    with pytest.raises(SystemExit, match="is a directory"):
+        main(["fit", str(tmp_path), "--no-progress"])
+
+
+def test_unwritable_out_is_refused_before_training(tmp_path, capsys):
+    data = tmp_path / "X.npy"
+    np.save(data, natural_image_patches(8, 300, seed=4))
+    (tmp_path / "blocker").write_text("")
+    with pytest.raises(SystemExit, match="--out=.*cannot be written"):
+        main(["fit", str(data), "--atoms", "8", "--out", str(tmp_path / "blocker" / "m.npz"),
+              "--no-progress"])
+    assert "steps" not in capsys.readouterr().out  # nothing trained
+
+
+def test_version_and_help_for_every_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and sparsolve.__version__ in capsys.readouterr().out
+    from sparsolve.cli import _parser
+
+    fit_parser = _parser()._subparsers._group_actions[0].choices["fit"]
+    for action in fit_parser._actions:
+        assert action.help, action.option_strings
+
+
+def test_checkpoint_every_reaches_fit(tmp_path):
+    data = tmp_path / "X.npy"
+    np.save(data, natural_image_patches(8, 300, seed=4))
+    ckpt = tmp_path / "run.npz"
+    out = tmp_path / "m.npz"
+    args = ["fit", str(data), "--atoms", "8", "--batch-size", "100", "--max-steps", "3", "--checkpoint-every", "2",
+            "--checkpoint", str(ckpt), "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    meta = sparsolve.io.load_npz(ckpt)[1]
+    assert meta["config"]["checkpoint_every"] == 2

@@ -4,7 +4,6 @@ import pytest
 
 import sparsolve
 from sparsolve.data import natural_image_patches
-from sparsolve.io import ModelFileError
 
 torch = pytest.importorskip("torch")
 
@@ -80,33 +79,6 @@ def patches():
 
 
 FIT = dict(solver="cd", batch_size=100, seed=7, progress=False)
-
-
-def test_resumed_run_equals_uninterrupted(patches, tmp_path):
-    full = sparsolve.fit(patches, 16, 0.01, n_epochs=2, **FIT)
-    ckpt = tmp_path / "run.npz"
-
-    class Crash(RuntimeError):
-        pass
-
-    def crash(step, D, record):
-        if step == 17:
-            raise Crash
-
-    with pytest.raises(Crash):
-        sparsolve.fit(patches, 16, 0.01, n_epochs=2, checkpoint=ckpt, checkpoint_every=5, callback=crash, **FIT)
-    assert sparsolve.load(ckpt).history["step"][-1] == 15
-    resumed = sparsolve.fit(patches, 16, 0.01, n_epochs=2, checkpoint=ckpt, checkpoint_every=5, **FIT)
-    np.testing.assert_array_equal(resumed.dictionary, full.dictionary)
-    assert resumed.history["step"] == full.history["step"]
-    np.testing.assert_allclose(resumed.history["objective"], full.history["objective"])
-
-
-def test_resume_with_other_settings_is_refused(patches, tmp_path):
-    ckpt = tmp_path / "run.npz"
-    sparsolve.fit(patches, 16, 0.01, max_steps=2, checkpoint=ckpt, **FIT)
-    with pytest.raises(ValueError, match="alpha"):
-        sparsolve.fit(patches, 16, 0.02, max_steps=4, checkpoint=ckpt, **FIT)
 
 
 def test_streaming_fit_equals_in_memory_fit(patches):
@@ -196,7 +168,7 @@ def test_nan_in_a_batch_names_the_batch():
     X = natural_image_patches(8, 600, seed=1)
     batches = [X[:200], X[200:400].copy(), X[400:]]
     batches[1][17, 3] = np.nan
-    with pytest.raises(ValueError, match="batch 1 contains NaN"):
+    with pytest.raises(ValueError, match="batch 1 has NaN"):
         sparsolve.fit(batches, 8, 0.01, solver="cd", progress=False)
 
 
@@ -208,14 +180,3 @@ def test_unknown_update(patches):
 def test_unknown_norm(patches):
     with pytest.raises(ValueError, match="norm='l2' is not known"):
         sparsolve.fit(patches, 8, 0.1, norm="l2")
-
-
-def test_corrupt_checkpoint_is_reported_and_left_intact(patches, tmp_path):
-    ckpt = tmp_path / "run.npz"
-    sparsolve.fit(patches, 8, 0.01, max_steps=2, checkpoint=ckpt, **FIT)
-    data = ckpt.read_bytes()
-    ckpt.write_bytes(data[: len(data) // 2])
-    truncated = ckpt.read_bytes()
-    with pytest.raises(ModelFileError, match="corrupt or truncated"):
-        sparsolve.fit(patches, 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
-    assert ckpt.read_bytes() == truncated  # not overwritten by a fresh run

@@ -250,3 +250,12 @@ def test_saved_files_follow_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == mode
+
+def test_encode_defaults_to_cd_on_the_host_whatever_the_training_solver(patches):
+    lca = sparsolve.fit(patches, 8, 0.01, solver="lca", gamma=0.5, max_steps=2, batch_size=200, seed=0,
+                        progress=False)
+    X = patches[:30]
+    Z = lca.encode(X, tol=1e-8)  # gamma, an lca option, would be refused by cd: it is not passed
+    np.testing.assert_array_equal(Z, sparsolve.encode(X, lca.dictionary, 0.01, solver="cd", tol=1e-8))
+    with pytest.warns(sparsolve.ConvergenceWarning, match="solver='lca'"):  # named: the training's, with gamma
+        assert lca.encode(X, solver="lca", max_iter=3, tol=1e-8).shape == (30, 8)

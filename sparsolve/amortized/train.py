@@ -10,7 +10,7 @@ Two modes, with z = encode(x) and x̂ = W_d z + b_d (see :mod:`.learned_g`):
   E[ ½‖x − x̂‖² + α‖z‖₁ ], under a rule that stops the encoder from shrinking its
   weights (making z, and so the L1 term, small) while W_d grows to compensate:
   ``"unit"`` projects the atoms (columns of W_d) back to unit norm after every step;
-  ``"penalty"`` adds the seed's inverse penalty β Σ_j 1/‖w_j‖² over the rows w_j of W_e;
+  ``"inverse_penalty"`` adds the seed's inverse penalty β Σ_j 1/‖w_j‖² over the rows w_j of W_e;
   ``"none"`` is the ablation, where the history shows the cheat.
 
 The history holds one entry per step; G's off-diagonal signs tell explaining away
@@ -18,56 +18,40 @@ The history holds one entry per step; G's off-diagonal signs tell explaining awa
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import backend
+from ..config import AmortizedConfig, deprecated
 from ..inference import encode
-from ..checks import positive_int
 from ..io import load_npz, save_npz
-from .learned_g import LearnedG, check_gamma, check_t_star, data_array, dictionary_array
+from ..learning import training
+from ..learning.batches import describe, fingerprint
+from ..learning.checkpoint import check_writable, npz_path
+from ..learning.learner import history_arrays, history_from_arrays
+from .learned_g import LearnedG, data_array, dictionary_array
 
-MODES = ("amortize", "autoencoder")
-TARGETS = ("lasso", "codes")
-NORMS = ("unit", "penalty", "none")
-SCHEMES = ("lca", "ista")
-LR_SCHEDULES = ("cosine", "constant")
 CHECKPOINT_KIND = "learned_g_checkpoint"
-# Settings a checkpoint must share with the call that resumes it.
-_RESUME_KEYS = ("mode", "target", "norm", "scheme", "t_star", "tied", "alpha", "beta", "signed", "learn_gamma", "lr",
-                "lr_schedule", "n_epochs", "batch_size", "n_atoms", "n_features", "n_samples", "seed")
 
 
-def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso", alpha, norm=None, beta=1e-3,
-                  n_atoms=None, scheme="lca", gamma=None, learn_gamma=True, signed=False, lr=1e-3, lr_schedule="cosine",
-                  batch_size=256, n_epochs=None, max_steps=None, device="auto", dtype="float32", seed=None,
-                  progress=True, checkpoint=None, checkpoint_every=200, callback=None, init=None, tied=True):
+def fit_amortized(X, dictionary=None, *, t_star=None, alpha=None, progress=True, checkpoint=None, callback=None,
+                  init=None, config=None, signed=None, **options):
     """Train and return a :class:`LearnedG` of depth ``t_star``; its per-step
     history is the dict of lists ``model.history_``.
 
-    Parameters
-    ----------
-    X : (n_samples, n_features) training data (numpy or torch).
-    dictionary : (n_atoms, n_features) array or a fitted model with ``.dictionary``.
-        Required for ``mode="amortize"``; for ``"autoencoder"`` it is the optional
-        starting point (else unit-norm random atoms, tied W_e, G = 0, b_d = mean(X)).
-    t_star : inner-loop steps, ≥ 0.
+    The settings are the fields of :class:`sparsolve.config.AmortizedConfig` (``t_star``,
+    ``alpha`` and ``**options``, or a whole ``config``); their docstrings there say what
+    each means.  Notes on some of them:
+
     mode : "amortize" or "autoencoder" (module docstring).
-    target : "lasso" or "codes" (``mode="amortize"`` only).
-    alpha : the L1 weight α (λ in the seed) ≥ 0.
-    norm : "unit" (default), "penalty" or "none" (``mode="autoencoder"`` only); ``beta`` is the penalty's β.
-    n_atoms : the number of units, for an autoencoder without a dictionary.
-    scheme : with a dictionary, the solver the encoder starts as: "lca" (the seed's) or
-        "ista" (LISTA's); see :meth:`LearnedG.from_dictionary`.
-    gamma : the inner-loop step γ > 0; default LCA's 1/‖D‖₂² for scheme="lca", else 1.
-    learn_gamma, signed : see :class:`LearnedG`.
-    tied : True (the default, the seed's encoder): one G and γ shared by every step;
-        False: per-step G_t, b_t and γ_t (LISTA's untied variant, see :class:`LearnedG`).
-    lr, batch_size : Adam's step and the mini-batch size.
+    norm : "unit" (default), "inverse_penalty" (the seed's β Σ 1/‖w_j‖²) or "none"
+        (``mode="autoencoder"`` only); ``norm="penalty"`` is the deprecated spelling.
+    positive : nonnegative (ReLU) codes, the default; ``signed=True`` is the deprecated
+        spelling of ``positive=False``.
     lr_schedule : "cosine" (default) takes Adam's step at step s as lr·½(1 + cos(π s/S)) over the
         S = n_epochs · ⌈n_samples/batch_size⌉ steps that the epochs plan; "constant" keeps lr.
         With ``max_steps`` alone there is no plan (a resumed run may raise the cap), so the
@@ -85,41 +69,35 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
         steps, not 1,173) took the gap from 5.7 % to 4.4 % at t* = 2 and from 5.0 % to
         2.5 % at t* = 5; neither 400,000 patches nor 15,630 steps went below 4.1 % (t* = 2)
         and 2.2 % (t* = 5).
-    device : "auto" (CUDA when available), "cpu", "cuda", ... ; dtype "float32" or "float64".
-    seed : seeds the initialisation and the batch order.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) training data (numpy or torch).
+    dictionary : (n_atoms, n_features) array or a fitted model with ``.dictionary``.
+        Required for ``mode="amortize"``; for ``"autoencoder"`` it is the optional
+        starting point (else unit-norm random atoms, tied W_e, G = 0, b_d = mean(X)).
     progress : a tqdm progress bar.
-    checkpoint : a path; written atomically every ``checkpoint_every`` steps and at the
-        end, and resumed from when it exists (same settings required).
+    checkpoint : a path; written atomically every ``checkpoint_every`` steps, at the end and
+        on Ctrl-C/SIGTERM, and resumed from when it exists (same settings and data required).
     callback : ``callback(step, model, record)`` after every step; returning False stops
         the training (as in :func:`sparsolve.fit`).
     init : a :class:`LearnedG` to train further instead of a fresh one -- a loaded encoder
         to fine-tune on new data, or a subclass with another inner loop.  It must have
-        this ``t_star``, ``signed``, ``tied`` and the dictionary's shape (and, for
+        this ``t_star``, ``positive``, ``tied`` and the dictionary's shape (and, for
         ``mode="amortize"``, the dictionary as its decoder); it is trained in place
         (moved to ``device`` and ``dtype``) and returned.  ``scheme``, ``gamma`` and
         ``learn_gamma`` are then its own.
     """
-    t_star = check_t_star(t_star)
-    _check_choice("mode", mode, MODES)
-    _check_choice("target", target, TARGETS)
-    _check_choice("scheme", scheme, SCHEMES)
-    if mode == "autoencoder":
-        norm = "unit" if norm is None else norm
-        _check_choice("norm", norm, NORMS)
-        if target != "lasso":
-            raise ValueError("target='codes' needs exact codes of a fixed dictionary: use mode='amortize'")
-    elif norm is not None:
-        raise ValueError(f"norm={norm!r} applies to mode='autoencoder' only; the decoder is frozen in mode='amortize'")
-    alpha = _nonneg("alpha", alpha)
-    beta = _nonneg("beta", beta)
-    if gamma is not None:
-        gamma = check_gamma(gamma)
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr must be a number > 0, got {lr!r}")
-    _check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
-    batch_size = positive_int(batch_size, "batch_size")
-    if dtype not in backend.SUPPORTED_DTYPES:
-        raise ValueError(f"dtype must be one of {backend.SUPPORTED_DTYPES}, got {dtype!r}")
+    if signed is not None:
+        deprecated("fit_amortized(signed=...)", "positive=not signed")
+        options["positive"] = not signed
+    if config is None:
+        if t_star is None or alpha is None:
+            raise TypeError("fit_amortized needs t_star= and alpha= (or config=)")
+        config = AmortizedConfig(t_star, alpha, **options)
+    mode, target, norm, alpha, beta = config.mode, config.target, config.norm, config.alpha, config.beta
+    batch_size, n_epochs, lr = config.batch_size, config.n_epochs, config.lr
+    n_atoms, gamma, signed = config.n_atoms, config.gamma, not config.positive
     D = None
     if dictionary is not None or mode == "amortize":
         D = dictionary_array(dictionary)
@@ -131,35 +109,36 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
         n_atoms = init.n_atoms
     elif n_atoms is None:
         raise ValueError("mode='autoencoder' without a dictionary needs n_atoms, the number of units")
+    config = dataclasses.replace(config, n_atoms=n_atoms)
     Xn = data_array(X, D)
     n, p = Xn.shape
-    n_atoms = positive_int(n_atoms, "n_atoms")
     steps_per_epoch = math.ceil(n / batch_size)
-    if n_epochs is None and max_steps is None:
-        n_epochs = 10
-    total = min(s for s in (
-        None if n_epochs is None else positive_int(n_epochs, "n_epochs") * steps_per_epoch,
-        None if max_steps is None else positive_int(max_steps, "max_steps", minimum=0),
-    ) if s is not None)
-    horizon = None if lr_schedule == "constant" or n_epochs is None else n_epochs * steps_per_epoch
+    total = min(s for s in (None if n_epochs is None else n_epochs * steps_per_epoch, config.max_steps)
+                if s is not None)
+    horizon = None if config.lr_schedule == "constant" or n_epochs is None else n_epochs * steps_per_epoch
+    data_id = fingerprint(Xn)
     saved = None
-    if checkpoint is not None and _checkpoint_path(checkpoint).exists():
-        saved = load_npz(_checkpoint_path(checkpoint), CHECKPOINT_KIND)
-        if seed is None:
-            seed = saved[1]["settings"]["seed"]
-    if seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0])
-    dev = _device(device)
-    tdtype = getattr(torch, dtype)
+    if checkpoint is not None:
+        check_writable(checkpoint, "checkpoint")
+        if npz_path(checkpoint).exists():
+            saved = load_npz(npz_path(checkpoint), CHECKPOINT_KIND)
+            if config.seed is None:
+                config = dataclasses.replace(config, seed=saved[1]["config"]["seed"])
+    if config.seed is None:
+        config = dataclasses.replace(config, seed=int(np.random.SeedSequence().generate_state(1)[0]))
+    seed = config.seed
+    dev = _device(config.device)
+    tdtype = getattr(torch, config.dtype)
 
     if init is not None:
-        model = _check_init(init, D, n_atoms, p, t_star, signed, tied, mode).to(device=dev, dtype=tdtype)
+        model = _check_init(init, D, n_atoms, p, config.t_star, signed, config.tied, mode).to(device=dev,
+                                                                                              dtype=tdtype)
     elif D is not None:
-        model = LearnedG.from_dictionary(D, alpha, t_star, gamma, signed, learn_gamma, scheme=scheme, tied=tied,
-                                         dtype=tdtype, device=dev)
+        model = LearnedG.from_dictionary(D, alpha, config.t_star, gamma, signed, config.learn_gamma,
+                                         scheme=config.scheme, tied=config.tied, dtype=tdtype, device=dev)
     else:
-        model = LearnedG(p, n_atoms, t_star, 1.0 if gamma is None else gamma, learn_gamma, signed, tied=tied,
-                         dtype=tdtype, device=dev, seed=seed)
+        model = LearnedG(p, n_atoms, config.t_star, 1.0 if gamma is None else gamma, config.learn_gamma, signed,
+                         tied=config.tied, dtype=tdtype, device=dev, seed=seed)
         with torch.no_grad():
             model.b_d.copy_(torch.as_tensor(Xn.mean(axis=0)))
     if mode == "amortize":
@@ -171,21 +150,15 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
         Zt = torch.as_tensor(encode(Xn, D, alpha, solver="cd", positive=not signed, tol=1e-6),
                              dtype=tdtype, device=dev)
     optimizer = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=lr)
-    settings = {"mode": mode, "target": target, "norm": norm, "scheme": scheme, "t_star": t_star,
-                "tied": model.tied, "alpha": alpha,
-                "beta": beta, "signed": bool(signed), "learn_gamma": bool(learn_gamma), "lr": float(lr),
-                "lr_schedule": lr_schedule, "n_epochs": None if n_epochs is None else int(n_epochs),
-                "batch_size": batch_size, "n_atoms": n_atoms, "n_features": p, "n_samples": n, "seed": seed}
+    shape = {"n_features": p, "n_samples": n}
     history, step, seconds = {}, 0, 0.0
     if saved is not None:
-        step, seconds, history = _resume(checkpoint, saved, settings, model, optimizer)
+        step, seconds, history = _resume(checkpoint, saved, config, shape, data_id, model, optimizer)
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, initial=step, disable=not progress, desc=f"fit_amortized({mode}, t*={t_star})")
-    order = None
-    start = time.perf_counter() - seconds
-    try:
+    def steps():
+        nonlocal step
+        order = None
+        start = time.perf_counter() - seconds
         while step < total:
             epoch, k = divmod(step, steps_per_epoch)
             if k == 0 or order is None:
@@ -204,18 +177,16 @@ def fit_amortized(X, dictionary=None, *, t_star, mode="amortize", target="lasso"
             record["seconds"] = time.perf_counter() - start
             for key, v in record.items():
                 history.setdefault(key, []).append(v)
-            bar.update(1)
-            if progress and step % 10 == 0:
-                bar.set_postfix(loss=f"{record['loss']:.4g}", nnz=f"{record['nnz_frac']:.3f}")
-            if checkpoint is not None and step % checkpoint_every == 0:
-                _save_checkpoint(checkpoint, settings, model, optimizer, history, step, record["seconds"])
-            if callback is not None and callback(step, model, record) is False:
-                break
-    finally:
-        bar.close()
-    if checkpoint is not None:
-        _save_checkpoint(checkpoint, settings, model, optimizer, history, step,
+            yield step, model, record
+
+    def save():
+        _save_checkpoint(checkpoint, config, shape, data_id, model, optimizer, history, step,
                          history["seconds"][-1] if history else 0.0)
+
+    training.run(steps(), total=total, initial=step, desc=f"fit_amortized({mode}, t*={config.t_star})",
+                 progress=progress, save=None if checkpoint is None else save,
+                 checkpoint_every=config.checkpoint_every, callback=callback, postfix_every=10,
+                 postfix=lambda r: {"loss": f"{r['loss']:.4g}", "nnz": f"{r['nnz_frac']:.3f}"})
     model.history_ = history
     return model
 
@@ -231,7 +202,7 @@ def _train_step(model, optimizer, x, z_star, mode, target, norm, alpha, beta):
         loss = 0.5 * (d * d).sum(dim=-1).mean()
     else:
         loss = objective
-    if mode == "autoencoder" and norm == "penalty":
+    if mode == "autoencoder" and norm == "inverse_penalty":
         loss = loss + beta * (1.0 / (model.W_e * model.W_e).sum(dim=1)).sum()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -261,28 +232,28 @@ def _train_step(model, optimizer, x, z_star, mode, target, norm, alpha, beta):
 
 # ---------------------------------------------------------------------- checkpoints
 
-def _checkpoint_path(path) -> Path:
-    path = Path(path)
-    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
-
-
-def _save_checkpoint(path, settings, model, optimizer, history, step, seconds):
+def _save_checkpoint(path, config, shape, data_id, model, optimizer, history, step, seconds):
     arrays = {f"model/{k}": v for k, v in model.arrays().items()}
     for idx, state in optimizer.state_dict()["state"].items():
         for k, v in state.items():
             arrays[f"opt/{idx}/{k}"] = backend.to_numpy(v) if isinstance(v, torch.Tensor) else np.asarray(v)
-    for k, v in history.items():
-        arrays[f"history/{k}"] = np.asarray(v)
-    save_npz(path, CHECKPOINT_KIND, arrays, {"settings": settings, "step": step, "seconds": seconds})
+    arrays.update(history_arrays(history))
+    save_npz(path, CHECKPOINT_KIND, arrays, {"config": dataclasses.asdict(config), **shape, "data": data_id,
+                                             "step": step, "seconds": seconds})
 
 
-def _resume(path, saved, settings, model, optimizer):
+def _resume(path, saved, config, shape, data_id, model, optimizer):
     arrays, meta = saved
-    differ = [k for k in _RESUME_KEYS if meta["settings"].get(k) != settings[k]]
+    theirs = {**meta.get("config", {}), **{k: meta.get(k) for k in shape}}
+    differ = config.resume_mismatch(theirs) + [k for k in shape if theirs[k] != shape[k]]
     if differ:
-        detail = ", ".join(f"{k}: checkpoint {meta['settings'].get(k)!r} vs now {settings[k]!r}" for k in differ)
+        now = {**dataclasses.asdict(config), **shape}
+        detail = ", ".join(f"{k}: checkpoint {theirs.get(k)!r} vs now {now[k]!r}" for k in differ)
         raise ValueError(f"checkpoint {path} was written with other settings ({detail}); "
                          "pass the same settings or another checkpoint path")
+    if meta.get("data") is not None and meta["data"] != data_id:
+        raise ValueError(f"checkpoint {path} was written on other data: it saw {describe(meta['data'])}, this "
+                         f"training has {describe(data_id)}; use that data or another checkpoint path")
     model.load_state_dict({k: torch.as_tensor(arrays[f"model/{k}"]) for k in model.state_dict()})
     state = {}
     for key, v in arrays.items():
@@ -290,8 +261,7 @@ def _resume(path, saved, settings, model, optimizer):
             _, idx, name = key.split("/")
             state.setdefault(int(idx), {})[name] = torch.as_tensor(v)
     optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
-    history = {k[len("history/"):]: v.tolist() for k, v in arrays.items() if k.startswith("history/")}
-    return int(meta["step"]), float(meta["seconds"]), history
+    return int(meta["step"]), float(meta["seconds"]), history_from_arrays(arrays)
 
 
 # ---------------------------------------------------------------------- argument checks
@@ -309,21 +279,6 @@ def _check_init(init, D, n_atoms, n_features, t_star, signed, tied, mode):
         raise ValueError("init's decoder is not the dictionary: mode='amortize' trains the encoder under a fixed "
                          "dictionary, so start from LearnedG.from_dictionary(D, ...) or an encoder trained for D")
     return init
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not known; choose one of {list(choices)}")
-
-
-def _nonneg(name, value) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number ≥ 0, got {type(value).__name__}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number ≥ 0, got {value}")
-    return value
 
 
 def _device(device) -> torch.device:

@@ -1,6 +1,7 @@
 """Dictionary learning: ``fit`` a :class:`SparseCodingModel` and ``load`` one back."""
 from .. import io
-from .fit import CHECKPOINT_KIND, fit, model_from_checkpoint
+from .checkpoint import CHECKPOINT_KIND, model_from_checkpoint
+from .fit import fit
 from .model import SparseCodingModel, load
 
 io.register(CHECKPOINT_KIND, model_from_checkpoint)

@@ -11,11 +11,10 @@ import numpy as np
 from .. import backend, io
 from ..gap import objective
 from ..inference import encode
+from ._backend_shim import match
+from .learner import history_arrays, history_from_arrays, solver_for
 
 KIND = "sparse_coding_model"
-
-HISTORY_KEYS = ("step", "objective", "mse", "l1", "nnz_frac", "dead_frac", "norm_min", "norm_mean",
-                "norm_max", "samples_seen", "seconds", "resampled", "converged_frac")
 
 
 class SparseCodingModel:
@@ -24,7 +23,9 @@ class SparseCodingModel:
     Attributes
     ----------
     dictionary : numpy array (n_atoms, n_features).
-    alpha, solver, positive, solver_options : what :meth:`encode` uses by default.
+    alpha, positive : what :meth:`encode` uses by default.
+    solver, solver_options : the training's inference solver and its options; :meth:`encode`
+        uses them only when asked for that solver.
     settings : every setting of the fit that produced the model (a JSON-able dict).
     history : dict of equal-length lists, one entry per training step --
         ``objective`` (mean ½‖x − zD‖² + α‖z‖₁ of the step's batch, before its update),
@@ -56,18 +57,18 @@ class SparseCodingModel:
 
     def _D_for(self, X):
         """The dictionary in the kind, device and dtype of X."""
-        D = backend.like(self.dictionary, X)
-        return backend.astype(D, backend.dtype_name(X)) if backend.dtype_name(X) in backend.SUPPORTED_DTYPES else D
+        return match(self.dictionary, X)
 
     def encode(self, X, **options):
         """Codes Z of X: ``sparsolve.encode(X, D, alpha, solver=..., positive=..., **options)``
-        with the model's solver, α and solver options unless ``options`` override them
-        (e.g. ``tol=1e-6`` or ``solver="cd"``)."""
-        kwargs = {"solver": self.solver, "positive": self.positive, **self.solver_options, **options}
-        if kwargs["solver"] != self.solver:  # options of the training solver may not apply to another
-            kwargs = {"solver": kwargs["solver"], "positive": self.positive, **options}
+        with the model's α.  The solver is the fastest certified one for X's device -- cd on
+        the CPU, fista on a GPU -- unless ``options`` name one (e.g. ``solver="lca"``); the
+        training solver's options apply when that solver is named."""
+        solver = solver_for(options.pop("solver", "auto"), X)
+        trained = self.solver_options if solver == self.solver else {}
+        kwargs = {"positive": self.positive, **trained, **options}
         alpha = kwargs.pop("alpha", self.alpha)
-        return encode(X, self._D_for(X), alpha, **kwargs)
+        return encode(X, self._D_for(X), alpha, solver=solver, **kwargs)
 
     def reconstruct(self, X, **options):
         """Z D, the reconstruction of X through its codes."""
@@ -81,8 +82,7 @@ class SparseCodingModel:
 
     def save(self, path):
         """Write the model to ``path`` (an ``.npz``, atomically); returns the path written."""
-        arrays = {"dictionary": self.dictionary}
-        arrays.update({f"history/{k}": np.asarray(v, dtype=np.float64) for k, v in self.history.items()})
+        arrays = {"dictionary": self.dictionary, **history_arrays(self.history)}
         meta = {"alpha": self.alpha, "solver": self.solver, "positive": self.positive,
                 "solver_options": self.solver_options, "settings": self.settings}
         return io.save_npz(path, KIND, arrays, meta)
@@ -94,10 +94,7 @@ class SparseCodingModel:
         dictionary = io.require_matrix(arrays, "dictionary", path)
         io.require(meta, path, alpha=(int, float), solver=str, positive=bool)
         io.require({"solver_options": {}, "settings": {}, **meta}, path, solver_options=dict, settings=dict)
-        history = {k.split("/", 1)[1]: v.tolist() for k, v in arrays.items() if k.startswith("history/")}
-        for k in ("step", "samples_seen", "resampled"):
-            if k in history:
-                history[k] = [int(v) for v in history[k]]
+        history = history_from_arrays(arrays)
         return cls(dictionary, meta["alpha"], solver=meta["solver"], positive=meta["positive"],
                    solver_options=meta.get("solver_options"), settings=meta.get("settings"), history=history)
 

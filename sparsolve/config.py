@@ -1,0 +1,282 @@
+"""Typed settings: one field per option, validated once.
+
+:class:`FitConfig` holds every setting of :func:`sparsolve.fit` (and
+:class:`AmortizedConfig` those of :func:`sparsolve.fit_amortized`).  Each field
+carries its docstring right below it; :func:`field_docs` reads them, so that the
+command line's help (cli.py) and the estimator's parameters (estimator.py) are
+generated from the fields and a new option is written once, here.  A checkpoint
+records ``dataclasses.asdict(config)`` and a resume compares configs
+(:meth:`FitConfig.resume_mismatch`).
+
+Names have one meaning across both trainers:
+
+* ``norm="penalty"`` is weight decay β Σ‖d_j‖² on the atoms (``fit``);
+  the seed's inverse penalty β Σ 1/‖w_j‖² on the encoder rows (``fit_amortized``)
+  is ``norm="inverse_penalty"``.
+* ``device=None`` keeps the data where it is; ``"auto"`` means CUDA when available.
+* ``positive=True`` means nonnegative codes, in both (``signed`` is its negation).
+* ``beta=None`` takes the rule's default (:data:`BETA_DEFAULTS`).
+
+The old spellings (fit's ``device="auto"``, fit_amortized's ``norm="penalty"`` and
+``signed=``) still work for one release, with a DeprecationWarning.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import warnings
+from dataclasses import dataclass, field
+
+from .checks import choice, nonnegative_float, positive_float, positive_int
+
+UPDATES = ("online", "sgd", "mod")
+FIT_NORMS = ("unit", "ball", "penalty", "none")
+#: "auto" picks the fastest certified solver for the data's device (cd on CPU, fista on GPU).
+SOLVERS = ("auto", "cd", "lca", "fista", "ista", "omp")
+FIT_DEVICES = (None, "cpu", "cuda")
+#: beta=None means: α for fit's weight decay, 1e-3 for fit_amortized's inverse penalty.
+BETA_DEFAULTS = {"penalty": "alpha", "inverse_penalty": 1e-3}
+
+
+@functools.cache
+def field_docs(cls) -> dict:
+    """{field name: its docstring} -- the string literal written right below each field."""
+    try:
+        tree = ast.parse(inspect.getsource(cls))
+    except (OSError, TypeError):  # no source (a frozen build): help text is then empty
+        return {}
+    body = tree.body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated and will be removed in the next release; write {new}",
+                  DeprecationWarning, stacklevel=4)
+
+
+def _optional(value, check, name):
+    return None if value is None else check(value, name)
+
+
+def _seed(seed):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        try:
+            import numpy as np
+
+            if isinstance(seed, np.integer):
+                return int(seed)
+        except ImportError:  # pragma: no cover
+            pass
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    return seed
+
+
+class _Config:
+    #: Fields that may change between a checkpoint and the run that resumes it: they say
+    #: how long to run and where, not what is learned.
+    RUN_FIELDS: tuple = ()
+
+    def resume_mismatch(self, saved: dict) -> list:
+        """The fields on which ``saved`` (an ``asdict`` of a config) differs from this one
+        in a way a resume cannot accept."""
+        return [k for k, v in dataclasses.asdict(self).items() if k not in self.RUN_FIELDS and saved.get(k) != v]
+
+
+@dataclass
+class FitConfig(_Config):
+    """Every setting of :func:`sparsolve.fit`, the dictionary learning of
+    min_D mean_x min_z ½‖x − zD‖² + α‖z‖₁ under a norm rule on the rows of D."""
+
+    n_atoms: int
+    """number of atoms m ≥ 1, the rows of the dictionary D"""
+    alpha: float
+    """the L1 weight α > 0 of ½‖x − zD‖² + α‖z‖₁"""
+    solver: str = "auto"
+    """inference solver of sparsolve.encode: auto (cd on CPU, fista on GPU), cd, lca, fista, ista or omp"""
+    update: str = "online"
+    """dictionary update: online (Mairal's running statistics), sgd (Olshausen-Field) or mod (full batch)"""
+    norm: str = "unit"
+    """norm rule on the atoms: unit (‖d‖ = 1), ball (‖d‖ ≤ 1), penalty (weight decay β Σ‖d‖²) or none"""
+    batch_size: int | None = None
+    """rows per step (default 256; all rows for update=mod)"""
+    n_epochs: int | None = None
+    """passes over the data (default 1; 30 for update=mod; none when only max_steps is given)"""
+    max_steps: int | None = None
+    """stop after this many steps in all (default: no cap)"""
+    positive: bool = False
+    """nonnegative codes z ≥ 0"""
+    tol: float = 1e-3
+    """the inner loop's relative duality gap per sample: learning needs good codes, not certified optima"""
+    max_iter: int | None = None
+    """the inner loop's iteration cap (default: 500 for lca and ista, 300 for fista, encode's own for cd and omp)"""
+    beta: float | None = None
+    """weight β of norm=penalty's weight decay β Σ‖d‖² (default α)"""
+    lr: float = 1.0
+    """step scale of update=sgd, η = lr / (λ_max(A) + decay)"""
+    forget: float = 5.0
+    """forgetting exponent of update=online's running statistics, ρ_t = (1 − 1/t)^forget"""
+    shuffle: bool = True
+    """visit an array's rows in a seeded random order each epoch"""
+    resample_dead: bool = True
+    """replace atoms no code used for dead_after samples by badly explained inputs"""
+    dead_after: int | None = None
+    """samples an atom may stay unused before it counts as dead (default max(20·n_atoms, 2·batch_size))"""
+    checkpoint_every: int = 100
+    """steps between checkpoints (a checkpoint is also written at the end and on Ctrl-C)"""
+    device: str | None = None
+    """where the steps run: none keeps the data where it is, cpu, or cuda (torch)"""
+    seed: int | None = None
+    """seeds the first dictionary, the batch order and the dead-atom resampling"""
+    solver_options: dict = field(default_factory=dict)
+    """options for the inference solver (e.g. gamma for lca)"""
+
+    def __post_init__(self):
+        self.n_atoms = positive_int(self.n_atoms, "n_atoms", "the number of atoms, e.g. n_atoms=256")
+        if isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool) and self.alpha == 0:
+            raise ValueError("alpha must be a finite number > 0, got 0; with alpha=0 the codes are not sparse")
+        self.alpha = positive_float(self.alpha, "alpha")
+        if self.device == "auto":
+            deprecated("fit(device='auto') (it keeps the data where it is)", "device=None")
+            self.device = None
+        choice(self.device, "device", FIT_DEVICES)
+        choice(self.solver, "solver", SOLVERS)
+        choice(self.update, "update", UPDATES)
+        choice(self.norm, "norm", FIT_NORMS)
+        self.batch_size = _optional(self.batch_size, positive_int, "batch_size")
+        self.n_epochs = _optional(self.n_epochs, positive_int, "n_epochs")
+        self.max_steps = _optional(self.max_steps, positive_int, "max_steps")
+        self.max_iter = _optional(self.max_iter, positive_int, "max_iter")
+        self.dead_after = _optional(self.dead_after, positive_int, "dead_after")
+        self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
+        self.tol = positive_float(self.tol, "tol")
+        self.beta = _optional(self.beta, nonnegative_float, "beta")
+        self.lr = positive_float(self.lr, "lr")
+        self.forget = nonnegative_float(self.forget, "forget")
+        self.positive, self.shuffle, self.resample_dead = bool(self.positive), bool(self.shuffle), bool(self.resample_dead)
+        self.seed = _seed(self.seed)
+        self.solver_options = dict(self.solver_options or {})
+        if self.solver == "auto" and self.solver_options:
+            fields = [f.name for f in dataclasses.fields(self)]
+            raise ValueError(f"{sorted(self.solver_options)} are not settings of fit ({fields}); if they are "
+                             "options of the inference solver, they need a named solver: solver='lca', 'cd', ...")
+
+    # The seed is compared separately (checkpoint.check_resume): an unseeded resume takes
+    # the checkpoint's.
+    RUN_FIELDS = ("n_epochs", "max_steps", "checkpoint_every", "device", "seed")
+
+    def resolved(self, n_rows=None):
+        """This config with the data-dependent defaults filled in (``n_rows``: the rows of
+        an array, None for an iterable)."""
+        batch_size = self.batch_size
+        if batch_size is None:
+            batch_size = n_rows if (n_rows is not None and self.update == "mod") else 256
+        if n_rows is not None and batch_size > n_rows:
+            raise ValueError(f"batch_size={batch_size} is larger than the data ({n_rows} rows); "
+                             f"use batch_size <= {n_rows}")
+        n_epochs = self.n_epochs
+        if n_epochs is None and self.max_steps is None:
+            n_epochs = 30 if self.update == "mod" else 1
+        dead_after = self.dead_after or max(20 * self.n_atoms, 2 * batch_size)
+        beta = self.alpha if self.beta is None else self.beta
+        return dataclasses.replace(self, batch_size=batch_size, n_epochs=n_epochs, dead_after=dead_after, beta=beta)
+
+
+AMORTIZED_MODES = ("amortize", "autoencoder")
+AMORTIZED_TARGETS = ("lasso", "codes")
+AMORTIZED_NORMS = ("unit", "inverse_penalty", "none")
+AMORTIZED_SCHEMES = ("lca", "ista")
+LR_SCHEDULES = ("cosine", "constant")
+
+
+@dataclass
+class AmortizedConfig(_Config):
+    """Every setting of :func:`sparsolve.fit_amortized`, the backprop training of the
+    learned-G encoder (see sparsolve.amortized.train)."""
+
+    t_star: int
+    """inner-loop steps t* ≥ 0 of the encoder"""
+    alpha: float
+    """the L1 weight α ≥ 0 (λ in the seed)"""
+    mode: str = "amortize"
+    """amortize (a fixed dictionary decodes) or autoencoder (everything learns)"""
+    target: str = "lasso"
+    """amortize's loss: lasso (the lasso objective of its codes) or codes (distance to the exact codes)"""
+    norm: str | None = None
+    """autoencoder's rule: unit (decoder atoms ‖w‖ = 1, the default), inverse_penalty (β Σ 1/‖w_e‖² on the encoder rows) or none"""
+    beta: float | None = None
+    """weight β of norm=inverse_penalty (default 1e-3)"""
+    n_atoms: int | None = None
+    """number of units, for an autoencoder without a dictionary"""
+    scheme: str = "lca"
+    """with a dictionary, the solver the encoder starts as: lca (the seed's) or ista (LISTA's)"""
+    gamma: float | None = None
+    """the inner-loop step γ > 0 (default 1/‖D‖₂² for scheme=lca, else 1)"""
+    learn_gamma: bool = True
+    """γ learns with the other parameters"""
+    tied: bool = True
+    """one G and γ shared by every step (the seed's encoder); False: per-step G_t, b_t and γ_t
+    (LISTA's untied variant, outside the seed's spec)"""
+    positive: bool = True
+    """nonnegative codes (ReLU, the seed's); False gives signed soft-threshold codes"""
+    lr: float = 1e-3
+    """Adam's step"""
+    lr_schedule: str = "cosine"
+    """cosine (lr·½(1 + cos(π s/S)) over the planned steps) or constant"""
+    batch_size: int = 256
+    """rows per step"""
+    n_epochs: int | None = None
+    """passes over the data (default 10 when max_steps is not given)"""
+    max_steps: int | None = None
+    """stop after this many steps in all"""
+    device: str = "auto"
+    """auto (CUDA when available), cpu, cuda, ..."""
+    dtype: str = "float32"
+    """float32 or float64"""
+    seed: int | None = None
+    """seeds the initialisation and the batch order"""
+    checkpoint_every: int = 200
+    """steps between checkpoints (also at the end and on Ctrl-C)"""
+
+    RUN_FIELDS = ("max_steps", "checkpoint_every", "device", "dtype", "gamma")
+
+    def __post_init__(self):
+        self.t_star = positive_int(self.t_star, "t_star", "inner-loop steps", minimum=0)
+        self.alpha = nonnegative_float(self.alpha, "alpha")
+        choice(self.mode, "mode", AMORTIZED_MODES)
+        choice(self.target, "target", AMORTIZED_TARGETS)
+        choice(self.scheme, "scheme", AMORTIZED_SCHEMES)
+        if self.norm == "penalty":
+            deprecated("fit_amortized(norm='penalty') (the seed's inverse penalty)", "norm='inverse_penalty'")
+            self.norm = "inverse_penalty"
+        if self.mode == "autoencoder":
+            self.norm = "unit" if self.norm is None else choice(self.norm, "norm", AMORTIZED_NORMS)
+            if self.target != "lasso":
+                raise ValueError("target='codes' needs exact codes of a fixed dictionary: use mode='amortize'")
+        elif self.norm is not None:
+            raise ValueError(f"norm={self.norm!r} applies to mode='autoencoder' only; "
+                             "the decoder is frozen in mode='amortize'")
+        self.beta = BETA_DEFAULTS["inverse_penalty"] if self.beta is None else nonnegative_float(self.beta, "beta")
+        self.n_atoms = _optional(self.n_atoms, positive_int, "n_atoms")
+        self.lr = positive_float(self.lr, "lr")
+        choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
+        self.batch_size = positive_int(self.batch_size, "batch_size")
+        self.n_epochs = _optional(self.n_epochs, positive_int, "n_epochs")
+        if self.max_steps is not None:
+            self.max_steps = positive_int(self.max_steps, "max_steps", minimum=0)
+        if self.n_epochs is None and self.max_steps is None:
+            self.n_epochs = 10
+        choice(self.dtype, "dtype", ("float32", "float64"))
+        self.seed = _seed(self.seed)
+        self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
+        self.positive, self.learn_gamma, self.tied = bool(self.positive), bool(self.learn_gamma), bool(self.tied)
+        self.gamma = _optional(self.gamma, positive_float, "gamma")
+
+
+__all__ = ["FitConfig", "AmortizedConfig", "field_docs", "BETA_DEFAULTS"]

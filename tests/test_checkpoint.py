@@ -1,0 +1,114 @@
+"""learning/checkpoint.py: resume, the refusals (other settings, other data), Ctrl-C and SIGTERM, output paths."""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import sparsolve
+from sparsolve.data import natural_image_patches
+from sparsolve.io import ModelFileError
+
+FIT = dict(solver="cd", batch_size=100, seed=7, progress=False)
+
+
+@pytest.fixture(scope="module")
+def patches():
+    return natural_image_patches(8, 1200, seed=3)
+
+
+def test_resumed_run_equals_uninterrupted(patches, tmp_path):
+    full = sparsolve.fit(patches, 16, 0.01, n_epochs=2, **FIT)
+    ckpt = tmp_path / "run.npz"
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash(step, D, record):
+        if step == 17:
+            raise Crash
+
+    with pytest.raises(Crash):
+        sparsolve.fit(patches, 16, 0.01, n_epochs=2, checkpoint=ckpt, checkpoint_every=5, callback=crash, **FIT)
+    assert sparsolve.load(ckpt).history["step"][-1] == 15
+    resumed = sparsolve.fit(patches, 16, 0.01, n_epochs=2, checkpoint=ckpt, checkpoint_every=5, **FIT)
+    np.testing.assert_array_equal(resumed.dictionary, full.dictionary)
+    assert resumed.history["step"] == full.history["step"]
+    np.testing.assert_allclose(resumed.history["objective"], full.history["objective"])
+
+
+def test_resume_with_other_settings_is_refused(patches, tmp_path):
+    ckpt = tmp_path / "run.npz"
+    sparsolve.fit(patches, 16, 0.01, max_steps=2, checkpoint=ckpt, **FIT)
+    with pytest.raises(ValueError, match="alpha"):
+        sparsolve.fit(patches, 16, 0.02, max_steps=4, checkpoint=ckpt, **FIT)
+
+
+def test_corrupt_checkpoint_is_reported_and_left_intact(patches, tmp_path):
+    ckpt = tmp_path / "run.npz"
+    sparsolve.fit(patches, 8, 0.01, max_steps=2, checkpoint=ckpt, **FIT)
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    truncated = ckpt.read_bytes()
+    with pytest.raises(ModelFileError, match="corrupt or truncated"):
+        sparsolve.fit(patches, 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+    assert ckpt.read_bytes() == truncated  # not overwritten by a fresh run
+
+
+def test_resume_on_other_data_is_refused_naming_both(patches, tmp_path):
+    ckpt = tmp_path / "run.npz"
+    sparsolve.fit(patches, 8, 0.01, max_steps=2, checkpoint=ckpt, **FIT)
+    other = patches[::-1].copy()
+    with pytest.raises(ValueError, match=r"other data: it saw an array of shape \(1200, 64\).*rows #"):
+        sparsolve.fit(other, 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+    more = sparsolve.fit(patches, 8, 0.01, max_steps=3, checkpoint=ckpt, **FIT)  # the same data resumes
+    assert more.history["step"] == [1, 2, 3]
+
+
+def test_keyboard_interrupt_saves_a_checkpoint(patches, tmp_path):
+    ckpt = tmp_path / "run.npz"
+
+    def ctrl_c(step, D, record):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sparsolve.fit(patches, 8, 0.01, max_steps=6, checkpoint=ckpt, callback=ctrl_c, **FIT)
+    assert sparsolve.load(ckpt).history["step"] == [1, 2, 3]  # before checkpoint_every=100 came round
+    full = sparsolve.fit(patches, 8, 0.01, max_steps=6, **FIT)
+    resumed = sparsolve.fit(patches, 8, 0.01, max_steps=6, checkpoint=ckpt, **FIT)
+    np.testing.assert_array_equal(resumed.dictionary, full.dictionary)
+
+
+def test_sigterm_saves_a_checkpoint(tmp_path):
+    ckpt = tmp_path / "run.npz"
+    script = textwrap.dedent(f"""
+        import os, signal
+        import numpy as np
+        import sparsolve
+        X = np.random.default_rng(0).standard_normal((400, 16))
+        def term(step, D, record):
+            if step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+        sparsolve.fit(X, 8, 0.1, solver="cd", batch_size=50, max_steps=50, seed=0, progress=False,
+                      checkpoint={str(ckpt)!r}, callback=term)
+        print("not reached")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 143, result.stderr
+    assert "not reached" not in result.stdout
+    assert sparsolve.load(ckpt).history["step"] == [1, 2, 3]  # the step under way finished, then the save
+
+
+def test_unwritable_checkpoint_path_is_refused_before_training(patches, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    calls = []
+    with pytest.raises(ValueError, match="checkpoint=.*cannot be written"):
+        sparsolve.fit(patches, 8, 0.01, max_steps=2, checkpoint=blocker / "run.npz",
+                      callback=lambda *a: calls.append(a), **FIT)
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(ValueError, match="is a directory"):
+        sparsolve.fit(patches, 8, 0.01, max_steps=2, checkpoint=tmp_path / "dir.npz", **FIT)
+    assert calls == []
