@@ -34,8 +34,9 @@ def test_creation_follows_like(kind, dtype):
     assert (backend.to_numpy(backend.ones(ref, (4,))) == 1).all()
     assert backend.dtype_name(backend.zeros(ref, (1,), dtype=np.float64 if kind == "numpy" else torch.float64)) \
         == "float64"
-    idx = backend.arange(ref, 5)
-    assert backend.kind(idx) == kind and backend.to_numpy(idx).tolist() == [0, 1, 2, 3, 4]
+    eye = backend.eye(ref, 3)
+    assert backend.kind(eye) == kind and backend.dtype_name(eye) == dtype
+    assert backend.to_numpy(eye).tolist() == np.eye(3).tolist()
 
 
 def test_to_numpy_and_like_round_trip():

@@ -47,7 +47,7 @@ def test_nan_or_inf_in_X(XD, bad, kind):
     X[7, 3] = bad
     if kind == "torch":
         X, D = torch.from_numpy(X), torch.from_numpy(D)
-    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 7\)"):
+    with pytest.raises(ValueError, match=r"X has NaN or Inf values \(first in row 7\)"):
         sparsolve.encode(X, D, 0.1)
 
 

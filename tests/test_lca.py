@@ -54,8 +54,9 @@ def test_t1_gamma1_is_the_residual_form(X, D, alpha, threshold, kind):
     expected = Tf(mu0 - Tf(mu0, alpha) @ G, alpha)
     Xk, Dk = (torch.from_numpy(X), torch.from_numpy(D)) if kind == "torch" else (X, D)
     for form in ("gram", "factored"):
-        Z = lca(Xk, Dk, alpha, threshold=threshold, gamma=1.0, max_iter=1, form=form)
-        np.testing.assert_allclose(np.asarray(Z), expected, rtol=1e-10, atol=1e-12)
+        for accelerate in (False, True):  # the first accelerated step is the exact one
+            Z = lca(Xk, Dk, alpha, threshold=threshold, gamma=1.0, max_iter=1, form=form, accelerate=accelerate)
+            np.testing.assert_allclose(np.asarray(Z), expected, rtol=1e-10, atol=1e-12)
 
 
 def test_t2_follows_the_recursion(X, D_random, alpha):
@@ -65,7 +66,7 @@ def test_t2_follows_the_recursion(X, D_random, alpha):
     mu = mu0
     for _ in range(2):
         mu = mu + gamma * ((mu0 - soft_threshold(mu, alpha) @ G) - mu)
-    Z = lca(X, D_random, alpha, gamma=gamma, max_iter=2)
+    Z = lca(X, D_random, alpha, gamma=gamma, max_iter=2, accelerate=False)
     np.testing.assert_allclose(Z, soft_threshold(mu, alpha), rtol=1e-10, atol=1e-12)
 
 
