@@ -123,3 +123,28 @@ def test_coherent_dictionary_is_not_mistaken_for_divergence(X):
     Z = lca(X[:40], D, alpha, max_iter=50)  # certified (and tested for divergence) at steps 10, 20, ...
     F = sparsolve.objective(X[:40], D, Z, alpha)
     assert np.isfinite(Z).all() and F.sum() < 1e-2 * F0.sum()
+
+
+def test_accelerated_is_the_default_and_its_first_step_is_exact(X, D_learned, alpha):
+    np.testing.assert_array_equal(lca(X, D_learned, alpha, max_iter=9), lca(X, D_learned, alpha, max_iter=9,
+                                                                            accelerate=True))
+    assert not np.allclose(lca(X, D_learned, alpha, max_iter=9), lca(X, D_learned, alpha, max_iter=9,
+                                                                     accelerate=False))
+
+
+@pytest.mark.parametrize("positive", [False, True])
+def test_accelerated_reaches_the_certified_optimum_in_far_fewer_iterations(X, D, alpha, reference, positive):
+    """Momentum on μ keeps LCA's fixed point (the lasso solution: gap, KKT and the float64
+    reference) and takes about FISTA's iterations, far fewer than the exact dynamics."""
+    kw = dict(positive=positive, tol=1e-10, max_iter=50000, return_info=True)
+    Z, fast = sparsolve.encode(X, D, alpha, solver="lca", **kw)
+    _, exact = sparsolve.encode(X, D, alpha, solver="lca", accelerate=False, **kw)
+    _, fista = sparsolve.encode(X, D, alpha, solver="fista", **kw)
+    assert fast.converged.all() and exact.converged.all()
+    F = sparsolve.objective(X, D, Z, alpha)
+    assert (sparsolve.duality_gap(X, D, Z, alpha, positive) <= 1e-9 * F).all()
+    assert sparsolve.kkt_residual(X, D, Z, alpha, positive).max() <= 1e-3
+    if not positive:
+        np.testing.assert_allclose(Z, reference, atol=1e-5 * np.abs(reference).max())
+    assert fast.n_iter.sum() < 0.4 * exact.n_iter.sum()  # 0.27 on the learned dictionary; 0.1 with 256 atoms
+    assert fast.n_iter.sum() < 1.5 * fista.n_iter.sum()

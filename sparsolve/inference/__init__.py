@@ -24,7 +24,7 @@ from .loop import DivergenceError
 from .omp import OMP
 from .problem import lipschitz, top_eigenvalue
 
-__all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "SOLVERS", "Solver", "lipschitz",
+__all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVERS", "Solver", "lipschitz",
            "top_eigenvalue", "solver_class"]
 
 
@@ -33,15 +33,18 @@ class ConvergenceWarning(UserWarning):
 
 
 # The registry: a solver is one module with one class (see .base), and one line here.
-SOLVERS = {cls.name: cls for cls in (ISTA, FISTA, LCA, CD, OMP)}
+REGISTRY = {cls.name: cls for cls in (ISTA, FISTA, LCA, CD, OMP)}
 
-# Derived, for callers outside inference that have not moved to ``solver_class(name).runs_on_host``.
-HOST_KERNELS = tuple(name for name, cls in SOLVERS.items() if cls.runs_on_host)
+# Views of the registry in the shape of earlier releases, for callers outside inference
+# that have not moved to ``solver_class(name)`` (its ``OPTIONS``, ``runs_on_host``,
+# ``check``): name -> (options with their defaults, default max_iter), and the host solvers.
+SOLVERS = {name: (dict(cls.OPTIONS), cls.default_max_iter) for name, cls in REGISTRY.items()}
+HOST_KERNELS = tuple(name for name, cls in REGISTRY.items() if cls.runs_on_host)
 
 
 def solver_class(name):
     """The registered solver class called ``name``; a ValueError listing them otherwise."""
-    return SOLVERS[choice(name, "solver", tuple(SOLVERS))]
+    return REGISTRY[choice(name, "solver", tuple(REGISTRY))]
 
 
 @dataclass
@@ -98,7 +101,7 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         divide the squared error by n_features, so their ``alpha`` equals this
         α / n_features; ``sparse_encode(algorithm="lasso_lars"|"lasso_cd")``
         does that division itself and takes this α unchanged.
-    solver : a name in :data:`SOLVERS`: "fista" (default), "ista", "lca", "cd" or "omp".
+    solver : a name in :data:`REGISTRY`: "fista" (default), "ista", "lca", "cd" or "omp".
     tol : relative duality gap: a sample stops once gap ≤ tol · F(z) and costs
         no further work.  (OMP: stop once ‖x − zD‖² ≤ tol · ‖x‖².)
     max_iter : iterations (sweeps for "cd", atoms for "omp"); a per-solver default.
@@ -220,8 +223,14 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
     if X.shape[0]:
         finite_rows(backend.to_numpy(xp.isfinite(X).all(axis=1)), "X")
         # ‖x‖² must be finite too: the objective and the gap are computed from it, and an
-        # overflow there would leave every certificate NaN
-        finite_rows(backend.to_numpy(xp.isfinite((X * X).sum(axis=1))), "X's squared row norms", "rows")
+        # overflow there leaves every certificate NaN
+        with np.errstate(over="ignore"):  # the overflow is the finding, reported below
+            fits = backend.to_numpy(xp.isfinite((X * X).sum(axis=1)))
+        if not fits.all():
+            raise ValueError(
+                f"X is too large for {backend.dtype_name(X)}: ‖x‖² overflows (first at row {int(np.argmin(fits))}); "
+                "rescale X, e.g. X / abs(X).max(), and alpha with it"
+            )
     norms = backend.to_numpy((D * D).sum(axis=1))
     if (norms == 0).any():
         raise ValueError(

@@ -1,6 +1,6 @@
 """The solver protocol: what :func:`sparsolve.encode` asks of a solver.
 
-A solver is a class, registered by name in :data:`sparsolve.inference.SOLVERS`, with
+A solver is a class, registered by name in :data:`sparsolve.inference.REGISTRY`, with
 
 * ``name``; ``runs_on_host`` (True: it runs as numba kernels on host copies of the
   arrays, always in Gram form, so encode keeps host BLAS on one thread around it);

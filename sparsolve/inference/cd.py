@@ -380,7 +380,9 @@ def _solve_one(z, c, b, xsq, G, alpha, positive, tol, max_iter, delta, ws0, L, S
         if g <= tol * F or it >= max_iter:
             for r in range(max(k, 0)):
                 in_S[S[r]] = False
-            return it, (g / F if F > 0 else 0.0), g <= tol * F
+            # F = 0 only at x = 0, z = 0, where the gap is 0 too; a NaN F or gap (an
+            # overflow) must show as NaN, not as a certified 0
+            return it, (g / F if F > 0 else (0.0 if F == 0.0 and g == 0.0 else np.nan)), g <= tol * F
         W = _working_set(z, c, positive, size)
         inner = max(0.1 * tol, 0.1 * g / F)
         while it < max_iter:
@@ -403,9 +405,10 @@ def _solve_one(z, c, b, xsq, G, alpha, positive, tol, max_iter, delta, ws0, L, S
 
 
 @njit(parallel=True, cache=True)
-def _cd_batch(G, B, xsq, Z, alpha, positive, tol, max_iter, delta, ws0, cap, n_chunks, n_iter, gap,
+def _cd_batch(G, XDt, xsq, Z, alpha, positive, tol, max_iter, delta, ws0, cap, n_chunks, n_iter, gap,
               converged):
-    n, m = B.shape
+    """Every row of XDt = XDᵀ (b = xDᵀ per sample) in parallel, over chunks of rows; Z in place."""
+    n, m = XDt.shape
     per_chunk = (n + n_chunks - 1) // n_chunks
     for chunk in prange(n_chunks):
         # one workspace per chunk: allocating the factor per sample costs more
@@ -416,8 +419,8 @@ def _cd_batch(G, B, xsq, Z, alpha, positive, tol, max_iter, delta, ws0, cap, n_c
         c = np.empty(m, dtype=G.dtype)
         for i in range(chunk * per_chunk, min(n, (chunk + 1) * per_chunk)):
             z = Z[i]
-            _correlation(z, B[i], G, c)
-            n_iter[i], gap[i], converged[i] = _solve_one(z, c, B[i], xsq[i], G, alpha, positive, tol,
+            _correlation(z, XDt[i], G, c)
+            n_iter[i], gap[i], converged[i] = _solve_one(z, c, XDt[i], xsq[i], G, alpha, positive, tol,
                                                          max_iter, delta, ws0, L, S, in_S)
 
 

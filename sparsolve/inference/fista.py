@@ -15,6 +15,7 @@ On CUDA the element-wise part of the step runs as one fused kernel
 from __future__ import annotations
 
 from .. import backend
+from ..checks import choice
 from ..prox import prox_l1
 from . import fused as fused_kernel
 from .base import Iterative
@@ -36,11 +37,8 @@ class FISTA(Iterative):
     @classmethod
     def _check(cls, opts, positive, X, D):
         super()._check(opts, positive, X, D)
-        fused = opts["fused"]
-        if not (isinstance(fused, bool) or fused == "auto"):
-            raise ValueError(f"fused={fused!r} is not known; choose one of {list(fused_kernel.FUSED_CHOICES)}")
-        if fused is True and not (X is not None and backend.on_gpu(X) and backend.is_torch(X)
-                                  and fused_kernel.available()):
+        fused = choice(opts["fused"], "fused", fused_kernel.FUSED_CHOICES)
+        if fused is True and not (X is not None and fused_kernel.supports(X)):
             raise ValueError("fused=True needs X as a CUDA torch tensor and Triton installed; "
                              "use fused='auto' to fall back to the array-operation step")
 

@@ -27,10 +27,11 @@ from .loop import Result
 
 
 @njit(parallel=True, cache=True)
-def _omp_batch(G, B, xsq, n_nonzero, tol, Z, n_iter, resid, converged):
-    n, m = B.shape
+def _omp_batch(G, XDt, xsq, n_nonzero, tol, Z, n_iter, resid, converged):
+    """Every row of XDt = XDᵀ (b = xDᵀ per sample) in parallel; Z, n_iter, resid in place."""
+    n, m = XDt.shape
     for i in prange(n):
-        b = B[i]
+        b = XDt[i]
         c = b.copy()
         idx = np.empty(n_nonzero, dtype=np.int64)
         L = np.zeros((n_nonzero, n_nonzero), dtype=G.dtype)
