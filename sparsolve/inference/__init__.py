@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import backend
 from ..checks import choice, finite_rows
-from .base import CRITERIA, Solver
+from .base import Solver
 from .cd import CD
 from .fista import FISTA
 from .ista import ISTA
@@ -24,8 +24,8 @@ from .loop import DivergenceError
 from .omp import OMP
 from .problem import lipschitz, top_eigenvalue
 
-__all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVERS", "Solver", "lipschitz",
-           "top_eigenvalue", "solver_class"]
+__all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVERS", "Solver",
+           "solver_class", "lipschitz", "top_eigenvalue"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -228,8 +228,8 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
             fits = backend.to_numpy(xp.isfinite((X * X).sum(axis=1)))
         if not fits.all():
             raise ValueError(
-                f"X is too large for {backend.dtype_name(X)}: ‖x‖² overflows (first at row {int(np.argmin(fits))}); "
-                "rescale X, e.g. X / abs(X).max(), and alpha with it"
+                f"X is too large for {backend.dtype_name(X)}: ‖x‖² overflows (first at row "
+                f"{int(np.argmin(fits))}); rescale X, e.g. X / abs(X).max(), and alpha with it"
             )
     norms = backend.to_numpy((D * D).sum(axis=1))
     if (norms == 0).any():

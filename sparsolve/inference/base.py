@@ -9,7 +9,8 @@ A solver is a class, registered by name in :data:`sparsolve.inference.REGISTRY`,
   options -- naming this solver's options -- before any work, and returns all of them;
 * a constructor taking those options (and ``positive``);
 * ``criterion``: which per-sample number it reports, one of :data:`CRITERIA`;
-* ``pick_form(n_samples, n_atoms, n_features)`` and ``prepare(D, form)``: what every chunk of rows shares (the Gram matrix G = DDᵀ, L);
+* ``pick_form(n_samples, n_atoms, n_features)``: "gram" or "factored";
+* ``prepare(D, form)``: what every chunk of rows shares (G = DDᵀ, L = ‖D‖₂²);
 * ``solve(X, D, alpha, init=, tol=, max_iter=, shared=, row_offset=)`` -> ``loop.Result``.
 
 :class:`Iterative` is the base of the solvers written once over :mod:`sparsolve.backend`
@@ -58,7 +59,7 @@ class Solver:
 
     @classmethod
     def _check(cls, opts: dict, positive: bool, X, D) -> None:
-        """Per-solver value checks (override); ``opts`` may be completed in place."""
+        """Per-solver value checks: solvers with options override this."""
 
     def pick_form(self, n_samples: int, n_atoms: int, n_features: int) -> str:
         """"gram" or "factored" (see :mod:`.problem`) for this many rows, atoms, features."""
