@@ -151,3 +151,14 @@ def test_accelerated_reaches_the_certified_optimum_in_far_fewer_iterations(X, D,
     # conditioned random one (z ≥ 0); 0.1 with 256 learned atoms on 8×8 patches (README)
     assert fast.n_iter.sum() < (0.4 if D is D_learned else 0.5) * exact.n_iter.sum()
     assert fast.n_iter.sum() < 1.5 * fista.n_iter.sum()
+
+
+def test_a_step_beyond_one_over_L_runs_the_exact_dynamics(X, D_random, alpha):
+    """Momentum diverges for γ in (1/L, 2/L), where the exact dynamics still converge
+    (fit(solver="lca", gamma=0.5) did with 2/L = 0.586): there accelerate has no effect."""
+    L = sparsolve.inference.lipschitz(D_random)
+    gamma = 1.5 / L
+    np.testing.assert_array_equal(lca(X, D_random, alpha, gamma=gamma, max_iter=40),
+                                  lca(X, D_random, alpha, gamma=gamma, max_iter=40, accelerate=False))
+    Z = sparsolve.encode(X, D_random, alpha, solver="lca", gamma=gamma, tol=1e-8, max_iter=50000)
+    assert (sparsolve.duality_gap(X, D_random, Z, alpha) <= 1e-7 * sparsolve.objective(X, D_random, Z, alpha)).all()

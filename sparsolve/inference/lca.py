@@ -30,7 +30,8 @@ LCA's update is the descent direction −∂F/∂z read in μ (Rozell et al.: on
 support μ − z = α·sign z, so μ₀ − G z − μ = c − α·sign z), so momentum on μ buys
 FISTA's rate, and the fixed points -- where Δμ = 0 and ν = μ -- are the same as
 the exact dynamics'.  The first step (β₀ = 0) is the exact one, so t* = 0 and
-t* = 1 reduce as the seed says either way.
+t* = 1 reduce as the seed says either way.  Momentum needs γ ≤ 1/L (the default);
+with a larger γ (up to the exact dynamics' limit 2/L) the exact dynamics run.
 
 Thresholds T (at α): "soft" (the lasso), "nonneg" (the seed's ReLU, the lasso with
 z ≥ 0) and "hard" (an L0-like energy; its fixed points are certified by the
@@ -48,7 +49,7 @@ from .base import Iterative
 class LCA(Iterative):
     """Options: those of :class:`.Iterative`, plus ``gamma`` (the step γ, default 1/L),
     ``threshold`` ("soft", "nonneg" -- the default when positive -- or "hard") and
-    ``accelerate`` (True: the accelerated dynamics; False: the seed's exact ones)."""
+    ``accelerate`` (True: the accelerated dynamics where γ ≤ 1/L; False: the seed's exact ones)."""
 
     name = "lca"
     default_max_iter = 20000
@@ -83,12 +84,15 @@ class LCA(Iterative):
         # μ = z + c(z) is the point whose threshold reproduces z at a fixed point;
         # from z = 0 it is the drive μ₀ = xDᵀ.
         mu = Z0 + prob.correlation(Z0)
-        if not self.accelerate:
+        # Nesterov's momentum is stable for steps up to 1/L only; between 1/L and the
+        # exact dynamics' limit 2/L the exact dynamics run
+        self._momentum = self.accelerate and self._gamma(prob) * prob.L <= 1 + 1e-12
+        if not self._momentum:
             return {"mu": mu}
         return {"mu": mu, "nu": mu + 0, "s": backend.ones(Z0, (Z0.shape[0],))}
 
     def step(self, prob, s):
-        if not self.accelerate:
+        if not self._momentum:
             mu = s["mu"]
             z = self.T(mu, prob.alpha)
             s["mu"] = mu + self._gamma(prob) * ((prob.correlation(z) + z) - mu)
