@@ -65,7 +65,8 @@ def device_of(x) -> str:
 
 
 def on_gpu(x) -> bool:
-    return device_of(x) != "cpu"
+    """True for arrays on a CUDA device (torch CUDA tensors, cupy arrays)."""
+    return (is_torch(x) and x.is_cuda) or is_cupy(x)
 
 
 def dtype_name(x) -> str:
@@ -87,15 +88,15 @@ def ones(like, shape, dtype=None):
     return zeros(like, shape, dtype) + 1
 
 
-def arange(like, n):
-    """Integer indices 0..n-1 on the device of ``like``."""
+def eye(like, n):
+    """The n×n identity with the kind, device and dtype of ``like``."""
     xp = namespace(like)
-    if is_torch(like):
-        return xp.arange(n, device=like.device)
     if xp is np:
-        return np.arange(n)
+        return np.eye(n, dtype=like.dtype)
+    if is_torch(like):
+        return xp.eye(n, dtype=like.dtype, device=like.device)
     with like.device:
-        return xp.arange(n)
+        return xp.eye(n, dtype=like.dtype)
 
 
 def to_numpy(x) -> np.ndarray:
@@ -119,6 +120,57 @@ def like(a: np.ndarray, ref):
 
     with ref.device:
         return cupy.asarray(a)
+
+
+def to_device(x, device):
+    """``x`` on ``device`` ("cpu", "cuda" or "cuda:N"; None leaves it where it is): to the
+    host, a torch tensor stays a CPU tensor and a cupy array becomes numpy; to CUDA, numpy
+    becomes a torch tensor and torch and cupy arrays move to that device."""
+    if device is None:
+        return x
+    if device == "cpu":
+        if is_torch(x):
+            return x.cpu()
+        return x.get() if is_cupy(x) else x
+    if is_torch(x):
+        return x.to(device)
+    if is_cupy(x):
+        return x
+    return _torch().from_numpy(np.ascontiguousarray(x)).to(device)
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device (False where torch is missing)."""
+    try:
+        return _torch().cuda.is_available()
+    except ImportError:
+        return False
+
+
+def match(a, ref):
+    """``a`` in the kind, device and dtype of ``ref`` (no copy where it already is)."""
+    if kind(a) != kind(ref) or device_of(a) != device_of(ref):
+        if is_torch(a) and is_torch(ref):
+            a = a.to(ref.device)
+        else:
+            a = like(to_numpy(a), ref)
+    return a if dtype_name(a) == dtype_name(ref) else astype(a, dtype_name(ref))
+
+
+def copy(x):
+    """A copy of ``x`` in its own library and on its own device."""
+    return x.clone() if is_torch(x) else x.copy()
+
+
+def concat(parts, axis: int = 0):
+    """Join arrays of one kind along ``axis`` (torch's ``cat``, numpy's and cupy's ``concatenate``)."""
+    xp = namespace(parts[0])
+    return xp.cat(parts, dim=axis) if is_torch(parts[0]) else xp.concatenate(parts, axis=axis)
+
+
+def no_grad(x):
+    """A context that stops torch from recording a graph for work on ``x`` (no-op otherwise)."""
+    return _torch().no_grad() if is_torch(x) else contextlib.nullcontext()
 
 
 def astype(x, dtype: str):
@@ -236,3 +288,23 @@ def single_threaded_blas():
             _blas_controller.append(ThreadpoolController())  # inspects the loaded libraries once, ~1 ms
         with _blas_controller[0].limit(limits=1, user_api="blas"):
             yield
+
+
+# Below this many multiply-adds per product, host BLAS runs faster on one thread.
+# Measured on the 2-core machine (OpenBLAS 0.3.31, 2 threads against 1, medians of 7,
+# load average about 10 from other jobs): 256×256×256 (an LCA/FISTA step on a batch of
+# 256 with 256 atoms) took 9.7× longer on two threads, 256×256×64 220×, 1000×256×256
+# 1.4×; from 2.6e8 (1000×1024×256, 4096×256×256) two threads won, 0.7–0.8×.  Pinned
+# to one core beside a busy loop (``taskset -c 0``) the same: 11×, 350×, 1.9×, then
+# 0.7–0.8×.  Two threads lose badly on small products because each waits, spinning,
+# for the other to be scheduled.
+SMALL_PRODUCT = 1e8
+
+
+def blas_threads_for(x, mult_adds: float):
+    """The BLAS threading for a loop of products of ``mult_adds`` each on arrays like ``x``:
+    one thread (:func:`single_threaded_blas`) for small products on the host, the
+    library's own threads otherwise (large products, torch and GPU arrays)."""
+    if isinstance(x, np.ndarray) and mult_adds < SMALL_PRODUCT:
+        return single_threaded_blas()
+    return contextlib.nullcontext()

@@ -10,6 +10,7 @@ a scalar or a broadcastable array threshold ``t``.
 from __future__ import annotations
 
 from .backend import namespace
+from .checks import choice
 
 
 def soft_threshold(u, t):
@@ -31,12 +32,7 @@ THRESHOLDS = {"soft": soft_threshold, "nonneg": nonneg_threshold, "hard": hard_t
 
 
 def get_threshold(name: str):
-    try:
-        return THRESHOLDS[name]
-    except KeyError:
-        raise ValueError(
-            f"threshold={name!r} is not known; choose one of {sorted(THRESHOLDS)}"
-        ) from None
+    return THRESHOLDS[choice(name, "threshold", tuple(THRESHOLDS))]
 
 
 def prox_l1(u, t, positive: bool = False):

@@ -34,8 +34,9 @@ def test_creation_follows_like(kind, dtype):
     assert (backend.to_numpy(backend.ones(ref, (4,))) == 1).all()
     assert backend.dtype_name(backend.zeros(ref, (1,), dtype=np.float64 if kind == "numpy" else torch.float64)) \
         == "float64"
-    idx = backend.arange(ref, 5)
-    assert backend.kind(idx) == kind and backend.to_numpy(idx).tolist() == [0, 1, 2, 3, 4]
+    eye = backend.eye(ref, 3)
+    assert backend.kind(eye) == kind and backend.dtype_name(eye) == dtype
+    assert backend.to_numpy(eye).tolist() == np.eye(3).tolist()
 
 
 def test_to_numpy_and_like_round_trip():
@@ -120,3 +121,48 @@ def test_single_threaded_blas_one_thread_at_a_time():
     with backend.single_threaded_blas(), backend.single_threaded_blas():  # nested in one thread
         assert blas_threads() == [1] * len(before)
     assert blas_threads() == before
+
+
+def test_blas_threads_for_a_product_size():
+    """One BLAS thread for small host products, the library's threads for large ones and
+    for torch (which has its own pool)."""
+    before = blas_threads()
+    a = np.zeros((2, 2))
+    with backend.blas_threads_for(a, 256 * 256 * 256):
+        assert blas_threads() == [1] * len(before)
+    with backend.blas_threads_for(a, 10 * backend.SMALL_PRODUCT):
+        assert blas_threads() == before
+    with backend.blas_threads_for(torch.zeros(2, 2), 10.0):
+        assert blas_threads() == before
+    assert blas_threads() == before
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_match_copy_concat(kind):
+    ref = np.zeros(1, dtype=np.float32) if kind == "numpy" else torch.zeros(1, dtype=torch.float32)
+    a = np.arange(6.0).reshape(2, 3)  # float64 numpy
+    for source in (a, torch.from_numpy(a)):
+        m = backend.match(source, ref)
+        assert backend.kind(m) == kind and backend.dtype_name(m) == "float32"
+        np.testing.assert_array_equal(backend.to_numpy(m), a.astype(np.float32))
+    same = backend.match(ref, ref)
+    assert same is ref  # nothing to do: no copy
+    c = backend.copy(same)
+    c[0] = 5
+    assert backend.to_numpy(ref)[0] == 0
+    parts = [backend.match(a, ref), backend.match(a[:1], ref)]
+    joined = backend.concat(parts)
+    assert backend.kind(joined) == kind and tuple(joined.shape) == (3, 3)
+    np.testing.assert_array_equal(backend.to_numpy(joined)[2], a[0])
+
+
+def test_no_grad_and_to_device():
+    w = torch.ones(2, requires_grad=True)
+    with backend.no_grad(w):
+        assert not (w * 2).requires_grad
+    with backend.no_grad(np.ones(2)):
+        assert (w * 2).requires_grad  # a no-op for numpy arrays
+    a = np.ones((2, 2))
+    assert backend.to_device(a, "cpu") is a
+    t = backend.to_device(torch.from_numpy(a), "cpu")
+    assert isinstance(t, torch.Tensor) and backend.device_of(t) == "cpu"

@@ -1,6 +1,8 @@
 """Every bad input gets a clear error that names the argument -- never a silent NaN, never a hang."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -47,7 +49,7 @@ def test_nan_or_inf_in_X(XD, bad, kind):
     X[7, 3] = bad
     if kind == "torch":
         X, D = torch.from_numpy(X), torch.from_numpy(D)
-    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 7\)"):
+    with pytest.raises(ValueError, match=r"X has NaN or Inf values \(first in row 7\)"):
         sparsolve.encode(X, D, 0.1)
 
 
@@ -216,3 +218,55 @@ def test_fused_option(XD):
         sparsolve.encode(torch.from_numpy(X), torch.from_numpy(D), 0.1, fused=True)
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['fused'\] for solver='ista'"):
         sparsolve.encode(X, D, 0.1, solver="ista", fused=False)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("solver", sorted(sparsolve.inference.REGISTRY))
+def test_nan_or_inf_init_is_refused_for_every_solver(XD, bad, solver):
+    # cd returned all-NaN codes with worst_gap=0; fista and lca blamed the step size
+    X, D = XD
+    init = np.zeros((X.shape[0], D.shape[0]))
+    init[4, 2] = bad
+    with pytest.raises(ValueError, match=r"init has NaN or Inf values \(first in row 4\)"):
+        sparsolve.encode(X, D, 0.1, solver=solver, init=init)
+
+
+@pytest.mark.parametrize("solver", ["cd", "fista"])
+def test_overflowing_X_is_refused_not_certified(XD, solver):
+    # X × 1e160 with cd gave converged 0/600 and worst_gap=0: ‖x‖² overflowed, F and the
+    # gap became NaN, and the relative gap of a NaN F was reported as 0
+    X, D = XD
+    with pytest.raises(ValueError, match=r"X is too large for float64: ‖x‖² overflows \(first at row 0\)"):
+        sparsolve.encode(X * 1e160, D, 0.1, solver=solver)
+
+
+def test_a_gap_that_cannot_be_computed_is_nan_never_zero(XD):
+    from sparsolve.inference import _cholesky, cd
+
+    X, D = XD
+    G = D @ D.T
+    x = X[1]
+    b = x @ D.T
+    z = np.zeros(D.shape[0])
+    m = D.shape[0]
+    L, S, in_S = np.empty((m, m)), np.empty(m, dtype=np.int64), np.zeros(m, dtype=np.bool_)
+    _, rel_gap, ok = cd._solve_one(z, b.copy(), b, np.inf, G, 0.1, False, 1e-6, 5, _cholesky.damping(G), 16,
+                                   L, S, in_S)
+    assert np.isnan(rel_gap) and not ok
+
+
+def test_convergence_warning_advises_cd_only_to_other_solvers(XD):
+    X, D = XD
+    with pytest.warns(sparsolve.ConvergenceWarning, match=r"or try solver='cd'"):
+        sparsolve.encode(X, D, 0.1, solver="ista", tol=1e-12, max_iter=2)
+    with pytest.warns(sparsolve.ConvergenceWarning) as record:
+        sparsolve.encode(X, D, 0.1, solver="cd", tol=1e-12, max_iter=0)
+    assert record and all("solver='cd'" not in str(w.message).split(";")[1] for w in record)
+
+
+@pytest.mark.parametrize("name", sorted(sparsolve.inference.REGISTRY))
+def test_each_solver_names_its_own_options(name):
+    cls = sparsolve.inference.solver_class(name)
+    shown = sorted(cls.OPTIONS) if cls.OPTIONS else "no options"
+    with pytest.raises(TypeError, match=rf"for solver='{name}'; it accepts {re.escape(str(shown))}"):
+        cls.check({"no_such_option": 1})

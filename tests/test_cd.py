@@ -1,6 +1,5 @@
-"""The support factor inside solver="cd": appending atoms in blocks and deleting them
-keeps L an exact Cholesky factor of G_SS + δI; and cd certifies the hard patches,
-those whose supports hold most of n_features atoms, which the factor exists for."""
+"""solver="cd" certifies the hard patches, those whose supports hold most of n_features
+atoms, which the support's Cholesky factor (tests/test_cholesky.py) exists for."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,37 +7,7 @@ import pytest
 
 import sparsolve
 from sparsolve.data import natural_image_patches
-from sparsolve.inference import cd
-
-
-def _check_factor(L, S, k, G, delta):
-    keep = S[:k]
-    assert len(set(keep.tolist())) == k
-    M = G[np.ix_(keep, keep)] + delta * np.eye(k)
-    Lk = np.tril(L[:k, :k])
-    assert np.all(np.diag(Lk) > 0)
-    np.testing.assert_allclose(Lk @ Lk.T, M, atol=1e-12 * np.abs(M).max())
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_factor_append_in_blocks_and_delete_anywhere(D_learned, seed):
-    rng = np.random.default_rng(seed)
-    G = D_learned @ D_learned.T
-    delta = cd._damping(G)
-    m = G.shape[0]
-    L = np.full((m, m), np.nan)  # entries the factor never wrote must never be read
-    S = np.empty(m, dtype=np.int64)
-    k = 0
-    order = rng.permutation(m)
-    taken = 0
-    for _ in range(6):
-        b = int(rng.integers(1, 12))
-        k = cd._factor_append(L, S, k, order[taken:taken + b].astype(np.int64), G, delta)
-        taken += b
-        _check_factor(L, S, k, G, delta)
-        for _ in range(int(rng.integers(0, k))):
-            k = cd._factor_delete(L, S, k, int(rng.integers(0, k)))  # first, middle and last positions
-            _check_factor(L, S, k, G, delta)
+from sparsolve.inference import _cholesky, cd
 
 
 def test_high_contrast_patches_with_large_supports(D_learned):
@@ -69,7 +38,7 @@ def test_coordinate_descent_alone_when_the_support_outgrows_the_factor(D_learned
         S = np.empty(cap, dtype=np.int64)
         in_S = np.zeros(G.shape[0], dtype=np.bool_)
         _, rel_gap, ok = cd._solve_one(z, c, b, float(x @ x), G, alpha, False, 1e-8, 100_000,
-                                       cd._damping(G), 16, L, S, in_S)
+                                       _cholesky.damping(G), 16, L, S, in_S)
         assert ok and rel_gap <= 1e-8
         assert not in_S.any()
     assert (Z != 0).sum(axis=1).max() > cap  # the factor really could not hold the support

@@ -258,3 +258,35 @@ def test_omp_tol_stops_early(X, D_learned):
             z = sparsolve.encode(x[None], D_learned, 0.0, solver="omp", n_nonzero_coefs=int(k) - 1, tol=0.0)
             r = x - z[0] @ D_learned
             assert r @ r > tol * (x @ x)
+
+
+def test_trace_sees_every_certificate_and_can_stop_the_run(X, D_learned, alpha):
+    seen = []
+
+    def trace(step, rows, Z, F):
+        seen.append((step, rows.copy(), np.asarray(F).copy()))
+        return step >= 30
+
+    Z, info = sparsolve.encode(X, D_learned, alpha, solver="fista", tol=0, max_iter=1000, check_every=5,
+                               trace=trace, return_info=True)
+    assert [s for s, _, _ in seen] == [0, 5, 10, 15, 20, 25, 30]
+    assert seen[0][1].tolist() == list(range(X.shape[0]))
+    # F is the objective of the codes the run returns, for the rows still running
+    rows, F = seen[-1][1], seen[-1][2]
+    np.testing.assert_allclose(F, sparsolve.objective(X[rows], D_learned, Z[rows], alpha), rtol=1e-9)
+    assert (info.n_iter <= 30).all() and (info.n_iter[rows] == 30).all()
+    # the same codes as a run that stops at 30 steps by max_iter
+    np.testing.assert_allclose(Z, sparsolve.encode(X, D_learned, alpha, solver="fista", tol=0, max_iter=30,
+                                                   check_every=5), rtol=0, atol=0)
+
+
+def test_info_names_each_criterion(X, D_learned, alpha):
+    _, lasso = sparsolve.encode(X, D_learned, alpha, solver="cd", return_info=True)
+    _, omp = sparsolve.encode(X, D_learned, alpha, solver="omp", return_info=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        _, hard = sparsolve.encode(X, D_learned, alpha, solver="lca", threshold="hard", max_iter=50,
+                                   return_info=True)
+    assert lasso.rel_gap is lasso.gap and lasso.residual_energy is None and lasso.fixed_point_residual is None
+    assert omp.residual_energy is omp.gap and omp.rel_gap is None
+    assert hard.fixed_point_residual is hard.gap and hard.rel_gap is None

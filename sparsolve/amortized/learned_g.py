@@ -158,7 +158,7 @@ class LearnedG(torch.nn.Module):
         ``scheme="lca"`` (the seed's): W_e = D, G = DDᵀ − I, b_e = −α (ReLU) or
         b_e = 0, θ = α (signed), and γ defaults to LCA's 1/L with L = ‖D‖₂².  The
         encoder is then ``sparsolve.encode(X, D, alpha, solver="lca", positive=not
-        signed, gamma=γ, max_iter=t*, tol=0)``.
+        signed, gamma=γ, max_iter=t*, tol=0, accelerate=False)`` (the seed's dynamics).
 
         ``scheme="ista"``: every weight scaled by the step 1/L -- W_e = D/L,
         G = DDᵀ/L − I, b_e = −α/L (or θ = α/L) -- and γ = 1, so that μ_{t+1} = μ₀ − G z_t

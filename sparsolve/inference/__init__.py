@@ -6,7 +6,6 @@ solvers looked up by name.  The solver modules beside it hold only algorithms.
 """
 from __future__ import annotations
 
-import contextlib
 import numbers
 import time
 import warnings
@@ -15,57 +14,71 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend
-from . import cd, omp, warm
-from . import fused as fused_kernel
+from ..checks import choice, finite_rows
+from . import warm
+from .base import Solver
+from .cd import CD
 from .fista import FISTA
 from .ista import ISTA
 from .lca import LCA
-from .loop import DivergenceError, iterate
-from .problem import FORMS, LassoProblem, choose_form, lipschitz
+from .loop import DivergenceError
+from .omp import OMP
+from .problem import lipschitz, top_eigenvalue
 
-__all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "SOLVERS", "lipschitz"]
+__all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVERS", "Solver",
+           "solver_class", "lipschitz", "top_eigenvalue"]
 
 
 class ConvergenceWarning(UserWarning):
     """Some samples did not reach ``tol`` within ``max_iter``."""
 
 
-_ITERATIVE = {"check_every": 10, "form": "auto", "L": None}
+# The registry: a solver is one module with one class (see .base), and one line here.
+REGISTRY = {cls.name: cls for cls in (ISTA, FISTA, LCA, CD, OMP)}
 
-# Solvers that run as numba kernels on host copies of the arrays, in Gram form.
-HOST_KERNELS = ("cd", "omp")
+# Views of the registry in the shape of earlier releases, for callers outside inference
+# that have not moved to ``solver_class(name)`` (its ``OPTIONS``, ``runs_on_host``,
+# ``check``): name -> (options with their defaults, default max_iter), and the host solvers.
+SOLVERS = {name: (dict(cls.OPTIONS), cls.default_max_iter) for name, cls in REGISTRY.items()}
+HOST_KERNELS = tuple(name for name, cls in REGISTRY.items() if cls.runs_on_host)
 
-# name -> (options with their defaults, default max_iter)
-SOLVERS = {
-    "ista": ({**_ITERATIVE}, 20000),
-    "fista": ({**_ITERATIVE, "restart": True, "fused": "auto"}, 5000),
-    "lca": ({**_ITERATIVE, "gamma": None, "threshold": None}, 20000),
-    "cd": (cd.OPTIONS, 2000),
-    "omp": (omp.OPTIONS, None),
-}
+
+def solver_class(name):
+    """The registered solver class called ``name``; a ValueError listing them otherwise."""
+    return REGISTRY[choice(name, "solver", tuple(REGISTRY))]
 
 
 @dataclass
 class EncodeInfo:
     """What ``encode(..., return_info=True)`` reports, one entry per sample.
 
-    ``gap`` is the relative duality gap gap/F(z) for the lasso solvers; for OMP
-    the relative residual energy ‖x − zD‖²/‖x‖², and for LCA with the hard
-    threshold the fixed-point residual max|Δμ|/max|μ|.  OMP is greedy and has no
-    optimum to certify: its ``converged`` says that it stopped by its own rule
-    (``n_nonzero_coefs`` atoms, a residual ≤ tol, or no atom left that lowers
-    it), and ``gap`` how much of x that left unexplained."""
+    Each solver reports one criterion per sample, in its own field (the others are None):
+
+    * ``rel_gap``: the relative duality gap gap/F(z) (ista, fista, cd; lca with the soft
+      or non-negative threshold); NaN where it could not be computed (F overflowed);
+    * ``residual_energy``: ‖x − zD‖²/‖x‖² (omp).  OMP is greedy and has no optimum to
+      certify: its ``converged`` says that it stopped by its own rule (``n_nonzero_coefs``
+      atoms, a residual ≤ tol, or no atom left that lowers it);
+    * ``fixed_point_residual``: max|Δμ|/max|μ| (lca with the hard threshold).
+
+    ``gap`` is whichever of the three the solver reports (the name of earlier releases)."""
 
     n_iter: np.ndarray
-    gap: np.ndarray
     converged: np.ndarray
     seconds: float
     solver: str
     form: str
+    rel_gap: np.ndarray | None = None
+    residual_energy: np.ndarray | None = None
+    fixed_point_residual: np.ndarray | None = None
+
+    @property
+    def gap(self) -> np.ndarray:
+        return next(v for v in (self.rel_gap, self.residual_energy, self.fixed_point_residual) if v is not None)
 
     def __repr__(self) -> str:
         n = self.converged.size
-        worst = float(np.max(self.gap)) if n else 0.0
+        worst = float(np.max(self.gap)) if n else 0.0  # np.max keeps a NaN: a gap not computed shows
         return (
             f"EncodeInfo(solver={self.solver!r}, form={self.form!r}, samples={n}, "
             f"converged={int(self.converged.sum())}/{n}, max_iter_used={int(self.n_iter.max(initial=0))}, "
@@ -89,7 +102,7 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         divide the squared error by n_features, so their ``alpha`` equals this
         α / n_features; ``sparse_encode(algorithm="lasso_lars"|"lasso_cd")``
         does that division itself and takes this α unchanged.
-    solver : "fista" (default), "ista", "lca", "cd" or "omp".
+    solver : a name in :data:`REGISTRY`: "fista" (default), "ista", "lca", "cd" or "omp".
     tol : relative duality gap: a sample stops once gap ≤ tol · F(z) and costs
         no further work.  (OMP: stop once ‖x − zD‖² ≤ tol · ‖x‖².)
     max_iter : iterations (sweeps for "cd", atoms for "omp"); a per-solver default.
@@ -99,12 +112,15 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     return_info : also return an :class:`EncodeInfo`.
     **options : per solver --
         ista, fista, lca: ``form`` ("auto", "gram", "factored"), ``check_every``
-        (steps between certificates), ``L`` (a known ‖D‖₂²);
+        (steps between certificates), ``L`` (a known ‖D‖₂²), ``trace`` (called at each
+        certificate as ``trace(step, rows, Z, F)``; True stops the run);
         fista: ``restart``, ``fused`` ("auto": on CUDA torch tensors with Triton
         installed, the element-wise step runs as one kernel, see
         :mod:`sparsolve.inference.fused`; False: never; True: require it);
         lca: ``gamma`` (default 1/L), ``threshold``
-        ("soft", "nonneg" -- the default when positive -- or "hard");
+        ("soft", "nonneg" -- the default when positive -- or "hard"), ``accelerate``
+        (default True: momentum on μ with adaptive restart, FISTA's iteration count;
+        False: the seed's exact dynamics, see :mod:`sparsolve.inference.lca`);
         omp: ``n_nonzero_coefs``.
 
     The output has the kind, device and dtype of X (float32 stays float32).  On CUDA
@@ -112,56 +128,48 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     correlations are good to about 1e-3, so a smaller ``tol`` cannot be certified.
     """
     if callable(init):  # an encoder proposes the start, once X and D have passed their checks
-        X, D, _ = _validate(X, D, alpha, solver, positive, tol, max_iter, None, options)
+        X, D, _, _ = _validate(X, D, alpha, solver, positive, tol, max_iter, None, options)
         init = warm.encoder_codes(init, X, D, positive)
-    X, D, init = _validate(X, D, alpha, solver, positive, tol, max_iter, init, options)
-    defaults, default_max_iter = SOLVERS[solver]
-    opts = {**defaults, **options}
-    max_iter = default_max_iter if max_iter is None else max_iter
-    n, m = X.shape[0], D.shape[0]
+    X, D, init, algo = _validate(X, D, alpha, solver, positive, tol, max_iter, init, options)
+    max_iter = algo.default_max_iter if max_iter is None else max_iter
+    n, m, p = X.shape[0], D.shape[0], D.shape[1]
     start = time.perf_counter()
-    ctx = backend._torch().no_grad() if backend.is_torch(X) else contextlib.nullcontext()
-    blas = backend.single_threaded_blas() if solver in HOST_KERNELS else contextlib.nullcontext()
-    with ctx, blas:
+    step = _chunk_rows(X, m)
+    form = algo.pick_form(n, m, p)
+    rows = min(n, step)
+    if algo.runs_on_host:
+        blas = backend.single_threaded_blas()
+    else:
+        blas = backend.blas_threads_for(X, rows * m * (m if form == "gram" else p))
+    with backend.no_grad(X), blas:
         if init is None:
             init = backend.zeros(X, (n, m))
-        form = _form(solver, opts, n, m, D.shape[1])
-        L = G = None
-        if solver in ("ista", "fista", "lca"):
-            L = lipschitz(D) if opts["L"] is None else float(opts["L"])
-        if form == "gram":
-            G = D @ D.T
+        shared = algo.prepare(D, form)
         parts = []
-        step = _chunk_rows(X, m, solver)
         for lo in range(0, n, step):
             sl = slice(lo, min(n, lo + step))
-            parts.append(_solve_chunk(solver, opts, X[sl], D, alpha, positive, init[sl], tol, max_iter, form, L, G))
-        Z = _concat([p.Z for p in parts], X, m)
+            parts.append(algo.solve(X[sl], D, alpha, init=init[sl], tol=tol, max_iter=max_iter, form=form,
+                                    shared=shared, row_offset=lo))
+        Z = backend.concat([part.Z for part in parts]) if parts else backend.zeros(X, (0, m))
         backend.synchronize(Z)
     seconds = time.perf_counter() - start
-    info = EncodeInfo(
-        n_iter=np.concatenate([p.n_iter for p in parts]) if parts else np.zeros(0, np.int64),
-        gap=np.concatenate([p.gap for p in parts]) if parts else np.zeros(0),
-        converged=np.concatenate([p.converged for p in parts]) if parts else np.zeros(0, bool),
-        seconds=seconds, solver=solver, form=form,
-    )
+
+    def joined(field, dtype):
+        return np.concatenate([getattr(part, field) for part in parts]) if parts else np.zeros(0, dtype)
+
+    info = EncodeInfo(n_iter=joined("n_iter", np.int64), converged=joined("converged", bool), seconds=seconds,
+                      solver=solver, form=form, **{algo.criterion: joined("crit", np.float64)})
     if n and tol > 0 and not info.converged.all():  # tol=0 asks for exactly max_iter steps
+        advice = "raise max_iter or loosen tol" + ("" if solver == "cd" else ", or try solver='cd'")
         warnings.warn(
             f"{int((~info.converged).sum())} of {n} samples did not reach tol={tol:g} within "
-            f"max_iter={max_iter} (solver={solver!r}); raise max_iter, loosen tol, or try solver='cd'.",
+            f"max_iter={max_iter} (solver={solver!r}); {advice}.",
             ConvergenceWarning, stacklevel=2,
         )
     return (Z, info) if return_info else Z
 
 
-def _form(solver, opts, n, m, p):
-    if solver in HOST_KERNELS:
-        return "gram"
-    form = opts["form"]
-    return choose_form(n, m, p) if form == "auto" else form
-
-
-def _chunk_rows(X, m, solver):
+def _chunk_rows(X, m):
     """Rows per chunk so that the solver's working arrays (about eight (rows, m)
     arrays and two (rows, p)) take at most half of the free memory."""
     if X.shape[0] == 0:
@@ -170,42 +178,11 @@ def _chunk_rows(X, m, solver):
     return backend.rows_per_chunk(X, itemsize * (8 * m + 2 * X.shape[1]))
 
 
-def _solve_chunk(solver, opts, X, D, alpha, positive, init, tol, max_iter, form, L, G):
-    if solver == "cd":
-        return cd.solve(X, D, alpha, positive=positive, init=init, tol=tol, max_iter=max_iter, G=G)
-    if solver == "omp":
-        return omp.solve(X, D, alpha, positive=positive, init=init, tol=tol, max_iter=max_iter, G=G,
-                         n_nonzero_coefs=opts["n_nonzero_coefs"])
-    if solver == "ista":
-        algo = ISTA()
-    elif solver == "fista":
-        algo = FISTA(restart=bool(opts["restart"]), fused=opts["fused"])
-    else:
-        threshold = opts["threshold"] or ("nonneg" if positive else "soft")
-        algo = LCA(gamma=opts["gamma"], threshold=threshold)
-    prob = LassoProblem.build(X, D, float(alpha), bool(positive), form, L=L, G=G)
-    return iterate(algo, prob, init, tol=tol, max_iter=max_iter, check_every=int(opts["check_every"]))
-
-
-def _concat(parts, X, m):
-    if not parts:
-        return backend.zeros(X, (0, m))
-    if len(parts) == 1:
-        return parts[0]
-    xp = backend.namespace(X)
-    return xp.cat(parts, dim=0) if backend.is_torch(X) else xp.concatenate(parts, axis=0)
-
-
 def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
-    if solver not in SOLVERS:
-        raise ValueError(f"solver={solver!r} is not known; choose one of {sorted(SOLVERS)}")
-    allowed = SOLVERS[solver][0]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise TypeError(
-            f"unknown option(s) {unknown} for solver={solver!r}; it accepts "
-            f"{sorted(allowed) if allowed else 'no options'}"
-        )
+    """(X, D, init, the solver object): every check before any work."""
+    cls = solver_class(solver)
+    if set(options) - set(cls.OPTIONS):
+        cls.check(options)  # the unknown option, named with the solver's options, before any array is read
     for name, a in (("X", X), ("D", D)):
         backend.namespace(a)  # raises a TypeError that names the type for anything else
         if a.ndim != 2:
@@ -222,16 +199,13 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
             f"X is on {backend.device_of(X)} but D is on {backend.device_of(D)}; "
             "move both to the same device"
         )
-    if backend.kind(D) != backend.kind(X):
-        D = backend.like(backend.to_numpy(D), X)
     if X.shape[1] != D.shape[1]:
         raise ValueError(
             f"X has {X.shape[1]} features but D has {D.shape[1]}: D must be (n_atoms, n_features) "
             f"with one atom per row (did you pass D.T?)"
         )
+    D = backend.match(D, X)
     xp = backend.namespace(X)
-    if backend.dtype_name(D) != backend.dtype_name(X):
-        D = backend.astype(D, backend.dtype_name(X))
     if not np.isscalar(alpha) and not (hasattr(alpha, "ndim") and alpha.ndim == 0):
         raise TypeError(f"alpha must be a scalar, got {type(alpha).__name__}")
     alpha = float(alpha)
@@ -252,33 +226,24 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
         raise ValueError(f"max_iter must be an integer ≥ 0, got {max_iter!r}")
     if not bool(xp.isfinite(D).all()):
         raise ValueError("D contains NaN or Inf; check how the dictionary was built")
-    if X.shape[0] and not bool(xp.isfinite(X).all()):
-        bad = int(np.argmax(~np.isfinite(backend.to_numpy(X)).all(axis=1)))
-        raise ValueError(f"X contains NaN or Inf (first at row {bad}); clean or drop those samples")
+    if X.shape[0]:
+        finite_rows(backend.to_numpy(xp.isfinite(X).all(axis=1)), "X")
+        # ‖x‖² must be finite too: the objective and the gap are computed from it, and an
+        # overflow there leaves every certificate NaN
+        with np.errstate(over="ignore"):  # the overflow is the finding, reported below
+            fits = backend.to_numpy(xp.isfinite((X * X).sum(axis=1)))
+        if not fits.all():
+            raise ValueError(
+                f"X is too large for {backend.dtype_name(X)}: ‖x‖² overflows (first at row "
+                f"{int(np.argmin(fits))}); rescale X, e.g. X / abs(X).max(), and alpha with it"
+            )
     norms = backend.to_numpy((D * D).sum(axis=1))
     if (norms == 0).any():
         raise ValueError(
             f"D has zero-norm atoms (rows {np.flatnonzero(norms == 0)[:10].tolist()}); remove them or "
             "re-initialise them, e.g. with random unit-norm rows"
         )
-    if positive and solver == "omp":
-        raise ValueError("solver='omp' does not support positive=True; use 'cd', 'fista' or 'lca'")
-    if solver == "lca" and options.get("threshold") is not None:
-        threshold = options["threshold"]
-        if positive and threshold in ("soft", "hard"):
-            raise ValueError(f"threshold={threshold!r} contradicts positive=True (it returns signed codes); "
-                             "use threshold='nonneg'")
-    if solver in ("ista", "fista", "lca") and options.get("form", "auto") not in FORMS:
-        raise ValueError(f"form={options['form']!r} is not known; choose one of {list(FORMS)}")
-    if solver == "fista" and "fused" in options:
-        fused = options["fused"]
-        if not (isinstance(fused, bool) or fused == "auto"):
-            raise ValueError(f"fused={fused!r} is not known; choose one of {list(fused_kernel.FUSED_CHOICES)}")
-        if fused is True and not (backend.is_torch(X) and X.is_cuda and fused_kernel.available()):
-            raise ValueError("fused=True needs X as a CUDA torch tensor and Triton installed; "
-                             "use fused='auto' to fall back to the array-operation step")
-    if solver == "lca" and options.get("gamma") is not None and not float(options["gamma"]) > 0:
-        raise ValueError(f"gamma must be > 0, got {options['gamma']}")
+    opts = cls.check(options, positive=bool(positive), X=X, D=D)
     if init is not None:
         if backend.kind(init) != backend.kind(X) or backend.device_of(init) != backend.device_of(X):
             raise ValueError("init must be the same kind of array, on the same device, as X")
@@ -286,5 +251,7 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
             raise ValueError(
                 f"init must have shape (n_samples, n_atoms) = {(X.shape[0], D.shape[0])}, got {tuple(init.shape)}"
             )
+        if X.shape[0]:
+            finite_rows(backend.to_numpy(xp.isfinite(init).all(axis=1)), "init")
         init = backend.astype(init, backend.dtype_name(X))
-    return X, D, init
+    return X, D, init, cls(positive=bool(positive), **opts)

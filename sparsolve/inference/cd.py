@@ -48,14 +48,12 @@ from numba import njit, prange
 
 from .. import backend
 from ..gap import gap_from_terms
+from ._cholesky import FAST as _FAST
+from ._cholesky import back_substitute, damping, factor_append, factor_delete, forward_substitute
+from .base import Solver
 from .loop import Result
 
 _gap_from_terms = njit(cache=True)(gap_from_terms)
-
-# Let LLVM reorder sums so that the O(k²) loops vectorise; no NaN/Inf-assuming flags,
-# because the comparisons with zero decide supports.
-_FAST = {"reassoc", "contract", "arcp"}
-
 
 @njit(cache=True)
 def _certify(z, c, b, xsq, alpha, positive, W):
@@ -108,104 +106,6 @@ def _sweep(z, c, G, alpha, positive, W, max_new, support_too):
                 c[k] -= d * G[j, k]
 
 
-@njit(cache=True, fastmath=_FAST)
-def _factor_delete(L, S, k, i):
-    """Remove position i from the factor: drop row i of L, and the rows below it,
-    moved up, each carry one entry past the diagonal; Givens rotations of the
-    column pairs (j, j+1), j = i..k−2, zero those (a rotation from the right keeps
-    LLᵀ).  Row q needs the rotations i..q−1 in turn, a chain of dependent
-    multiply-adds, so the rows go two at a time: their chains are independent and
-    the processor overlaps them.  O((k−i)²); 11 µs at k ≈ 150 where rotating
-    whole columns took 36 µs and the rank-one update that preceded this 56 µs."""
-    cs = np.empty(max(k - 1 - i, 0), dtype=L.dtype)
-    sn = np.empty_like(cs)
-    q = i
-    while q + 1 < k - 1:  # new rows q and q+1, from old rows q+1 and q+2
-        s0 = q + 1
-        s1 = q + 2
-        for t in range(i):
-            L[q, t] = L[s0, t]
-            L[q + 1, t] = L[s1, t]
-        S[q] = S[s0]
-        S[q + 1] = S[s1]
-        a0 = L[s0, i]
-        a1 = L[s1, i]
-        for j in range(i, q):
-            c = cs[j - i]
-            s = sn[j - i]
-            b0 = L[s0, j + 1]
-            b1 = L[s1, j + 1]
-            L[q, j] = c * a0 + s * b0
-            L[q + 1, j] = c * a1 + s * b1
-            a0 = c * b0 - s * a0
-            a1 = c * b1 - s * a1
-        # rotation q from row q, applied to row q+1, then rotation q+1 from row q+1
-        b0 = L[s0, q + 1]
-        h = np.sqrt(a0 * a0 + b0 * b0)
-        c = a0 / h
-        s = b0 / h
-        cs[q - i] = c
-        sn[q - i] = s
-        L[q, q] = h
-        b1 = L[s1, q + 1]
-        L[q + 1, q] = c * a1 + s * b1
-        a1 = c * b1 - s * a1
-        b1 = L[s1, q + 2]
-        h = np.sqrt(a1 * a1 + b1 * b1)
-        cs[q + 1 - i] = a1 / h
-        sn[q + 1 - i] = b1 / h
-        L[q + 1, q + 1] = h
-        q += 2
-    if q < k - 1:  # one row left
-        src = q + 1
-        for t in range(i):
-            L[q, t] = L[src, t]
-        S[q] = S[src]
-        a = L[src, i]
-        for j in range(i, q):
-            b = L[src, j + 1]
-            L[q, j] = cs[j - i] * a + sn[j - i] * b
-            a = cs[j - i] * b - sn[j - i] * a
-        b = L[src, q + 1]
-        L[q, q] = np.sqrt(a * a + b * b)
-    return k - 1
-
-
-@njit(cache=True, fastmath=_FAST)
-def _factor_append(L, S, k, new, G, delta):
-    """Grow the factor by the atoms ``new`` at once.  Their rows of L solve
-    L_SS yᵀ = G_S,new together, so that each row of L_SS is read once for all of
-    them (appending one at a time read all of L_SS once per atom); each new row
-    then finishes as a row of the Cholesky factor, with L_kk ≥ √δ.  O(k²·b + k·b²)
-    for b atoms."""
-    b = new.shape[0]
-    for q in range(b):
-        for r in range(k):
-            L[k + q, r] = G[new[q], S[r]]
-    for r in range(k):
-        lrr = L[r, r]
-        for q in range(b):
-            row = k + q
-            acc = L[row, r]
-            for t in range(r):
-                acc -= L[r, t] * L[row, t]
-            L[row, r] = acc / lrr
-    for q in range(b):
-        row = k + q
-        for p in range(q):
-            col = k + p
-            acc = G[new[q], new[p]]
-            for t in range(col):
-                acc -= L[col, t] * L[row, t]
-            L[row, col] = acc / L[col, col]
-        acc = G[new[q], new[q]] + delta
-        for t in range(row):
-            acc -= L[row, t] * L[row, t]
-        L[row, row] = np.sqrt(max(acc, delta))  # ≥ δ in exact arithmetic; rounding must not break it
-        S[row] = new[q]
-    return k + b
-
-
 @njit(cache=True)
 def _factor_sync(z, L, S, in_S, k, G, delta):
     """Bring the factor in line with the support of z; -1 (and an empty factor)
@@ -214,7 +114,7 @@ def _factor_sync(z, L, S, in_S, k, G, delta):
     while i < k:
         if z[S[i]] == 0.0:
             in_S[S[i]] = False
-            k = _factor_delete(L, S, k, i)
+            k = factor_delete(L, S, k, i)
         else:
             i += 1
     b = 0
@@ -232,7 +132,7 @@ def _factor_sync(z, L, S, in_S, k, G, delta):
             new[b] = j
             in_S[j] = True
             b += 1
-    return _factor_append(L, S, k, new, G, delta)
+    return factor_append(L, S, k, new, G, delta)
 
 
 @njit(cache=True, fastmath=_FAST)
@@ -298,32 +198,6 @@ def _path_change(t, Pq, cd, dGd, sd, alpha):
 
 
 @njit(cache=True, fastmath=_FAST)
-def _back_substitute(L, k, d):
-    """Solve Lᵀx = d in place, by rows of L.  Four rows at a time: their 4×4
-    diagonal block first, then one pass over the entries left of it, so that each
-    d[t] is loaded and stored once per four rows (3× faster at k = 175)."""
-    r = k - 1
-    while r >= 3:
-        d[r] /= L[r, r]
-        d[r - 1] = (d[r - 1] - L[r, r - 1] * d[r]) / L[r - 1, r - 1]
-        d[r - 2] = (d[r - 2] - L[r, r - 2] * d[r] - L[r - 1, r - 2] * d[r - 1]) / L[r - 2, r - 2]
-        d[r - 3] = (d[r - 3] - L[r, r - 3] * d[r] - L[r - 1, r - 3] * d[r - 1]
-                    - L[r - 2, r - 3] * d[r - 2]) / L[r - 3, r - 3]
-        d0 = d[r]
-        d1 = d[r - 1]
-        d2 = d[r - 2]
-        d3 = d[r - 3]
-        for t in range(r - 3):
-            d[t] -= L[r, t] * d0 + L[r - 1, t] * d1 + L[r - 2, t] * d2 + L[r - 3, t] * d3
-        r -= 4
-    while r >= 0:
-        d[r] /= L[r, r]
-        for t in range(r):
-            d[t] -= L[r, t] * d[r]
-        r -= 1
-
-
-@njit(cache=True, fastmath=_FAST)
 def _active_set_solve(z, c, G, alpha, delta, L, S, in_S, k):
     """Damped Newton steps on the support S and its signs s, until one is taken in full.
 
@@ -362,12 +236,8 @@ def _active_set_solve(z, c, G, alpha, delta, L, S, in_S, k):
     for _ in range(k + 1):
         for r in range(k):
             Gd[r] = cS[r] - (alpha if z[S[r]] > 0 else -alpha)
-        for r in range(k):
-            acc = Gd[r]
-            for t in range(r):
-                acc -= L[r, t] * d[t]
-            d[r] = acc / L[r, r]
-        _back_substitute(L, k, d)
+        forward_substitute(L, k, Gd, d)
+        back_substitute(L, k, d)
         # (G_SS + δI) d = c_S − αs, so G_SS d = c_S − αs − δd without a product
         cd = 0.0
         dGd = 0.0
@@ -425,7 +295,7 @@ def _active_set_solve(z, c, G, alpha, delta, L, S, in_S, k):
                 in_S[S[i]] = False
                 for r in range(i + 1, k):
                     cS[r - 1] = cS[r]
-                k = _factor_delete(L, S, k, i)
+                k = factor_delete(L, S, k, i)
             else:
                 i += 1
         if k == 0:
@@ -510,7 +380,9 @@ def _solve_one(z, c, b, xsq, G, alpha, positive, tol, max_iter, delta, ws0, L, S
         if g <= tol * F or it >= max_iter:
             for r in range(max(k, 0)):
                 in_S[S[r]] = False
-            return it, (g / F if F > 0 else 0.0), g <= tol * F
+            # F = 0 only at x = 0, z = 0, where the gap is 0 too; a NaN F or gap (an
+            # overflow) must show as NaN, not as a certified 0
+            return it, (g / F if F > 0 else (0.0 if F == 0.0 and g == 0.0 else np.nan)), g <= tol * F
         W = _working_set(z, c, positive, size)
         inner = max(0.1 * tol, 0.1 * g / F)
         while it < max_iter:
@@ -533,9 +405,10 @@ def _solve_one(z, c, b, xsq, G, alpha, positive, tol, max_iter, delta, ws0, L, S
 
 
 @njit(parallel=True, cache=True)
-def _cd_batch(G, B, xsq, Z, alpha, positive, tol, max_iter, delta, ws0, cap, n_chunks, n_iter, gap,
+def _cd_batch(G, XDt, xsq, Z, alpha, positive, tol, max_iter, delta, ws0, cap, n_chunks, n_iter, gap,
               converged):
-    n, m = B.shape
+    """Every row of XDt = XDᵀ (b = xDᵀ per sample) in parallel, over chunks of rows; Z in place."""
+    n, m = XDt.shape
     per_chunk = (n + n_chunks - 1) // n_chunks
     for chunk in prange(n_chunks):
         # one workspace per chunk: allocating the factor per sample costs more
@@ -546,37 +419,41 @@ def _cd_batch(G, B, xsq, Z, alpha, positive, tol, max_iter, delta, ws0, cap, n_c
         c = np.empty(m, dtype=G.dtype)
         for i in range(chunk * per_chunk, min(n, (chunk + 1) * per_chunk)):
             z = Z[i]
-            _correlation(z, B[i], G, c)
-            n_iter[i], gap[i], converged[i] = _solve_one(z, c, B[i], xsq[i], G, alpha, positive, tol,
+            _correlation(z, XDt[i], G, c)
+            n_iter[i], gap[i], converged[i] = _solve_one(z, c, XDt[i], xsq[i], G, alpha, positive, tol,
                                                          max_iter, delta, ws0, L, S, in_S)
-
-
-def _damping(G):
-    """δ for the Newton step: a thousand rounding units of the largest diagonal entry."""
-    return G.dtype.type(1e3 * np.finfo(G.dtype).eps * float(np.max(np.diag(G))))
 
 
 # The first working set: large enough for a typical patch's support at 5-10% density.
 _WORKING_SET_START = 16
 
-OPTIONS = {}
+class CD(Solver):
+    """Gram-form coordinate descent with working sets and Newton steps (module docstring);
+    numba kernels on host copies of the arrays.  No options."""
 
+    name = "cd"
+    runs_on_host = True
+    default_max_iter = 2000
 
-def solve(X, D, alpha, *, positive, init, tol, max_iter, G=None, **_):
-    """Lasso codes by Gram-form coordinate descent (host arrays; see the module doc)."""
-    Dh = backend.to_numpy(D)
-    Xh = backend.to_numpy(X)
-    Gh = Dh @ Dh.T if G is None else backend.to_numpy(G)
-    Z = np.array(backend.to_numpy(init), dtype=Xh.dtype, order="C", copy=True)
-    B = np.ascontiguousarray(Xh @ Dh.T)
-    xsq = np.einsum("ij,ij->i", Xh, Xh)
-    n = Xh.shape[0]
-    n_iter = np.zeros(n, dtype=np.int64)
-    gap = np.zeros(n, dtype=np.float64)
-    converged = np.zeros(n, dtype=np.bool_)
-    m, p = Dh.shape
-    cap = min(m, max(64, 2 * p))  # supports hardly exceed n_features; past cap, CD sweeps alone
-    n_chunks = min(max(n, 1), 16 * numba.get_num_threads())  # small chunks balance uneven samples
-    _cd_batch(np.ascontiguousarray(Gh), B, xsq, Z, Xh.dtype.type(alpha), positive, float(tol),
-              int(max_iter), _damping(Gh), _WORKING_SET_START, cap, n_chunks, n_iter, gap, converged)
-    return Result(backend.like(Z, X), n_iter, gap, converged)
+    def prepare(self, D, form):
+        Dh = backend.to_numpy(D)
+        G = np.ascontiguousarray(Dh @ Dh.T)
+        return {"G": G, "D": Dh}
+
+    def solve(self, X, D, alpha, *, init, tol, max_iter, form, shared, row_offset=0):
+        """Lasso codes for the rows of X; ``Result.crit`` is the relative gap gap/F(z)."""
+        G, Dh = shared["G"], shared["D"]
+        Xh = backend.to_numpy(X)
+        Z = np.array(backend.to_numpy(init), dtype=Xh.dtype, order="C", copy=True)
+        XDt = np.ascontiguousarray(Xh @ Dh.T)
+        xsq = np.einsum("ij,ij->i", Xh, Xh)
+        n = Xh.shape[0]
+        n_iter = np.zeros(n, dtype=np.int64)
+        rel_gap = np.zeros(n, dtype=np.float64)
+        converged = np.zeros(n, dtype=np.bool_)
+        m, p = Dh.shape
+        cap = min(m, max(64, 2 * p))  # supports hardly exceed n_features; past cap, CD sweeps alone
+        n_chunks = min(max(n, 1), 16 * numba.get_num_threads())  # small chunks balance uneven samples
+        _cd_batch(G, XDt, xsq, Z, Xh.dtype.type(alpha), self.positive, float(tol), int(max_iter), damping(G),
+                  _WORKING_SET_START, cap, n_chunks, n_iter, rel_gap, converged)
+        return Result(backend.match(Z, X), n_iter, rel_gap, converged)

@@ -15,18 +15,32 @@ On CUDA the element-wise part of the step runs as one fused kernel
 from __future__ import annotations
 
 from .. import backend
+from ..checks import choice
 from ..prox import prox_l1
 from . import fused as fused_kernel
+from .base import Iterative
 
 
-class FISTA:
+class FISTA(Iterative):
+    """Options: those of :class:`.Iterative`, plus ``restart`` (the adaptive restart above)
+    and ``fused`` ("auto": the fused CUDA step where Triton is installed; False: never;
+    True: require it)."""
+
     name = "fista"
-    is_lasso = True
+    default_max_iter = 5000
+    OPTIONS = {**Iterative.OPTIONS, "restart": True, "fused": "auto"}
 
-    def __init__(self, restart: bool = True, fused="auto"):
-        self.restart = restart
-        self.fused = fused
+    def __init__(self, positive=False, **options):
+        super().__init__(positive, **options)
         self._sizes = None  # the fused kernel's [1/L, α/L], made once per problem
+
+    @classmethod
+    def _check(cls, opts, positive, X, D):
+        super()._check(opts, positive, X, D)
+        fused = choice(opts["fused"], "fused", fused_kernel.FUSED_CHOICES)
+        if fused is True and not (X is not None and fused_kernel.supports(X)):
+            raise ValueError("fused=True needs X as a CUDA torch tensor and Triton installed; "
+                             "use fused='auto' to fall back to the array-operation step")
 
     def init(self, prob, Z0):
         return {"z": Z0 + 0, "y": Z0 + 0, "t": backend.ones(Z0, (Z0.shape[0],))}
@@ -52,6 +66,3 @@ class FISTA:
 
     def current(self, prob, s):
         return s["z"]
-
-    def divergence_hint(self, prob):
-        return f"The step 1/L uses L={prob.L:.4g}; pass a larger L."

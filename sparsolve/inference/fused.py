@@ -79,10 +79,14 @@ def available() -> bool:
     return _kernel() is not None
 
 
+def supports(x) -> bool:
+    """Whether the kernel can run at all on arrays like ``x``: CUDA torch tensors, Triton installed."""
+    return backend.is_torch(x) and backend.on_gpu(x) and available()
+
+
 def usable(z) -> bool:
     """Whether the kernel can run on the state array z (rows, atoms)."""
-    return (backend.is_torch(z) and z.is_cuda and z.shape[1] <= MAX_ATOMS and z.stride(1) == 1
-            and available())
+    return supports(z) and z.shape[1] <= MAX_ATOMS and z.stride(1) == 1
 
 
 def step_sizes(z, L: float, alpha: float):

@@ -8,11 +8,12 @@ monotonically and F(z_k) − F* = O(1/k).
 from __future__ import annotations
 
 from ..prox import prox_l1
+from .base import Iterative
 
 
-class ISTA:
+class ISTA(Iterative):
     name = "ista"
-    is_lasso = True
+    default_max_iter = 20000
 
     def init(self, prob, Z0):
         return {"z": Z0 + 0}
@@ -23,6 +24,3 @@ class ISTA:
 
     def current(self, prob, s):
         return s["z"]
-
-    def divergence_hint(self, prob):
-        return f"The step 1/L uses L={prob.L:.4g}; pass a larger L."

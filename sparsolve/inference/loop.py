@@ -23,11 +23,12 @@ class DivergenceError(FloatingPointError):
 
 @dataclass
 class Result:
-    """Codes plus, for each sample, iterations taken, last certified gap and convergence."""
+    """Codes plus, for each sample, iterations taken, the solver's last certified
+    criterion (``crit``: see ``base.CRITERIA``) and convergence."""
 
     Z: object
     n_iter: np.ndarray
-    gap: np.ndarray
+    crit: np.ndarray
     converged: np.ndarray
 
 
@@ -37,13 +38,18 @@ class Result:
 _BLOWUP = 1e4
 
 
-def iterate(solver, prob, Z0, *, tol, max_iter, check_every):
-    """Run ``solver`` on ``prob`` from ``Z0`` until every row is certified or max_iter."""
+def iterate(solver, prob, Z0, *, tol, max_iter, check_every, trace=None):
+    """Run ``solver`` on ``prob`` from ``Z0`` until every row is certified or max_iter.
+
+    ``trace(step, rows, Z, F)``, when given, is called at every certificate with the
+    host indices of the rows still running, their codes and their objectives F(z);
+    if it returns True the run ends there, the rows not yet certified written out as
+    they are (not converged)."""
     xp = backend.namespace(Z0)
     n = Z0.shape[0]
-    Z_out = Z0 + 0  # a copy that keeps the kind and device
+    Z_out = backend.copy(Z0)
     n_iter = np.zeros(n, dtype=np.int64)
-    gap_out = np.full(n, np.inf)
+    crit_out = np.full(n, np.inf)
     converged = np.zeros(n, dtype=bool)
     active = np.arange(n)
     state = solver.init(prob, Z0)
@@ -55,13 +61,14 @@ def iterate(solver, prob, Z0, *, tol, max_iter, check_every):
             Z, crit, ok, F = _certify(solver, prob, state, tol, xp, F_ref)
             if F_ref is None:
                 F_ref = xp.maximum(F, 0.5 * prob.xsq)
-            finished = ok | (it >= max_iter)
+            stop = it >= max_iter or (trace is not None and bool(trace(it, active, Z, F)))
+            finished = (ok | True) if stop else ok  # stop: every row finishes here
             if bool(finished.any()):
                 fin = backend.to_numpy(finished)
                 rows = active[fin]
                 Z_out[backend.like(rows, Z_out)] = Z[finished]
                 n_iter[rows] = it
-                gap_out[rows] = backend.to_numpy(crit[finished])
+                crit_out[rows] = backend.to_numpy(crit[finished])
                 converged[rows] = backend.to_numpy(ok[finished])
                 keep = ~finished
                 active = active[~fin]
@@ -72,7 +79,7 @@ def iterate(solver, prob, Z0, *, tol, max_iter, check_every):
                 F_ref = F_ref[keep]
         solver.step(prob, state)
         it += 1
-    return Result(Z_out, n_iter, gap_out, converged)
+    return Result(Z_out, n_iter, crit_out, converged)
 
 
 def _certify(solver, prob, state, tol, xp, F_ref):
@@ -87,7 +94,7 @@ def _certify(solver, prob, state, tol, xp, F_ref):
             f"{solver.name} diverged: the objective became non-finite or grew beyond "
             f"{_BLOWUP:g}·F(start). {solver.divergence_hint(prob)}"
         )
-    if getattr(solver, "is_lasso", True):
+    if solver.criterion == "rel_gap":
         rel = gap / xp.clip(F, 1e-300, None)
         return Z, rel, gap <= tol * F, F
     res = solver.residual(prob, state, C)

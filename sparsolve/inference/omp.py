@@ -15,42 +15,23 @@ the samples run in parallel with ``prange``.  ``alpha`` plays no part.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from numba import njit, prange
 
 from .. import backend
+from ._cholesky import back_substitute, forward_substitute
+from .base import Solver
 from .loop import Result
 
 
-@njit(cache=True)
-def _solve_lower(L, k, rhs):
-    """Solve L[:k,:k] w = rhs (forward substitution)."""
-    w = np.empty(k, dtype=L.dtype)
-    for r in range(k):
-        acc = rhs[r]
-        for q in range(r):
-            acc -= L[r, q] * w[q]
-        w[r] = acc / L[r, r]
-    return w
-
-
-@njit(cache=True)
-def _solve_upper_t(L, k, rhs):
-    """Solve L[:k,:k]ᵀ w = rhs (back substitution)."""
-    w = np.empty(k, dtype=L.dtype)
-    for r in range(k - 1, -1, -1):
-        acc = rhs[r]
-        for q in range(r + 1, k):
-            acc -= L[q, r] * w[q]
-        w[r] = acc / L[r, r]
-    return w
-
-
 @njit(parallel=True, cache=True)
-def _omp_batch(G, B, xsq, n_nonzero, tol, Z, n_iter, resid, converged):
-    n, m = B.shape
+def _omp_batch(G, XDt, xsq, n_nonzero, tol, Z, n_iter, resid, converged):
+    """Every row of XDt = XDᵀ (b = xDᵀ per sample) in parallel; Z, n_iter, resid in place."""
+    n, m = XDt.shape
     for i in prange(n):
-        b = B[i]
+        b = XDt[i]
         c = b.copy()
         idx = np.empty(n_nonzero, dtype=np.int64)
         L = np.zeros((n_nonzero, n_nonzero), dtype=G.dtype)
@@ -73,16 +54,17 @@ def _omp_batch(G, B, xsq, n_nonzero, tol, Z, n_iter, resid, converged):
                 col = np.empty(k, dtype=G.dtype)
                 for q in range(k):
                     col[q] = G[idx[q], j]
-                w = _solve_lower(L, k, col)
-                d = G[j, j] - np.dot(w, w)
+                forward_substitute(L, k, col, L[k])  # the new row of the factor, in place
+                d = G[j, j] - np.dot(L[k, :k], L[k, :k])
                 if d <= 1e-10 * G[j, j]:  # the atom is (numerically) in the span already
                     break
-                L[k, :k] = w
                 L[k, k] = np.sqrt(d)
             idx[k] = j
             rhs[k] = b[j]
             k += 1
-            gamma = _solve_upper_t(L, k, _solve_lower(L, k, rhs[:k]))
+            gamma = np.empty(k, dtype=G.dtype)
+            forward_substitute(L, k, rhs, gamma)
+            back_substitute(L, k, gamma)
             for q in range(m):
                 acc = b[q]
                 for s in range(k):
@@ -97,30 +79,43 @@ def _omp_batch(G, B, xsq, n_nonzero, tol, Z, n_iter, resid, converged):
         converged[i] = True
 
 
-OPTIONS = {"n_nonzero_coefs": None}
+class OMP(Solver):
+    """Batch-OMP (module docstring).  Option: ``n_nonzero_coefs``, the most atoms per
+    sample (default: a tenth of the atoms); ``max_iter``, when given, caps it too.
+    Its ``criterion`` is the relative residual energy ‖x − zD‖²/‖x‖²."""
 
+    name = "omp"
+    runs_on_host = True
+    criterion = "residual_energy"
+    OPTIONS = {"n_nonzero_coefs": None}
 
-def solve(X, D, alpha, *, positive, init, tol, max_iter, G=None, n_nonzero_coefs=None, **_):
-    """Up to ``n_nonzero_coefs`` (default: a tenth of the atoms) nonzeros per sample.
+    @classmethod
+    def _check(cls, opts, positive, X, D):
+        if positive:
+            raise ValueError("solver='omp' does not support positive=True; use 'cd', 'fista' or 'lca'")
+        k = opts["n_nonzero_coefs"]
+        if k is not None and D is not None:
+            top = min(D.shape)
+            if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= top:
+                raise ValueError(f"n_nonzero_coefs={k} must lie in [1, min(n_atoms, n_features)] = [1, {top}]")
 
-    ``info.gap`` holds the relative residual energy ‖x − zD‖²/‖x‖² for OMP."""
-    Dh = backend.to_numpy(D)
-    Xh = backend.to_numpy(X)
-    m = Dh.shape[0]
-    k = max(1, m // 10) if n_nonzero_coefs is None else int(n_nonzero_coefs)
-    if not 1 <= k <= min(m, Dh.shape[1]):
-        raise ValueError(
-            f"n_nonzero_coefs={n_nonzero_coefs} must lie in [1, min(n_atoms, n_features)] = "
-            f"[1, {min(m, Dh.shape[1])}]"
-        )
-    k = min(k, max_iter) if max_iter is not None else k
-    Gh = np.ascontiguousarray(Dh @ Dh.T if G is None else backend.to_numpy(G))
-    B = np.ascontiguousarray(Xh @ Dh.T)
-    xsq = np.einsum("ij,ij->i", Xh, Xh)
-    n = Xh.shape[0]
-    Z = np.zeros((n, m), dtype=Xh.dtype)
-    n_iter = np.zeros(n, dtype=np.int64)
-    resid = np.zeros(n, dtype=np.float64)
-    converged = np.zeros(n, dtype=np.bool_)
-    _omp_batch(Gh, B, xsq, k, float(tol), Z, n_iter, resid, converged)
-    return Result(backend.like(Z, X), n_iter, resid, converged)
+    def prepare(self, D, form):
+        Dh = backend.to_numpy(D)
+        return {"G": np.ascontiguousarray(Dh @ Dh.T), "D": Dh}
+
+    def solve(self, X, D, alpha, *, init, tol, max_iter, form, shared, row_offset=0):
+        """Up to ``n_nonzero_coefs`` nonzeros per sample; ``alpha`` and ``init`` play no part."""
+        G, Dh = shared["G"], shared["D"]
+        Xh = backend.to_numpy(X)
+        m = Dh.shape[0]
+        k = max(1, m // 10) if self.n_nonzero_coefs is None else int(self.n_nonzero_coefs)
+        k = min(k, max_iter) if max_iter is not None else k
+        XDt = np.ascontiguousarray(Xh @ Dh.T)
+        xsq = np.einsum("ij,ij->i", Xh, Xh)
+        n = Xh.shape[0]
+        Z = np.zeros((n, m), dtype=Xh.dtype)
+        n_iter = np.zeros(n, dtype=np.int64)
+        resid = np.zeros(n, dtype=np.float64)
+        converged = np.zeros(n, dtype=np.bool_)
+        _omp_batch(G, XDt, xsq, k, float(tol), Z, n_iter, resid, converged)
+        return Result(backend.match(Z, X), n_iter, resid, converged)

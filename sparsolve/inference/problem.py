@@ -1,7 +1,7 @@
 """The lasso instance a solver iterates on: the dictionary, the per-sample data, and
 the two ways of computing the residual correlation c = (x − zD)Dᵀ.
 
-* Gram form:     c = b − zG  with the drive b = xDᵀ and the Gram matrix G = DDᵀ
+* Gram form:     c = b − zG  with b = xDᵀ (a row of ``XDt``) and the Gram matrix G = DDᵀ
                  (m×m, computed once): one n×m×m product per evaluation.
 * Factored form: c = (x − zD)Dᵀ: two n×m×p products per evaluation.
 
@@ -26,35 +26,43 @@ def choose_form(n_samples: int, n_atoms: int, n_features: int, expected_evals: i
     return "gram" if gram < factored else "factored"
 
 
-def lipschitz(D, n_iter: int = 200, rtol: float = 1e-7) -> float:
-    """L = ‖D‖₂² = λ_max(DDᵀ), by power iteration on the smaller of DDᵀ and DᵀD.
-
-    Power iteration approaches λ_max from below; the 1e-3 margin keeps the step
-    1/L safe for the few digits it has not settled."""
-    xp = backend.namespace(D)
-    M = D.T if D.shape[0] < D.shape[1] else D  # iterate in the smaller dimension
-    v = backend.ones(D, (M.shape[1],))
+def top_eigenvalue(A, *, n_iter: int = 200, rtol: float = 1e-7) -> float:
+    """λ_max(A) of a symmetric positive semi-definite matrix A, by power iteration
+    v ← Av/‖Av‖ from v = 1/√n; stops when λ = ‖Av‖ moves by ≤ rtol·λ (never with
+    rtol = 0) or after n_iter steps.  Approaches λ_max from below."""
+    xp = backend.namespace(A)
+    n = A.shape[0]
+    v = backend.ones(A, (n,)) / n ** 0.5
     lam = 0.0
     for _ in range(n_iter):
-        w = (M @ v) @ M
+        w = A @ v
         new = backend.item(xp.sqrt((w * w).sum()))
         if new == 0.0:
             return 0.0
         v = w / new
-        if abs(new - lam) <= rtol * new:
-            lam = new
-            break
+        converged = abs(new - lam) <= rtol * new
         lam = new
-    return lam * (1 + 1e-3)
+        if converged:
+            break
+    return lam
+
+
+def lipschitz(D) -> float:
+    """L = ‖D‖₂² = λ_max(DDᵀ), the Lipschitz constant of the gradient of ½‖x − zD‖²,
+    from the smaller of DDᵀ and DᵀD.  The 1e-3 margin keeps the step 1/L safe for
+    the few digits the power iteration has not settled."""
+    M = D @ D.T if D.shape[0] <= D.shape[1] else D.T @ D
+    return top_eigenvalue(M) * (1 + 1e-3)
 
 
 @dataclass
 class LassoProblem:
     """min_z ½‖x − zD‖² + α‖z‖₁ (+ z ≥ 0) for the rows x of ``X``.
 
-    ``X`` (rows, factored form) or ``B`` = XDᵀ (rows, Gram form) hold the per-sample
-    data, with ``xsq`` = ‖x‖²; ``take`` keeps a subset of rows so that converged
-    samples stop costing work."""
+    ``X`` (rows, factored form) or ``XDt`` = XDᵀ (rows, Gram form) hold the per-sample
+    data, with ``xsq`` = ‖x‖²; ``G`` = DDᵀ (the Gram matrix, not LCA's DDᵀ − I) and
+    ``L`` = ‖D‖₂² (the Lipschitz constant).  ``take`` keeps a subset of rows so that
+    converged samples stop costing work."""
 
     D: object
     alpha: float
@@ -62,7 +70,7 @@ class LassoProblem:
     L: float
     form: str
     X: object = None
-    B: object = None
+    XDt: object = None
     xsq: object = None
     G: object = None
 
@@ -72,13 +80,13 @@ class LassoProblem:
         L = lipschitz(D) if L is None else L
         if form == "gram":
             G = D @ D.T if G is None else G
-            return cls(D, alpha, positive, L, form, B=X @ D.T, xsq=xsq, G=G)
+            return cls(D, alpha, positive, L, form, XDt=X @ D.T, xsq=xsq, G=G)
         return cls(D, alpha, positive, L, form, X=X, xsq=xsq)
 
     def correlation(self, Z):
         """c = (x − zD)Dᵀ, the negative gradient of ½‖x − zD‖² at z."""
         if self.form == "gram":
-            return self.B - Z @ self.G
+            return self.XDt - Z @ self.G
         return (self.X - Z @ self.D) @ self.D.T
 
     def terms(self, Z, C=None):
@@ -87,7 +95,7 @@ class LassoProblem:
             return residual_terms(self.X, self.D, Z)
         if C is None:
             C = self.correlation(Z)
-        zb = (Z * self.B).sum(axis=1)
+        zb = (Z * self.XDt).sum(axis=1)
         zc = (Z * C).sum(axis=1)
         # ‖r‖² = ‖x‖² − 2⟨z,b⟩ + ⟨z, zG⟩ and ⟨z, zG⟩ = ⟨z,b⟩ − ⟨z,c⟩
         return C, self.xsq - zb - zc, self.xsq - zb
@@ -97,6 +105,6 @@ class LassoProblem:
         return replace(
             self,
             X=None if self.X is None else self.X[keep],
-            B=None if self.B is None else self.B[keep],
+            XDt=None if self.XDt is None else self.XDt[keep],
             xsq=self.xsq[keep],
         )

@@ -21,7 +21,6 @@ import numpy as np
 
 from .. import backend
 from ..checks import finite_rows
-from ._backend_shim import to_device
 
 # Rows hashed into a fingerprint: spread over the data, so that other data of the same
 # shape and dtype differs in them, and few, so that a memmap reads almost nothing.
@@ -156,9 +155,9 @@ class Source:
             full = bs >= self.n
             for index in range(skip, self.per_epoch):
                 rows = np.sort(order[index * bs:(index + 1) * bs])
-                yield index, to_device(take(self.X, rows), device), ("full" if full else None)
+                yield index, backend.to_device(take(self.X, rows), device), ("full" if full else None)
         else:
             for index, batch in enumerate(self.X):
                 if index < skip:
                     continue
-                yield index, to_device(as_batch(batch, index), device), None
+                yield index, backend.to_device(as_batch(batch, index), device), None

@@ -17,7 +17,6 @@ from .. import backend
 from ..config import FitConfig
 from . import checkpoint as ckpt
 from . import norms, training
-from ._backend_shim import cuda_available
 from .batches import Source, check_data, fingerprint, is_array
 from .learner import Learner, check_solver_options, host_record
 
@@ -84,7 +83,7 @@ def _start(X, config, dict_init, checkpoint):
     learner or the checkpoint's."""
     check_data(X)
     check_solver_options(config.solver, config.solver_options)
-    if config.device == "cuda" and not cuda_available():
+    if config.device == "cuda" and not backend.cuda_available():
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or device=None")
     n_rows, n_features = (X.shape[0], int(X.shape[1])) if is_array(X) else (None, None)
     config = config.resolved(n_rows)

@@ -21,23 +21,24 @@ so a step that fails in its checks, its encode or its update leaves the learner 
 """
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 
 import numpy as np
 
 from .. import backend
-from ..inference import HOST_KERNELS, SOLVERS, ConvergenceWarning, encode
+from ..inference import ConvergenceWarning, encode, solver_class
 from . import dead as dead_atoms
 from . import norms, updates
-from ._backend_shim import match
 from .batches import check_batch, check_finite
 
 # Inner-loop iteration caps for learning.  A cap, not the tol, ends LCA/ISTA/FISTA
 # on early, badly conditioned dictionaries; the codes are still good enough for
 # an M-step, and the cap keeps one step's cost bounded.  cd and omp use encode's own.
-LEARNING_MAX_ITER = {"lca": 500, "ista": 500, "fista": 300}
+# LCA's is low because its accelerated form gets an M-step's worth of accuracy in a few
+# dozen iterations: at 50, fit reaches cd's held-out objective in 1.3× cd's time, and
+# ends lower (benchmarks/fit.py; at 500, 5×).
+LEARNING_MAX_ITER = {"lca": 50, "ista": 500, "fista": 300}
 
 HISTORY_KEYS = ("step", "objective", "mse", "l1", "nnz_frac", "dead_frac", "norm_min", "norm_mean",
                 "norm_max", "samples_seen", "seconds", "resampled", "converged_frac")
@@ -55,10 +56,11 @@ def solver_for(solver, X):
 def check_solver_options(solver, options, where="fit"):
     if solver == "auto":
         return
-    unknown = sorted(set(options) - set(SOLVERS[solver][0]))
+    known = solver_class(solver).OPTIONS
+    unknown = sorted(set(options) - set(known))
     if unknown:
         raise TypeError(f"unknown option(s) {unknown} for {where} with solver={solver!r}; the solver accepts "
-                        f"{sorted(SOLVERS[solver][0])}")
+                        f"{sorted(known)}")
 
 
 class History:
@@ -112,7 +114,7 @@ def initial_dictionary(X, n_atoms, rng):
     if take.size < n_atoms:
         extra = rng.standard_normal((n_atoms - take.size, X.shape[1]))
         D[take.size:] = extra / np.linalg.norm(extra, axis=1, keepdims=True)
-    return match(D, X)
+    return backend.match(D, X)
 
 
 # ---- the update stage: name -> (learner, D, batch_A, batch_B, decay) -> (new D, running stats) --------
@@ -169,8 +171,14 @@ class Learner:
         ``index`` names the batch in errors; ``warm_key`` marks batches that repeat exactly."""
         solver = solver_for(self.config.solver, X)
         # The step's own products (residual, statistics) would leave multi-threaded BLAS
-        # workers spinning into the next batch's numba kernel (backend.single_threaded_blas).
-        with backend.single_threaded_blas() if solver in HOST_KERNELS else contextlib.nullcontext():
+        # workers spinning into the next batch's numba kernel (backend.single_threaded_blas),
+        # and small ones lose to BLAS threads on a shared machine (backend.blas_threads_for).
+        m = self.config.n_atoms
+        if solver_class(solver).runs_on_host:
+            blas = backend.single_threaded_blas()
+        else:
+            blas = backend.blas_threads_for(X, X.shape[0] * m * max(m, X.shape[1]))
+        with blas:
             return self._step(X, index, warm_key, solver)
 
     def _step(self, X, index, warm_key, solver):
@@ -182,8 +190,9 @@ class Learner:
         if self.n_features is None:
             self.n_features = int(X.shape[1])
         start = time.perf_counter()
-        D = initial_dictionary(X, cfg.n_atoms, self.rng) if self.D is None else match(self.D, X)
-        stats_A, stats_B = (None, None) if self.stats_A is None else (match(self.stats_A, X), match(self.stats_B, X))
+        D = initial_dictionary(X, cfg.n_atoms, self.rng) if self.D is None else backend.match(self.D, X)
+        stats_A, stats_B = ((None, None) if self.stats_A is None
+                            else (backend.match(self.stats_A, X), backend.match(self.stats_B, X)))
         self.stats_A, self.stats_B = stats_A, stats_B
 
         Z, converged = self._encode(X, D, solver, warm_key)
@@ -212,7 +221,7 @@ class Learner:
         cfg = self.config
         init = self.warm[1] if (warm_key is not None and self.warm is not None and self.warm[0] == warm_key) else None
         if init is not None:
-            init = match(init, X)
+            init = backend.match(init, X)
         options = cfg.solver_options if solver == cfg.solver else {}
         max_iter = cfg.max_iter if cfg.max_iter is not None else LEARNING_MAX_ITER.get(solver)
         with warnings.catch_warnings():

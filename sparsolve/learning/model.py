@@ -11,7 +11,6 @@ import numpy as np
 from .. import backend, io
 from ..gap import objective
 from ..inference import encode
-from ._backend_shim import match
 from .learner import history_arrays, history_from_arrays, solver_for
 
 KIND = "sparse_coding_model"
@@ -57,7 +56,7 @@ class SparseCodingModel:
 
     def _D_for(self, X):
         """The dictionary in the kind, device and dtype of X."""
-        return match(self.dictionary, X)
+        return backend.match(self.dictionary, X)
 
     def encode(self, X, **options):
         """Codes Z of X: ``sparsolve.encode(X, D, alpha, solver=..., positive=..., **options)``

@@ -45,6 +45,7 @@ from numba import njit
 
 from .. import backend
 from ..checks import nonnegative_float, positive_float
+from ..inference.problem import top_eigenvalue
 from . import norms
 
 UPDATES = ("online", "sgd", "mod")
@@ -184,7 +185,7 @@ def _online_numba(D, A_bar, B_bar, floor, decay, unused):
 
 def sgd(D, A, B, decay, lr):
     """D + η (B − A D − decay·D) with η = lr / (λ_max(A) + decay)."""
-    eta = lr / (_top_eigenvalue(A) + decay + 1e-30)
+    eta = lr / (top_eigenvalue(A, n_iter=_POWER_STEPS, rtol=0.0) + decay + 1e-30)
     return D + eta * (B - A @ D - decay * D)
 
 
@@ -279,16 +280,3 @@ def mod(D, A, B, decay):
 
 def _diag(A):
     return backend.namespace(A).diagonal(A)
-
-
-def _top_eigenvalue(A):
-    v = backend.ones(A, (A.shape[0],))
-    lam = 0.0
-    for _ in range(_POWER_STEPS):
-        w = A @ v
-        norm = float(backend.item((w * w).sum())) ** 0.5
-        if norm == 0.0:
-            return 0.0
-        lam = norm / float(backend.item((v * v).sum())) ** 0.5
-        v = w / norm
-    return lam

@@ -1,0 +1,109 @@
+"""The solver protocol: what :func:`sparsolve.encode` asks of a solver.
+
+A solver is a class, registered by name in :data:`sparsolve.inference.REGISTRY`, with
+
+* ``name``; ``runs_on_host`` (True: it runs as numba kernels on host copies of the
+  arrays, always in Gram form, so encode keeps host BLAS on one thread around it);
+  ``default_max_iter``; and ``OPTIONS``, its options with their defaults;
+* ``check(options, positive=..., X=..., D=...)``, a classmethod that refuses unknown or bad
+  options -- naming this solver's options -- before any work, and returns all of them;
+* a constructor taking those options (and ``positive``);
+* ``criterion``: which per-sample number it reports, one of :data:`CRITERIA`;
+* ``pick_form(n_samples, n_atoms, n_features)``: "gram" or "factored";
+* ``prepare(D, form)``: what every chunk of rows shares (G = DDᵀ, L = ‖D‖₂²);
+* ``solve(X, D, alpha, init=, tol=, max_iter=, shared=, row_offset=)`` -> ``loop.Result``.
+
+:class:`Iterative` is the base of the solvers written once over :mod:`sparsolve.backend`
+(ISTA, FISTA, LCA): they add ``init``, ``step`` and ``current`` over a state dict of
+per-sample rows, and :func:`sparsolve.inference.loop.iterate` runs them.  Adding a
+solver is one file with one class, and one line in the registry.
+"""
+from __future__ import annotations
+
+from ..checks import choice, positive_float, positive_int
+from .loop import iterate
+from .problem import FORMS, LassoProblem, choose_form, lipschitz
+
+# What EncodeInfo reports per sample, by the solver's ``criterion``:
+CRITERIA = {
+    "rel_gap": "relative duality gap gap/F(z) of the lasso",
+    "residual_energy": "relative residual energy ‖x − zD‖²/‖x‖² (OMP)",
+    "fixed_point_residual": "fixed-point residual max|Δμ|/max|μ| (LCA, hard threshold)",
+}
+
+
+class Solver:
+    name = ""
+    runs_on_host = False
+    default_max_iter: int | None = None
+    criterion = "rel_gap"
+    OPTIONS: dict = {}
+
+    def __init__(self, positive: bool = False, **options):
+        self.positive = bool(positive)
+        for key, value in {**self.OPTIONS, **options}.items():
+            setattr(self, key, value)
+
+    @classmethod
+    def check(cls, options: dict, *, positive: bool = False, X=None, D=None) -> dict:
+        """All options, the defaults filled in; an error for an unknown or bad one."""
+        unknown = sorted(set(options) - set(cls.OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"unknown option(s) {unknown} for solver={cls.name!r}; it accepts "
+                f"{sorted(cls.OPTIONS) if cls.OPTIONS else 'no options'}"
+            )
+        opts = {**cls.OPTIONS, **options}
+        cls._check(opts, positive, X, D)
+        return opts
+
+    @classmethod
+    def _check(cls, opts: dict, positive: bool, X, D) -> None:
+        """Per-solver value checks: solvers with options override this."""
+
+    def pick_form(self, n_samples: int, n_atoms: int, n_features: int) -> str:
+        """"gram" or "factored" (see :mod:`.problem`) for this many rows, atoms, features."""
+        return "gram"
+
+    def prepare(self, D, form: str) -> dict:
+        """What every chunk shares: G = DDᵀ in Gram form."""
+        return {"G": D @ D.T} if form == "gram" else {}
+
+    def solve(self, X, D, alpha, *, init, tol, max_iter, form, shared, row_offset=0):
+        raise NotImplementedError
+
+
+class Iterative(Solver):
+    """A solver written over the backend as ``init``/``step``/``current``, run by ``iterate``.
+
+    Options: ``form`` ("auto", "gram", "factored"), ``check_every`` (steps between
+    certificates), ``L`` (a known ‖D‖₂², else computed), ``trace`` (called at every
+    certificate as ``trace(step, rows, Z, F)`` with the rows still running, their codes
+    and objectives; a True return stops the run)."""
+
+    OPTIONS = {"check_every": 10, "form": "auto", "L": None, "trace": None}
+
+    @classmethod
+    def _check(cls, opts, positive, X, D):
+        choice(opts["form"], "form", FORMS)
+        positive_int(opts["check_every"], "check_every", "steps between certificates")
+        if opts["L"] is not None:
+            positive_float(opts["L"], "L")
+        if opts["trace"] is not None and not callable(opts["trace"]):
+            raise TypeError(f"trace must be a callable trace(step, rows, Z, F), got {type(opts['trace']).__name__}")
+
+    def pick_form(self, n_samples, n_atoms, n_features):
+        return choose_form(n_samples, n_atoms, n_features) if self.form == "auto" else self.form
+
+    def prepare(self, D, form):
+        return {**super().prepare(D, form), "L": lipschitz(D) if self.L is None else float(self.L)}
+
+    def solve(self, X, D, alpha, *, init, tol, max_iter, form, shared, row_offset=0):
+        prob = LassoProblem.build(X, D, float(alpha), self.positive, form, L=shared["L"], G=shared.get("G"))
+        trace = self.trace
+        if trace is not None and row_offset:
+            trace = lambda step, rows, Z, F: self.trace(step, rows + row_offset, Z, F)  # noqa: E731
+        return iterate(self, prob, init, tol=tol, max_iter=max_iter, check_every=int(self.check_every), trace=trace)
+
+    def divergence_hint(self, prob):
+        return f"The step 1/L uses L={prob.L:.4g}; pass a larger L."
