@@ -50,6 +50,16 @@ def namespace(x) -> types.ModuleType:
     )
 
 
+def is_array(x) -> bool:
+    """Whether ``x`` is a numpy array, torch tensor or cupy array."""
+    return isinstance(x, np.ndarray) or is_torch(x) or is_cupy(x)
+
+
+def same_place(a, b) -> bool:
+    """Whether ``a`` and ``b`` are the same kind of array on the same device."""
+    return kind(a) == kind(b) and device_of(a) == device_of(b)
+
+
 def kind(x) -> str:
     """'numpy', 'torch' or 'cupy'."""
     return namespace(x).__name__

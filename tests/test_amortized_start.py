@@ -77,7 +77,7 @@ def test_bad_encoder_output_is_refused_before_any_work(X, D_learned, alpha):
     seen = []
     bad = X.copy()
     bad[4, 0] = np.inf
-    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 4\)"):
+    with pytest.raises(ValueError, match=r"X has NaN or Inf values \(first in row 4\)"):
         sparsolve.encode(bad, D_learned, alpha, init=lambda A: seen.append(A) or np.zeros((n, m)))
     assert seen == []
 

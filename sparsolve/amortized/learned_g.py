@@ -77,7 +77,7 @@ def dictionary_array(dictionary, name: str = "dictionary") -> np.ndarray:
     (anything with a ``.dictionary`` attribute)."""
     if dictionary is None:
         raise ValueError(f"{name} is required: pass a (n_atoms, n_features) array or a fitted model")
-    if hasattr(dictionary, "dictionary") and not isinstance(dictionary, (np.ndarray, torch.Tensor)):
+    if hasattr(dictionary, "dictionary") and not backend.is_array(dictionary):
         dictionary = dictionary.dictionary
     D = np.asarray(backend.to_numpy(dictionary))
     if D.ndim != 2:

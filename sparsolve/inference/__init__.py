@@ -245,7 +245,7 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
         )
     opts = cls.check(options, positive=bool(positive), X=X, D=D)
     if init is not None:
-        if backend.kind(init) != backend.kind(X) or backend.device_of(init) != backend.device_of(X):
+        if not backend.same_place(init, X):
             raise ValueError("init must be the same kind of array, on the same device, as X")
         if tuple(init.shape) != (X.shape[0], D.shape[0]):
             raise ValueError(

@@ -34,9 +34,7 @@ def encoder_codes(encoder, X, D, positive):
     if tuple(Z.shape) != (n, m):
         raise ValueError(f"{what} returned codes of shape {tuple(Z.shape)}, but X and D need (n_samples, n_atoms) "
                          f"= {(n, m)}: use an encoder trained for this dictionary")
-    if backend.kind(Z) != backend.kind(X) or backend.device_of(Z) != backend.device_of(X):
-        Z = backend.like(np.asarray(backend.to_numpy(Z)), X)
-    Z = backend.astype(Z, backend.dtype_name(X))
+    Z = backend.match(Z, X)
     finite = backend.to_numpy(backend.namespace(Z).isfinite(Z).all(axis=1))
     if not finite.all():
         raise ValueError(f"{what} returned NaN or Inf codes (first at row {int(np.argmin(finite))}); "
