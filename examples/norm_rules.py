@@ -61,7 +61,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=128, help="mini-batch of both methods")
     p.add_argument("--lr", type=float, default=3e-3, help="autoencoder Adam step")
     p.add_argument("--ae-beta", type=float, default=1e-3,
-                   help="β of the autoencoder's inverse penalty β Σ 1/‖w_j‖² (norm='penalty')")
+                   help="β of the autoencoder's inverse penalty β Σ 1/‖w_j‖² (norm='inverse_penalty')")
     p.add_argument("--gabor-starts", type=int, default=2, help="starts per Gabor fit")
     args = p.parse_args(argv)
     if args.smoke:
@@ -116,7 +116,10 @@ def main(argv=None):
         results.append(("fit", norm, D, None, stats, seconds))
     for norm in NORMS:
         t0 = time.perf_counter()
-        ae = sparsolve.fit_amortized(X, mode="autoencoder", t_star=0, norm=norm, alpha=args.alpha,
+        # fit's "penalty" (weight decay on the atoms) is the autoencoder's "inverse_penalty"
+        # (the seed's β Σ 1/‖w_j‖² on the encoder rows): the table keeps one column per rule.
+        ae_norm = "inverse_penalty" if norm == "penalty" else norm
+        ae = sparsolve.fit_amortized(X, mode="autoencoder", t_star=0, norm=ae_norm, alpha=args.alpha,
                                      beta=args.ae_beta, n_atoms=args.atoms, max_steps=args.steps,
                                      batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                      device="cpu", progress=False)

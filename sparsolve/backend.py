@@ -167,6 +167,15 @@ def match(a, ref):
     return a if dtype_name(a) == dtype_name(ref) else astype(a, dtype_name(ref))
 
 
+def set_diagonal(A, values):
+    """Write ``values`` onto the diagonal of the square matrix ``A`` in place (no m×m temporary)."""
+    if is_torch(A):
+        A.diagonal().copy_(values)
+    else:
+        namespace(A).fill_diagonal(A, values)
+    return A
+
+
 def copy(x):
     """A copy of ``x`` in its own library and on its own device."""
     return x.clone() if is_torch(x) else x.copy()

@@ -133,8 +133,7 @@ def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
         # built in place: at interpretability sizes each m×m temporary is GBs (sparsolve.memory)
         T = xp.tril(A_bar, -1)
         T *= used[:, None]
-        i = backend.arange(T, m)
-        T[i, i] = denominator
+        backend.set_diagonal(T, denominator)
         rhs = (B_bar - A_bar @ D - decay * D) * used[:, None]
         return D + backend.solve_lower_triangular(T, rhs)
     k = BLOCK if block is None else int(block)
