@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from .. import backend
-from ..gap import objective
 from ..checks import choice
+from ..gap import objective
 from ..inference import SOLVERS, ConvergenceWarning, encode, solver_class
 from .learned_g import LearnedG, data_array, dictionary_array
 

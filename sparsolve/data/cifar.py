@@ -12,7 +12,6 @@ import numpy as np
 
 from ..checks import positive_int
 
-
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 _CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 _CIFAR10_DIR = "cifar-10-batches-py"

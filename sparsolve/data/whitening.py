@@ -10,7 +10,6 @@ from ..checks import positive_int
 from .patches import _check_matrix
 
 
-
 class Whitening:
     """Invertible PCA or ZCA whitening (rows are samples).
 
