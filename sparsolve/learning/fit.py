@@ -38,6 +38,7 @@ from .. import backend, io
 from ..checks import positive_int
 from ..inference import HOST_KERNELS, SOLVERS, ConvergenceWarning, encode
 from . import dead as dead_atoms
+from . import distributed
 from . import norms, updates
 from .model import HISTORY_KEYS, SparseCodingModel
 
@@ -102,7 +103,7 @@ class Learner:
             s["n_features"] = int(X.shape[1])
         start = time.perf_counter()
         if self.D is None:
-            self.D = initial_dictionary(X, s["n_atoms"], self.rng)
+            self.D = initial_dictionary(distributed.gather_rows(X), s["n_atoms"], self.rng)  # distributed seam
         self._move_to(X)
         D = self.D
         init = self.warm[1] if (warm_key is not None and self.warm is not None and self.warm[0] == warm_key) else None
@@ -120,6 +121,7 @@ class Learner:
 
         self.t += 1
         A, B = updates.batch_statistics(X, Z)
+        A, B, used, rows = distributed.step_sums(A, B, used, b)  # distributed seam: the global batch's sums
         decay = norms.decay(s["norm"], s["beta"])
         if s["update"] == "online":
             self.A, self.B, self.weight = updates.running_statistics(self.A, self.B, self.weight, A, B, self.t,
@@ -131,11 +133,12 @@ class Learner:
             new = updates.mod(D, A, B, decay)
         new = norms.project(new, s["norm"], previous=D)
 
-        self.idle.observe(used, b)
+        self.idle.observe(used, rows)
         dead = self.idle.dead()
         resampled = 0
         if s["resample_dead"] and dead.any():
-            new, atoms = dead_atoms.resample(new, X, r2, dead, self.rng, s["norm"])
+            batch = distributed.gather_rows(X, r2)  # distributed seam: resample from every rank's inputs
+            new, atoms = dead_atoms.resample(new, *batch, dead, self.rng, s["norm"])
             resampled = int(atoms.size)
             self.idle.reset(atoms)
             if self.A is not None and resampled:
@@ -144,7 +147,7 @@ class Learner:
                 self.A[:, idx] = 0
                 self.B[idx, :] = 0
         self.D = new
-        self.samples_seen += b
+        self.samples_seen += rows
         atom_norms = backend.to_numpy(xp.sqrt((new * new).sum(axis=1)))
         backend.synchronize(new)
         self.seconds += time.perf_counter() - start
@@ -165,6 +168,7 @@ class Learner:
             "resampled": resampled,
             "converged_frac": float(info.converged.mean()),
         }
+        distributed.mean_figures(record, b)  # distributed seam: global means of the per-row figures
         for k, v in record.items():
             self.history[k].append(v)
         return record
@@ -191,12 +195,15 @@ class Learner:
 
     # ---- checkpoints --------------------------------------------------------------
     def save(self, path, position):
+        warm_Z = None if self.warm is None else distributed.gather_rows(self.warm[1])  # distributed seam
+        if not distributed.is_rank0():  # distributed seam: rank 0 alone writes
+            return
         arrays = {"dictionary": backend.to_numpy(self.D), "idle": self.idle.idle}
         if self.A is not None:
             arrays["A"] = backend.to_numpy(self.A)
             arrays["B"] = backend.to_numpy(self.B)
         if self.warm is not None:
-            arrays["warm_Z"] = backend.to_numpy(self.warm[1])
+            arrays["warm_Z"] = backend.to_numpy(warm_Z)
         arrays.update({f"history/{k}": np.asarray(v, dtype=np.float64) for k, v in self.history.items()})
         meta = {"settings": self.settings, "t": self.t, "weight": self.weight, "samples_seen": self.samples_seen,
                 "seconds": self.seconds, "rng": self.rng.bit_generator.state, "position": list(position),
@@ -216,7 +223,7 @@ class Learner:
             if "A" in arrays:
                 self.A, self.B = arrays["A"], arrays["B"]
             if "warm_Z" in arrays:
-                self.warm = (meta["warm_key"], arrays["warm_Z"])
+                self.warm = (meta["warm_key"], distributed.local_part(arrays["warm_Z"]))  # distributed seam
             for k in HISTORY_KEYS:
                 values = arrays[f"history/{k}"].tolist()
                 self.history[k] = [int(v) for v in values] if k in ("step", "samples_seen", "resampled") else values
@@ -295,6 +302,8 @@ def fit(X, n_atoms, alpha, *, solver="lca", update="online", norm="unit", batch_
                          resample_dead=resample_dead, dead_after=dead_after, checkpoint_every=checkpoint_every,
                          tol=tol, max_iter=max_iter, beta=beta, lr=lr, forget=forget, shuffle=shuffle,
                          solver_options=solver_options)
+    distributed.agree(settings, X if _is_array(X) else None, device=device, checkpoint=checkpoint,  # distributed seam
+                      resuming=checkpoint is not None and _exists(checkpoint), callback=callback is not None)
     source = _Source(X, settings, device)
     n_epochs, max_steps = settings.pop("n_epochs"), settings.pop("max_steps")
     learner, position = None, (0, 0)
@@ -306,7 +315,7 @@ def fit(X, n_atoms, alpha, *, solver="lca", update="online", norm="unit", batch_
     if learner is None:
         learner = Learner(settings, None if dict_init is None else _initial(dict_init, settings))
     total = source.total_steps(n_epochs, max_steps)
-    bar = _progress_bar(progress, total, learner.t)
+    bar = _progress_bar(progress and distributed.is_rank0(), total, learner.t)  # distributed seam
     next_position, saved_at = position, None
     try:
         if max_steps is None or learner.t < max_steps:
@@ -321,6 +330,7 @@ def fit(X, n_atoms, alpha, *, solver="lca", update="online", norm="unit", batch_
                     learner.save(checkpoint, next_position)
                     saved_at = learner.t
                 stop = callback is not None and callback(learner.t, learner.D, record) is False
+                stop = distributed.any_rank(stop) if callback is not None else stop  # distributed seam
                 if stop or (max_steps is not None and learner.t >= max_steps):
                     break
         if checkpoint is not None and learner.D is not None and saved_at != learner.t:
@@ -379,10 +389,10 @@ class _Source:
                      else np.arange(self.n))
             full = bs >= self.n
             for index in range(skip, self.per_epoch):
-                rows = np.sort(order[index * bs:(index + 1) * bs])
+                rows = distributed.local_part(np.sort(order[index * bs:(index + 1) * bs]))  # distributed seam
                 yield index, self._prepare(_take(self.X, rows)), ("full" if full else None)
         else:
-            for index, batch in enumerate(self.X):
+            for index, batch in distributed.enumerate_batches(self.X):  # distributed seam
                 if index < skip:
                     continue
                 yield index, self._prepare(_as_batch(batch, index)), None

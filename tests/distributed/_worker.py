@@ -1,0 +1,85 @@
+"""One rank of the data-parallel tests: ``python _worker.py SCENARIO RANK WORLD INIT_FILE OUT_DIR TIMEOUT_S``.
+
+Joins a gloo process group through a file (no port to pick), runs SCENARIO and writes
+what it saw to OUT_DIR/rank{RANK}.npz; the test process compares it with single-process fits."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from datetime import timedelta
+
+import numpy as np
+import torch.distributed as dist
+
+import sparsolve
+from sparsolve.learning import distributed
+
+from cases import CASES, P_FEATURES, data, iterable_batches  # noqa: E402  (this folder is on sys.path as the script's own)
+
+
+def fits(rank, out):
+    """The equality cases, the first half of each resume case, and the mismatch errors."""
+    saved = {}
+    for name, case in CASES.items():
+        kwargs = dict(case["kwargs"])
+        X = iterable_batches() if case.get("iterable") else data()
+        if "resume_after" in case:
+            kwargs["max_steps"] = case["resume_after"]
+            kwargs["checkpoint"] = os.path.join(out, f"{name}.npz")
+            kwargs.pop("n_epochs", None)
+        model = sparsolve.fit(X, progress=False, **kwargs)
+        saved[f"{name}/D"] = model.dictionary
+        for k in ("mse", "nnz_frac", "samples_seen", "resampled", "dead_frac"):
+            saved[f"{name}/{k}"] = np.asarray(model.history[k], dtype=np.float64)
+    base = dict(n_atoms=8, alpha=0.1, solver="cd", batch_size=50, max_steps=1, seed=0, progress=False)
+    errors = []
+    for args in ({**base, "alpha": 0.1 + 0.1 * rank}, {**base, "seed": rank}):
+        try:
+            sparsolve.fit(data(), **args)
+            errors.append("no error")
+        except ValueError as e:
+            errors.append(str(e))
+    try:
+        sparsolve.fit(data()[:, :P_FEATURES - 8 * rank], **base)
+        errors.append("no error")
+    except ValueError as e:
+        errors.append(str(e))
+    saved["errors"] = np.array(errors)
+    return saved
+
+
+def failure(rank, out, how):
+    """Rank 1 dies (``kill``) or hangs (``hang``) in step 3; rank 0 must end with a DistributedError."""
+
+    def callback(step, D, record):
+        if rank == 1 and step == 3:
+            if how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(600)
+
+    start = time.perf_counter()
+    try:
+        sparsolve.fit(data(), n_atoms=8, alpha=0.1, solver="cd", batch_size=50, n_epochs=10, seed=0,
+                      progress=False, callback=callback, checkpoint=os.path.join(out, "fail.npz"), checkpoint_every=1)
+        return {"error": np.array("no error"), "seconds": np.array(time.perf_counter() - start)}
+    except distributed.DistributedError as e:
+        return {"error": np.array(str(e)), "seconds": np.array(time.perf_counter() - start)}
+
+
+def main():
+    scenario, rank, world, init_file, out, timeout = sys.argv[1:7]
+    rank, world = int(rank), int(world)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=float(timeout)))
+    saved = fits(rank, out) if scenario == "fits" else failure(rank, out, scenario)
+    np.savez(os.path.join(out, f"rank{rank}.npz"), **saved)
+    if scenario == "fits":
+        dist.destroy_process_group()
+    else:
+        os._exit(0)  # the group lost a peer: its teardown could wait on it
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Data-parallel fit on 2 gloo ranks, each a subprocess under a hard time limit.
+
+One 2-rank run (module fixture) fits every case of cases.py; the tests compare each with a
+single-process fit on the same global batches, continue its checkpoints at world size 1,
+and read the startup mismatch errors it recorded.  Two more runs kill or hang rank 1."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sparsolve
+from sparsolve.learning import distributed
+
+from cases import CASES, data, global_batches
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+# The collective timeout the failure runs give their process group.
+TIMEOUT_S = 4.0
+
+
+def launch(scenario, out, *, wait_for=(0, 1), limit_s=90):
+    """Start 2 ranks of _worker.py; wait (at most limit_s) for the ranks in ``wait_for``, kill
+    the rest, and return (what each waited-for rank saved, its output, seconds waited)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    init = out / "rendezvous"
+    procs = [subprocess.Popen([sys.executable, str(HERE / "_worker.py"), scenario, str(r), "2", str(init), str(out),
+                               str(TIMEOUT_S)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for r in range(2)]
+    start = time.perf_counter()
+    try:
+        outputs = {}
+        for r in wait_for:
+            try:
+                outputs[r] = procs[r].communicate(timeout=max(1.0, limit_s - (time.perf_counter() - start)))[0]
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"rank {r} of the {scenario!r} run was still running after {limit_s} s: a hang")
+            assert procs[r].returncode == 0, f"rank {r} failed:\n{outputs[r][-3000:]}"
+        waited = time.perf_counter() - start
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return {r: dict(np.load(out / f"rank{r}.npz")) for r in wait_for}, outputs, waited
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("two_ranks")
+    saved, _, _ = launch("fits", out)
+    return saved, out
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if "resume_after" not in c])
+def test_two_ranks_equal_one_process_on_the_same_global_batches(two_ranks, name):
+    saved, _ = two_ranks
+    case = CASES[name]
+    X = global_batches(2) if case.get("iterable") else data()
+    single = sparsolve.fit(X, progress=False, **case["kwargs"])
+    for r in (0, 1):
+        np.testing.assert_allclose(saved[r][f"{name}/D"], single.dictionary, rtol=0, atol=1e-7)
+        np.testing.assert_allclose(saved[r][f"{name}/mse"], single.history["mse"], rtol=1e-7)
+        np.testing.assert_allclose(saved[r][f"{name}/nnz_frac"], single.history["nnz_frac"], rtol=1e-7)
+        np.testing.assert_array_equal(saved[r][f"{name}/samples_seen"], single.history["samples_seen"])
+        np.testing.assert_array_equal(saved[r][f"{name}/resampled"], single.history["resampled"])
+    if name == "online":  # the gathered-resampling path ran, and drew the same atoms
+        assert sum(single.history["resampled"]) > 0
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if "resume_after" in c])
+def test_checkpoint_from_two_ranks_resumes_on_one(two_ranks, name, tmp_path):
+    saved, out = two_ranks
+    case = CASES[name]
+    path = tmp_path / "resume.npz"
+    shutil.copy(out / f"{name}.npz", path)
+    resumed = sparsolve.fit(data(), progress=False, checkpoint=path, **case["kwargs"])
+    whole = sparsolve.fit(data(), progress=False, **case["kwargs"])
+    assert resumed.history["step"][0] == 1 and len(resumed.history["step"]) == len(whole.history["step"])
+    assert resumed.history["step"][-1] > case["resume_after"]
+    np.testing.assert_allclose(resumed.dictionary, whole.dictionary, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(resumed.history["mse"], whole.history["mse"], rtol=1e-7)
+
+
+def test_startup_mismatches_name_both_values(two_ranks):
+    saved, _ = two_ranks
+    for r in (0, 1):
+        alpha, seed, width = (str(e) for e in saved[r]["errors"])
+        assert "alpha is 0.1 on rank 0 but 0.2 on rank 1" in alpha
+        assert "seed is 0 on rank 0 but 1 on rank 1" in seed
+        assert "data shape is (400, 24) on rank 0 but (400, 16) on rank 1" in width
+
+
+@pytest.mark.parametrize("how", ["kill", "hang"])
+def test_a_lost_rank_ends_the_other_within_the_timeout(tmp_path, how):
+    saved, _, _ = launch(how, tmp_path, wait_for=(0,), limit_s=60)
+    error, seconds = str(saved[0]["error"]), float(saved[0]["seconds"])
+    assert "another rank died, hung" in error and "checkpoint is intact" in error, error
+    # The whole fit took less than the timeout plus start-up and three quick steps.
+    assert seconds < TIMEOUT_S + 10, seconds
+    model = sparsolve.learning.fit.model_from_checkpoint(tmp_path / "fail.npz")  # intact and readable
+    assert model.history["step"][-1] >= 2
+
+
+def test_single_process_is_untouched():
+    """Without a process group every seam hands its input back."""
+    assert not distributed.active() and distributed.world_size() == 1 and distributed.is_rank0()
+    A, B, used = np.ones((2, 2)), np.ones((2, 3)), np.array([True, False])
+    assert distributed.step_sums(A, B, used, 7) == (A, B, used, 7)
+    rows = np.arange(5)
+    assert distributed.local_part(rows) is rows and distributed.gather_rows(rows) is rows
+    assert list(distributed.enumerate_batches("ab")) == [(0, "a"), (1, "b")]
