@@ -53,7 +53,7 @@ def main(argv=None):
 
 
 def _fit(args):
-    from .learning import fit
+    from .learning import distributed, fit
 
     epochs = args.epochs
     if args.data is None:
@@ -74,6 +74,7 @@ def _fit(args):
             raise SystemExit(f"sparsolve fit: {path} is not a .npy array file ({e})") from None
         source = f"{path} {X.shape}"
         png = args.png
+    distributed.init_from_env(args.device)  # under torchrun: join its process group, so fit runs data-parallel
     try:
         model = fit(X, args.atoms, args.alpha, solver=args.solver, update=args.update, norm=args.norm,
                     batch_size=args.batch_size, n_epochs=epochs, max_steps=args.max_steps, tol=args.tol,
@@ -81,6 +82,8 @@ def _fit(args):
                     progress=not args.no_progress)
     except (ValueError, TypeError) as e:
         raise SystemExit(f"sparsolve fit: {e}") from None
+    if not distributed.is_rank0():
+        return 0  # every rank holds the same model; rank 0 saves and reports it
     out = model.save(args.out)
     h = model.history
     print(f"data:       {source}")

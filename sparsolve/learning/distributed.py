@@ -311,7 +311,7 @@ def agree(settings, data, **launch):
         mine["data checksum (rows 0, n/2, n-1)"] = _fingerprint(data)
     every = _all_gather_objects((mine, settings["entropy"]), "startup exchange of settings")
     for r, (theirs, _) in enumerate(every[1:], start=1):
-        for key in sorted(set(every[0][0]) | set(theirs), key=str):
+        for key in list(every[0][0]) + [k for k in theirs if k not in every[0][0]]:  # settings first, checksum last
             a, b = every[0][0].get(key), theirs.get(key)
             if a != b:
                 raise ValueError(f"data-parallel fit: {key} is {a!r} on rank 0 but {b!r} on rank {r}; launch every "

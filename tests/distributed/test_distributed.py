@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 import sparsolve
+from sparsolve.cli import main
 from sparsolve.learning import distributed
+from sparsolve.learning.fit import model_from_checkpoint
 
 from cases import CASES, data, global_batches
 
@@ -95,7 +97,7 @@ def test_startup_mismatches_name_both_values(two_ranks):
         alpha, seed, width = (str(e) for e in saved[r]["errors"])
         assert "alpha is 0.1 on rank 0 but 0.2 on rank 1" in alpha
         assert "seed is 0 on rank 0 but 1 on rank 1" in seed
-        assert "data shape is (400, 24) on rank 0 but (400, 16) on rank 1" in width
+        assert "n_features is 24 on rank 0 but 16 on rank 1" in width
 
 
 @pytest.mark.parametrize("how", ["kill", "hang"])
@@ -105,7 +107,7 @@ def test_a_lost_rank_ends_the_other_within_the_timeout(tmp_path, how):
     assert "another rank died, hung" in error and "checkpoint is intact" in error, error
     # The whole fit took less than the timeout plus start-up and three quick steps.
     assert seconds < TIMEOUT_S + 10, seconds
-    model = sparsolve.learning.fit.model_from_checkpoint(tmp_path / "fail.npz")  # intact and readable
+    model = model_from_checkpoint(tmp_path / "fail.npz")  # intact and readable
     assert model.history["step"][-1] >= 2
 
 
@@ -117,3 +119,20 @@ def test_single_process_is_untouched():
     rows = np.arange(5)
     assert distributed.local_part(rows) is rows and distributed.gather_rows(rows) is rows
     assert list(distributed.enumerate_batches("ab")) == [(0, "a"), (1, "b")]
+
+
+def test_cli_under_torchrun_saves_the_single_process_model(tmp_path):
+    """``torchrun -m sparsolve fit`` as users type it: rank 0 alone reports and saves."""
+    np.save(tmp_path / "X.npy", data())
+    flags = ["fit", "X.npy", "--atoms", "16", "--alpha", "0.3", "--batch-size", "100", "--epochs", "2",
+             "--tol", "1e-8", "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "sparsolve", *flags, "--out", "two.npz"], cwd=tmp_path, env=env, timeout=120,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.stdout.count("saved:") == 1
+    one = [str(tmp_path / "X.npy") if f == "X.npy" else f for f in flags] + ["--out", str(tmp_path / "one.npz")]
+    assert main(one) == 0
+    np.testing.assert_allclose(sparsolve.load(tmp_path / "two.npz").dictionary,
+                               sparsolve.load(tmp_path / "one.npz").dictionary, rtol=0, atol=1e-7)
