@@ -16,7 +16,7 @@ import torch.distributed as dist
 import sparsolve
 from sparsolve.learning import distributed
 
-from cases import CASES, P_FEATURES, data, iterable_batches  # noqa: E402  (this folder is on sys.path as the script's own)
+from cases import CASES, GPU_KWARGS, P_FEATURES, data, iterable_batches  # noqa: E402  (this folder is on sys.path as the script's own)
 
 
 def fits(rank, out):
@@ -46,6 +46,11 @@ def fits(rank, out):
         errors.append("no error")
     except ValueError as e:
         errors.append(str(e))
+    try:  # 399-row batches leave a last batch of 1 row: nothing for rank 1
+        sparsolve.fit(data(), **{**base, "batch_size": 399, "max_steps": None})
+        errors.append("no error")
+    except ValueError as e:
+        errors.append(str(e))
     saved["errors"] = np.array(errors)
     return saved
 
@@ -68,14 +73,27 @@ def failure(rank, out, how):
         return {"error": np.array(str(e)), "seconds": np.array(time.perf_counter() - start)}
 
 
+def cuda(rank, out):
+    """The ``online`` case on the GPU in float64 with FISTA (cd runs on the host), over NCCL."""
+    import torch
+
+    X = torch.tensor(data(), device="cuda")
+    model = sparsolve.fit(X, progress=False, **GPU_KWARGS)
+    return {"D": model.dictionary.cpu().numpy(), "device": np.array(str(model.dictionary.device))}
+
+
 def main():
     scenario, rank, world, init_file, out, timeout = sys.argv[1:7]
     rank, world = int(rank), int(world)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
-                            timeout=timedelta(seconds=float(timeout)))
-    saved = fits(rank, out) if scenario == "fits" else failure(rank, out, scenario)
+    if scenario == "cuda":
+        import torch
+
+        torch.cuda.set_device(rank)
+    dist.init_process_group("nccl" if scenario == "cuda" else "gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world, timeout=timedelta(seconds=float(timeout)))
+    saved = {"fits": fits, "cuda": cuda}.get(scenario, lambda r, o: failure(r, o, scenario))(rank, out)
     np.savez(os.path.join(out, f"rank{rank}.npz"), **saved)
-    if scenario == "fits":
+    if scenario in ("fits", "cuda"):
         dist.destroy_process_group()
     else:
         os._exit(0)  # the group lost a peer: its teardown could wait on it

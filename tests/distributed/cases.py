@@ -18,6 +18,8 @@ CASES = {
     # Full-batch mod warm-starts every step from the last codes, which the checkpoint gathers.
     "mod_resume": dict(kwargs=dict(COMMON, update="mod", n_epochs=4, seed=4), resume_after=2),
 }
+# The GPU case: FISTA (cd runs on the host) to a tight gap, rows again solved independently.
+GPU_KWARGS = dict(CASES["online"]["kwargs"], solver="fista", max_iter=20000)
 
 
 def data():

@@ -5,11 +5,13 @@ single-process fit on the same global batches, continue its checkpoints at world
 and read the startup mismatch errors it recorded.  Two more runs kill or hang rank 1."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ from sparsolve.cli import main
 from sparsolve.learning import distributed
 from sparsolve.learning.fit import model_from_checkpoint
 
-from cases import CASES, data, global_batches
+from cases import CASES, GPU_KWARGS, data, global_batches
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -28,14 +30,15 @@ ROOT = HERE.parent.parent
 TIMEOUT_S = 4.0
 
 
-def launch(scenario, out, *, wait_for=(0, 1), limit_s=90):
-    """Start 2 ranks of _worker.py; wait (at most limit_s) for the ranks in ``wait_for``, kill
+def launch(scenario, out, *, wait_for=(0, 1), limit_s=90, world=2):
+    """Start ``world`` ranks of _worker.py; wait (at most limit_s) for the ranks in ``wait_for``, kill
     the rest, and return (what each waited-for rank saved, its output, seconds waited)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
     init = out / "rendezvous"
-    procs = [subprocess.Popen([sys.executable, str(HERE / "_worker.py"), scenario, str(r), "2", str(init), str(out),
-                               str(TIMEOUT_S)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for r in range(2)]
+    procs = [subprocess.Popen([sys.executable, str(HERE / "_worker.py"), scenario, str(r), str(world), str(init),
+                               str(out), str(TIMEOUT_S)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+             for r in range(world)]
     start = time.perf_counter()
     try:
         outputs = {}
@@ -94,10 +97,11 @@ def test_checkpoint_from_two_ranks_resumes_on_one(two_ranks, name, tmp_path):
 def test_startup_mismatches_name_both_values(two_ranks):
     saved, _ = two_ranks
     for r in (0, 1):
-        alpha, seed, width = (str(e) for e in saved[r]["errors"])
+        alpha, seed, width, small = (str(e) for e in saved[r]["errors"])
         assert "alpha is 0.1 on rank 0 but 0.2 on rank 1" in alpha
         assert "seed is 0 on rank 0 but 1 on rank 1" in seed
         assert "n_features is 24 on rank 0 but 16 on rank 1" in width
+        assert "needs at least 2 rows in every batch" in small and "a batch has 1" in small
 
 
 @pytest.mark.parametrize("how", ["kill", "hang"])
@@ -136,3 +140,46 @@ def test_cli_under_torchrun_saves_the_single_process_model(tmp_path):
     assert main(one) == 0
     np.testing.assert_allclose(sparsolve.load(tmp_path / "two.npz").dictionary,
                                sparsolve.load(tmp_path / "one.npz").dictionary, rtol=0, atol=1e-7)
+
+
+def test_rank_parts_tile_the_global_batch(monkeypatch):
+    """Any world size: the ranks' parts of a batch, in rank order, are the batch; of a stream,
+    rank r gets batch kP + r of each whole group, and a broken last group is dropped."""
+    rows = np.arange(11)
+    for P in (2, 3, 4):
+        monkeypatch.setattr(distributed, "world_size", lambda P=P: P)
+        parts, streams = [], []
+        for r in range(P):
+            monkeypatch.setattr(distributed, "rank", lambda r=r: r)
+            parts.append(distributed.local_part(rows))
+            with pytest.warns(UserWarning, match="dropped") if (r == 0 and 10 % P) else _no_warning():
+                streams.append(list(distributed.enumerate_batches(range(10))))
+        np.testing.assert_array_equal(np.concatenate(parts), rows)
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+        whole = 10 // P * P
+        assert sorted(b for s in streams for _, b in s) == list(range(whole))
+        for r, s in enumerate(streams):
+            assert [b for _, b in s] == list(range(r, whole, P))
+            assert [i for i, _ in s] == list(range(P - 1, whole, P))  # the next position counts batches
+
+
+@contextlib.contextmanager
+def _no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+@pytest.mark.gpu
+def test_nccl_on_the_gpus_equals_one_process(tmp_path):
+    """NCCL over every GPU (one rank each; on a one-GPU machine a group of one, which still runs
+    every collective through CUDA tensors) against the fit without a group."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    world = torch.cuda.device_count()
+    saved, _, _ = launch("cuda", tmp_path, wait_for=tuple(range(world)), limit_s=240, world=world)
+    single = sparsolve.fit(torch.tensor(data(), device="cuda"), progress=False, **GPU_KWARGS)
+    for r in range(world):
+        assert str(saved[r]["device"]) == f"cuda:{r}"
+        np.testing.assert_allclose(saved[r]["D"], single.dictionary.cpu().numpy(), rtol=0, atol=1e-6)
