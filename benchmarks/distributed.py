@@ -207,9 +207,14 @@ def main():
         "float32); a ring all-reduce sends 2(P − 1)/P of it.",
         f"Without a process group the seams cost {overhead * 1e6:.1f} µs a step ({overhead / step:.3%} of the "
         f"{step * 1e3:.1f} ms step of the first run).",
-        "On this machine 2 cores bound the scaling: two 1-thread ranks can at best match one process that uses "
-        "both cores, and the other jobs on the machine take cores from both.",
+        f"On this machine {cores} cores bound the scaling: {cores} one-thread ranks can at best match one process "
+        "that uses every core, and the other jobs on the machine take cores from all runs.",
     ])
+    if max(load, load_end) > cores:
+        text += (f"\nAt a load of {max(load, load_end):.0f} on {cores} cores each thread got a fraction of a core, so "
+                 "runs with more threads or processes than one lose to the one-thread run here: these figures show "
+                 "the equality of the dictionaries and the communication cost, not the scaling; rerun on a quiet "
+                 "machine for that.")
     print(text)
     if not args.no_write and not args.quick:
         title = "## Data-parallel fit (benchmarks/distributed.py" + (" --device cuda)" if args.device == "cuda" else ")")

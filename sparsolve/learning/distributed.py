@@ -36,7 +36,9 @@ closes its connections and ends the others at once; a rank that hangs ends them
 after the process group's timeout (``init_process_group(timeout=...)``; the command
 line under torchrun sets ``SPARSOLVE_TIMEOUT_S``, default :data:`DEFAULT_TIMEOUT_S`).
 The timeout must exceed the slowest step and rank 0's checkpoint write, which the
-other ranks wait for.  Checkpoints are written by rank 0 alone, atomically
+other ranks wait for.  On NCCL a timed-out collective is ended by torch's watchdog,
+which aborts the process with its own message (TORCH_NCCL_ASYNC_ERROR_HANDLING); on
+gloo the wait raises, and the error above is what the user reads.  Checkpoints are written by rank 0 alone, atomically
 (sparsolve.io), so a failure leaves the last one intact.
 """
 from __future__ import annotations

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import torch.distributed as dist
@@ -85,6 +86,13 @@ def cuda(rank, out):
 def main():
     scenario, rank, world, init_file, out, timeout = sys.argv[1:7]
     rank, world = int(rank), int(world)
+    # The group's timeout also bounds the rendezvous, and a loaded machine can start one rank
+    # seconds after the other: meet through files first, so that the short timeout of the
+    # failure runs is spent on collectives only.
+    Path(f"{init_file}.ready{rank}").touch()
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{init_file}.ready{r}").exists() for r in range(world)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     if scenario == "cuda":
         import torch
 
