@@ -7,6 +7,9 @@ Data: random 8×8 natural-image patches (sparsolve.data.natural_image_patches, m
 removed), 40,000 (--quick: 8,000); 256 atoms, α = 0.05, solver cd, update online,
 norm unit, global batches of 512 rows, one epoch, seed 0 -- the same global batches in
 every run, so every run learns the same dictionary (checked: max |ΔD| is printed).
+On CUDA: 131,072 16×16 patches (--quick: 32,768), 1,024 atoms, FISTA, batches of
+8,192, float32, as benchmarks/fit.py --device cuda; one rank per GPU on NCCL (on a
+one-GPU machine a group of one, which still runs every collective).
 
 Runs (CPU): one process with every core (numba and BLAS threads = cores), one process
 on one core, and P processes of one core each on gloo, for P = 2 up to the cores.  Each
@@ -16,7 +19,7 @@ its fastest.  On 2 cores the 2-process run can at best double the one-core run
 and match the one-process-all-cores run; the machine's other jobs take cores too.
 
 Communication, per step and rank, from the sizes: the statistics A (m×m) and B (m×p),
-the atom-use counts (m + 1) and 5 + 1 history figures, all float64 on the CPU; a ring
+in the data's dtype, the atom-use counts (m + 1) and 5 + 1 history figures in float64; a ring
 all-reduce sends and receives 2(P − 1)/P of that.  Its share of the step time is
 measured two ways on rank 0: the time inside the step's collectives (which includes
 waiting for the slower rank), and a bare all-reduce of the same payload, 20 times after
@@ -41,9 +44,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-N_ATOMS, ALPHA, BATCH = 256, 0.05, 512
-FIT = dict(n_atoms=N_ATOMS, alpha=ALPHA, solver="cd", update="online", norm="unit", batch_size=BATCH, n_epochs=1,
-           seed=0, progress=False)
+ALPHA = 0.05
+# Per device: patch side, atoms, global batch, solver, samples (and --quick), dtype.  The GPU
+# problem is benchmarks/fit.py's (cd runs on the host, so the GPU uses FISTA).
+PROBLEMS = {
+    "cpu": dict(patch=8, n_atoms=256, batch=512, solver="cd", n=40000, quick=8000, dtype="float64"),
+    "cuda": dict(patch=16, n_atoms=1024, batch=8192, solver="fista", n=131072, quick=32768, dtype="float32"),
+}
+
+
+def fit_options(device):
+    pr = PROBLEMS[device]
+    return dict(n_atoms=pr["n_atoms"], alpha=ALPHA, solver=pr["solver"], update="online", norm="unit",
+                batch_size=pr["batch"], n_epochs=1, seed=0, progress=False)
 
 
 def worker(args):
@@ -63,6 +76,7 @@ def worker(args):
                                 rank=args.rank, world_size=args.world, timeout=timedelta(seconds=300))
     if args.device == "cuda":
         X = torch.from_numpy(np.asarray(X, dtype=np.float32)).cuda()
+    FIT = fit_options(args.device)
     sparsolve.fit(X, **dict(FIT, max_steps=1))  # warm-up: numba cache, allocators
 
     spent = []
@@ -83,8 +97,9 @@ def worker(args):
     if distributed.active():
         m, p = model.dictionary.shape
         dev = "cuda" if args.device == "cuda" else "cpu"
-        payload = [torch.zeros((m, m), dtype=torch.float64, device=dev), torch.zeros((m, p), dtype=torch.float64,
-                   device=dev), torch.zeros(m + 1, dtype=torch.float64, device=dev)]
+        dtype = getattr(torch, PROBLEMS[args.device]["dtype"])
+        payload = [torch.zeros((m, m), dtype=dtype, device=dev), torch.zeros((m, p), dtype=dtype, device=dev),
+                   torch.zeros(m + 1, dtype=torch.float64, device=dev)]
         dist.barrier()
         t = time.perf_counter()
         for _ in range(20):
@@ -121,18 +136,17 @@ def launch(data, world, threads, device, tmp, limit_s=900):
 
 
 def seam_overhead():
-    """Seconds per step that the seams cost without a process group (and the step's own time)."""
-    import sparsolve
+    """Seconds per step that the seams cost without a process group."""
     from sparsolve.learning import distributed
 
-    A, B, used = np.zeros((N_ATOMS, N_ATOMS)), np.zeros((N_ATOMS, 64)), np.zeros(N_ATOMS, bool)
+    A, B, used = np.zeros((256, 256)), np.zeros((256, 64)), np.zeros(256, bool)
     record, rows = {"objective": 1.0, "mse": 1.0, "l1": 1.0, "nnz_frac": 1.0, "converged_frac": 1.0}, np.arange(8)
     n = 20000
     t = time.perf_counter()
     for _ in range(n):  # the seams one step passes through
         distributed.local_part(rows)
-        distributed.step_sums(A, B, used, BATCH)
-        distributed.mean_figures(record, BATCH)
+        distributed.step_sums(A, B, used, 512)
+        distributed.mean_figures(record, 512)
         distributed.is_rank0()
     per_step = (time.perf_counter() - t) / n
     return per_step
@@ -157,12 +171,13 @@ def main():
 
     from sparsolve.data import natural_image_patches
 
-    n = 8000 if args.quick else 40000
+    pr = PROBLEMS[args.device]
+    n = pr["quick"] if args.quick else pr["n"]
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "X.npy"
-        np.save(data, natural_image_patches(8, n, seed=0))
+        np.save(data, natural_image_patches(pr["patch"], n, seed=0))
         if args.device == "cuda":
             import torch
 
@@ -179,9 +194,9 @@ def main():
     load_end = os.getloadavg()[0]
     ref = np.asarray(runs[0][1]["D"])
     base = runs[1][1]["wall"] if len(runs) > 1 and args.device == "cpu" else runs[0][1]["wall"]
-    p = 64
-    payload = (N_ATOMS * N_ATOMS + N_ATOMS * p + N_ATOMS + 1 + 6) * 8
-    lines = ["| run | fit time | patches/s | vs 1 thread | step time in collectives | bare all-reduce per step "
+    m, p, size = pr["n_atoms"], pr["patch"] ** 2, np.dtype(pr["dtype"]).itemsize
+    payload = (m * m + m * p) * size + (m + 1 + 6) * 8
+    lines = [f"| run | fit time | patches/s | vs {'1 thread' if args.device == 'cpu' else '1 GPU'} | step time in collectives | bare all-reduce per step "
              "| bytes sent per step and rank | max abs ΔD |", "|---|---|---|---|---|---|---|---|"]
     for name, r in runs:
         P = int(name.split()[0])
@@ -196,14 +211,14 @@ def main():
     text = "\n".join([
         f"Machine: {machine()}.  Device: {args.device}.  Load average {load:.1f} at the start, {load_end:.1f} at the "
         f"end (the machine is shared with other jobs: every time here is noisy).",
-        f"Data: {n:,} 8×8 natural-image patches, {N_ATOMS} atoms, α = {ALPHA}, cd, online, global batches of "
-        f"{BATCH}, 1 epoch, seed 0; fastest of {args.rounds} interleaved rounds.  Command: `python benchmarks/distributed.py{' --quick' if args.quick else ''}"
+        f"Data: {n:,} {pr['patch']}×{pr['patch']} natural-image patches ({pr['dtype']}), {m} atoms, α = {ALPHA}, "
+        f"{pr['solver']}, online, global batches of {pr['batch']}, 1 epoch, seed 0; fastest of {args.rounds} interleaved rounds.  Command: `python benchmarks/distributed.py{' --quick' if args.quick else ''}"
         f"{' --device cuda' if args.device == 'cuda' else ''}`.",
         "",
         *lines,
         "",
-        f"Payload per step and rank: A {N_ATOMS}×{N_ATOMS} + B {N_ATOMS}×{p} + {N_ATOMS + 1} use counts + 6 figures "
-        f"= {payload / 1e3:,.0f} kB of float64 (m² + m·p dominate: at m = 65,536 they are 34 GB in float64, 17 GB in "
+        f"Payload per step and rank: A {m}×{m} + B {m}×{p} in {pr['dtype']}, {m + 1} use counts + 6 figures in "
+        f"float64 = {payload / 1e3:,.0f} kB (m² + m·p dominate: at m = 65,536 they are 34 GB in float64, 17 GB in "
         "float32); a ring all-reduce sends 2(P − 1)/P of it.",
         f"Without a process group the seams cost {overhead * 1e6:.1f} µs a step ({overhead / step:.3%} of the "
         f"{step * 1e3:.1f} ms step of the first run).",
