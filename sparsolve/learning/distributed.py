@@ -286,11 +286,14 @@ def enumerate_batches(iterable):
                       f"step takes one batch on each of the {P} ranks", stacklevel=2)
 
 
+def _checksum(a):
+    return hashlib.sha1(np.ascontiguousarray(backend.to_numpy(a), dtype=np.float64).tobytes()).hexdigest()[:12]
+
+
 def _fingerprint(X):
     """A checksum of three rows of X (first, middle, last): cheap evidence that every rank has the same data."""
     n = X.shape[0]
-    rows = backend.to_numpy(X[backend.like(np.array(sorted({0, n // 2, n - 1})), X)])
-    return hashlib.sha1(np.ascontiguousarray(rows).tobytes()).hexdigest()[:12]
+    return _checksum(X[backend.like(np.array(sorted({0, n // 2, n - 1})), X)])
 
 
 def agree(settings, data, **launch):
@@ -304,7 +307,9 @@ def agree(settings, data, **launch):
     mine = {k: v for k, v in settings.items() if k != "entropy"}
     if settings["seeded"]:
         mine["seed"] = settings["entropy"]  # SeedSequence(seed).entropy is the seed itself
-    mine.update(launch)
+    # Arrays among them (dict_init) are compared by a checksum of every entry.
+    mine.update({k: _checksum(v) if hasattr(v, "__len__") and not isinstance(v, str) else v
+                 for k, v in launch.items()})
     if data is None:
         mine["data"] = "an iterable"
     else:

@@ -303,7 +303,8 @@ def fit(X, n_atoms, alpha, *, solver="lca", update="online", norm="unit", batch_
                          tol=tol, max_iter=max_iter, beta=beta, lr=lr, forget=forget, shuffle=shuffle,
                          solver_options=solver_options)
     distributed.agree(settings, X if _is_array(X) else None, device=device, checkpoint=checkpoint,  # distributed seam
-                      resuming=checkpoint is not None and _exists(checkpoint), callback=callback is not None)
+                      resuming=checkpoint is not None and _exists(checkpoint), callback=callback is not None,
+                      dict_init=dict_init)
     source = _Source(X, settings, device)
     n_epochs, max_steps = settings.pop("n_epochs"), settings.pop("max_steps")
     learner, position = None, (0, 0)

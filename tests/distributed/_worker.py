@@ -47,6 +47,11 @@ def fits(rank, out):
         errors.append("no error")
     except ValueError as e:
         errors.append(str(e))
+    try:
+        sparsolve.fit(data(), **base, dict_init=np.random.default_rng(rank).standard_normal((8, P_FEATURES)))
+        errors.append("no error")
+    except ValueError as e:
+        errors.append(str(e))
     try:  # 399-row batches leave a last batch of 1 row: nothing for rank 1
         sparsolve.fit(data(), **{**base, "batch_size": 399, "max_steps": None})
         errors.append("no error")
