@@ -196,14 +196,16 @@ def main():
     base = runs[1][1]["wall"] if len(runs) > 1 and args.device == "cpu" else runs[0][1]["wall"]
     m, p, size = pr["n_atoms"], pr["patch"] ** 2, np.dtype(pr["dtype"]).itemsize
     payload = (m * m + m * p) * size + (m + 1 + 6) * 8
-    lines = [f"| run | fit time | patches/s | vs {'1 thread' if args.device == 'cpu' else '1 GPU'} | step time in collectives | bare all-reduce per step "
+    unit = "1 thread" if args.device == "cpu" else "1 GPU"
+    lines = [f"| run | fit time | patches/s | vs {unit} | step time in collectives | bare all-reduce per step "
              "| bytes sent per step and rank | max abs ΔD |", "|---|---|---|---|---|---|---|---|"]
     for name, r in runs:
         P = int(name.split()[0])
         sent = 2 * (P - 1) / P * payload
         per_step = r["step_seconds"] / r["steps"]
         coll = f"{r['collective_seconds'] / r['step_seconds']:.1%}" if P > 1 else "–"
-        bare = f"{r['bare_per_step'] * 1e3:.2f} ms ({r['bare_per_step'] / per_step:.1%})" if r["bare_per_step"] else "–"
+        bare = r["bare_per_step"]
+        bare = f"{bare * 1e3:.2f} ms ({bare / per_step:.1%})" if bare else "–"
         lines.append(f"| {name} | {r['wall']:.2f} s | {r['samples'] / r['wall']:,.0f} | {base / r['wall']:.2f}× | "
                      f"{coll} | {bare} | {sent / 1e3:,.0f} kB | {np.abs(np.asarray(r['D']) - ref).max():.1e} |")
     overhead = seam_overhead()
@@ -212,7 +214,8 @@ def main():
         f"Machine: {machine()}.  Device: {args.device}.  Load average {load:.1f} at the start, {load_end:.1f} at the "
         f"end (the machine is shared with other jobs: every time here is noisy).",
         f"Data: {n:,} {pr['patch']}×{pr['patch']} natural-image patches ({pr['dtype']}), {m} atoms, α = {ALPHA}, "
-        f"{pr['solver']}, online, global batches of {pr['batch']}, 1 epoch, seed 0; fastest of {args.rounds} interleaved rounds.  Command: `python benchmarks/distributed.py{' --quick' if args.quick else ''}"
+        f"{pr['solver']}, online, global batches of {pr['batch']}, 1 epoch, seed 0; fastest of {args.rounds} "
+        f"interleaved rounds.  Command: `python benchmarks/distributed.py{' --quick' if args.quick else ''}"
         f"{' --device cuda' if args.device == 'cuda' else ''}`.",
         "",
         *lines,
@@ -232,7 +235,7 @@ def main():
                  "machine for that.")
     print(text)
     if not args.no_write and not args.quick:
-        title = "## Data-parallel fit (benchmarks/distributed.py" + (" --device cuda)" if args.device == "cuda" else ")")
+        title = f"## Data-parallel fit (benchmarks/distributed.py{' --device cuda' if args.device == 'cuda' else ''})"
         write_section(title, text)
 
 

@@ -38,8 +38,9 @@ line under torchrun sets ``SPARSOLVE_TIMEOUT_S``, default :data:`DEFAULT_TIMEOUT
 The timeout must exceed the slowest step and rank 0's checkpoint write, which the
 other ranks wait for.  On NCCL a timed-out collective is ended by torch's watchdog,
 which aborts the process with its own message (TORCH_NCCL_ASYNC_ERROR_HANDLING); on
-gloo the wait raises, and the error above is what the user reads.  Checkpoints are written by rank 0 alone, atomically
-(sparsolve.io), so a failure leaves the last one intact.
+gloo the wait raises, and the error above is what the user reads.  Checkpoints are
+written by rank 0 alone, atomically (sparsolve.io), so a failure leaves the last one
+intact.
 """
 from __future__ import annotations
 
@@ -230,9 +231,9 @@ def gather_rows(*arrays):
         kinds = [s[i] for s in shapes]
         for r, (shape, dtype) in enumerate(kinds):
             if shape[1:] != kinds[0][0][1:] or dtype != kinds[0][1]:
-                raise DistributedError(f"rank 0 has batches of shape {kinds[0][0]} ({kinds[0][1]}) but rank {r} "
-                                       f"{shape} ({dtype}); every rank must read the same data: same width "
-                                       "and dtype")
+                raise ValueError(f"data-parallel fit: rank 0 has batches of shape {kinds[0][0]} ({kinds[0][1]}) but "
+                                 f"rank {r} {shape} ({dtype}); every rank must read the same data: same width "
+                                 "and dtype")
         most = max(shape[0] for shape, _ in kinds)
         mine = _as_comm(dist, a)
         padded = torch.zeros((most,) + tuple(mine.shape[1:]), dtype=mine.dtype, device=mine.device)
@@ -248,21 +249,11 @@ def gather_rows(*arrays):
 
 
 def local_part(a):
-    """This rank's part of the rows of ``a`` (the sorted rows of a global batch, or an array
-    gathered by :func:`gather_rows`): the rank-th of P contiguous, near-equal runs."""
+    """This rank's part of the rows of the host array ``a`` (the sorted rows of a global batch,
+    or codes gathered by :func:`gather_rows` into a checkpoint): the rank-th of P contiguous,
+    near-equal runs (np.array_split's), so the parts in rank order are ``a``."""
     P = world_size()
-    if P == 1:
-        return a
-    bounds = _bounds(a.shape[0], P)
-    r = rank()
-    return a[bounds[r]:bounds[r + 1]]
-
-
-def _bounds(n, P):
-    """np.array_split's cut points: the first n % P parts hold one row more."""
-    sizes = np.full(P, n // P)
-    sizes[:n % P] += 1
-    return np.concatenate([[0], np.cumsum(sizes)])
+    return a if P == 1 else np.array_split(a, P)[rank()]
 
 
 def enumerate_batches(iterable):

@@ -17,7 +17,8 @@ import torch.distributed as dist
 import sparsolve
 from sparsolve.learning import distributed
 
-from cases import CASES, GPU_KWARGS, P_FEATURES, data, iterable_batches  # noqa: E402  (this folder is on sys.path as the script's own)
+# This folder is on sys.path as the script's own.
+from cases import CASES, GPU_KWARGS, P_FEATURES, data, iterable_batches
 
 
 def fits(rank, out):
@@ -49,6 +50,11 @@ def fits(rank, out):
         errors.append(str(e))
     try:
         sparsolve.fit(data(), **base, dict_init=np.random.default_rng(rank).standard_normal((8, P_FEATURES)))
+        errors.append("no error")
+    except ValueError as e:
+        errors.append(str(e))
+    try:  # an iterable's width shows only in its first batch
+        sparsolve.fit([b[:, :P_FEATURES - 8 * rank] for b in iterable_batches()], **base)
         errors.append("no error")
     except ValueError as e:
         errors.append(str(e))

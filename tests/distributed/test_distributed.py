@@ -97,11 +97,12 @@ def test_checkpoint_from_two_ranks_resumes_on_one(two_ranks, name, tmp_path):
 def test_startup_mismatches_name_both_values(two_ranks):
     saved, _ = two_ranks
     for r in (0, 1):
-        alpha, seed, width, init, small = (str(e) for e in saved[r]["errors"])
+        alpha, seed, width, init, stream_width, small = (str(e) for e in saved[r]["errors"])
         assert "alpha is 0.1 on rank 0 but 0.2 on rank 1" in alpha
         assert "seed is 0 on rank 0 but 1 on rank 1" in seed
         assert "n_features is 24 on rank 0 but 16 on rank 1" in width
         assert init.startswith("data-parallel fit: dict_init is '") and "on rank 1" in init
+        assert "rank 0 has batches of shape (50, 24) (float64) but rank 1 (50, 16)" in stream_width
         assert "needs at least 2 rows in every batch" in small and "a batch has 1" in small
 
 
