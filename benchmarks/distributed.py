@@ -229,10 +229,11 @@ def main():
         "that uses every core, and the other jobs on the machine take cores from all runs.",
     ])
     if max(load, load_end) > cores:
-        text += (f"\nAt a load of {max(load, load_end):.0f} on {cores} cores each thread got a fraction of a core, so "
-                 "runs with more threads or processes than one lose to the one-thread run here: these figures show "
-                 "the equality of the dictionaries and the communication cost, not the scaling; rerun on a quiet "
-                 "machine for that.")
+        text += (f"\nAt a load of {max(load, load_end):.0f} on {cores} cores each thread got the fraction of a core "
+                 "that the scheduler gave it among all the machine's jobs (a run of more processes takes a larger "
+                 "share, and threads that wait on each other lose), so the speed ratios here are not the scaling: "
+                 "these figures show the equality of the dictionaries and the communication cost; rerun on a quiet "
+                 "machine for the scaling.")
     print(text)
     if not args.no_write and not args.quick:
         title = f"## Data-parallel fit (benchmarks/distributed.py{' --device cuda' if args.device == 'cuda' else ''})"
