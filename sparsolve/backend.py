@@ -191,6 +191,27 @@ def no_grad(x):
     """A context that stops torch from recording a graph for work on ``x`` (no-op otherwise)."""
     return _torch().no_grad() if is_torch(x) else contextlib.nullcontext()
 
+def to_torch(x):
+    """``x`` as a torch tensor on its device, sharing its memory (numpy and CPU torch: no copy;
+    cupy through DLPack), for the collectives of torch.distributed."""
+    if isinstance(x, np.ndarray):
+        return _torch().from_numpy(np.ascontiguousarray(x))
+    if is_torch(x):
+        return x
+    return _torch().from_dlpack(x)
+
+
+def from_torch(t, like):
+    """The torch tensor ``t`` as the kind and device of ``like`` (sharing memory where it can)."""
+    if isinstance(like, np.ndarray):
+        return t.detach().cpu().numpy()
+    if is_torch(like):
+        return t.to(like.device)
+    import cupy
+
+    with like.device:
+        return cupy.from_dlpack(t.to(f"cuda:{like.device.id}"))
+
 
 def astype(x, dtype: str):
     """Cast to 'float32' or 'float64' in the array's own library."""

@@ -104,7 +104,7 @@ def _fail(message):
 
 
 def _fit(args):
-    from .learning import fit
+    from .learning import distributed, fit
     from .learning.checkpoint import check_writable
 
     config = {f.name: getattr(args, f.name) for f in dataclasses.fields(FitConfig) if f.name not in _LEFT_OUT}
@@ -131,6 +131,7 @@ def _fit(args):
     for name, value in defaults.items():
         if config[name] is None:
             config[name] = value
+    distributed.init_from_env(args.device)  # distributed seam: under torchrun, join its group so fit runs data-parallel
     try:
         check_writable(args.out, "--out")
         model = fit(X, config.pop("n_atoms"), config.pop("alpha"), checkpoint=args.checkpoint,
@@ -140,6 +141,8 @@ def _fit(args):
     except KeyboardInterrupt:
         saved = f"; the checkpoint {args.checkpoint} holds the run so far" if args.checkpoint else ""
         _fail(f"interrupted{saved}")
+    if not distributed.is_rank0():
+        return 0  # distributed seam: every rank holds the same model; rank 0 saves and reports it
     out = model.save(args.out)
     h = model.history
     print(f"data:       {source}")

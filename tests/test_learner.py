@@ -15,24 +15,28 @@ def test_every_update_is_in_the_table():
     assert set(L.UPDATE_RULES) == set(UPDATES)
 
 
-def test_the_statistics_stage_goes_through_reduce(monkeypatch):
+def test_the_statistics_stage_goes_through_the_distributed_seam(monkeypatch):
+    """The statistics stage hands (A, B, atom use, rows) to distributed.step_sums and steps
+    with what it returns (in a data-parallel run: the global batch's sums)."""
+    from sparsolve.learning import distributed
+
     X = _X()
     seen = []
 
-    def reduce(stats):
-        seen.append(stats[0].shape)
-        return stats
+    def step_sums(A, B, used, rows):
+        seen.append((A.shape, B.shape, used.shape, rows))
+        return A, B, used, rows
 
+    monkeypatch.setattr(distributed, "step_sums", step_sums)
     a = new_learner(X, FitConfig(8, 0.1, solver="cd", batch_size=100, seed=0).resolved(300))
-    monkeypatch.setattr(a, "reduce", reduce)
     a.step(X[:100])
     a.step(X[100:200])
-    assert seen == [(8, 8), (8, 8)]
-    # a reduce that drops ZᵀX changes the sgd step: the seam is really used
+    assert seen == [((8, 8), (8, 16), (8,), 100)] * 2
+    # a seam that drops ZᵀX changes the sgd step: the seam is really used
     b = new_learner(X, FitConfig(8, 0.1, solver="cd", update="sgd", batch_size=100, seed=0).resolved(300))
     c = new_learner(X, FitConfig(8, 0.1, solver="cd", update="sgd", batch_size=100, seed=0).resolved(300))
-    monkeypatch.setattr(c, "reduce", lambda s: (s[0], 0 * s[1]))
     b.step(X[:100])
+    monkeypatch.setattr(distributed, "step_sums", lambda A, B, used, rows: (A, 0 * B, used, rows))
     c.step(X[:100])
     assert not np.allclose(b.D, c.D)
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import backend
+from . import distributed
 from ..checks import finite_rows
 
 # Rows hashed into a fingerprint: spread over the data, so that other data of the same
@@ -154,10 +155,10 @@ class Source:
                      else np.arange(self.n))
             full = bs >= self.n
             for index in range(skip, self.per_epoch):
-                rows = np.sort(order[index * bs:(index + 1) * bs])
+                rows = distributed.local_part(np.sort(order[index * bs:(index + 1) * bs]))  # distributed seam
                 yield index, backend.to_device(take(self.X, rows), device), ("full" if full else None)
         else:
-            for index, batch in enumerate(self.X):
+            for index, batch in distributed.enumerate_batches(self.X):  # distributed seam
                 if index < skip:
                     continue
                 yield index, backend.to_device(as_batch(batch, index), device), None

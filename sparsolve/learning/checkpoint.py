@@ -20,6 +20,7 @@ from pathlib import Path
 from .. import backend, io
 from ..config import FitConfig
 from . import dead as dead_atoms
+from . import distributed
 from .batches import describe
 from .learner import History, Learner, history_arrays, history_from_arrays
 
@@ -48,14 +49,17 @@ def check_writable(path, name: str) -> Path:
     return path
 
 
-def save(learner: Learner, path, position, data_fingerprint) -> Path:
+def save(learner: Learner, path, position, data_fingerprint) -> Path | None:
+    warm_Z = None if learner.warm is None else distributed.gather_rows(learner.warm[1])  # distributed seam
+    if not distributed.is_rank0():  # distributed seam: rank 0 alone writes (None elsewhere)
+        return None
     arrays = {"dictionary": backend.to_numpy(learner.D), "idle": learner.idle.idle,
               **history_arrays(learner.history.as_dict())}
     if learner.stats_A is not None:
         arrays["stats_A"] = backend.to_numpy(learner.stats_A)
         arrays["stats_B"] = backend.to_numpy(learner.stats_B)
     if learner.warm is not None:
-        arrays["warm_Z"] = backend.to_numpy(learner.warm[1])
+        arrays["warm_Z"] = backend.to_numpy(warm_Z)
     meta = {"config": dataclasses.asdict(learner.config), "n_features": learner.n_features,
             "entropy": str(learner.entropy), "data": data_fingerprint, "t": learner.t, "weight": learner.weight,
             "samples_seen": learner.samples_seen, "seconds": learner.seconds,
@@ -77,7 +81,7 @@ def restore(path):
         if "stats_A" in arrays:
             learner.stats_A, learner.stats_B = arrays["stats_A"], arrays["stats_B"]
         if "warm_Z" in arrays:
-            learner.warm = (meta["warm_key"], arrays["warm_Z"])
+            learner.warm = (meta["warm_key"], distributed.local_part(arrays["warm_Z"]))  # distributed seam
         learner.history = History(history_from_arrays(arrays))
         position = tuple(int(v) for v in meta["position"])
         fingerprint = meta["data"]

@@ -16,7 +16,7 @@ import numpy as np
 from .. import backend
 from ..config import FitConfig
 from . import checkpoint as ckpt
-from . import norms, training
+from . import distributed, norms, training
 from .batches import Source, check_data, fingerprint, is_array
 from .learner import Learner, check_solver_options, host_record
 
@@ -51,6 +51,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
         config = FitConfig(n_atoms, alpha, solver_options={**options.pop("solver_options", {}), **solver_options},
                            **options)
     learner, source, position, data_id = _start(X, config, dict_init, checkpoint)
+    callback = distributed.stop_together(callback)  # distributed seam: a stop on any rank stops every rank
     max_steps = learner.config.max_steps
 
     def steps():
@@ -68,7 +69,8 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
         if learner.D is not None:
             ckpt.save(learner, checkpoint, position, data_id)
 
-    training.run(steps(), total=source.total_steps(), initial=learner.t, desc="sparsolve.fit", progress=progress,
+    training.run(steps(), total=source.total_steps(), initial=learner.t, desc="sparsolve.fit",
+                 progress=progress and distributed.is_rank0(),  # distributed seam: one bar, rank 0's
                  save=None if checkpoint is None else save, checkpoint_every=learner.config.checkpoint_every,
                  callback=callback, to_host=host_record, postfix_every=10,
                  postfix=lambda r: {"loss": f"{r['objective']:.4g}", "nnz": f"{r['nnz_frac']:.3f}",
@@ -78,9 +80,10 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
     return learner.model()
 
 
-def _start(X, config, dict_init, checkpoint):
+def _start(X, config, dict_init, checkpoint, whole_data=True):
     """(learner, source, position, data fingerprint): every check first, then a fresh
-    learner or the checkpoint's."""
+    learner or the checkpoint's.  ``whole_data``: X is the data set, the same on every rank of
+    a data-parallel run (fit); False: this rank's own first batch (new_learner)."""
     check_data(X)
     check_solver_options(config.solver, config.solver_options)
     if config.device == "cuda" and not backend.cuda_available():
@@ -90,6 +93,10 @@ def _start(X, config, dict_init, checkpoint):
     D0 = None if dict_init is None else initial(dict_init, config, n_features)
     n_features = n_features or (None if D0 is None else D0.shape[1])
     entropy = int(np.random.SeedSequence(config.seed).entropy)
+    entropy = distributed.agree(  # distributed seam: the ranks' settings must match; rank 0's entropy for all
+        {**dataclasses.asdict(config), "n_features": n_features}, entropy, X if whole_data and is_array(X) else None,
+        checkpoint=None if checkpoint is None else str(checkpoint), dict_init=dict_init,
+        resuming=checkpoint is not None and ckpt.npz_path(checkpoint).exists())
     data_id = fingerprint(X)
     learner, position = None, (0, 0)
     if checkpoint is not None:
@@ -106,7 +113,7 @@ def _start(X, config, dict_init, checkpoint):
 def new_learner(X, config, dict_init=None):
     """The :class:`Learner` that ``fit(X, config=config)`` would start from, for driving the
     training one batch at a time with :meth:`Learner.step` (X: a first batch)."""
-    return _start(X, config, dict_init, None)[0]
+    return _start(X, config, dict_init, None, whole_data=False)[0]
 
 
 def initial(dict_init, config, n_features):

@@ -6,8 +6,9 @@ For a batch X (b, p) and the current dictionary D (m, p), :meth:`Learner.step` r
                   per row, to the relative gap ``tol`` (learning needs good codes, not
                   certified optima).  When a step sees the very same rows as the one
                   before (full-batch data), the previous codes warm-start the solver.
-2. ``statistics`` batch_A = ZᵀZ/b, batch_B = ZᵀX/b.  This is the seam where a distributed
-                  run all-reduces (averages) the statistics over ranks: :attr:`Learner.reduce`.
+2. ``statistics`` batch_A = ZᵀZ/b, batch_B = ZᵀX/b.  In a data-parallel run (distributed.py)
+                  they, the atoms' use and the row count b are all-reduced over the ranks
+                  into the global batch's, so every rank takes the same step.
 3. ``update``     the dictionary update named by the config, from :data:`UPDATE_RULES`
                   (updates.py); "online" first folds the batch statistics into the running
                   ones, stats_A and stats_B.
@@ -29,6 +30,7 @@ import numpy as np
 from .. import backend
 from ..inference import ConvergenceWarning, encode, solver_class
 from . import dead as dead_atoms
+from . import distributed
 from . import norms, updates
 from .batches import check_batch, check_finite
 
@@ -147,10 +149,6 @@ class Learner:
     set, ``DictionaryLearning.partial_fit`` one call at a time.
     """
 
-    #: The statistics stage's hook: a distributed run replaces it by an all-reduce
-    #: (mean over ranks) of (batch_A, batch_B); a single process uses them as they are.
-    reduce = staticmethod(lambda stats: stats)
-
     def __init__(self, config, n_features, entropy, D=None):
         self.config = config  # resolved: batch_size, dead_after and beta are set
         self.n_features = n_features
@@ -190,7 +188,8 @@ class Learner:
         if self.n_features is None:
             self.n_features = int(X.shape[1])
         start = time.perf_counter()
-        D = initial_dictionary(X, cfg.n_atoms, self.rng) if self.D is None else backend.match(self.D, X)
+        D = (initial_dictionary(distributed.gather_rows(X), cfg.n_atoms, self.rng)  # distributed seam: global rows
+             if self.D is None else backend.match(self.D, X))
         stats_A, stats_B = ((None, None) if self.stats_A is None
                             else (backend.match(self.stats_A, X), backend.match(self.stats_B, X)))
         self.stats_A, self.stats_B = stats_A, stats_B
@@ -199,21 +198,23 @@ class Learner:
         b = X.shape[0]
         R = X - Z @ D
         r2 = (R * R).sum(axis=1)
-        batch_A, batch_B = self.reduce(updates.batch_statistics(X, Z))
+        batch_A, batch_B, used, rows = distributed.step_sums(  # distributed seam: the global batch's sums
+            *updates.batch_statistics(X, Z), backend.to_numpy((Z != 0).any(axis=0)), b)
         new, running = UPDATE_RULES[cfg.update](self, D, batch_A, batch_B, norms.decay(cfg.norm, cfg.beta))
         new = norms.project(new, cfg.norm, previous=D)
         weight = self.weight
         if running is not None:
             stats_A, stats_B, weight = running
-        new, resampled, dead = self._dead_atoms(new, X, Z, r2, stats_A, stats_B)
+        new, resampled, dead = self._dead_atoms(new, X, r2, used, rows, stats_A, stats_B)
 
         self.D, self.stats_A, self.stats_B, self.weight = new, stats_A, stats_B, weight
         self.warm = (warm_key, Z) if warm_key is not None else None
         self.t += 1
-        self.samples_seen += b
+        self.samples_seen += rows
         backend.synchronize(new)
         self.seconds += time.perf_counter() - start
-        record = self._record(X, Z, r2, new, dead, resampled, converged)
+        record = distributed.mean_figures(  # distributed seam: global means of the per-row figures
+            self._record(X, Z, r2, new, dead, resampled, converged), b)
         self.history.append(record)
         return record
 
@@ -230,14 +231,15 @@ class Learner:
                              max_iter=max_iter, init=init, return_info=True, **options)
         return Z, info.converged
 
-    def _dead_atoms(self, new, X, Z, r2, stats_A, stats_B):
-        """(D, atoms resampled, dead mask): the idle counters see which atoms the batch used
-        (one host read of m booleans), and the dead ones are resampled."""
-        self.idle.observe(backend.to_numpy((Z != 0).any(axis=0)), X.shape[0])
+    def _dead_atoms(self, new, X, r2, used, rows, stats_A, stats_B):
+        """(D, atoms resampled, dead mask): the idle counters see which atoms the (global)
+        batch of ``rows`` rows used (``used``: host booleans), and the dead ones are resampled."""
+        self.idle.observe(used, rows)
         dead = self.idle.dead()
         if not (self.config.resample_dead and dead.any()):
             return new, 0, dead
-        new, atoms = dead_atoms.resample(new, X, r2, dead, self.rng, self.config.norm)
+        new, atoms = dead_atoms.resample(new, *distributed.gather_rows(X, r2),  # distributed seam: every rank's rows
+                                         dead, self.rng, self.config.norm)
         self.idle.reset(atoms)
         if stats_A is not None and atoms.size:
             idx = backend.like(atoms, stats_A)
