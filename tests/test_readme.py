@@ -70,12 +70,14 @@ def small_sizes(monkeypatch, tmp_path):
     patches = _capped(sparsolve.data.natural_image_patches)
     for module in (sparsolve.data, sparsolve.data.images):
         monkeypatch.setattr(module, "natural_image_patches", patches)
+    # sparsolve's own name first: its lazy lookup reads the subpackage's, and monkeypatch
+    # restores what it read, which must be the real function, not the capped one.
     fit = _capped(sparsolve.learning.fit)
-    monkeypatch.setattr(sparsolve.learning, "fit", fit)
     monkeypatch.setattr(sparsolve, "fit", fit, raising=False)
+    monkeypatch.setattr(sparsolve.learning, "fit", fit)
     fit_amortized = _capped(sparsolve.amortized.fit_amortized)
-    monkeypatch.setattr(sparsolve.amortized, "fit_amortized", fit_amortized)
     monkeypatch.setattr(sparsolve, "fit_amortized", fit_amortized, raising=False)
+    monkeypatch.setattr(sparsolve.amortized, "fit_amortized", fit_amortized)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
