@@ -28,12 +28,15 @@ def test_the_statistics_stage_goes_through_reduce(monkeypatch):
     a.step(X[:100])
     a.step(X[100:200])
     assert seen == [(8, 8), (8, 8)]
-    # a reduce that drops ZᵀX changes the sgd step: the seam is really used
+    # sgd forms no statistics: the seam reduces its gradient, and a reduce that halves it
+    # changes the step (Adam's first step is the sign of the gradient, so a scaling would not)
     b = new_learner(X, FitConfig(8, 0.1, solver="cd", update="sgd", batch_size=100, seed=0).resolved(300))
     c = new_learner(X, FitConfig(8, 0.1, solver="cd", update="sgd", batch_size=100, seed=0).resolved(300))
-    monkeypatch.setattr(c, "reduce", lambda s: (s[0], 0 * s[1]))
+    grads = []
+    monkeypatch.setattr(c, "reduce", lambda s: grads.append(s[0].shape) or (s[0] * (np.arange(8) % 2)[:, None],))
     b.step(X[:100])
     c.step(X[:100])
+    assert grads == [(8, X.shape[1])]
     assert not np.allclose(b.D, c.D)
 
 

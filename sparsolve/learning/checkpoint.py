@@ -1,7 +1,7 @@
 """Checkpoints of :func:`sparsolve.fit`: save, resume, and the checks around them.
 
 A checkpoint holds the full state of a :class:`~.learner.Learner` -- dictionary,
-running statistics, idle counters, step, epoch and batch position, the RNG state
+running statistics, Adam's moments (update="sgd"), idle counters, step, epoch and batch position, the RNG state
 and the history -- plus ``asdict`` of its :class:`~sparsolve.config.FitConfig`
 and the data's fingerprint (:func:`.batches.fingerprint`).  It is written
 atomically (sparsolve.io).  A later fit with the same path resumes from it and
@@ -22,6 +22,7 @@ from ..config import FitConfig
 from . import dead as dead_atoms
 from .batches import describe
 from .learner import History, Learner, history_arrays, history_from_arrays
+from .updates import Adam
 
 CHECKPOINT_KIND = "fit_checkpoint"
 
@@ -56,11 +57,15 @@ def save(learner: Learner, path, position, data_fingerprint) -> Path:
         arrays["stats_B"] = backend.to_numpy(learner.stats_B)
     if learner.warm is not None:
         arrays["warm_Z"] = backend.to_numpy(learner.warm[1])
+    adam = learner.adam.state()
+    if adam is not None:
+        arrays["adam_mean"], arrays["adam_square"] = adam["mean"], adam["square"]
     meta = {"config": dataclasses.asdict(learner.config), "n_features": learner.n_features,
             "entropy": str(learner.entropy), "data": data_fingerprint, "t": learner.t, "weight": learner.weight,
             "samples_seen": learner.samples_seen, "seconds": learner.seconds,
             "rng": learner.rng.bit_generator.state, "position": list(position),
-            "warm_key": None if learner.warm is None else learner.warm[0]}
+            "warm_key": None if learner.warm is None else learner.warm[0],
+            "adam_t": None if adam is None else adam["t"]}
     return io.save_npz(path, CHECKPOINT_KIND, arrays, meta)
 
 
@@ -78,6 +83,9 @@ def restore(path):
             learner.stats_A, learner.stats_B = arrays["stats_A"], arrays["stats_B"]
         if "warm_Z" in arrays:
             learner.warm = (meta["warm_key"], arrays["warm_Z"])
+        adam = ({"mean": arrays["adam_mean"], "square": arrays["adam_square"], "t": meta["adam_t"]}
+                if "adam_mean" in arrays else None)
+        learner.adam = Adam.from_state(adam, like=learner.D, settings=learner.adam.settings)
         learner.history = History(history_from_arrays(arrays))
         position = tuple(int(v) for v in meta["position"])
         fingerprint = meta["data"]

@@ -6,11 +6,13 @@ For a batch X (b, p) and the current dictionary D (m, p), :meth:`Learner.step` r
                   per row, to the relative gap ``tol`` (learning needs good codes, not
                   certified optima).  When a step sees the very same rows as the one
                   before (full-batch data), the previous codes warm-start the solver.
-2. ``statistics`` batch_A = ZᵀZ/b, batch_B = ZᵀX/b.  This is the seam where a distributed
-                  run all-reduces (averages) the statistics over ranks: :attr:`Learner.reduce`.
+2. ``statistics`` batch_A = ZᵀZ/b, batch_B = ZᵀX/b ("online", "mod"); for "sgd" the
+                  gradient from the residual, g = tangent(−ZᵀR/b + decay·D), and no m×m
+                  array.  This is the seam where a distributed run all-reduces (averages)
+                  the statistics or the gradient over ranks: :attr:`Learner.reduce`.
 3. ``update``     the dictionary update named by the config, from :data:`UPDATE_RULES`
                   (updates.py); "online" first folds the batch statistics into the running
-                  ones, stats_A and stats_B.
+                  ones, stats_A and stats_B; "sgd" is the Adam step D ← adam.step(D, g).
 4. ``norm rule``  norms.project.
 5. ``dead atoms`` dead.py: atoms unused for ``dead_after`` samples are resampled and their
                   rows of stats_A, stats_B zeroed.
@@ -21,6 +23,7 @@ so a step that fails in its checks, its encode or its update leaves the learner 
 """
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 
@@ -117,20 +120,23 @@ def initial_dictionary(X, n_atoms, rng):
     return backend.match(D, X)
 
 
-# ---- the update stage: name -> (learner, D, batch_A, batch_B, decay) -> (new D, running stats) --------
+# ---- the statistics and update stages: name -> (learner, D, X, Z, R, decay, adam) -> (new D, running stats) --
 
-def _update_online(learner, D, batch_A, batch_B, decay):
+def _update_online(learner, D, X, Z, R, decay, adam):
     cfg = learner.config
+    batch_A, batch_B = learner.reduce(updates.batch_statistics(X, Z))
     stats_A, stats_B, weight = updates.running_statistics(learner.stats_A, learner.stats_B, learner.weight,
                                                           batch_A, batch_B, learner.t + 1, cfg.forget)
     return updates.online(D, stats_A, stats_B, cfg.norm, decay), (stats_A, stats_B, weight)
 
 
-def _update_sgd(learner, D, batch_A, batch_B, decay):
-    return updates.sgd(D, batch_A, batch_B, decay, learner.config.lr), None
+def _update_sgd(learner, D, X, Z, R, decay, adam):
+    grad, = learner.reduce((norms.tangent(updates.gradient(D, Z, R, decay), D, learner.config.norm),))
+    return adam.step(D, grad), None
 
 
-def _update_mod(learner, D, batch_A, batch_B, decay):
+def _update_mod(learner, D, X, Z, R, decay, adam):
+    batch_A, batch_B = learner.reduce(updates.batch_statistics(X, Z))
     return updates.mod(D, batch_A, batch_B, decay), None
 
 
@@ -141,14 +147,16 @@ class Learner:
     """The state of one dictionary-learning run, advanced one batch at a time by :meth:`step`.
 
     State: the dictionary ``D``; ``stats_A``, ``stats_B`` (the online update's running
-    means of ZᵀZ/b and ZᵀX/b) and their ``weight``; the step count ``t``;
+    means of ZᵀZ/b and ZᵀX/b) and their ``weight``; ``adam``, the sgd update's
+    :class:`~.updates.Adam` (its moments); the step count ``t``;
     ``samples_seen``; ``seconds``; the idle counters of the atoms; the RNG; the last
     codes for warm starts; the history.  :func:`sparsolve.fit` drives it over a data
     set, ``DictionaryLearning.partial_fit`` one call at a time.
     """
 
     #: The statistics stage's hook: a distributed run replaces it by an all-reduce
-    #: (mean over ranks) of (batch_A, batch_B); a single process uses them as they are.
+    #: (mean over ranks) of (batch_A, batch_B), or of (gradient,) for sgd; a single
+    #: process uses them as they are.
     reduce = staticmethod(lambda stats: stats)
 
     def __init__(self, config, n_features, entropy, D=None):
@@ -158,6 +166,7 @@ class Learner:
         self.D = D
         self.stats_A = self.stats_B = None
         self.weight = 0.0
+        self.adam = updates.Adam(updates.AdamSettings(lr=config.lr))
         self.t = 0
         self.samples_seen = 0
         self.seconds = 0.0
@@ -194,20 +203,23 @@ class Learner:
         stats_A, stats_B = ((None, None) if self.stats_A is None
                             else (backend.match(self.stats_A, X), backend.match(self.stats_B, X)))
         self.stats_A, self.stats_B = stats_A, stats_B
+        # a copy, committed with the rest: Adam.step rebinds its moments rather than writing them
+        adam = copy.copy(self.adam)
+        if adam.mean is not None:
+            adam.mean, adam.square = backend.match(adam.mean, X), backend.match(adam.square, X)
 
         Z, converged = self._encode(X, D, solver, warm_key)
         b = X.shape[0]
         R = X - Z @ D
         r2 = (R * R).sum(axis=1)
-        batch_A, batch_B = self.reduce(updates.batch_statistics(X, Z))
-        new, running = UPDATE_RULES[cfg.update](self, D, batch_A, batch_B, norms.decay(cfg.norm, cfg.beta))
+        new, running = UPDATE_RULES[cfg.update](self, D, X, Z, R, norms.decay(cfg.norm, cfg.beta), adam)
         new = norms.project(new, cfg.norm, previous=D)
         weight = self.weight
         if running is not None:
             stats_A, stats_B, weight = running
-        new, resampled, dead = self._dead_atoms(new, X, Z, r2, stats_A, stats_B)
+        new, resampled, dead = self._dead_atoms(new, X, Z, r2, stats_A, stats_B, adam)
 
-        self.D, self.stats_A, self.stats_B, self.weight = new, stats_A, stats_B, weight
+        self.D, self.stats_A, self.stats_B, self.weight, self.adam = new, stats_A, stats_B, weight, adam
         self.warm = (warm_key, Z) if warm_key is not None else None
         self.t += 1
         self.samples_seen += b
@@ -230,9 +242,10 @@ class Learner:
                              max_iter=max_iter, init=init, return_info=True, **options)
         return Z, info.converged
 
-    def _dead_atoms(self, new, X, Z, r2, stats_A, stats_B):
+    def _dead_atoms(self, new, X, Z, r2, stats_A, stats_B, adam):
         """(D, atoms resampled, dead mask): the idle counters see which atoms the batch used
-        (one host read of m booleans), and the dead ones are resampled."""
+        (one host read of m booleans), and the dead ones are resampled; their statistics and
+        Adam moments start afresh, as a new atom's would."""
         self.idle.observe(backend.to_numpy((Z != 0).any(axis=0)), X.shape[0])
         dead = self.idle.dead()
         if not (self.config.resample_dead and dead.any()):
@@ -244,6 +257,10 @@ class Learner:
             stats_A[idx, :] = 0
             stats_A[:, idx] = 0
             stats_B[idx, :] = 0
+        if adam.mean is not None and atoms.size:
+            idx = backend.like(atoms, adam.mean)
+            adam.mean[idx, :] = 0
+            adam.square[idx, :] = 0
         return new, int(atoms.size), dead
 
     def _record(self, X, Z, r2, new, dead, resampled, converged):
