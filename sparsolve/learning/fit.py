@@ -17,7 +17,7 @@ from .. import backend
 from ..config import FitConfig
 from . import checkpoint as ckpt
 from . import norms, training
-from .batches import Source, check_data, fingerprint, is_array
+from .batches import Source, as_batch, check_data, fingerprint, is_array, take
 from .learner import Learner, check_solver_options, host_record
 
 
@@ -100,6 +100,8 @@ def _start(X, config, dict_init, checkpoint):
             learner.config = config
     if learner is None:
         learner = Learner(config, n_features, entropy, D0)
+    if is_array(X):  # a size that cannot fit its device is refused here, before any batch is read
+        learner.plan_memory(backend.to_device(as_batch(take(X, np.arange(1)), 0), config.device))
     return learner, Source(X, config, learner.entropy), position, data_id
 
 

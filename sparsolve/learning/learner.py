@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from .. import backend
+from .. import backend, memory
 from ..inference import ConvergenceWarning, encode, solver_class
 from . import dead as dead_atoms
 from . import norms, updates
@@ -174,6 +174,7 @@ class Learner:
         self.rng = np.random.default_rng([self.entropy, 0])
         self.history = History()
         self.warm = None  # (key, Z) of the last step, for full-batch warm starts
+        self.plan = None  # the memory plan for the batches' device (plan_memory); derived, not checkpointed
 
     def step(self, X, *, index=0, warm_key=None):
         """Encode the batch X, update the dictionary, and return the step's record.
@@ -198,6 +199,7 @@ class Learner:
         check_finite(X, f"batch {index}")
         if self.n_features is None:
             self.n_features = int(X.shape[1])
+        self.plan_memory(X)
         start = time.perf_counter()
         D = initial_dictionary(X, cfg.n_atoms, self.rng) if self.D is None else backend.match(self.D, X)
         stats_A, stats_B = ((None, None) if self.stats_A is None
@@ -229,12 +231,23 @@ class Learner:
         self.history.append(record)
         return record
 
+    def plan_memory(self, X):
+        """The memory plan (sparsolve.memory) for batches like X on X's device, made once, before
+        any encode: a run that cannot fit raises MemoryPlanError, with the way out, here."""
+        if self.plan is None:
+            cfg = self.config
+            self.plan = memory.plan_for(X, int(X.shape[1]), cfg.n_atoms, max(cfg.batch_size, int(X.shape[0])),
+                                        update=cfg.update)
+        return self.plan
+
     def _encode(self, X, D, solver, warm_key):
         cfg = self.config
         init = self.warm[1] if (warm_key is not None and self.warm is not None and self.warm[0] == warm_key) else None
         if init is not None:
             init = backend.match(init, X)
         options = cfg.solver_options if solver == cfg.solver else {}
+        if "form" in solver_class(solver).OPTIONS and "form" not in options:
+            options = {**options, "form": self.plan.form}  # the plan's: the Gram form only where G fits
         max_iter = cfg.max_iter if cfg.max_iter is not None else LEARNING_MAX_ITER.get(solver)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
