@@ -49,7 +49,9 @@ def check_writable(path, name: str) -> Path:
     return path
 
 
-def save(learner: Learner, path, position, data_fingerprint) -> Path:
+def save(learner: Learner, path, position, data_fingerprint, stream=None) -> Path:
+    """Write the learner's state; ``stream``: a stateful stream's ``state_dict()`` (a ShardStream's
+    position in its epoch), which a resume hands back to the stream's ``load_state_dict``."""
     arrays = {"dictionary": backend.to_numpy(learner.D), "idle": learner.idle.idle,
               **history_arrays(learner.history.as_dict())}
     if learner.stats_A is not None:
@@ -65,12 +67,12 @@ def save(learner: Learner, path, position, data_fingerprint) -> Path:
             "samples_seen": learner.samples_seen, "seconds": learner.seconds,
             "rng": learner.rng.bit_generator.state, "position": list(position),
             "warm_key": None if learner.warm is None else learner.warm[0],
-            "adam_t": None if adam is None else adam["t"]}
+            "adam_t": None if adam is None else adam["t"], "stream": stream}
     return io.save_npz(path, CHECKPOINT_KIND, arrays, meta)
 
 
 def restore(path):
-    """(learner, (epoch, batch), data fingerprint) from a checkpoint file."""
+    """(learner, (epoch, batch), data fingerprint, stream state or None) from a checkpoint file."""
     arrays, meta = io.load_npz(npz_path(path), CHECKPOINT_KIND)
     try:
         config = FitConfig(**meta["config"])
@@ -89,10 +91,11 @@ def restore(path):
         learner.history = History(history_from_arrays(arrays))
         position = tuple(int(v) for v in meta["position"])
         fingerprint = meta["data"]
+        stream = meta.get("stream")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise io.ModelFileError(f"checkpoint {path} is incomplete, damaged or from an older sparsolve ({e!r}); "
                                 "delete it to start afresh") from e
-    return learner, position, fingerprint
+    return learner, position, fingerprint, stream
 
 
 def check_resume(path, learner: Learner, config: FitConfig, n_features, saved_data, data, entropy):
