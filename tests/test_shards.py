@@ -140,17 +140,17 @@ def test_other_bad_shards_are_refused(tmp_path):
 
 
 # ---- fit on shards ------------------------------------------------------------------------------
+# fit from its module: the README test's patched sparsolve.fit (max_steps capped) can outlive it
+from sparsolve.learning.fit import fit  # noqa: E402
 
 FIT = dict(solver="cd", batch_size=64, seed=5, progress=False)
 
 
 def test_fit_on_a_shard_stream_equals_fit_on_the_same_rows_in_memory(directory, arrays):
-    import sparsolve
-
     stream = ShardStream(directory, **OPTIONS)
-    streamed = sparsolve.fit(stream, 8, 0.1, n_epochs=1, **FIT)
+    streamed = fit(stream, 8, 0.1, n_epochs=1, **FIT)
     rows = np.concatenate(arrays)[stream.epoch_rows(0)]  # the stream's order, fit unshuffled
-    in_memory = sparsolve.fit(rows, 8, 0.1, n_epochs=1, shuffle=False, **FIT)
+    in_memory = fit(rows, 8, 0.1, n_epochs=1, shuffle=False, **FIT)
     assert streamed.history["samples_seen"][-1] == rows.shape[0]
     np.testing.assert_array_equal(streamed.dictionary, in_memory.dictionary)
 
@@ -159,7 +159,7 @@ def test_fit_on_a_shard_stream_equals_fit_on_the_same_rows_in_memory(directory, 
 def test_fit_on_a_shard_directory_resumes_mid_epoch_exactly(directory, tmp_path, crash_at):
     import sparsolve
 
-    full = sparsolve.fit(str(directory), 8, 0.1, n_epochs=2, **FIT)
+    full = fit(str(directory), 8, 0.1, n_epochs=2, **FIT)
     assert len(full.history["step"]) == 22
     ckpt = tmp_path / "run.npz"
 
@@ -171,15 +171,13 @@ def test_fit_on_a_shard_directory_resumes_mid_epoch_exactly(directory, tmp_path,
             raise Crash
 
     with pytest.raises(Crash):
-        sparsolve.fit(directory, 8, 0.1, n_epochs=2, checkpoint=ckpt, checkpoint_every=3, callback=crash, **FIT)
+        fit(directory, 8, 0.1, n_epochs=2, checkpoint=ckpt, checkpoint_every=3, callback=crash, **FIT)
     assert sparsolve.load(ckpt).history["step"][-1] == crash_at // 3 * 3
-    resumed = sparsolve.fit(directory, 8, 0.1, n_epochs=2, checkpoint=ckpt, checkpoint_every=3, **FIT)
+    resumed = fit(directory, 8, 0.1, n_epochs=2, checkpoint=ckpt, checkpoint_every=3, **FIT)
     np.testing.assert_array_equal(resumed.dictionary, full.dictionary)
     assert resumed.history["samples_seen"] == full.history["samples_seen"]
 
 
 def test_fit_on_a_directory_without_shards_is_refused(tmp_path):
-    import sparsolve
-
     with pytest.raises(ValueError, match="holds no .npy files"):
-        sparsolve.fit(tmp_path, 8, 0.1, progress=False)
+        fit(tmp_path, 8, 0.1, progress=False)
