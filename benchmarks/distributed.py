@@ -145,7 +145,7 @@ def seam_overhead():
     t = time.perf_counter()
     for _ in range(n):  # the seams one step passes through
         distributed.local_part(rows)
-        distributed.step_sums(A, B, used, 512)
+        distributed.step_sums((A, B), used, 512)
         distributed.mean_figures(record, 512)
         distributed.is_rank0()
     per_step = (time.perf_counter() - t) / n

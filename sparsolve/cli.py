@@ -81,7 +81,8 @@ def _parser():
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fit", help="learn a dictionary (default data: natural-image patches)",
                        description="Learn a dictionary D with X ≈ Z D, min ½‖x − zD‖² + α‖z‖₁ per row.")
-    f.add_argument("data", nargs="?", help="a .npy file of shape (n_samples, n_features); "
+    f.add_argument("data", nargs="?", help="a .npy file of shape (n_samples, n_features), or a directory of "
+                   ".npy shards (streamed); "
                    f"default: {DEFAULT_PATCHES} 8×8 natural-image patches")
     _add_config_flags(f)
     f.add_argument("--checkpoint", default=None, help="checkpoint file: resume from it, save to it "
@@ -118,6 +119,16 @@ def _fit(args):
         if config["n_epochs"] is None and config["max_steps"] is None:
             config["n_epochs"] = IMAGE_EPOCHS
         png = args.png or str(Path(args.out).with_suffix(".png"))
+    elif Path(args.data).is_dir():
+        from .data.shards import open_shards
+
+        try:
+            shards = open_shards(args.data)  # checked before any work; fit streams them (ShardStream)
+        except (OSError, ValueError) as e:
+            _fail(f"{args.data} is a directory without usable shards: {e}")
+        X = args.data
+        source = (f"{args.data}: {len(shards)} shards, {sum(a.shape[0] for a in shards)} rows x "
+                  f"{shards[0].shape[1]} features, streamed")
     else:
         from .data import read_matrix
 
@@ -126,6 +137,7 @@ def _fit(args):
         except (OSError, ValueError) as e:
             _fail(e)
         source = f"{args.data} {X.shape}"
+    if args.data is not None:
         defaults = {"n_atoms": DEFAULT_ATOMS, "alpha": DEFAULT_ALPHA}
         png = args.png
     for name, value in defaults.items():

@@ -101,7 +101,7 @@ class FitConfig(_Config):
     solver: str = "auto"
     """inference solver of sparsolve.encode: auto (cd on CPU, fista on GPU), cd, lca, fista, ista or omp"""
     update: str = "online"
-    """dictionary update: online (Mairal's running statistics), sgd (Olshausen-Field) or mod (full batch)"""
+    """dictionary update: online (Mairal's running statistics), sgd (Adam on the gradient, no m×m statistics: for wide dictionaries) or mod (full batch)"""
     norm: str = "unit"
     """norm rule on the atoms: unit (‖d‖ = 1), ball (‖d‖ ≤ 1), penalty (weight decay β Σ‖d‖²) or none"""
     batch_size: int | None = None
@@ -118,8 +118,8 @@ class FitConfig(_Config):
     """the inner loop's iteration cap (default: 500 for lca and ista, 300 for fista, encode's own for cd and omp)"""
     beta: float | None = None
     """weight β of norm=penalty's weight decay β Σ‖d‖² (default α)"""
-    lr: float = 1.0
-    """step scale of update=sgd, η = lr / (λ_max(A) + decay)"""
+    lr: float = 1e-3
+    """Adam's step size for update=sgd: each entry of D moves by about lr per step"""
     forget: float = 5.0
     """forgetting exponent of update=online's running statistics, ρ_t = (1 − 1/t)^forget"""
     shuffle: bool = True

@@ -18,8 +18,9 @@ def patches():
     return natural_image_patches(8, 1200, seed=3)
 
 
-def test_resumed_run_equals_uninterrupted(patches, tmp_path):
-    full = sparsolve.fit(patches, 16, 0.01, n_epochs=2, **FIT)
+@pytest.mark.parametrize("update", ["online", "sgd"])  # sgd: Adam's moments go through the checkpoint
+def test_resumed_run_equals_uninterrupted(patches, tmp_path, update):
+    full = sparsolve.fit(patches, 16, 0.01, n_epochs=2, update=update, lr=0.01, **FIT)
     ckpt = tmp_path / "run.npz"
 
     class Crash(RuntimeError):
@@ -30,9 +31,11 @@ def test_resumed_run_equals_uninterrupted(patches, tmp_path):
             raise Crash
 
     with pytest.raises(Crash):
-        sparsolve.fit(patches, 16, 0.01, n_epochs=2, checkpoint=ckpt, checkpoint_every=5, callback=crash, **FIT)
+        sparsolve.fit(patches, 16, 0.01, n_epochs=2, update=update, lr=0.01, checkpoint=ckpt, checkpoint_every=5,
+                      callback=crash, **FIT)
     assert sparsolve.load(ckpt).history["step"][-1] == 15
-    resumed = sparsolve.fit(patches, 16, 0.01, n_epochs=2, checkpoint=ckpt, checkpoint_every=5, **FIT)
+    resumed = sparsolve.fit(patches, 16, 0.01, n_epochs=2, update=update, lr=0.01, checkpoint=ckpt,
+                            checkpoint_every=5, **FIT)
     np.testing.assert_array_equal(resumed.dictionary, full.dictionary)
     assert resumed.history["step"] == full.history["step"]
     np.testing.assert_allclose(resumed.history["objective"], full.history["objective"])

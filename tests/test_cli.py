@@ -103,3 +103,16 @@ def test_checkpoint_every_reaches_fit(tmp_path):
     assert main(args) == 0
     meta = sparsolve.io.load_npz(ckpt)[1]
     assert meta["config"]["checkpoint_every"] == 2
+
+
+def test_a_directory_of_shards_is_streamed(tmp_path, capsys):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    X = natural_image_patches(8, 600, seed=4)
+    np.save(shards / "a.npy", X[:350])
+    np.save(shards / "b.npy", X[350:])
+    out = tmp_path / "m.npz"
+    main(["fit", str(shards), "--atoms", "8", "--batch-size", "100", "--out", str(out), "--no-progress"])
+    assert "2 shards, 600 rows x 64 features, streamed" in capsys.readouterr().out
+    model = sparsolve.load(out)
+    assert model.dictionary.shape == (8, 64) and model.history["samples_seen"][-1] == 600

@@ -16,27 +16,32 @@ def test_every_update_is_in_the_table():
 
 
 def test_the_statistics_stage_goes_through_the_distributed_seam(monkeypatch):
-    """The statistics stage hands (A, B, atom use, rows) to distributed.step_sums and steps
-    with what it returns (in a data-parallel run: the global batch's sums)."""
+    """The statistics stage hands (its statistics, atom use, rows) to distributed.step_sums and
+    steps with what it returns (in a data-parallel run: the global batch's sums)."""
     from sparsolve.learning import distributed
 
     X = _X()
     seen = []
+    real = distributed.step_sums
 
-    def step_sums(A, B, used, rows):
-        seen.append((A.shape, B.shape, used.shape, rows))
-        return A, B, used, rows
+    def step_sums(stats, used, rows):
+        seen.append((tuple(s.shape for s in stats), used.shape, rows))
+        return real(stats, used, rows)
 
     monkeypatch.setattr(distributed, "step_sums", step_sums)
     a = new_learner(X, FitConfig(8, 0.1, solver="cd", batch_size=100, seed=0).resolved(300))
     a.step(X[:100])
     a.step(X[100:200])
-    assert seen == [((8, 8), (8, 16), (8,), 100)] * 2
-    # a seam that drops ZᵀX changes the sgd step: the seam is really used
+    assert seen == [(((8, 8), (8, 16)), (8,), 100)] * 2
+    # sgd forms no m×m statistics: the seam gets its (m, p) gradient, and a seam that zeroes
+    # half of it changes the step (Adam's first step is the gradient's sign, so a scaling would not)
     b = new_learner(X, FitConfig(8, 0.1, solver="cd", update="sgd", batch_size=100, seed=0).resolved(300))
     c = new_learner(X, FitConfig(8, 0.1, solver="cd", update="sgd", batch_size=100, seed=0).resolved(300))
+    seen.clear()
     b.step(X[:100])
-    monkeypatch.setattr(distributed, "step_sums", lambda A, B, used, rows: (A, 0 * B, used, rows))
+    assert seen == [(((8, X.shape[1]),), (8,), 100)]
+    monkeypatch.setattr(distributed, "step_sums",
+                        lambda stats, used, rows: ((stats[0] * (np.arange(8) % 2)[:, None],), used, rows))
     c.step(X[:100])
     assert not np.allclose(b.D, c.D)
 

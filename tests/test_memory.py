@@ -87,3 +87,42 @@ def test_inference_alone_counts_no_update_state():
     with pytest.raises(memory.MemoryPlanError, match="the dictionary takes") as err:
         memory.plan(GIB // 64, n_features=4096, n_atoms=65536, batch_size=4096, update=None)
     assert "update='sgd'" not in str(err.value)
+
+
+# ---- the plan in fit ------------------------------------------------------------------------------
+
+def test_fit_refuses_a_size_that_cannot_fit_before_any_encode(monkeypatch):
+    import sparsolve
+    from sparsolve.learning import learner
+
+    monkeypatch.setattr(backend, "free_bytes", lambda x: 512 << 20)  # 512 MiB free: room for sgd, not for online
+    monkeypatch.setattr(learner, "encode", lambda *a, **k: pytest.fail("encode ran before the plan refused"))
+    X = np.zeros((8, 512), dtype=np.float32)
+    with pytest.raises(memory.MemoryPlanError, match="update='sgd'"):
+        sparsolve.fit(X, 8192, 0.1, batch_size=8, progress=False)
+
+
+def test_fit_encodes_in_the_plans_form_unless_told(monkeypatch):
+    import sparsolve
+    from sparsolve.learning import learner
+
+    forms = []
+    real = learner.encode
+
+    def spy(*args, **kwargs):
+        forms.append(kwargs.get("form"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(learner, "encode", spy)
+    X = np.random.default_rng(0).standard_normal((64, 8))
+    # 64 atoms of 8 features over 64 rows: the flop count prefers the Gram form when G fits
+    sparsolve.fit(X, 64, 0.1, solver="fista", batch_size=64, max_steps=1, progress=False)
+    assert forms == [memory.plan(1 << 40, 8, 64, 64, "float64").form]
+    # the same run with G = DDᵀ just out of room: the plan, and so encode, take the factored form
+    fixed, _, per_row, gram = memory._sizes(8, 64, "online", 8)
+    tight = int((fixed + 64 * per_row + gram // 2) / memory.FRACTION)
+    monkeypatch.setattr(backend, "free_bytes", lambda x: tight)
+    forms.clear()
+    sparsolve.fit(X, 64, 0.1, solver="fista", batch_size=64, max_steps=1, progress=False)
+    sparsolve.fit(X, 64, 0.1, solver="fista", batch_size=64, max_steps=1, form="gram", progress=False)
+    assert forms == ["factored", "gram"]

@@ -137,3 +137,47 @@ def test_other_bad_shards_are_refused(tmp_path):
         ShardStream([np.zeros((3, 2))], batch_size=0)
     with pytest.raises(ValueError, match="device"):
         ShardStream([np.zeros((3, 2))], batch_size=2, device="nonsense")
+
+
+# ---- fit on shards ------------------------------------------------------------------------------
+# fit from its module: the README test's patched sparsolve.fit (max_steps capped) can outlive it
+from sparsolve.learning.fit import fit  # noqa: E402
+
+FIT = dict(solver="cd", batch_size=64, seed=5, progress=False)
+
+
+def test_fit_on_a_shard_stream_equals_fit_on_the_same_rows_in_memory(directory, arrays):
+    stream = ShardStream(directory, **OPTIONS)
+    streamed = fit(stream, 8, 0.1, n_epochs=1, **FIT)
+    rows = np.concatenate(arrays)[stream.epoch_rows(0)]  # the stream's order, fit unshuffled
+    in_memory = fit(rows, 8, 0.1, n_epochs=1, shuffle=False, **FIT)
+    assert streamed.history["samples_seen"][-1] == rows.shape[0]
+    np.testing.assert_array_equal(streamed.dictionary, in_memory.dictionary)
+
+
+@pytest.mark.parametrize("crash_at", [8, 13])  # mid-epoch 0, and mid-epoch 1 (11 batches an epoch)
+def test_fit_on_a_shard_directory_resumes_mid_epoch_exactly(directory, tmp_path, crash_at):
+    import sparsolve
+
+    full = fit(str(directory), 8, 0.1, n_epochs=2, **FIT)
+    assert len(full.history["step"]) == 22
+    ckpt = tmp_path / "run.npz"
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash(step, D, record):
+        if step == crash_at:
+            raise Crash
+
+    with pytest.raises(Crash):
+        fit(directory, 8, 0.1, n_epochs=2, checkpoint=ckpt, checkpoint_every=3, callback=crash, **FIT)
+    assert sparsolve.load(ckpt).history["step"][-1] == crash_at // 3 * 3
+    resumed = fit(directory, 8, 0.1, n_epochs=2, checkpoint=ckpt, checkpoint_every=3, **FIT)
+    np.testing.assert_array_equal(resumed.dictionary, full.dictionary)
+    assert resumed.history["samples_seen"] == full.history["samples_seen"]
+
+
+def test_fit_on_a_directory_without_shards_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="holds no .npy files"):
+        fit(tmp_path, 8, 0.1, progress=False)

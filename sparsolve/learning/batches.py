@@ -36,6 +36,12 @@ def is_array(X) -> bool:
     return True
 
 
+def stateful(X) -> bool:
+    """A stream that keeps its own position (sparsolve.data.ShardStream): the checkpoint stores its
+    ``state_dict()`` and a resume calls ``load_state_dict`` instead of skipping batches."""
+    return hasattr(X, "state_dict") and hasattr(X, "load_state_dict")
+
+
 def check_data(X):
     """Refuse what cannot be data before any work: not an array or iterable, complex,
     not 2-D, or empty."""
@@ -157,6 +163,9 @@ class Source:
             for index in range(skip, self.per_epoch):
                 rows = distributed.local_part(np.sort(order[index * bs:(index + 1) * bs]))  # distributed seam
                 yield index, backend.to_device(take(self.X, rows), device), ("full" if full else None)
+        elif stateful(self.X):  # it resumes itself (load_state_dict): its first batch is batch `skip`
+            for index, batch in enumerate(self.X, start=skip):
+                yield index, backend.to_device(as_batch(batch, index), device), None
         else:
             for index, batch in distributed.enumerate_batches(self.X):  # distributed seam
                 if index < skip:

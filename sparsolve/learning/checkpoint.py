@@ -1,7 +1,7 @@
 """Checkpoints of :func:`sparsolve.fit`: save, resume, and the checks around them.
 
 A checkpoint holds the full state of a :class:`~.learner.Learner` -- dictionary,
-running statistics, idle counters, step, epoch and batch position, the RNG state
+running statistics, Adam's moments (update="sgd"), idle counters, step, epoch and batch position, the RNG state
 and the history -- plus ``asdict`` of its :class:`~sparsolve.config.FitConfig`
 and the data's fingerprint (:func:`.batches.fingerprint`).  It is written
 atomically (sparsolve.io).  A later fit with the same path resumes from it and
@@ -23,6 +23,7 @@ from . import dead as dead_atoms
 from . import distributed
 from .batches import describe
 from .learner import History, Learner, history_arrays, history_from_arrays
+from .updates import Adam
 
 CHECKPOINT_KIND = "fit_checkpoint"
 
@@ -49,7 +50,9 @@ def check_writable(path, name: str) -> Path:
     return path
 
 
-def save(learner: Learner, path, position, data_fingerprint) -> Path | None:
+def save(learner: Learner, path, position, data_fingerprint, stream=None) -> Path:
+    """Write the learner's state; ``stream``: a stateful stream's ``state_dict()`` (a ShardStream's
+    position in its epoch), which a resume hands back to the stream's ``load_state_dict``."""
     warm_Z = None if learner.warm is None else distributed.gather_rows(learner.warm[1])  # distributed seam
     if not distributed.is_rank0():  # distributed seam: rank 0 alone writes (None elsewhere)
         return None
@@ -60,16 +63,20 @@ def save(learner: Learner, path, position, data_fingerprint) -> Path | None:
         arrays["stats_B"] = backend.to_numpy(learner.stats_B)
     if learner.warm is not None:
         arrays["warm_Z"] = backend.to_numpy(warm_Z)
+    adam = learner.adam.state()
+    if adam is not None:
+        arrays["adam_mean"], arrays["adam_square"] = adam["mean"], adam["square"]
     meta = {"config": dataclasses.asdict(learner.config), "n_features": learner.n_features,
             "entropy": str(learner.entropy), "data": data_fingerprint, "t": learner.t, "weight": learner.weight,
             "samples_seen": learner.samples_seen, "seconds": learner.seconds,
             "rng": learner.rng.bit_generator.state, "position": list(position),
-            "warm_key": None if learner.warm is None else learner.warm[0]}
+            "warm_key": None if learner.warm is None else learner.warm[0],
+            "adam_t": None if adam is None else adam["t"], "stream": stream}
     return io.save_npz(path, CHECKPOINT_KIND, arrays, meta)
 
 
 def restore(path):
-    """(learner, (epoch, batch), data fingerprint) from a checkpoint file."""
+    """(learner, (epoch, batch), data fingerprint, stream state or None) from a checkpoint file."""
     arrays, meta = io.load_npz(npz_path(path), CHECKPOINT_KIND)
     try:
         config = FitConfig(**meta["config"])
@@ -82,13 +89,17 @@ def restore(path):
             learner.stats_A, learner.stats_B = arrays["stats_A"], arrays["stats_B"]
         if "warm_Z" in arrays:
             learner.warm = (meta["warm_key"], distributed.local_part(arrays["warm_Z"]))  # distributed seam
+        adam = ({"mean": arrays["adam_mean"], "square": arrays["adam_square"], "t": meta["adam_t"]}
+                if "adam_mean" in arrays else None)
+        learner.adam = Adam.from_state(adam, like=learner.D, settings=learner.adam.settings)
         learner.history = History(history_from_arrays(arrays))
         position = tuple(int(v) for v in meta["position"])
         fingerprint = meta["data"]
+        stream = meta.get("stream")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise io.ModelFileError(f"checkpoint {path} is incomplete, damaged or from an older sparsolve ({e!r}); "
                                 "delete it to start afresh") from e
-    return learner, position, fingerprint
+    return learner, position, fingerprint, stream
 
 
 def check_resume(path, learner: Learner, config: FitConfig, n_features, saved_data, data, entropy):

@@ -179,20 +179,21 @@ def _all_gather_objects(obj, what):
 # ---- the step ---------------------------------------------------------------------------
 
 
-def step_sums(A, B, used, rows):
-    """The global batch's (A, B, used, rows) from this rank's batch statistics A = ZᵀZ/b_r,
-    B = ZᵀX/b_r, ``used`` (bool per atom: some code of the batch used it) and its row count
-    b_r: A and B as Σ_r b_r A_r / b (module docstring), ``used`` true where any rank used the
-    atom, ``rows`` = b.  One call, three all-reduces in flight together."""
+def step_sums(stats, used, rows):
+    """The global batch's (stats, used, rows) from this rank's ``stats``, a tuple of per-row
+    means over its b_r rows (A = ZᵀZ/b_r and B = ZᵀX/b_r, or sgd's gradient
+    −ZᵀR/b_r + decay·D), ``used`` (bool per atom: some code of the batch used it) and b_r:
+    each statistic as Σ_r b_r S_r / b (module docstring), ``used`` true where any rank used
+    the atom, ``rows`` = b.  One call, the all-reduces in flight together."""
     if _dist() is None:
-        return A, B, used, rows
-    # Weighted by b_r in place: A and B are the step's own fresh arrays.
-    A *= rows
-    B *= rows
+        return stats, used, rows
+    # Weighted by b_r in place: the statistics are the step's own fresh arrays.
+    for s in stats:
+        s *= rows
     counts = np.append(np.asarray(used, np.float64), float(rows))
-    A, B, counts = all_reduce_sum(A, B, counts, what="all-reduce of the step's statistics")
+    *stats, counts = all_reduce_sum(*stats, counts, what="all-reduce of the step's statistics")
     total = float(counts[-1])
-    return A / total, B / total, counts[:-1] > 0, int(round(total))
+    return tuple(s / total for s in stats), counts[:-1] > 0, int(round(total))
 
 
 # The history figures that are per-row means, so global means weight each rank by its rows.

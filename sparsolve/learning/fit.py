@@ -10,6 +10,7 @@ existing checkpoint resumes it, on the same config and data only.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -17,7 +18,8 @@ from .. import backend
 from ..config import FitConfig
 from . import checkpoint as ckpt
 from . import distributed, norms, training
-from .batches import Source, check_data, fingerprint, is_array
+from ..data.shards import ShardStream, open_shards
+from .batches import Source, as_batch, check_data, fingerprint, is_array, stateful, take
 from .learner import Learner, check_solver_options, host_record
 
 
@@ -32,7 +34,10 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
     ----------
     X : (n_samples, n_features) numpy array, numpy memmap, torch tensor or cupy array; or an
         iterable of such batches (streaming, for data larger than memory).  An iterable may
-        declare an ``identity`` attribute, which its checkpoints record.
+        declare an ``identity`` attribute, which its checkpoints record.  A
+        :class:`sparsolve.data.ShardStream`, or the path of a directory of ``.npy`` shards
+        (streamed by one in batches of ``batch_size``, ordered by the seed), resumes mid-epoch
+        from its checkpointed ``state_dict()``.
     n_atoms, alpha, **options : the fields of :class:`sparsolve.config.FitConfig` (solver,
         update, norm, batch_size, n_epochs, max_steps, positive, tol, max_iter, beta, lr,
         forget, shuffle, resample_dead, dead_after, checkpoint_every, device, seed); any
@@ -52,6 +57,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
                            **options)
     learner, source, position, data_id = _start(X, config, dict_init, checkpoint)
     callback = distributed.stop_together(callback)  # distributed seam: a stop on any rank stops every rank
+    X = source.X
     max_steps = learner.config.max_steps
 
     def steps():
@@ -67,7 +73,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
 
     def save():
         if learner.D is not None:
-            ckpt.save(learner, checkpoint, position, data_id)
+            ckpt.save(learner, checkpoint, position, data_id, X.state_dict() if stateful(X) else None)
 
     training.run(steps(), total=source.total_steps(), initial=learner.t, desc="sparsolve.fit",
                  progress=progress and distributed.is_rank0(),  # distributed seam: one bar, rank 0's
@@ -84,7 +90,10 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
     """(learner, source, position, data fingerprint): every check first, then a fresh
     learner or the checkpoint's.  ``whole_data``: X is the data set, the same on every rank of
     a data-parallel run (fit); False: this rank's own first batch (new_learner)."""
-    check_data(X)
+    if isinstance(X, (str, os.PathLike)):
+        open_shards(X)  # a path must be a directory of shards, checked here before any work
+    else:
+        check_data(X)
     check_solver_options(config.solver, config.solver_options)
     if config.device == "cuda" and not backend.cuda_available():
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or device=None")
@@ -97,16 +106,23 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
         {**dataclasses.asdict(config), "n_features": n_features}, entropy, X if whole_data and is_array(X) else None,
         checkpoint=None if checkpoint is None else str(checkpoint), dict_init=dict_init,
         resuming=checkpoint is not None and ckpt.npz_path(checkpoint).exists())
-    data_id = fingerprint(X)
-    learner, position = None, (0, 0)
+    data_id = {"identity": f"the shards in {os.fspath(X)}"} if isinstance(X, (str, os.PathLike)) else fingerprint(X)
+    learner, position, stream = None, (0, 0), None
     if checkpoint is not None:
         ckpt.check_writable(checkpoint, "checkpoint")
         if ckpt.npz_path(checkpoint).exists():
-            learner, position, saved_data = ckpt.restore(checkpoint)
+            learner, position, saved_data, stream = ckpt.restore(checkpoint)
             ckpt.check_resume(checkpoint, learner, config, n_features, saved_data, data_id, entropy)
             learner.config = config
     if learner is None:
         learner = Learner(config, n_features, entropy, D0)
+    if isinstance(X, (str, os.PathLike)):  # the order's seed is the run's, so a resume reads the same order
+        X = ShardStream(X, config.batch_size, seed=learner.entropy % (1 << 63), shuffle=config.shuffle,
+                        device=config.device)
+    if stream is not None and stateful(X):
+        X.load_state_dict(stream)
+    if is_array(X):  # a size that cannot fit its device is refused here, before any batch is read
+        learner.plan_memory(backend.to_device(as_batch(take(X, np.arange(1)), 0), config.device))
     return learner, Source(X, config, learner.entropy), position, data_id
 
 

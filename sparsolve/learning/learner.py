@@ -6,12 +6,14 @@ For a batch X (b, p) and the current dictionary D (m, p), :meth:`Learner.step` r
                   per row, to the relative gap ``tol`` (learning needs good codes, not
                   certified optima).  When a step sees the very same rows as the one
                   before (full-batch data), the previous codes warm-start the solver.
-2. ``statistics`` batch_A = ZᵀZ/b, batch_B = ZᵀX/b.  In a data-parallel run (distributed.py)
-                  they, the atoms' use and the row count b are all-reduced over the ranks
-                  into the global batch's, so every rank takes the same step.
+2. ``statistics`` batch_A = ZᵀZ/b, batch_B = ZᵀX/b ("online", "mod"); for "sgd" the
+                  gradient from the residual, g = tangent(−ZᵀR/b + decay·D), and no m×m
+                  array.  In a data-parallel run (distributed.py) they, the atoms' use and the
+                  row count b are all-reduced over the ranks into the global batch's, so every
+                  rank takes the same step.
 3. ``update``     the dictionary update named by the config, from :data:`UPDATE_RULES`
                   (updates.py); "online" first folds the batch statistics into the running
-                  ones, stats_A and stats_B.
+                  ones, stats_A and stats_B; "sgd" is the Adam step D ← adam.step(D, g).
 4. ``norm rule``  norms.project.
 5. ``dead atoms`` dead.py: atoms unused for ``dead_after`` samples are resampled and their
                   rows of stats_A, stats_B zeroed.
@@ -22,12 +24,13 @@ so a step that fails in its checks, its encode or its update leaves the learner 
 """
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 
 import numpy as np
 
-from .. import backend
+from .. import backend, memory
 from ..inference import ConvergenceWarning, encode, solver_class
 from . import dead as dead_atoms
 from . import distributed
@@ -119,21 +122,36 @@ def initial_dictionary(X, n_atoms, rng):
     return backend.match(D, X)
 
 
-# ---- the update stage: name -> (learner, D, batch_A, batch_B, decay) -> (new D, running stats) --------
+# ---- the statistics stage: name -> (D, X, Z, R, decay, norm) -> this batch's per-row means ---------------
 
-def _update_online(learner, D, batch_A, batch_B, decay):
+def _batch_statistics(D, X, Z, R, decay, norm):
+    return updates.batch_statistics(X, Z)
+
+
+def _gradient(D, X, Z, R, decay, norm):
+    return (norms.tangent(updates.gradient(D, Z, R, decay), D, norm),)
+
+
+STATISTICS = {"online": _batch_statistics, "sgd": _gradient, "mod": _batch_statistics}
+
+
+# ---- the update stage: name -> (learner, D, statistics, decay, adam) -> (new D, running stats) -------------
+
+def _update_online(learner, D, stats, decay, adam):
     cfg = learner.config
+    batch_A, batch_B = stats
     stats_A, stats_B, weight = updates.running_statistics(learner.stats_A, learner.stats_B, learner.weight,
                                                           batch_A, batch_B, learner.t + 1, cfg.forget)
     return updates.online(D, stats_A, stats_B, cfg.norm, decay), (stats_A, stats_B, weight)
 
 
-def _update_sgd(learner, D, batch_A, batch_B, decay):
-    return updates.sgd(D, batch_A, batch_B, decay, learner.config.lr), None
+def _update_sgd(learner, D, stats, decay, adam):
+    (grad,) = stats
+    return adam.step(D, grad), None
 
 
-def _update_mod(learner, D, batch_A, batch_B, decay):
-    return updates.mod(D, batch_A, batch_B, decay), None
+def _update_mod(learner, D, stats, decay, adam):
+    return updates.mod(D, *stats, decay), None
 
 
 UPDATE_RULES = {"online": _update_online, "sgd": _update_sgd, "mod": _update_mod}
@@ -143,7 +161,8 @@ class Learner:
     """The state of one dictionary-learning run, advanced one batch at a time by :meth:`step`.
 
     State: the dictionary ``D``; ``stats_A``, ``stats_B`` (the online update's running
-    means of ZᵀZ/b and ZᵀX/b) and their ``weight``; the step count ``t``;
+    means of ZᵀZ/b and ZᵀX/b) and their ``weight``; ``adam``, the sgd update's
+    :class:`~.updates.Adam` (its moments); the step count ``t``;
     ``samples_seen``; ``seconds``; the idle counters of the atoms; the RNG; the last
     codes for warm starts; the history.  :func:`sparsolve.fit` drives it over a data
     set, ``DictionaryLearning.partial_fit`` one call at a time.
@@ -156,6 +175,7 @@ class Learner:
         self.D = D
         self.stats_A = self.stats_B = None
         self.weight = 0.0
+        self.adam = updates.Adam(updates.AdamSettings(lr=config.lr))
         self.t = 0
         self.samples_seen = 0
         self.seconds = 0.0
@@ -163,6 +183,7 @@ class Learner:
         self.rng = np.random.default_rng([self.entropy, 0])
         self.history = History()
         self.warm = None  # (key, Z) of the last step, for full-batch warm starts
+        self.plan = None  # the memory plan for the batches' device (plan_memory); derived, not checkpointed
 
     def step(self, X, *, index=0, warm_key=None):
         """Encode the batch X, update the dictionary, and return the step's record.
@@ -187,27 +208,33 @@ class Learner:
         check_finite(X, f"batch {index}")
         if self.n_features is None:
             self.n_features = int(X.shape[1])
+        self.plan_memory(X)
         start = time.perf_counter()
         D = (initial_dictionary(distributed.gather_rows(X), cfg.n_atoms, self.rng)  # distributed seam: global rows
              if self.D is None else backend.match(self.D, X))
         stats_A, stats_B = ((None, None) if self.stats_A is None
                             else (backend.match(self.stats_A, X), backend.match(self.stats_B, X)))
         self.stats_A, self.stats_B = stats_A, stats_B
+        # a copy, committed with the rest: Adam.step rebinds its moments rather than writing them
+        adam = copy.copy(self.adam)
+        if adam.mean is not None:
+            adam.mean, adam.square = backend.match(adam.mean, X), backend.match(adam.square, X)
 
         Z, converged = self._encode(X, D, solver, warm_key)
         b = X.shape[0]
         R = X - Z @ D
         r2 = (R * R).sum(axis=1)
-        batch_A, batch_B, used, rows = distributed.step_sums(  # distributed seam: the global batch's sums
-            *updates.batch_statistics(X, Z), backend.to_numpy((Z != 0).any(axis=0)), b)
-        new, running = UPDATE_RULES[cfg.update](self, D, batch_A, batch_B, norms.decay(cfg.norm, cfg.beta))
+        decay = norms.decay(cfg.norm, cfg.beta)
+        stats, used, rows = distributed.step_sums(  # distributed seam: the global batch's sums
+            STATISTICS[cfg.update](D, X, Z, R, decay, cfg.norm), backend.to_numpy((Z != 0).any(axis=0)), b)
+        new, running = UPDATE_RULES[cfg.update](self, D, stats, decay, adam)
         new = norms.project(new, cfg.norm, previous=D)
         weight = self.weight
         if running is not None:
             stats_A, stats_B, weight = running
-        new, resampled, dead = self._dead_atoms(new, X, r2, used, rows, stats_A, stats_B)
+        new, resampled, dead = self._dead_atoms(new, X, r2, used, rows, stats_A, stats_B, adam)
 
-        self.D, self.stats_A, self.stats_B, self.weight = new, stats_A, stats_B, weight
+        self.D, self.stats_A, self.stats_B, self.weight, self.adam = new, stats_A, stats_B, weight, adam
         self.warm = (warm_key, Z) if warm_key is not None else None
         self.t += 1
         self.samples_seen += rows
@@ -218,12 +245,23 @@ class Learner:
         self.history.append(record)
         return record
 
+    def plan_memory(self, X):
+        """The memory plan (sparsolve.memory) for batches like X on X's device, made once, before
+        any encode: a run that cannot fit raises MemoryPlanError, with the way out, here."""
+        if self.plan is None:
+            cfg = self.config
+            self.plan = memory.plan_for(X, int(X.shape[1]), cfg.n_atoms, max(cfg.batch_size, int(X.shape[0])),
+                                        update=cfg.update)
+        return self.plan
+
     def _encode(self, X, D, solver, warm_key):
         cfg = self.config
         init = self.warm[1] if (warm_key is not None and self.warm is not None and self.warm[0] == warm_key) else None
         if init is not None:
             init = backend.match(init, X)
         options = cfg.solver_options if solver == cfg.solver else {}
+        if "form" in solver_class(solver).OPTIONS and "form" not in options:
+            options = {**options, "form": self.plan.form}  # the plan's: the Gram form only where G fits
         max_iter = cfg.max_iter if cfg.max_iter is not None else LEARNING_MAX_ITER.get(solver)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -231,9 +269,10 @@ class Learner:
                              max_iter=max_iter, init=init, return_info=True, **options)
         return Z, info.converged
 
-    def _dead_atoms(self, new, X, r2, used, rows, stats_A, stats_B):
+    def _dead_atoms(self, new, X, r2, used, rows, stats_A, stats_B, adam):
         """(D, atoms resampled, dead mask): the idle counters see which atoms the (global)
-        batch of ``rows`` rows used (``used``: host booleans), and the dead ones are resampled."""
+        batch of ``rows`` rows used (``used``: host booleans), and the dead ones are resampled;
+        their statistics and Adam moments start afresh, as a new atom's would."""
         self.idle.observe(used, rows)
         dead = self.idle.dead()
         if not (self.config.resample_dead and dead.any()):
@@ -246,6 +285,10 @@ class Learner:
             stats_A[idx, :] = 0
             stats_A[:, idx] = 0
             stats_B[idx, :] = 0
+        if adam.mean is not None and atoms.size:
+            idx = backend.like(atoms, adam.mean)
+            adam.mean[idx, :] = 0
+            adam.square[idx, :] = 0
         return new, int(atoms.size), dead
 
     def _record(self, X, Z, r2, new, dead, resampled, converged):

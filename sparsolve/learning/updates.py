@@ -20,14 +20,11 @@ plus the weight decay β Σ‖d_j‖² under the ``"penalty"`` norm rule (its cu
       d_j ← Π( (B̄_j − Ā_j D + Ā_jj d_j) / (Ā_jj + decay) ),
 
   the exact minimiser over d_j, with Π the norm rule's projection (norms.py).
-* ``"sgd"`` -- Olshausen & Field (1996): a gradient step on the batch loss,
-
-      D ← D + η (B − A D − decay·D),    η = lr / (λ_max(A) + decay).
-
-  For wide dictionaries (where A, m×m, is too large), :class:`Adam` steps on the gradient
-  from the residual R = X − ZD,  ∇ = −ZᵀR/b + decay·D  (:func:`gradient`, no m×m array),
-  with the norm rule after the step; under ``"unit"`` the gradient first loses its part
-  along each atom (norms.tangent), as sparse-autoencoder trainers do.
+* ``"sgd"`` -- Olshausen & Field (1996)'s gradient step, taken by :class:`Adam` on the
+  gradient from the residual R = X − ZD,  ∇ = −ZᵀR/b + decay·D  (:func:`gradient`, no m×m
+  array, so it serves dictionaries too wide for the statistics), with the norm rule after
+  the step; under ``"unit"`` the gradient first loses its part along each atom
+  (norms.tangent), as sparse-autoencoder trainers do.
 * ``"mod"`` -- the method of optimal directions (Engan et al. 1999), the exact
   minimiser on the batch (meant for full-batch data):
 
@@ -45,16 +42,12 @@ from numba import njit
 
 from .. import backend
 from ..checks import nonnegative_float, positive_float
-from ..inference.problem import top_eigenvalue
 from . import norms
 
 UPDATES = ("online", "sgd", "mod")
 
 # A_jj below this is an unused atom.
 _UNUSED = 1e-12
-# Power-iteration steps for λ_max(A) in the sgd step; from a fixed start vector
-# this reaches the top eigenvalue to a few percent, ample for a step size.
-_POWER_STEPS = 20
 
 
 def check_update(update):
@@ -180,12 +173,6 @@ def _online_numba(D, A_bar, B_bar, floor, decay, unused):
             scale /= max(np.sqrt(sq) * scale, floor)
         for f in range(p):
             D[j, f] = u[f] * scale
-
-
-def sgd(D, A, B, decay, lr):
-    """D + η (B − A D − decay·D) with η = lr / (λ_max(A) + decay)."""
-    eta = lr / (top_eigenvalue(A, n_iter=_POWER_STEPS, rtol=0.0) + decay + 1e-30)
-    return D + eta * (B - A @ D - decay * D)
 
 
 def gradient(D, Z, R, decay):

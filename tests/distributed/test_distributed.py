@@ -121,7 +121,7 @@ def test_single_process_is_untouched():
     """Without a process group every seam hands its input back."""
     assert not distributed.active() and distributed.world_size() == 1 and distributed.is_rank0()
     A, B, used = np.ones((2, 2)), np.ones((2, 3)), np.array([True, False])
-    assert distributed.step_sums(A, B, used, 7) == (A, B, used, 7)
+    assert distributed.step_sums((A, B), used, 7) == ((A, B), used, 7)
     rows = np.arange(5)
     assert distributed.local_part(rows) is rows and distributed.gather_rows(rows) is rows
     assert list(distributed.enumerate_batches("ab")) == [(0, "a"), (1, "b")]
