@@ -31,7 +31,6 @@ import pkgutil
 import statistics
 import time
 
-import numpy as np
 
 import sparsolve
 import sparsolve.learning

@@ -1,6 +1,4 @@
 """SparseCodingModel: encode/reconstruct/score, save -> load, and sparsolve.load's dispatch."""
-import sys
-import types
 
 import numpy as np
 import pytest

@@ -37,6 +37,8 @@ __all__ = [
     "natural_image_patches",
     "image_whitening",
     "WHITENED_ALPHA",
+    "SPLITS",
+    "TRAIN_WIDTH",
     "read_matrix",
     "load_cifar10",
     "load_cifar10_torchvision",
