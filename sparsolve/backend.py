@@ -348,3 +348,14 @@ def blas_threads_for(x, mult_adds: float):
     if isinstance(x, np.ndarray) and mult_adds < SMALL_PRODUCT:
         return single_threaded_blas()
     return contextlib.nullcontext()
+
+
+def cannot_store(x, dtype: str) -> str | None:
+    """Why arrays like ``x`` cannot be stored as ``dtype`` ("bfloat16"), or None where they can:
+    numpy and cupy have no bfloat16; torch has it on the CPU and on CUDA devices that support it."""
+    if not is_torch(x):
+        return f"{kind(x)} arrays have no {dtype}"
+    torch = _torch()
+    if x.is_cuda and dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+        return f"the CUDA device {torch.cuda.get_device_name(x.device)} has no {dtype} support"
+    return None

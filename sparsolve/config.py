@@ -36,6 +36,12 @@ FIT_NORMS = ("unit", "ball", "penalty", "none")
 #: "auto" picks the fastest certified solver for the data's device (cd on CPU, fista on GPU).
 SOLVERS = ("auto", "cd", "lca", "fista", "ista", "omp")
 FIT_DEVICES = (None, "cpu", "cuda")
+#: fit's storage types, and the smallest relative duality gap each can certify: bfloat16 keeps
+#: 8 significant bits, so rounding x and D perturbs every entry by up to u = 2⁻⁸ ≈ 3.9e-3 of
+#: itself; the residual x − zD, and with it ½‖x − zD‖² and the dual objective built from it,
+#: are then known to about (1 + u)² − 1 ≈ 2u of themselves, so a gap below 2u = 2⁻⁷ ≈ 7.8e-3 of
+#: F(z) certifies nothing about the unrounded problem (as TF32's 2⁻¹⁰ mantissa makes its floor ~1e-3).
+STORAGE_TOL = {"bfloat16": 2.0 ** -7}
 #: beta=None means: α for fit's weight decay, 1e-3 for fit_amortized's inverse penalty.
 BETA_DEFAULTS = {"penalty": "alpha", "inverse_penalty": 1e-3}
 
@@ -132,6 +138,10 @@ class FitConfig(_Config):
     """steps between checkpoints (a checkpoint is also written at the end and on Ctrl-C)"""
     device: str | None = None
     """where the steps run: none keeps the data where it is, cpu, or cuda (torch)"""
+    storage: str | None = None
+    """bfloat16: batches and dictionary stored in bfloat16 (torch tensors only; half the memory and transfer of float32), every product, the codes and the statistics in float32; its rounding, 2⁻⁸ ≈ 3.9e-3 relative per element, lets tol certify no gap below 2⁻⁷ ≈ 7.8e-3 (pass tol=0.01); none: the data's own float32 or float64"""
+    sync_every: int | None = None
+    """steps between reads of the device (finite checks, history, dead atoms, progress bar); a NaN or Inf in a batch still raises its error, at the next read at the latest, and the results are the same for every value (default 1 on the host, 16 on a GPU; a callback reads every step)"""
     seed: int | None = None
     """seeds the first dictionary, the batch order and the dead-atom resampling"""
     solver_options: dict = field(default_factory=dict)
@@ -149,6 +159,8 @@ class FitConfig(_Config):
         choice(self.solver, "solver", SOLVERS)
         choice(self.update, "update", UPDATES)
         choice(self.norm, "norm", FIT_NORMS)
+        choice(self.storage, "storage", (None, *STORAGE_TOL))
+        self.sync_every = _optional(self.sync_every, positive_int, "sync_every")
         self.batch_size = _optional(self.batch_size, positive_int, "batch_size")
         self.n_epochs = _optional(self.n_epochs, positive_int, "n_epochs")
         self.max_steps = _optional(self.max_steps, positive_int, "max_steps")
@@ -156,6 +168,11 @@ class FitConfig(_Config):
         self.dead_after = _optional(self.dead_after, positive_int, "dead_after")
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
         self.tol = positive_float(self.tol, "tol")
+        if self.storage is not None and self.tol < STORAGE_TOL[self.storage]:
+            floor = STORAGE_TOL[self.storage]
+            raise ValueError(f"tol={self.tol:g} is below what storage={self.storage!r} can certify ({floor:.2g}: its "
+                             f"rounding of X and D, 3.9e-3 per element, is in every gap); pass tol >= {floor:.2g} "
+                             "(e.g. tol=0.01), or storage=None for float32")
         self.beta = _optional(self.beta, nonnegative_float, "beta")
         self.lr = positive_float(self.lr, "lr")
         self.forget = nonnegative_float(self.forget, "forget")
@@ -169,7 +186,7 @@ class FitConfig(_Config):
 
     # The seed is compared separately (checkpoint.check_resume): an unseeded resume takes
     # the checkpoint's.
-    RUN_FIELDS = ("n_epochs", "max_steps", "checkpoint_every", "device", "seed")
+    RUN_FIELDS = ("n_epochs", "max_steps", "checkpoint_every", "device", "seed", "sync_every")
 
     def resolved(self, n_rows=None):
         """This config with the data-dependent defaults filled in (``n_rows``: the rows of

@@ -60,16 +60,24 @@ def test_a_failed_step_leaves_the_state_as_it_was():
 
 
 def test_history_read_later_is_exact():
+    """Between reads (sync_every) a record's figures stay device scalars; the read puts the
+    same numbers in the record and the history as a step-by-step run."""
     torch = pytest.importorskip("torch")
     X = _X()
     a = new_learner(X, FitConfig(8, 0.1, solver="fista", batch_size=100, seed=0).resolved(300))
-    b = new_learner(torch.from_numpy(X), FitConfig(8, 0.1, solver="fista", batch_size=100, seed=0).resolved(300))
+    b = new_learner(torch.from_numpy(X), FitConfig(8, 0.1, solver="fista", batch_size=100, seed=0,
+                                                   sync_every=3).resolved(300))
+    records = []
     for i in range(2):
         ra = a.step(X[100 * i:100 * (i + 1)])
-        b.step(torch.from_numpy(X[100 * i:100 * (i + 1)]))
-    assert isinstance(b.history._values["mse"][0], torch.Tensor)  # kept on the device until read
+        records.append(b.step(torch.from_numpy(X[100 * i:100 * (i + 1)])))
+    assert isinstance(records[0]["mse"], torch.Tensor) and len(b.history) == 0  # on the device until read
+    assert not L.on_host(records[1])
+    b.sync()
+    assert L.on_host(records[0]) and len(b.history) == 2
     ha, hb = a.history.as_dict(), b.history.as_dict()
     assert all(isinstance(v, float) for v in hb["mse"])
+    assert hb["mse"][1] == records[1]["mse"]
     np.testing.assert_allclose(hb["objective"], ha["objective"], rtol=1e-6)
     assert ha["objective"][-1] == pytest.approx(float(ra["objective"]))
     assert ha["step"] == [1, 2]

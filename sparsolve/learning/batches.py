@@ -62,6 +62,16 @@ def check_batch(X, name):
         raise ValueError(f"{name} has no rows" if name == "X" else f"{name} is empty; drop empty batches from the data")
 
 
+def check_storage(X, storage):
+    """Refuse a storage type that X's library or device cannot hold, before any work."""
+    if storage is None:
+        return
+    reason = backend.cannot_store(X, storage)
+    if reason:
+        raise ValueError(f"storage={storage!r}: {reason}; pass torch tensors on a device with {storage} "
+                         "(torch.from_numpy(X), or device='cuda'), or storage=None")
+
+
 def check_finite(X, name):
     """A ValueError naming the first row with NaN or Inf; one host sync when all is well."""
     xp = backend.namespace(X)

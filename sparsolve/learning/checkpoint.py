@@ -53,10 +53,11 @@ def check_writable(path, name: str) -> Path:
 def save(learner: Learner, path, position, data_fingerprint, stream=None) -> Path:
     """Write the learner's state; ``stream``: a stateful stream's ``state_dict()`` (a ShardStream's
     position in its epoch), which a resume hands back to the stream's ``load_state_dict``."""
+    learner.sync()  # the steps since the last read: their history, and their finite checks first
     warm_Z = None if learner.warm is None else distributed.gather_rows(learner.warm[1])  # distributed seam
     if not distributed.is_rank0():  # distributed seam: rank 0 alone writes (None elsewhere)
         return None
-    arrays = {"dictionary": backend.to_numpy(learner.D), "idle": learner.idle.idle,
+    arrays = {"dictionary": backend.to_numpy(learner.dictionary()), "idle": backend.to_numpy(learner.idle.idle),
               **history_arrays(learner.history.as_dict())}
     if learner.stats_A is not None:
         arrays["stats_A"] = backend.to_numpy(learner.stats_A)

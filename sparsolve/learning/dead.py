@@ -25,22 +25,43 @@ def default_dead_after(n_atoms, batch_size):
 
 
 class IdleCounter:
-    """Samples since each atom was last used."""
+    """Samples since each atom was last used, kept beside the codes (on their device), and
+    ``bound``: a host ceiling on the largest count, raised by every batch's rows and lowered
+    only by a read (:meth:`read`).  While ``bound < dead_after`` no atom can be dead, so a
+    step needs no read of the device to know that there is nothing to resample."""
 
     def __init__(self, n_atoms, dead_after, idle=None):
         self.dead_after = int(dead_after)
         self.idle = np.zeros(n_atoms, dtype=np.int64) if idle is None else np.asarray(idle, np.int64).copy()
+        self.bound = int(self.idle.max(initial=0))
 
     def observe(self, used, n_samples):
-        """``used``: boolean (n_atoms,) -- which atoms some code of the batch used."""
-        self.idle += n_samples
-        self.idle[used] = 0
+        """``used``: boolean (n_atoms,) -- which atoms some code of the batch used (any device)."""
+        if not backend.same_place(self.idle, used):
+            self.idle = backend.like(backend.to_numpy(self.idle), used)
+        self.idle = backend.namespace(used).where(used, 0, self.idle + n_samples)
+        self.bound += int(n_samples)
+
+    def may_be_dead(self):
+        return self.bound >= self.dead_after
 
     def dead(self):
+        """The dead mask, where the counts are (no read)."""
         return self.idle >= self.dead_after
 
+    def read(self):
+        """The counts on the host (one read of the device); ``bound`` becomes exact."""
+        host = backend.to_numpy(self.idle)
+        self.bound = int(host.max(initial=0))
+        return host
+
+    def settle(self, largest):
+        """``largest``: the largest count, read from the device with other figures."""
+        self.bound = int(largest)
+
     def reset(self, atoms):
-        self.idle[atoms] = 0
+        """Restart the counts of ``atoms`` (host indices); ``bound`` stays a ceiling."""
+        self.idle[backend.like(atoms, self.idle)] = 0
 
 
 def resample(D, X, r2, dead, rng, norm):

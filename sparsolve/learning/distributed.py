@@ -190,7 +190,7 @@ def step_sums(stats, used, rows):
     # Weighted by b_r in place: the statistics are the step's own fresh arrays.
     for s in stats:
         s *= rows
-    counts = np.append(np.asarray(used, np.float64), float(rows))
+    counts = np.append(backend.to_numpy(used).astype(np.float64), float(rows))
     *stats, counts = all_reduce_sum(*stats, counts, what="all-reduce of the step's statistics")
     total = float(counts[-1])
     return tuple(s / total for s in stats), counts[:-1] > 0, int(round(total))

@@ -19,8 +19,8 @@ from ..config import FitConfig
 from . import checkpoint as ckpt
 from . import distributed, norms, training
 from ..data.shards import ShardStream, open_shards
-from .batches import Source, as_batch, check_data, fingerprint, is_array, stateful, take
-from .learner import Learner, check_solver_options, host_record
+from .batches import Source, as_batch, check_data, check_storage, fingerprint, is_array, stateful, take
+from .learner import Learner, check_solver_options, host_record, on_host
 
 
 def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, checkpoint=None, config=None, **options):
@@ -40,7 +40,8 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
         from its checkpointed ``state_dict()``.
     n_atoms, alpha, **options : the fields of :class:`sparsolve.config.FitConfig` (solver,
         update, norm, batch_size, n_epochs, max_steps, positive, tol, max_iter, beta, lr,
-        forget, shuffle, resample_dead, dead_after, checkpoint_every, device, seed); any
+        forget, shuffle, resample_dead, dead_after, checkpoint_every, device, storage, sync_every,
+        seed); any
         other keyword is an option of the inference solver (e.g. ``gamma`` for lca).
     config : a FitConfig instead of n_atoms, alpha and the options (pass None for those).
     dict_init : (n_atoms, n_features) starting dictionary (default: rows of the first batch).
@@ -59,6 +60,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
     callback = distributed.stop_together(callback)  # distributed seam: a stop on any rank stops every rank
     X = source.X
     max_steps = learner.config.max_steps
+    total = source.total_steps()
 
     def steps():
         nonlocal position
@@ -67,6 +69,8 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
         for epoch, index, batch, key in source.batches(position):
             record = learner.step(batch, index=index, warm_key=key)
             position = (epoch, index + 1)
+            if callback is not None or learner.t == total:
+                learner.sync()  # a callback gets every record on the host; the last step is read anyway
             yield learner.t, learner.D, record
             if max_steps is not None and learner.t >= max_steps:
                 return
@@ -75,10 +79,10 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
         if learner.D is not None:
             ckpt.save(learner, checkpoint, position, data_id, X.state_dict() if stateful(X) else None)
 
-    training.run(steps(), total=source.total_steps(), initial=learner.t, desc="sparsolve.fit",
+    training.run(steps(), total=total, initial=learner.t, desc="sparsolve.fit",
                  progress=progress and distributed.is_rank0(),  # distributed seam: one bar, rank 0's
                  save=None if checkpoint is None else save, checkpoint_every=learner.config.checkpoint_every,
-                 callback=callback, to_host=host_record, postfix_every=10,
+                 callback=callback, to_host=host_record, postfix_every=10, ready=on_host,
                  postfix=lambda r: {"loss": f"{r['objective']:.4g}", "nnz": f"{r['nnz_frac']:.3f}",
                                     "dead": f"{r['dead_frac']:.2f}"})
     if learner.D is None:
@@ -121,8 +125,10 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
                         device=config.device)
     if stream is not None and stateful(X):
         X.load_state_dict(stream)
-    if is_array(X):  # a size that cannot fit its device is refused here, before any batch is read
-        learner.plan_memory(backend.to_device(as_batch(take(X, np.arange(1)), 0), config.device))
+    if is_array(X):  # a size or storage that cannot fit its device is refused here, before any batch is read
+        first = backend.to_device(as_batch(take(X, np.arange(1)), 0), config.device)
+        check_storage(first, config.storage)
+        learner.plan_memory(learner.computed(first))
     return learner, Source(X, config, learner.entropy), position, data_id
 
 

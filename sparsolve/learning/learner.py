@@ -21,6 +21,19 @@ For a batch X (b, p) and the current dictionary D (m, p), :meth:`Learner.step` r
 
 The dictionary, the statistics and the step count are committed at the end of a step,
 so a step that fails in its checks, its encode or its update leaves the learner as it was.
+
+Host reads.  Every ``sync_every`` steps (:meth:`Learner.sync`) the learner reads the device
+once: the records of the steps since the last read (their figures stay device scalars until
+then, so the history is exact), their batches' finite checks and the largest idle count.
+Between reads a batch's rows with NaN or Inf are set to zero for the computation and the
+check waits; at the read it raises the same error as an immediate check would, naming the
+batch and the row (the learner has then stepped on the zeroed rows: fit raises, and writes
+no checkpoint past the last read).  The dead-atom stage reads the idle counts only when
+their host ceiling says an atom may be dead (dead.IdleCounter), so the resampling happens at
+the same step whatever ``sync_every`` is, and the dictionary and history are the same.
+
+Storage.  With ``storage="bfloat16"`` the batch and the dictionary are rounded to bfloat16
+as they are stored; every product, the codes and the running statistics are float32.
 """
 from __future__ import annotations
 
@@ -35,7 +48,8 @@ from ..inference import ConvergenceWarning, encode, solver_class
 from . import dead as dead_atoms
 from . import distributed
 from . import norms, updates
-from .batches import check_batch, check_finite
+from ..checks import finite_rows
+from .batches import check_batch, check_finite, check_storage
 
 # Inner-loop iteration caps for learning.  A cap, not the tol, ends LCA/ISTA/FISTA
 # on early, badly conditioned dictionaries; the codes are still good enough for
@@ -44,6 +58,11 @@ from .batches import check_batch, check_finite
 # dozen iterations: at 50, fit reaches cd's held-out objective in 1.3× cd's time, and
 # ends lower (benchmarks/fit.py; at 500, 5×).
 LEARNING_MAX_ITER = {"lca": 50, "ista": 500, "fista": 300}
+
+#: Steps between host reads on a GPU when sync_every is not set (1 on the host, where a read
+#: costs nothing).  A read waits for the queue to drain; one in 16 steps leaves at most
+#: 1/16 of a step's launch latency exposed.
+GPU_SYNC_EVERY = 16
 
 HISTORY_KEYS = ("step", "objective", "mse", "l1", "nnz_frac", "dead_frac", "norm_min", "norm_mean",
                 "norm_max", "samples_seen", "seconds", "resampled", "converged_frac")
@@ -69,9 +88,8 @@ def check_solver_options(solver, options, where="fit"):
 
 
 class History:
-    """The per-step records.  Values may be device scalars: they are kept as they come and
-    read to the host only when the history is read (:meth:`as_dict`), so a GPU run need
-    not sync each step for its history; the numbers are the same either way."""
+    """The per-step records, as host numbers (a step's record joins once :meth:`Learner.sync`
+    has read it from the device)."""
 
     def __init__(self, values=None):
         self._values = {k: list((values or {}).get(k, [])) for k in HISTORY_KEYS}
@@ -81,9 +99,6 @@ class History:
             self._values[k].append(record[k])
 
     def as_dict(self):
-        for k, v in self._values.items():
-            cast = int if k in INT_KEYS else float
-            v[:] = [cast(backend.item(x)) for x in v]
         return self._values
 
     def __len__(self):
@@ -105,6 +120,11 @@ def history_from_arrays(arrays: dict) -> dict:
 
 def host_record(record):
     return {k: (int if k in INT_KEYS else float)(backend.item(v)) for k, v in record.items()}
+
+
+def on_host(record) -> bool:
+    """Whether every figure of ``record`` has been read to the host (:meth:`Learner.sync`)."""
+    return not any(backend.is_array(v) for v in record.values())
 
 
 def initial_dictionary(X, n_atoms, rng):
@@ -184,6 +204,7 @@ class Learner:
         self.history = History()
         self.warm = None  # (key, Z) of the last step, for full-batch warm starts
         self.plan = None  # the memory plan for the batches' device (plan_memory); derived, not checkpointed
+        self.pending = []  # (record, finite check or None) of the steps since the last host read
 
     def step(self, X, *, index=0, warm_key=None):
         """Encode the batch X, update the dictionary, and return the step's record.
@@ -205,7 +226,17 @@ class Learner:
         check_batch(X, f"batch {index}")
         if X.shape[1] != (self.n_features or X.shape[1]):
             raise ValueError(f"batch {index} has shape {tuple(X.shape)}; expected (rows, {self.n_features})")
-        check_finite(X, f"batch {index}")
+        check_storage(X, cfg.storage)
+        syncing = len(self.pending) + 1 >= self.sync_every(X)
+        check = None
+        if syncing and not self.pending:
+            check_finite(X, f"batch {index}")
+        else:  # checked at the next read; meanwhile its bad rows must not poison the state
+            xp = backend.namespace(X)
+            finite = xp.isfinite(X).all(axis=1)
+            check = (f"batch {index}", finite)
+            X = xp.where(finite[:, None], X, 0)
+        X = self.computed(X)
         if self.n_features is None:
             self.n_features = int(X.shape[1])
         self.plan_memory(X)
@@ -226,7 +257,7 @@ class Learner:
         r2 = (R * R).sum(axis=1)
         decay = norms.decay(cfg.norm, cfg.beta)
         stats, used, rows = distributed.step_sums(  # distributed seam: the global batch's sums
-            STATISTICS[cfg.update](D, X, Z, R, decay, cfg.norm), backend.to_numpy((Z != 0).any(axis=0)), b)
+            STATISTICS[cfg.update](D, X, Z, R, decay, cfg.norm), (Z != 0).any(axis=0), b)
         new, running = UPDATE_RULES[cfg.update](self, D, stats, decay, adam)
         new = norms.project(new, cfg.norm, previous=D)
         weight = self.weight
@@ -234,16 +265,72 @@ class Learner:
             stats_A, stats_B, weight = running
         new, resampled, dead = self._dead_atoms(new, X, r2, used, rows, stats_A, stats_B, adam)
 
-        self.D, self.stats_A, self.stats_B, self.weight, self.adam = new, stats_A, stats_B, weight, adam
+        stored = new
+        if cfg.storage is not None:
+            stored = backend.astype(new, cfg.storage)
+            new = backend.astype(stored, "float32")  # the record describes the stored atoms
+        self.D, self.stats_A, self.stats_B, self.weight, self.adam = stored, stats_A, stats_B, weight, adam
         self.warm = (warm_key, Z) if warm_key is not None else None
         self.t += 1
         self.samples_seen += rows
-        backend.synchronize(new)
+        if syncing:
+            backend.synchronize(new)  # otherwise the queued update counts in the next step's seconds
         self.seconds += time.perf_counter() - start
         record = distributed.mean_figures(  # distributed seam: global means of the per-row figures
             self._record(X, Z, r2, new, dead, resampled, converged), b)
-        self.history.append(record)
+        self.pending.append((record, check))
+        if syncing:
+            self.sync()
         return record
+
+    def sync_every(self, X):
+        """Steps between host reads for batches like X (config.sync_every, else 1 on the host
+        and :data:`GPU_SYNC_EVERY` on a GPU)."""
+        if self.config.sync_every is not None:
+            return self.config.sync_every
+        return GPU_SYNC_EVERY if backend.on_gpu(X) else 1
+
+    def computed(self, X):
+        """The batch as the step computes with it: under ``storage`` rounded to that type and
+        held in float32 (the products and statistics accumulate in float32); else X itself."""
+        if self.config.storage is None:
+            return X
+        return backend.astype(backend.astype(X, self.config.storage), "float32")
+
+    def dictionary(self):
+        """D in a dtype every library and file holds (bfloat16 storage: its exact float32 values)."""
+        if self.config.storage is None or self.D is None:
+            return self.D
+        return backend.astype(self.D, "float32")
+
+    def sync(self):
+        """Read the device once for every step since the last read: the records' figures (each
+        record dict is updated in place, then joins the history), the batches' deferred finite
+        checks (the first failing one raises, as :func:`~.batches.check_finite` would) and the
+        largest idle count (dead.IdleCounter.bound).  Nothing to do when nothing is pending."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        slots, values = [], []
+        for record, check in pending:
+            if check is not None:
+                slots.append((None, check))
+                values.append(check[1].all())
+            for key, v in record.items():
+                if backend.is_array(v):
+                    slots.append((record, key))
+                    values.append(v)
+        values.append(self.idle.idle.max())
+        host = backend.to_numpy(backend.concat([backend.astype(v.reshape(1), "float64") for v in values]))
+        for (owner, what), value in zip(slots, host):
+            if owner is None:
+                if not value:
+                    finite_rows(backend.to_numpy(what[1]), what[0])
+            else:
+                owner[what] = int(value) if what in INT_KEYS else float(value)
+        self.idle.settle(host[-1])
+        for record, _ in pending:
+            self.history.append(record)
 
     def plan_memory(self, X):
         """The memory plan (sparsolve.memory) for batches like X on X's device, made once, before
@@ -271,15 +358,21 @@ class Learner:
 
     def _dead_atoms(self, new, X, r2, used, rows, stats_A, stats_B, adam):
         """(D, atoms resampled, dead mask): the idle counters see which atoms the (global)
-        batch of ``rows`` rows used (``used``: host booleans), and the dead ones are resampled;
-        their statistics and Adam moments start afresh, as a new atom's would."""
+        batch of ``rows`` rows used (``used``: booleans on any device), and the dead ones are
+        resampled; their statistics and Adam moments start afresh, as a new atom's would.  The
+        counts are read only when their host ceiling says that an atom may be dead."""
         self.idle.observe(used, rows)
-        dead = self.idle.dead()
-        if not (self.config.resample_dead and dead.any()):
+        if not (self.config.resample_dead and self.idle.may_be_dead()):
+            return new, 0, self.idle.dead()
+        idle = self.idle.read()
+        dead = idle >= self.idle.dead_after
+        if not dead.any():
             return new, 0, dead
         new, atoms = dead_atoms.resample(new, *distributed.gather_rows(X, r2),  # distributed seam: every rank's rows
                                          dead, self.rng, self.config.norm)
         self.idle.reset(atoms)
+        idle[atoms] = 0
+        self.idle.settle(idle.max(initial=0))
         if stats_A is not None and atoms.size:
             idx = backend.like(atoms, stats_A)
             stats_A[idx, :] = 0
@@ -303,7 +396,7 @@ class Learner:
             "mse": sq / p,
             "l1": l1,
             "nnz_frac": backend.astype(Z != 0, backend.dtype_name(X)).mean(),
-            "dead_frac": float(dead.mean()),
+            "dead_frac": backend.astype(dead, "float64").mean(),
             "norm_min": atom_norms.min(),
             "norm_mean": atom_norms.mean(),
             "norm_max": atom_norms.max(),
@@ -318,7 +411,8 @@ class Learner:
 
         cfg = self.config
         settings = {**_asdict(cfg), "n_features": self.n_features}
-        return SparseCodingModel(self.D, cfg.alpha, solver=cfg.solver, positive=cfg.positive,
+        self.sync()
+        return SparseCodingModel(self.dictionary(), cfg.alpha, solver=cfg.solver, positive=cfg.positive,
                                  solver_options=cfg.solver_options, settings=settings,
                                  history=self.history.as_dict())
 

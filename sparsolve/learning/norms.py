@@ -55,10 +55,10 @@ def project(D, norm, previous=None):
     xp = backend.namespace(D)
     norms = xp.sqrt((D * D).sum(axis=1))
     if previous is not None:
+        # unconditionally: asking whether any row is zero would be a read of the device each step
         zero = norms <= _TINY
-        if bool(zero.any()):
-            D = xp.where(zero[:, None], previous, D)
-            norms = xp.sqrt((D * D).sum(axis=1))
+        D = xp.where(zero[:, None], previous, D)
+        norms = xp.where(zero, xp.sqrt((previous * previous).sum(axis=1)), norms)
     if norm in FLOOR:
         return D / xp.clip(norms, FLOOR[norm], None)[:, None]
     return D

@@ -4,7 +4,8 @@
 yields ``(step, model_or_dictionary, record)`` -- and around each step:
 
 * updates a tqdm bar (its postfix every ``postfix_every`` steps and at the last: the
-  record's numbers are read to the host only then);
+  record's numbers are read to the host only then; with ``ready``, at the first record
+  from then on that ``ready(record)`` accepts, so the bar itself never reads the device);
 * calls ``save()`` every ``checkpoint_every`` steps and once at the end;
 * calls ``callback(step, model_or_dictionary, record)``; False stops the training;
 * with a checkpoint, catches Ctrl-C and SIGTERM: the step under way finishes, the
@@ -49,22 +50,24 @@ def _deferred_signals(enabled):
 
 
 def run(steps, *, total, initial, desc, progress, save=None, checkpoint_every=None, callback=None,
-        postfix=None, to_host=dict, postfix_every=1):
+        postfix=None, to_host=dict, postfix_every=1, ready=None):
     """Drive ``steps`` (see the module docstring); returns the last step number."""
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False)
-    t, saved_at = initial, None
+    t, saved_at, due = initial, None, False
     try:
         with _deferred_signals(save is not None) as stop:
             try:
                 for t, obj, record in steps:
                     if bar is not None:
                         bar.update(1)
-                        if postfix is not None and (t % postfix_every == 0 or t == total):
+                        due = due or t % postfix_every == 0 or t == total
+                        if postfix is not None and due and (ready is None or ready(record)):
                             bar.set_postfix(postfix(to_host(record)))
+                            due = False
                     if save is not None and t % checkpoint_every == 0:
                         save()
                         saved_at = t
