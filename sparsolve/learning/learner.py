@@ -273,6 +273,7 @@ class Learner:
         self.warm = (warm_key, Z) if warm_key is not None else None
         self.t += 1
         self.samples_seen += rows
+        syncing = len(self.pending) + 1 >= self.sync_every(X)  # (an early read may have emptied pending)
         if syncing:
             backend.synchronize(new)  # otherwise the queued update counts in the next step's seconds
         self.seconds += time.perf_counter() - start
@@ -362,9 +363,11 @@ class Learner:
         resampled; their statistics and Adam moments start afresh, as a new atom's would.  The
         counts are read only when their host ceiling says that an atom may be dead."""
         self.idle.observe(used, rows)
+        if self.config.resample_dead and self.idle.may_be_dead():
+            self.sync()  # the earlier steps' read, which makes the ceiling exact, a step early
         if not (self.config.resample_dead and self.idle.may_be_dead()):
             return new, 0, self.idle.dead()
-        idle = self.idle.read()
+        idle = self.idle.read()  # an atom may be dead: which ones
         dead = idle >= self.idle.dead_after
         if not dead.any():
             return new, 0, dead

@@ -1,0 +1,146 @@
+"""fit's host reads (FitConfig.sync_every) and its bfloat16 storage (FitConfig.storage), on CPU torch.
+
+A read of a torch tensor's values on the host (``.item()``, ``bool()``, ``.numpy()``, ...) is
+what costs a GPU run a sync.  Here they are counted on CPU torch, attributed to the module of
+sparsolve that asked: fit's own (sparsolve.learning), not encode's certificates (inference)
+nor the host kernel of the online update (updates.online, which a GPU run replaces by the
+blocked pass without reads: tests/gpu/test_gpu_learning.py).
+"""
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+import sparsolve
+from sparsolve.learning import checkpoint as ckpt
+from sparsolve.learning.fit import fit
+
+torch = pytest.importorskip("torch")
+
+FIT_MODULES = ("sparsolve.learning.",)
+NOT_COUNTED = ("sparsolve.learning.updates",)
+READS = ("item", "__bool__", "__float__", "__int__", "__index__", "numpy", "tolist")
+
+
+def _caller_module():
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name.startswith("sparsolve") and name != "sparsolve.backend":
+            return name
+        frame = frame.f_back
+    return ""
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """A list that gets the asking module of every host read of a torch tensor made by fit's code."""
+    seen = []
+    for name in READS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            module = _caller_module()
+            if module.startswith(FIT_MODULES) and not module.startswith(NOT_COUNTED):
+                seen.append(module)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return seen
+
+
+def _data(n=600, p=16, m=8, seed=0):
+    rng = np.random.default_rng(seed)
+    D = rng.standard_normal((m, p))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    Z = rng.standard_normal((n, m)) * (rng.random((n, m)) < 0.3)
+    return torch.from_numpy((Z @ D + 0.01 * rng.standard_normal((n, p))).astype(np.float32))
+
+
+SETTINGS = dict(solver="fista", batch_size=50, max_steps=12, seed=0, progress=False)
+
+
+def _same(a, b):
+    np.testing.assert_array_equal(a.dictionary, b.dictionary)
+    assert a.history.keys() == b.history.keys()
+    for key in a.history:
+        if key != "seconds":  # wall time, the one figure that is not the computation's
+            assert a.history[key] == b.history[key], key
+
+
+@pytest.mark.parametrize("k", [4, 5])
+def test_fit_reads_the_device_every_k_steps_and_learns_the_same(reads, k):
+    X = _data()
+    step_by_step = fit(X, 8, 0.05, sync_every=1, dead_after=100_000, **SETTINGS)
+    reads.clear()
+    model = fit(X, 8, 0.05, sync_every=k, dead_after=100_000, **SETTINGS)
+    # one read per k steps (and at the last); once a fit: the data's fingerprint, the first
+    # dictionary (rows of the first batch) and the model's copy of D
+    assert len(reads) <= math.ceil(12 / k) + 3, reads
+    assert len(reads) >= math.ceil(12 / k)  # the counter does see fit's reads
+    _same(step_by_step, model)
+
+
+def test_dead_atoms_are_resampled_at_the_same_step_whatever_k(reads):
+    """Atoms die and are resampled (dead_after = 2 batches, an unusable atom forced by a
+    dictionary that the data cannot use); the resampling reads only when an atom may be dead."""
+    X = _data()
+    X[:, 15] = 0  # no data along e_15: the atom started there is never used, dies and is replaced
+    init = np.eye(8, 16, dtype=np.float32)
+    init[7] = 0
+    init[7, 15] = 1
+    settings = dict(SETTINGS, dead_after=100, dict_init=init)
+    step_by_step = fit(X, 8, 0.5, sync_every=1, **settings)
+    reads.clear()
+    model = fit(X, 8, 0.5, sync_every=6, **settings)
+    assert sum(model.history["resampled"]) > 0
+    _same(step_by_step, model)
+    # the idle ceiling rises 50 a step against dead_after=100: a read every second step (not
+    # the two a step of sync_every=1), the three of every fit, and the resampling's own
+    assert len(reads) <= 12 // 2 + 3 + 3, reads
+
+
+def test_a_bad_batch_is_caught_at_the_next_read_with_the_same_error(tmp_path):
+    X = _data()
+    X[5 * 50 + 7, 3] = float("nan")  # batch index 5 (shuffle=False), its row 7
+    settings = dict(SETTINGS, shuffle=False)
+    with pytest.raises(ValueError, match="batch 5 has NaN or Inf values .first in row 7") as now:
+        fit(X, 8, 0.05, sync_every=1, **settings)
+    with pytest.raises(ValueError) as later:
+        fit(X, 8, 0.05, sync_every=4, checkpoint=tmp_path / "c", checkpoint_every=4, **settings)
+    assert str(later.value) == str(now.value)
+    # the checkpoint stands at step 4, written by a read that had checked every batch before it;
+    # the save at step 8 read batch 5 first and refused
+    saved, _, _, _ = ckpt.restore(tmp_path / "c")
+    clean = fit(X, 8, 0.05, sync_every=1, **dict(settings, max_steps=4))
+    assert saved.t == 4
+    np.testing.assert_array_equal(saved.D, clean.dictionary)
+    assert saved.history.as_dict()["objective"] == clean.history["objective"]
+
+
+def test_a_checkpoint_between_reads_is_exact(tmp_path):
+    """A run stopped at step 6 (sync_every=4: the last read was at step 4) and resumed equals an
+    uninterrupted run: the save reads the pending steps first."""
+    X = _data()
+    whole = fit(X, 8, 0.05, sync_every=4, **SETTINGS)
+    fit(X, 8, 0.05, sync_every=4, checkpoint=tmp_path / "c", **dict(SETTINGS, max_steps=6))
+    resumed = fit(X, 8, 0.05, sync_every=4, checkpoint=tmp_path / "c", **SETTINGS)
+    _same(whole, resumed)
+
+
+def test_the_progress_bar_and_callback_see_host_records(capsys):
+    X = _data()
+    seen = []
+    fit(X, 8, 0.05, sync_every=5, callback=lambda t, D, r: seen.append(r), **SETTINGS)
+    assert len(seen) == 12 and all(isinstance(r["objective"], float) for r in seen)
+    fit(X, 8, 0.05, **dict(SETTINGS, sync_every=5, progress=True))
+    assert "loss=" in capsys.readouterr().err
+
+
+def test_sync_every_is_checked_and_may_change_on_resume():
+    with pytest.raises(ValueError, match="sync_every"):
+        sparsolve.FitConfig(8, 0.1, sync_every=0)
+    assert "sync_every" in sparsolve.FitConfig.RUN_FIELDS
