@@ -73,3 +73,73 @@ def test_shard_stream_to_cuda_equals_the_host_stream(tmp_path):
     assert all(b.is_cuda for b in device)
     for a, b in zip(host, device):
         np.testing.assert_array_equal(a, (b * 1).cpu().numpy())  # used on this stream after the copy
+
+
+# ---- fit's host reads and bf16 storage on CUDA ------------------------------------------------
+
+def _tokens(n=1200, p=24, m=16, seed=0):
+    rng = np.random.default_rng(seed)
+    D = rng.standard_normal((m, p))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    Z = rng.standard_normal((n, m)) * (rng.random((n, m)) < 0.2)
+    return torch.from_numpy((Z @ D + 0.01 * rng.standard_normal((n, p))).astype(np.float32)).cuda()
+
+
+def test_a_step_between_reads_reads_nothing_outside_encode(monkeypatch):
+    """Between reads (sync_every) fit's step queues its work without a device-to-host read;
+    encode's certificates are its own (allowed here)."""
+    from sparsolve.config import FitConfig
+    from sparsolve.learning import learner as L
+    from sparsolve.learning.fit import new_learner
+
+    X = _tokens()
+    learner = new_learner(X[:100], FitConfig(16, 0.05, solver="fista", batch_size=100, sync_every=8,
+                                             dead_after=10 ** 6, seed=0).resolved(1200))
+    learner.step(X[:100])  # the first dictionary and the memory plan read the device once
+    real = L.encode
+
+    def encode(*args, **kwargs):
+        torch.cuda.set_sync_debug_mode("default")
+        try:
+            return real(*args, **kwargs)
+        finally:
+            torch.cuda.set_sync_debug_mode("error")
+
+    monkeypatch.setattr(L, "encode", encode)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any other device-to-host read raises
+    try:
+        for i in range(1, 4):
+            learner.step(X[100 * i:100 * (i + 1)], index=i)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(learner.pending) == 4 and len(learner.history) == 0
+    learner.sync()
+    assert len(learner.history) == 4 and learner.history.as_dict()["step"] == [1, 2, 3, 4]
+
+
+def test_fit_on_cuda_learns_the_same_whatever_sync_every():
+    import sparsolve
+
+    X = _tokens()
+    settings = dict(solver="fista", batch_size=100, max_steps=12, dead_after=200, seed=0, progress=False)
+    a = sparsolve.fit(X, 16, 0.05, sync_every=1, **settings)
+    b = sparsolve.fit(X, 16, 0.05, **settings)  # the GPU default, 16
+    np.testing.assert_array_equal(a.dictionary.cpu().numpy(), b.dictionary.cpu().numpy())
+    for key in a.history:
+        if key != "seconds":
+            assert a.history[key] == b.history[key], key
+
+
+def test_bfloat16_storage_on_cuda():
+    import sparsolve
+
+    X = _tokens()
+    settings = dict(solver="fista", batch_size=100, n_epochs=2, tol=0.01, seed=0, progress=False)
+    full = sparsolve.fit(X.bfloat16().float(), 16, 0.05, **settings)
+    half = sparsolve.fit(X, 16, 0.05, storage="bfloat16", **settings)
+    D = half.dictionary
+    assert D.is_cuda and D.dtype == torch.float32 and torch.equal(D, D.bfloat16().float())
+    late = slice(-5, None)
+    assert np.mean(half.history["objective"][late]) == pytest.approx(np.mean(full.history["objective"][late]),
+                                                                     rel=0.02)
