@@ -170,9 +170,19 @@ class Source:
             order = (np.random.default_rng([self.entropy, 1, epoch]).permutation(self.n) if self.config.shuffle
                      else np.arange(self.n))
             full = bs >= self.n
-            for index in range(skip, self.per_epoch):
+
+            def fetch(index):
+                """The batch, or on CUDA a copy under way (its next batch's copy overlaps a step)."""
                 rows = distributed.local_part(np.sort(order[index * bs:(index + 1) * bs]))  # distributed seam
-                yield index, backend.to_device(take(self.X, rows), device), ("full" if full else None)
+                batch = take(self.X, rows)
+                if device in (None, "cpu") or backend.kind(batch) != "numpy":
+                    return lambda: backend.to_device(batch, device)
+                return backend.start_copy(batch, device)  # pinned, non-blocking, on a side stream
+
+            ahead = fetch(skip) if skip < self.per_epoch else None
+            for index in range(skip, self.per_epoch):
+                current, ahead = ahead, (fetch(index + 1) if index + 1 < self.per_epoch else None)
+                yield index, current(), ("full" if full else None)
         elif stateful(self.X):  # it resumes itself (load_state_dict): its first batch is batch `skip`
             for index, batch in enumerate(self.X, start=skip):
                 yield index, backend.to_device(as_batch(batch, index), device), None

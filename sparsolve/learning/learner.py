@@ -30,7 +30,10 @@ check waits; at the read it raises the same error as an immediate check would, n
 batch and the row (the learner has then stepped on the zeroed rows: fit raises, and writes
 no checkpoint past the last read).  The dead-atom stage reads the idle counts only when
 their host ceiling says an atom may be dead (dead.IdleCounter), so the resampling happens at
-the same step whatever ``sync_every`` is, and the dictionary and history are the same.
+the same step whatever ``sync_every`` is, and the dictionary and history are the same.  The
+ceiling rises by each batch's rows, so such a read (which takes the pending steps' read with
+it) comes at least every ⌊dead_after / batch_size⌋ steps: with the default dead_after =
+max(20·n_atoms, 2·batch_size), every other step when the batch is ten times n_atoms or more.
 
 Storage.  With ``storage="bfloat16"`` the batch and the dictionary are rounded to bfloat16
 as they are stored; every product, the codes and the running statistics are float32.

@@ -143,3 +143,15 @@ def test_bfloat16_storage_on_cuda():
     late = slice(-5, None)
     assert np.mean(half.history["objective"][late]) == pytest.approx(np.mean(full.history["objective"][late]),
                                                                      rel=0.02)
+
+
+def test_host_arrays_stream_to_cuda_with_the_next_batch_prefetched():
+    """fit(numpy, device="cuda") copies each batch through pinned memory while the step before
+    it runs (batches.Source): the same dictionary as the same rows given as a CUDA tensor."""
+    import sparsolve
+
+    X = _tokens()
+    settings = dict(solver="fista", batch_size=100, max_steps=6, seed=0, progress=False)
+    a = sparsolve.fit(X.cpu().numpy(), 16, 0.05, device="cuda", **settings)
+    b = sparsolve.fit(X, 16, 0.05, **settings)
+    np.testing.assert_array_equal(a.dictionary, b.dictionary)
