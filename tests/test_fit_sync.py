@@ -17,6 +17,7 @@ import pytest
 import sparsolve
 from sparsolve.learning import checkpoint as ckpt
 from sparsolve.learning.fit import fit
+from test_fit import planted  # tests/ is on the path (pytest's rootdir conftest)
 
 torch = pytest.importorskip("torch")
 
@@ -148,15 +149,9 @@ def test_sync_every_is_checked_and_may_change_on_resume():
 
 # ---- storage="bfloat16" -------------------------------------------------------------------------
 
-def _planted(n=3000, p=16, m=24, seed=0):
-    """X = Z D* + noise, unit atoms, 2-sparse codes of magnitude 0.5..1.5 (as tests/test_fit.py)."""
-    rng = np.random.default_rng(seed)
-    D = rng.standard_normal((m, p))
-    D /= np.linalg.norm(D, axis=1, keepdims=True)
-    Z = np.zeros((n, m))
-    for i in range(n):
-        Z[i, rng.choice(m, 2, replace=False)] = rng.choice([-1.0, 1.0], 2) * rng.uniform(0.5, 1.5, 2)
-    return torch.from_numpy((Z @ D + 0.01 * rng.standard_normal((n, p))).astype(np.float32)), D
+def _planted(n):
+    X, D = planted(n=n)
+    return torch.from_numpy(X.astype(np.float32)), D
 
 
 def _matched(D, D_true, cos=0.99):
@@ -184,14 +179,14 @@ def test_bfloat16_storage_learns_like_float32():
 
 
 def test_bfloat16_storage_resumes_exactly(tmp_path):
-    X, _ = _planted(n=1200)
+    X, _ = _planted(n=600)
     settings = dict(solver="fista", batch_size=100, tol=0.01, storage="bfloat16", seed=0, progress=False)
-    whole = fit(X, 24, 0.05, max_steps=10, **settings)
-    fit(X, 24, 0.05, max_steps=5, checkpoint=tmp_path / "c", **settings)
-    resumed = fit(X, 24, 0.05, max_steps=10, checkpoint=tmp_path / "c", **settings)
+    whole = fit(X, 24, 0.05, max_steps=6, **settings)
+    fit(X, 24, 0.05, max_steps=3, checkpoint=tmp_path / "c", **settings)
+    resumed = fit(X, 24, 0.05, max_steps=6, checkpoint=tmp_path / "c", **settings)
     _same(whole, resumed)
     with pytest.raises(ValueError, match="storage"):  # a resume in float32 would learn something else
-        fit(X, 24, 0.05, max_steps=12, checkpoint=tmp_path / "c", **dict(settings, storage=None))
+        fit(X, 24, 0.05, max_steps=8, checkpoint=tmp_path / "c", **dict(settings, storage=None))
 
 
 def test_bfloat16_storage_refuses_what_it_cannot_do():

@@ -65,8 +65,9 @@ def test_history_read_later_is_exact():
     torch = pytest.importorskip("torch")
     X = _X()
     a = new_learner(X, FitConfig(8, 0.1, solver="fista", batch_size=100, seed=0).resolved(300))
+    # dead_after: no atom can die in two steps, so nothing asks for an early read
     b = new_learner(torch.from_numpy(X), FitConfig(8, 0.1, solver="fista", batch_size=100, seed=0,
-                                                   sync_every=3).resolved(300))
+                                                   sync_every=3, dead_after=1000).resolved(300))
     records = []
     for i in range(2):
         ra = a.step(X[100 * i:100 * (i + 1)])
