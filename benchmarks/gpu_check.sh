@@ -16,10 +16,12 @@
 # Part 2 ("scale"), for #13, after part 1 (whose gpu_tests include tests/gpu/test_gpu_learning.py):
 # 1. the online update on CUDA: the blocked pass against the per-atom loop it replaced
 #    (benchmarks/online_update.py --device cuda, 1,024×256 and 4,096×768);
-# 2. fit on 16×16 patches with 1,024 atoms at batches of 8,192 and 65,536: patches/s, then the
+# 2. fit on 16×16 patches with 1,024 atoms at batches of 8,192 and 65,536: patches/s with fit's
+#    host reads every 16 steps (its GPU default) and every step (sync_every=1, as before), then the
 #    time split (inference, update, sync and bookkeeping, data and loop) (benchmarks/scale.py gpu-patches);
 # 3. fit on synthetic activations, d = 768, 16,384 atoms, updates online and sgd: tokens/s,
-#    the split, the recovery of the planted features (benchmarks/scale.py gpu-synthetic).
+#    the split, the recovery of the planted features, and sparsify's TopK SAE step on the same
+#    tokens with fit's time per token over its (target ≤ 10×) (benchmarks/scale.py gpu-synthetic).
 # Logs go to benchmarks/_out/gpu_check_*.log, and to $OUT as well where it is set
 # (the device tool brings $OUT back); the summary is printed last.
 set -u
