@@ -226,7 +226,7 @@ def gpu_synthetic(args):
 def sae_line(torch, tokens, m, batch, steps, l0, fit_seconds, device="cuda"):
     """The TopK SAE of sparsify on ``tokens`` (numpy; batches of ``batch``), k = round(l0) (32,
     sparsify's default, without a fit): its seconds per token and fit's over it."""
-    from versus_saes import peer_status  # noqa: E402  (benchmarks/ is the script's folder)
+    from versus_saes import peer_status  # benchmarks/ is the script's folder
 
     reason = peer_status(("sparsify", "schedulefree"))
     missing = [f"{name}: {why}" for name, why in reason.items() if why]

@@ -13,11 +13,11 @@ import sys
 
 import numpy as np
 import pytest
+from test_fit import planted  # tests/ is on the path (pytest's rootdir conftest)
 
 import sparsolve
 from sparsolve.learning import checkpoint as ckpt
 from sparsolve.learning.fit import fit
-from test_fit import planted  # tests/ is on the path (pytest's rootdir conftest)
 
 torch = pytest.importorskip("torch")
 

@@ -47,11 +47,10 @@ import warnings
 import numpy as np
 
 from .. import backend, memory
+from ..checks import finite_rows
 from ..inference import ConvergenceWarning, encode, solver_class
 from . import dead as dead_atoms
-from . import distributed
-from . import norms, updates
-from ..checks import finite_rows
+from . import distributed, norms, updates
 from .batches import check_batch, check_finite, check_storage
 
 # Inner-loop iteration caps for learning.  A cap, not the tol, ends LCA/ISTA/FISTA
