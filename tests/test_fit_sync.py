@@ -197,6 +197,8 @@ def test_bfloat16_storage_refuses_what_it_cannot_do():
         fit(X.numpy(), 24, 0.05, storage="bfloat16", tol=0.01, progress=False)
     with pytest.raises(ValueError, match="storage=.float16. is not known; choose one of .None, .bfloat16."):
         sparsolve.FitConfig(24, 0.05, storage="float16")
+    with pytest.raises(ValueError, match="the data is bfloat16; pass storage='bfloat16'.*or convert it to float32"):
+        fit(X.bfloat16(), 24, 0.05, progress=False)  # never silently converted
     # a stream's batches are checked as they come, before the step does any work
     from sparsolve.learning.fit import new_learner
 
@@ -204,3 +206,12 @@ def test_bfloat16_storage_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="numpy arrays have no bfloat16"):
         learner.step(X.numpy()[:100])
     assert learner.t == 0 and learner.D is None
+
+
+def test_bfloat16_data_is_learned_from_as_it_is():
+    """bf16 activations (as models write them) with storage="bfloat16": the same run as their
+    float32 values, since the step's rounding to bf16 leaves them as they are."""
+    X, _ = _planted(n=400)
+    settings = dict(solver="fista", batch_size=100, max_steps=4, tol=0.01, storage="bfloat16", seed=0,
+                    progress=False)
+    _same(fit(X.bfloat16(), 24, 0.05, **settings), fit(X.bfloat16().float(), 24, 0.05, **settings))

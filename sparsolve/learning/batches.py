@@ -63,8 +63,12 @@ def check_batch(X, name):
 
 
 def check_storage(X, storage):
-    """Refuse a storage type that X's library or device cannot hold, before any work."""
+    """Refuse, before any work, a storage type that X's library or device cannot hold, and
+    bfloat16 data without storage="bfloat16" (its rounding limits what tol can certify)."""
     if storage is None:
+        if backend.dtype_name(X) == "bfloat16":
+            raise ValueError("the data is bfloat16; pass storage='bfloat16' to learn from it as it is (with tol >= "
+                             "0.0078, what its rounding can certify), or convert it to float32 (X.float())")
         return
     reason = backend.cannot_store(X, storage)
     if reason:
@@ -86,7 +90,8 @@ def fingerprint(X):
     if is_array(X):
         n = X.shape[0]
         rows = np.unique(np.linspace(0, n - 1, min(n, _FINGERPRINT_ROWS)).astype(np.int64))
-        sample = np.ascontiguousarray(backend.to_numpy(take(X, rows)), dtype=np.float64)
+        # in float64 before the host: a bfloat16 tensor has no numpy form
+        sample = np.ascontiguousarray(backend.to_numpy(backend.astype(take(X, rows), "float64")))
         return {"shape": [int(s) for s in X.shape], "dtype": backend.dtype_name(X),
                 "rows": hashlib.sha256(sample.tobytes()).hexdigest()[:16]}
     identity = getattr(X, "identity", None)
