@@ -132,6 +132,11 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         init = warm.encoder_codes(init, X, D, positive)
     X, D, init, algo = _validate(X, D, alpha, solver, positive, tol, max_iter, init, options)
     max_iter = algo.default_max_iter if max_iter is None else max_iter
+    given = X  # the codes go back in its kind; the solvers run on host views of torch CPU tensors
+    X, D = backend.host_view(X), backend.host_view(D)
+    init = None if init is None else backend.host_view(init)
+    if getattr(algo, "trace", None) is not None and X is not given:
+        algo.trace = _traced_as(algo.trace, given)
     n, m, p = X.shape[0], D.shape[0], D.shape[1]
     start = time.perf_counter()
     step = _chunk_rows(X, m)
@@ -152,6 +157,7 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
                                     shared=shared, row_offset=lo))
         Z = backend.concat([part.Z for part in parts]) if parts else backend.zeros(X, (0, m))
         backend.synchronize(Z)
+    Z = backend.match(Z, given)
     seconds = time.perf_counter() - start
 
     def joined(field, dtype):
@@ -167,6 +173,11 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
             ConvergenceWarning, stacklevel=2,
         )
     return (Z, info) if return_info else Z
+
+
+def _traced_as(trace, like):
+    """``trace`` called with the codes and objectives in the kind of ``like`` (the caller's)."""
+    return lambda step, rows, Z, F: trace(step, rows, backend.match(Z, like), backend.match(F, like))
 
 
 def _chunk_rows(X, m):
