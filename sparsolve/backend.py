@@ -281,11 +281,6 @@ def free_bytes(x) -> int:
         return 2 << 30
 
 
-def rows_per_chunk(x, bytes_per_row: int, *, fraction: float = 0.5) -> int:
-    """How many rows fit into ``fraction`` of the free memory of ``x``'s device."""
-    return max(1, int(free_bytes(x) * fraction) // max(1, bytes_per_row))
-
-
 def start_copy(a: np.ndarray, device: str | None):
     """Begin moving the host array ``a`` to ``device`` and return a function that gives the result.
 
