@@ -1,6 +1,7 @@
 """Learning at scale (#13): fit's throughput and where its time goes, on CPU and GPU.
 
     PYTHONPATH=. python benchmarks/scale.py cpu-torch [--quick]      # torch CPU tensors vs numpy; writes RESULTS.md
+    PYTHONPATH=. python benchmarks/scale.py cpu-synthetic [--quick]  # d = 256, m = 4,096 against SPAMS; writes RESULTS.md
     PYTHONPATH=. python benchmarks/scale.py gpu-patches              # 16×16 patches, 1,024 atoms, CUDA
     PYTHONPATH=. python benchmarks/scale.py gpu-synthetic            # d = 768, m = 16,384 synthetic, CUDA
 
@@ -8,6 +9,17 @@
   256, inner loop to a relative gap of 1e-3) given as numpy arrays and as torch CPU tensors,
   the two runs alternating ``--repeats`` times in one process (a loaded machine shifts both
   alike); the median wall time of each and their ratio.  Target (#13): torch ≤ 1.5× numpy.
+* ``cpu-synthetic``: fit (solver cd, update online, unit norm, tol 1e-3) against SPAMS'
+  ``trainDL`` (mode 2: the same ½‖x − Dα‖² + λ‖α‖₁ with λ = α, LARS to its exact solution,
+  ‖d‖ ≤ 1) on the same synthetic activations (sparsolve.data.SyntheticActivations, d = 256,
+  4,096 planted features, 4,096 atoms, float64 as SPAMS needs), from the same starting
+  dictionary (the first 4,096 tokens, unit norm), at the same token budget: ``--steps``
+  mini-batches of ``--batch`` tokens, which is fit's ``max_steps`` over the tokens in order
+  and SPAMS' ``iter`` with ``batchsize``.  Tokens/s of each (data generation not counted,
+  numba compiled before; the two take turns in blocks of ``--block`` batches, SPAMS continued
+  through ``model=``, so that a loaded machine slows both alike), the recovery of the planted features (sparsolve.metrics.recovery),
+  and on held-out tokens the L0 and FVU of exact codes (cd, tol 1e-6) under each dictionary
+  at the same α.  ``--threads`` caps numba, BLAS and SPAMS alike.
 * ``gpu-patches``: patches/s of fit on 16×16 patches with 1,024 atoms (float32, TF32 on,
   FISTA to 1e-3, update="online") at batches of 8,192 and 65,536; one timed run as fit runs
   for each ``--sync-every`` (fit's host reads: 16, its GPU default, against 1, a read every
@@ -45,6 +57,7 @@ from sparsolve.data import natural_image_patches
 from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
 
 CPU_SECTION = "## fit on torch CPU tensors against numpy (benchmarks/scale.py cpu-torch)"
+SYNTHETIC_SECTION = "## Synthetic activations on the CPU against SPAMS (benchmarks/scale.py cpu-synthetic)"
 
 
 # ---- the time split ----------------------------------------------------------------------
@@ -140,6 +153,81 @@ def cpu_torch(args):
     if not args.quick:
         write_section(CPU_SECTION, "\n".join(lines))
         print(f"wrote the section {CPU_SECTION!r} of benchmarks/RESULTS.md")
+
+
+# ---- CPU: synthetic activations against SPAMS -------------------------------------------
+
+def _held_out(D, X, alpha):
+    from sparsolve.metrics import fvu, l0
+
+    Z = sparsolve.encode(X, D, alpha, solver="cd", tol=1e-6)
+    return l0(Z), fvu(X, Z @ D)
+
+
+def cpu_synthetic(args):
+    import numba
+    import numpy as np
+    import spams
+    from threadpoolctl import threadpool_limits
+
+    from sparsolve.config import FitConfig
+    from sparsolve.data.synthetic import SyntheticActivations
+    from sparsolve.learning.fit import new_learner
+    from sparsolve.metrics import recovery
+
+    d, m, alpha = 256, 4096, args.alpha
+    batch, steps, block = args.batch, (8 if args.quick else args.steps), args.block
+    if args.threads:
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+        threadpool_limits(args.threads)
+    source = SyntheticActivations(n_features=d, n_planted=m, seed=0, dtype="float64")
+    X = source.sample(batch * steps, batch_size=batch)
+    test = source.sample(2048, split=1)
+    D0 = X[:m] / np.linalg.norm(X[:m], axis=1, keepdims=True)
+    config = FitConfig(m, alpha, solver="cd", batch_size=batch, seed=0)
+    new_learner(X[:batch], config, dict_init=D0).step(X[:batch])  # compiles numba's kernels, not timed
+    learner = new_learner(X[:batch], config, dict_init=D0)
+    D, model = np.asfortranarray(D0.T), None
+    seconds = {"sparsolve fit (cd, online)": 0.0, "SPAMS trainDL": 0.0}
+
+    def ours(lo, hi):
+        for i in range(lo, hi):
+            learner.step(X[i * batch:(i + 1) * batch], index=i)
+
+    def theirs(lo, hi):
+        nonlocal D, model
+        chunk = np.asfortranarray(X[lo * batch:hi * batch].T)
+        D, model = spams.trainDL(chunk, D=D, model=model, return_model=True, K=m, lambda1=alpha, mode=2,
+                                 iter=hi - lo, batchsize=batch, numThreads=args.threads or -1, verbose=False)
+
+    runs = list(zip(seconds, (ours, theirs)))
+    for k, lo in enumerate(range(0, steps, block)):  # blocks alternate which runs first: load hits both alike
+        for name, run in (runs if k % 2 == 0 else runs[::-1]):
+            t0 = time.perf_counter()
+            run(lo, min(steps, lo + block))
+            seconds[name] += time.perf_counter() - t0
+        print(f"  after {min(steps, lo + block)} batches: " + ", ".join(f"{n} {t:.1f} s" for n, t in seconds.items()),
+              flush=True)
+    dictionaries = {"sparsolve fit (cd, online)": learner.D, "SPAMS trainDL": np.ascontiguousarray(D.T)}
+    lines = [f"Machine: {machine()}; threads per library: {args.threads or 'all'}.", "",
+             f"{steps} mini-batches of {batch:,} tokens ({steps * batch:,} tokens, one pass, in order), d = {d}, "
+             f"{m:,} planted features (mean 5 active per token, power-law frequencies, groups of 4), {m:,} atoms, "
+             f"α = λ₁ = {alpha}, the same starting dictionary; the two run in alternating blocks of {block} "
+             f"batches (SPAMS continued through model=); held-out codes: cd to a relative gap of 1e-6 on 2,048 "
+             f"tokens.", "",
+             "| method | seconds | tokens/s | recovered (\\|cos\\| > 0.9) | mean max \\|cos\\| | held-out L0 | "
+             "held-out FVU |", "|---|---|---|---|---|---|---|"]
+    for name, Dk in dictionaries.items():
+        rec = recovery(Dk, source.features)
+        l0, fvu = _held_out(Dk, test, alpha)
+        lines.append(f"| {name} | {seconds[name]:.1f} | {steps * batch / seconds[name]:,.0f} | {rec.recovered:.3f} | "
+                     f"{rec.mean_max_cos:.3f} | {l0:.2f} | {fvu:.4f} |")
+        print(lines[-1], flush=True)
+    a, b = seconds.values()
+    lines += ["", f"SPAMS ÷ sparsolve time: {b / a:.2f}."]
+    if not args.quick:
+        write_section(SYNTHETIC_SECTION, "\n".join(lines))
+        print(f"wrote the section {SYNTHETIC_SECTION!r} of benchmarks/RESULTS.md")
 
 
 # ---- GPU ---------------------------------------------------------------------------------
@@ -264,8 +352,14 @@ def sae_line(torch, tokens, m, batch, steps, l0, fit_seconds, device="cuda"):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("cpu-torch", "gpu-patches", "gpu-synthetic"))
-    ap.add_argument("--quick", action="store_true", help="cpu-torch: 5,120 patches instead of 20,480")
+    ap.add_argument("what", choices=("cpu-torch", "cpu-synthetic", "gpu-patches", "gpu-synthetic"))
+    ap.add_argument("--quick", action="store_true",
+                    help="cpu-torch: 5,120 patches instead of 20,480; cpu-synthetic: 8 batches; no RESULTS.md")
+    ap.add_argument("--threads", type=int, default=None, help="cpu-synthetic: threads for numba, BLAS and SPAMS")
+    ap.add_argument("--batch", type=int, default=1024, help="cpu-synthetic: tokens per mini-batch")
+    ap.add_argument("--steps", type=int, default=32, help="cpu-synthetic: mini-batches (the token budget)")
+    ap.add_argument("--alpha", type=float, default=0.1, help="cpu-synthetic: α, SPAMS' lambda1")
+    ap.add_argument("--block", type=int, default=4, help="cpu-synthetic: batches per turn of each method")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--patches", type=int, default=None, help="cpu-torch: patches per fit (default 20,480)")
     ap.add_argument("--solvers", nargs="+", default=["fista", "lca"])
@@ -276,7 +370,7 @@ def main():
     ap.add_argument("--sync-every", nargs="+", type=int, default=[16, 1],
                     help="gpu-patches: fit's sync_every values to time (16: its GPU default; 1: a read every step)")
     args = ap.parse_args()
-    {"cpu-torch": cpu_torch, "gpu-patches": gpu_patches, "gpu-synthetic": gpu_synthetic}[args.what](args)
+    {"cpu-torch": cpu_torch, "cpu-synthetic": cpu_synthetic, "gpu-patches": gpu_patches, "gpu-synthetic": gpu_synthetic}[args.what](args)
 
 
 if __name__ == "__main__":

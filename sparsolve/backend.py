@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import types
 
@@ -118,6 +119,33 @@ def to_numpy(x) -> np.ndarray:
     if is_cupy(x):
         return x.get()
     return np.asarray(x)
+
+
+def host_view(x):
+    """The numpy array sharing the memory of a float32/float64 torch CPU tensor; any other
+    array as it is.  encode runs its solvers on these views and hands the codes back as
+    tensors (:func:`match`, no copy): on a CPU the solvers' loops are many small operations,
+    where torch's per-op dispatch and MKL's small products cost more than numpy's with
+    OpenBLAS.  On 2 AMD EPYC cores, one thread each, a FISTA step on 256 rows with 256 atoms
+    of 64 features took 621 µs on torch tensors and 543 µs on numpy arrays; Z @ D alone
+    (256×256 by 256×64) 143 µs against 91 µs (benchmarks/RESULTS.md, "fit on torch CPU
+    tensors")."""
+    if is_torch(x) and not x.is_cuda and dtype_name(x) in SUPPORTED_DTYPES:
+        return x.detach().numpy()
+    return x
+
+
+def take_rows(x, rows: np.ndarray):
+    """The rows ``rows`` (host integer indices) of ``x``, in its kind and on its device.  A numpy
+    memmap reads just these rows; a torch CPU tensor gathers them through its numpy view, on one
+    thread: torch's own indexing splits a gather of 256 rows over its OpenMP pool, and under load
+    each call waited ~10 ms for the second thread to be scheduled (fit on 2,560 torch patches:
+    115 ms of 1.0 s)."""
+    view = host_view(x)
+    if isinstance(view, np.ndarray):
+        picked = np.asarray(view[rows])
+        return picked if view is x else like(picked, x)
+    return x[like(rows, x)]
 
 
 def like(a: np.ndarray, ref):
@@ -253,11 +281,6 @@ def free_bytes(x) -> int:
         return 2 << 30
 
 
-def rows_per_chunk(x, bytes_per_row: int, *, fraction: float = 0.5) -> int:
-    """How many rows fit into ``fraction`` of the free memory of ``x``'s device."""
-    return max(1, int(free_bytes(x) * fraction) // max(1, bytes_per_row))
-
-
 def start_copy(a: np.ndarray, device: str | None):
     """Begin moving the host array ``a`` to ``device`` and return a function that gives the result.
 
@@ -309,13 +332,18 @@ _blas_lock = threading.RLock()
 
 @contextlib.contextmanager
 def single_threaded_blas():
-    """A context in which the host BLAS uses one thread, for the work around numba's
-    parallel kernels (cd, omp).  After a multi-threaded call OpenBLAS leaves its
+    """A context in which the host BLAS -- and torch's CPU ops, where torch is loaded -- use
+    one thread, for the work around numba's parallel kernels (cd, omp) and for loops of small
+    products.  After a multi-threaded call OpenBLAS leaves its
     worker threads spinning for a while before they sleep, and on a small machine
     they take the cores the kernel's threads need: on 2 cores, cd on batches of
     256 8×8 patches took 68 µs a patch after the Gram and correlation products,
     38 µs with those products on one thread, and ``fit`` with cd 3.3 s → 1.9 s
     for 40,000 patches.  The products it covers are small next to the kernel.
+    torch's OpenMP pool does the same, and splits every element-wise op of more than
+    32,768 entries in two besides: ``fit`` with fista on 2,560 8×8 patches as torch CPU
+    tensors took 1.9× the numpy time on a quiet machine and 9–32× under load on two torch
+    threads, 1.45× on one (benchmarks/RESULTS.md, "fit on torch CPU tensors").
 
     The limit is process-wide, and OpenBLAS ignores a restore from another thread
     while the thread that set the limit is alive (seen with OpenBLAS 0.3.31), so
@@ -326,8 +354,24 @@ def single_threaded_blas():
             from threadpoolctl import ThreadpoolController
 
             _blas_controller.append(ThreadpoolController())  # inspects the loaded libraries once, ~1 ms
-        with _blas_controller[0].limit(limits=1, user_api="blas"):
+        with _blas_controller[0].limit(limits=1, user_api="blas"), _one_torch_thread():
             yield
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """torch's intra-op threads (its OpenMP pool and MKL) at one within the context, restored
+    after (0.3 µs a switch).  Nothing where torch is not imported: numpy users never load it."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else 1
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # Below this many multiply-adds per product, host BLAS runs faster on one thread.
@@ -337,15 +381,16 @@ def single_threaded_blas():
 # 1.4×; from 2.6e8 (1000×1024×256, 4096×256×256) two threads won, 0.7–0.8×.  Pinned
 # to one core beside a busy loop (``taskset -c 0``) the same: 11×, 350×, 1.9×, then
 # 0.7–0.8×.  Two threads lose badly on small products because each waits, spinning,
-# for the other to be scheduled.
+# for the other to be scheduled.  torch CPU tensors follow the same rule.
 SMALL_PRODUCT = 1e8
 
 
 def blas_threads_for(x, mult_adds: float):
-    """The BLAS threading for a loop of products of ``mult_adds`` each on arrays like ``x``:
-    one thread (:func:`single_threaded_blas`) for small products on the host, the
-    library's own threads otherwise (large products, torch and GPU arrays)."""
-    if isinstance(x, np.ndarray) and mult_adds < SMALL_PRODUCT:
+    """The threading for a loop of products of ``mult_adds`` each on arrays like ``x``:
+    one thread (:func:`single_threaded_blas`, host BLAS and torch) for small products on
+    the host -- numpy arrays and torch CPU tensors alike -- the libraries' own threads
+    otherwise (large products, GPU arrays)."""
+    if not on_gpu(x) and mult_adds < SMALL_PRODUCT:
         return single_threaded_blas()
     return contextlib.nullcontext()
 

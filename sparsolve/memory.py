@@ -9,7 +9,7 @@ With m atoms, p features, b rows per batch and s bytes per entry, the arrays are
   m×m temporaries (the running mean's update, the pass's triangular matrix), with B̄ and B:
   (4·m² + 2·m·p)·s; ``"sgd"`` (Adam): the two moments, the gradient and two temporaries,
   5·m·p·s; ``"mod"``: A, the solve's copy and its factor, with B: (3·m² + 2·m·p)·s;
-* per row of a chunk (and a run needs room for min(b, MIN_CHUNK) rows): the solver's
+* per row of a chunk (and a run needs room for ``min_rows`` rows, by default min(b, MIN_CHUNK)): the solver's
   working arrays, about eight (rows, m) and two (rows, p) (as encode counts them), and in a
   fit the step's own x, z and residual: (9·m + 4·p)·s, or (8·m + 2·p)·s for inference alone;
 * the Gram form of inference adds G = DDᵀ, m²·s, once.
@@ -76,11 +76,13 @@ def _sizes(n_features, n_atoms, update, s):
 
 
 def plan(free_bytes: int, n_features: int, n_atoms: int, batch_size: int, dtype: str = "float32", *,
-         update: str = "online", form: str = "auto", fraction: float = FRACTION, device: str = "the device"
-         ) -> MemoryPlan:
+         update: str = "online", form: str = "auto", fraction: float = FRACTION, device: str = "the device",
+         min_rows: int | None = None) -> MemoryPlan:
     """The plan for steps of ``batch_size`` rows with ``n_atoms`` atoms of ``n_features`` features in
     ``dtype`` (module docstring), given ``free_bytes`` free on ``device`` (named in errors only).
-    Raises :class:`MemoryPlanError` where the run cannot fit, with the way out."""
+    ``min_rows``: the thinnest chunk the run accepts (default min(batch_size, MIN_CHUNK); encode
+    takes 1, splitting as finely as memory asks).  Raises :class:`MemoryPlanError` where the run
+    cannot fit, with the way out."""
     p = positive_int(n_features, "n_features")
     m = positive_int(n_atoms, "n_atoms")
     b = positive_int(batch_size, "batch_size")
@@ -90,10 +92,11 @@ def plan(free_bytes: int, n_features: int, n_atoms: int, batch_size: int, dtype:
     s = ITEMSIZE[dtype]
     budget = int(free_bytes * fraction)
     fixed, statistics, per_row, gram = _sizes(p, m, update, s)
-    want_rows = min(b, MIN_CHUNK)
-    if fixed + per_row * want_rows > budget:
-        raise MemoryPlanError(_does_not_fit(p, m, b, dtype, update, fixed + per_row * want_rows, statistics,
-                                            budget, free_bytes, fraction, device))
+    want_rows = min(b, MIN_CHUNK)  # G pays only beside chunks this thick
+    least = want_rows if min_rows is None else min(b, positive_int(min_rows, "min_rows"))
+    if fixed + per_row * least > budget:
+        raise MemoryPlanError(_does_not_fit(p, m, b, dtype, update, fixed + per_row * least, statistics,
+                                            budget, free_bytes, fraction, device, least))
     if form == "auto":
         from .inference.problem import choose_form  # inference imports this module's callers; import late
 
@@ -105,7 +108,7 @@ def plan(free_bytes: int, n_features: int, n_atoms: int, batch_size: int, dtype:
             f"form='gram' needs G = DDᵀ ({m}×{m}, {gram / _GIB:.2f} GiB in {dtype}) beside "
             f"{fixed / _GIB:.2f} GiB of dictionary and statistics, but {budget / _GIB:.2f} GiB "
             f"({fraction:.0%} of the {free_bytes / _GIB:.2f} GiB free on {device}) are usable; "
-            f"use form='factored' or 'auto'")
+            f"use form='factored' or 'auto' (solvers ista, fista and lca; cd and omp always need G)")
     if form == "gram":
         fixed += gram
     rows = max(1, min(b, (budget - fixed) // per_row))
@@ -119,10 +122,11 @@ def plan_for(like, n_features: int, n_atoms: int, batch_size: int, **options) ->
     return plan(backend.free_bytes(like), n_features, n_atoms, batch_size, device=backend.device_of(like), **options)
 
 
-def largest_n_atoms(budget_bytes: int, n_features: int, batch_size: int, dtype: str, update: str) -> int:
-    """The most atoms whose fixed arrays and a chunk of min(batch_size, MIN_CHUNK) rows fit in
-    ``budget_bytes`` (0 if not even one does)."""
-    s, rows = ITEMSIZE[dtype], min(batch_size, MIN_CHUNK)
+def largest_n_atoms(budget_bytes: int, n_features: int, batch_size: int, dtype: str, update: str,
+                    rows: int | None = None) -> int:
+    """The most atoms whose fixed arrays and a chunk of ``rows`` rows (default min(batch_size, MIN_CHUNK))
+    fit in ``budget_bytes`` (0 if not even one does)."""
+    s, rows = ITEMSIZE[dtype], min(batch_size, MIN_CHUNK) if rows is None else rows
 
     def fits(m):
         fixed, _, per_row, _ = _sizes(n_features, m, update, s)
@@ -137,7 +141,7 @@ def largest_n_atoms(budget_bytes: int, n_features: int, batch_size: int, dtype: 
     return lo
 
 
-def _does_not_fit(p, m, b, dtype, update, needed, statistics, budget, free, fraction, device):
+def _does_not_fit(p, m, b, dtype, update, needed, statistics, budget, free, fraction, device, rows):
     usable = f"{budget / _GIB:.2f} GiB ({fraction:.0%} of the {free / _GIB:.2f} GiB free on {device})"
     what = {"online": f"the online statistics Ā and A ({m}×{m} each) take {statistics / _GIB:.2f} GiB",
             "mod": f"the statistics A ({m}×{m}) and its solve take {statistics / _GIB:.2f} GiB",
@@ -146,10 +150,10 @@ def _does_not_fit(p, m, b, dtype, update, needed, statistics, budget, free, frac
     ways = []
     if update not in ("sgd", None):
         fixed_sgd, _, per_row, _ = _sizes(p, m, "sgd", ITEMSIZE[dtype])
-        sgd_needed = fixed_sgd + per_row * min(b, MIN_CHUNK)
+        sgd_needed = fixed_sgd + per_row * rows
         if sgd_needed <= budget:
             ways.append(f"update='sgd' (Adam on the gradient, no m×m statistics: {sgd_needed / _GIB:.2f} GiB)")
-    largest = largest_n_atoms(budget, p, b, dtype, update)
+    largest = largest_n_atoms(budget, p, b, dtype, update, rows)
     if largest:
         ways.append(f"n_atoms ≤ {largest:,}")
     ways.append("a device with more free memory")

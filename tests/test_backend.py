@@ -60,12 +60,8 @@ def test_item():
     assert backend.item(3) == 3.0
 
 
-def test_rows_per_chunk(monkeypatch):
+def test_free_bytes_on_the_host():
     assert backend.free_bytes(np.zeros(1)) > 0
-    monkeypatch.setattr(backend, "free_bytes", lambda x: 1000)
-    assert backend.rows_per_chunk(np.zeros(1), 100) == 5
-    assert backend.rows_per_chunk(np.zeros(1), 100, fraction=1.0) == 10
-    assert backend.rows_per_chunk(np.zeros(1), 10**9) == 1  # never zero rows
 
 
 def test_synchronize_is_a_no_op_on_cpu():
@@ -124,17 +120,50 @@ def test_single_threaded_blas_one_thread_at_a_time():
 
 
 def test_blas_threads_for_a_product_size():
-    """One BLAS thread for small host products, the library's threads for large ones and
-    for torch (which has its own pool)."""
-    before = blas_threads()
-    a = np.zeros((2, 2))
-    with backend.blas_threads_for(a, 256 * 256 * 256):
-        assert blas_threads() == [1] * len(before)
-    with backend.blas_threads_for(a, 10 * backend.SMALL_PRODUCT):
-        assert blas_threads() == before
-    with backend.blas_threads_for(torch.zeros(2, 2), 10.0):
-        assert blas_threads() == before
-    assert blas_threads() == before
+    """One thread for small host products -- host BLAS and torch's pool, for numpy arrays and
+    torch CPU tensors alike -- the libraries' threads for large ones."""
+    before, torch_before = blas_threads(), torch.get_num_threads()
+    torch.set_num_threads(2)  # the machine may have one core: the scope must still show
+    try:
+        for a in (np.zeros((2, 2)), torch.zeros(2, 2)):
+            with backend.blas_threads_for(a, 256 * 256 * 256):
+                assert blas_threads() == [1] * len(before) and torch.get_num_threads() == 1
+            with backend.blas_threads_for(a, 10 * backend.SMALL_PRODUCT):
+                assert blas_threads() == before and torch.get_num_threads() == 2
+            assert blas_threads() == before and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(torch_before)
+
+
+def test_single_threaded_blas_leaves_torch_alone_if_unloaded(monkeypatch):
+    # numpy users never pay for importing torch
+    import sys
+
+    monkeypatch.delitem(sys.modules, "torch")
+    with backend.single_threaded_blas():
+        assert "torch" not in sys.modules
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_take_rows_in_the_kind_of_the_array(kind):
+    X = np.arange(24.0).reshape(8, 3)
+    Xk = X if kind == "numpy" else torch.from_numpy(X)
+    rows = np.array([1, 4, 6])
+    picked = backend.take_rows(Xk, rows)
+    assert backend.kind(picked) == kind
+    np.testing.assert_array_equal(backend.to_numpy(picked), X[rows])
+
+
+def test_host_view_shares_memory_with_a_torch_cpu_tensor():
+    t = torch.zeros(3, 2, dtype=torch.float32)
+    view = backend.host_view(t)
+    assert isinstance(view, np.ndarray) and view.dtype == np.float32
+    view[1, 0] = 5.0
+    assert t[1, 0].item() == 5.0
+    a = np.zeros(2)
+    assert backend.host_view(a) is a
+    half = torch.zeros(2, dtype=torch.bfloat16)  # numpy has no bfloat16: the tensor stays
+    assert backend.host_view(half) is half
 
 
 @pytest.mark.parametrize("kind", ["numpy", "torch"])

@@ -280,6 +280,19 @@ def test_trace_sees_every_certificate_and_can_stop_the_run(X, D_learned, alpha):
                                                    check_every=5), rtol=0, atol=0)
 
 
+def test_torch_cpu_tensors_get_tensors_back_and_numpys_codes(X, D_learned, alpha):
+    # encode solves on host views of CPU tensors (backend.host_view): the caller still sees tensors,
+    # in the trace as in the result, and the very numbers a numpy call gives
+    kinds = []
+    Xt, Dt = torch.from_numpy(X).float(), torch.from_numpy(D_learned).float()
+    Z = sparsolve.encode(Xt, Dt, alpha, solver="fista", tol=1e-6, check_every=5,
+                         trace=lambda step, rows, Zs, F: kinds.append((backend.kind(Zs), backend.kind(F))))
+    assert isinstance(Z, torch.Tensor) and Z.dtype == torch.float32 and kinds and set(kinds) == {("torch", "torch")}
+    Zn = sparsolve.encode(X.astype(np.float32), D_learned.astype(np.float32), alpha, solver="fista", tol=1e-6,
+                          check_every=5)
+    np.testing.assert_array_equal(Z.numpy(), Zn)
+
+
 def test_info_names_each_criterion(X, D_learned, alpha):
     _, lasso = sparsolve.encode(X, D_learned, alpha, solver="cd", return_info=True)
     _, omp = sparsolve.encode(X, D_learned, alpha, solver="omp", return_info=True)

@@ -126,3 +126,73 @@ def test_fit_encodes_in_the_plans_form_unless_told(monkeypatch):
     sparsolve.fit(X, 64, 0.1, solver="fista", batch_size=64, max_steps=1, progress=False)
     sparsolve.fit(X, 64, 0.1, solver="fista", batch_size=64, max_steps=1, form="gram", progress=False)
     assert forms == ["factored", "gram"]
+
+
+# ---- the plan in encode ---------------------------------------------------------------------------
+
+def _encode_plan(X, n, m, solver="fista", **options):
+    from sparsolve.inference import memory_plan, solver_class
+
+    cls = solver_class(solver)
+    return memory_plan(X, n, m, cls(**cls.check(options)))
+
+
+def test_encode_plans_interpretability_sizes_from_the_free_memory(monkeypatch):
+    # d = 4,096 features; only a 1×4,096 row is allocated, the plan works from sizes alone
+    X = np.zeros((1, 4096), dtype=np.float32)
+    # 4,096 atoms (m < 2p): the flop count prefers G = DDᵀ (64 MiB), and with room it is taken whole
+    monkeypatch.setattr(backend, "free_bytes", lambda x: 64 * GIB)
+    roomy = _encode_plan(X, 65536, 4096)
+    assert roomy.form == "gram" and roomy.chunk_rows == 65536
+    # with 300 MiB free, D and 1,024 rows fit but G does not beside them: factored, in chunks
+    monkeypatch.setattr(backend, "free_bytes", lambda x: 300 << 20)
+    tight = _encode_plan(X, 65536, 4096)
+    assert tight.form == "factored" and 1024 <= tight.chunk_rows < 65536
+    assert tight.needed_bytes(tight.chunk_rows) <= tight.budget_bytes < tight.needed_bytes(tight.chunk_rows + 1)
+    # 65,536 atoms on an 80 GiB device: factored (G alone would be 16 GiB), chunks of ~30,000 rows
+    monkeypatch.setattr(backend, "free_bytes", lambda x: 80 * GIB)
+    wide = _encode_plan(X, 65536, 65536)
+    assert wide.form == "factored" and 16384 < wide.chunk_rows < 65536
+    # cd and omp work on G only: refused where it cannot fit, with the solvers that can go without
+    monkeypatch.setattr(backend, "free_bytes", lambda x: 4 * GIB)
+    with pytest.raises(memory.MemoryPlanError, match="cd and omp always need G"):
+        _encode_plan(X, 65536, 65536, solver="cd")
+
+
+def test_encode_keeps_its_form_and_one_chunk_at_small_sizes():
+    from sparsolve.inference.problem import choose_form
+
+    for n, m, p in ((150, 64, 64), (256, 256, 64), (1000, 1024, 256)):
+        plan = _encode_plan(np.zeros((1, p)), n, m)
+        assert plan.form == choose_form(n, m, p) and plan.chunk_rows == n
+
+
+def test_encode_refuses_a_dictionary_that_cannot_fit_before_any_work(monkeypatch):
+    import sparsolve
+    from sparsolve.inference import FISTA
+
+    monkeypatch.setattr(backend, "free_bytes", lambda x: 1 << 20)  # 1 MiB: not the 4 MiB dictionary
+    monkeypatch.setattr(FISTA, "solve", lambda *a, **k: pytest.fail("the solver ran before the plan refused"))
+    X, D = np.ones((4, 1024), dtype=np.float32), np.ones((1024, 1024), dtype=np.float32)
+    with pytest.raises(memory.MemoryPlanError, match=r"n_atoms ≤"):
+        sparsolve.encode(X, D, 0.1)
+
+
+def test_encode_chunks_as_the_plan_says(monkeypatch):
+    import sparsolve
+    from sparsolve.inference import FISTA
+
+    rng = np.random.default_rng(0)
+    X, D = rng.standard_normal((40, 16)), rng.standard_normal((32, 16))
+    seen = []
+    real = FISTA.solve
+
+    def spy(self, Xc, *args, **kwargs):
+        seen.append((Xc.shape[0], kwargs["form"]))
+        return real(self, Xc, *args, **kwargs)
+
+    monkeypatch.setattr(FISTA, "solve", spy)
+    fixed, _, per_row, _ = memory._sizes(16, 32, None, 8)
+    monkeypatch.setattr(backend, "free_bytes", lambda x: int((fixed + 15 * per_row) / memory.FRACTION) + 1)
+    sparsolve.encode(X, D, 0.1, tol=1e-3)
+    assert seen == [(15, "factored"), (15, "factored"), (10, "factored")]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import backend
+from .. import backend, memory
 from ..checks import choice, finite_rows
 from . import warm
 from .base import Solver
@@ -132,10 +132,15 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         init = warm.encoder_codes(init, X, D, positive)
     X, D, init, algo = _validate(X, D, alpha, solver, positive, tol, max_iter, init, options)
     max_iter = algo.default_max_iter if max_iter is None else max_iter
+    given = X  # the codes go back in its kind; the solvers run on host views of torch CPU tensors
+    X, D = backend.host_view(X), backend.host_view(D)
+    init = None if init is None else backend.host_view(init)
+    if getattr(algo, "trace", None) is not None and X is not given:
+        algo.trace = _traced_as(algo.trace, given)
     n, m, p = X.shape[0], D.shape[0], D.shape[1]
     start = time.perf_counter()
-    step = _chunk_rows(X, m)
-    form = algo.pick_form(n, m, p)
+    plan = memory_plan(X, n, m, algo)
+    form, step = plan.form, plan.chunk_rows
     rows = min(n, step)
     if algo.runs_on_host:
         blas = backend.single_threaded_blas()
@@ -152,6 +157,7 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
                                     shared=shared, row_offset=lo))
         Z = backend.concat([part.Z for part in parts]) if parts else backend.zeros(X, (0, m))
         backend.synchronize(Z)
+    Z = backend.match(Z, given)
     seconds = time.perf_counter() - start
 
     def joined(field, dtype):
@@ -169,13 +175,20 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     return (Z, info) if return_info else Z
 
 
-def _chunk_rows(X, m):
-    """Rows per chunk so that the solver's working arrays (about eight (rows, m)
-    arrays and two (rows, p)) take at most half of the free memory."""
-    if X.shape[0] == 0:
-        return 1
-    itemsize = 4 if backend.dtype_name(X) == "float32" else 8
-    return backend.rows_per_chunk(X, itemsize * (8 * m + 2 * X.shape[1]))
+def _traced_as(trace, like):
+    """``trace`` called with the codes and objectives in the kind of ``like`` (the caller's)."""
+    return lambda step, rows, Z, F: trace(step, rows, backend.match(Z, like), backend.match(F, like))
+
+
+def memory_plan(like, n_samples, n_atoms, solver):
+    """encode's :class:`sparsolve.memory.MemoryPlan` for ``n_samples`` rows like ``like`` (its device's
+    free memory, its dtype and width) under ``n_atoms`` atoms, for the solver object ``solver``: the
+    form (its request; "auto" picks by flops, and factored where G = DDᵀ would not fit beside 1,024
+    rows) and the rows per chunk.  Any chunk down to one row is accepted; a dictionary that cannot
+    fit raises MemoryPlanError, with the memory needed, before any work.  Sizes only: nothing is
+    allocated."""
+    return memory.plan_for(like, int(like.shape[1]), int(n_atoms), max(1, int(n_samples)), update=None,
+                           form=solver.form_request(), min_rows=1)
 
 
 def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):

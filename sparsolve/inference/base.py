@@ -9,7 +9,8 @@ A solver is a class, registered by name in :data:`sparsolve.inference.REGISTRY`,
   options -- naming this solver's options -- before any work, and returns all of them;
 * a constructor taking those options (and ``positive``);
 * ``criterion``: which per-sample number it reports, one of :data:`CRITERIA`;
-* ``pick_form(n_samples, n_atoms, n_features)``: "gram" or "factored";
+* ``form_request()``: the form it asks encode's memory plan for (:mod:`sparsolve.memory`):
+  "gram", "factored", or "auto" (the plan picks by flops and by whether G fits);
 * ``prepare(D, form)``: what every chunk of rows shares (G = DDᵀ, L = ‖D‖₂²);
 * ``solve(X, D, alpha, init=, tol=, max_iter=, shared=, row_offset=)`` -> ``loop.Result``.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from ..checks import choice, positive_float, positive_int
 from .loop import iterate
-from .problem import FORMS, LassoProblem, choose_form, lipschitz
+from .problem import FORMS, LassoProblem, lipschitz
 
 # What EncodeInfo reports per sample, by the solver's ``criterion``:
 CRITERIA = {
@@ -61,8 +62,8 @@ class Solver:
     def _check(cls, opts: dict, positive: bool, X, D) -> None:
         """Per-solver value checks: solvers with options override this."""
 
-    def pick_form(self, n_samples: int, n_atoms: int, n_features: int) -> str:
-        """"gram" or "factored" (see :mod:`.problem`) for this many rows, atoms, features."""
+    def form_request(self) -> str:
+        """The form for the memory plan: the Gram form only, for solvers without a ``form`` option."""
         return "gram"
 
     def prepare(self, D, form: str) -> dict:
@@ -92,8 +93,8 @@ class Iterative(Solver):
         if opts["trace"] is not None and not callable(opts["trace"]):
             raise TypeError(f"trace must be a callable trace(step, rows, Z, F), got {type(opts['trace']).__name__}")
 
-    def pick_form(self, n_samples, n_atoms, n_features):
-        return choose_form(n_samples, n_atoms, n_features) if self.form == "auto" else self.form
+    def form_request(self):
+        return self.form
 
     def prepare(self, D, form):
         return {**super().prepare(D, form), "L": lipschitz(D) if self.L is None else float(self.L)}

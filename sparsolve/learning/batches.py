@@ -115,10 +115,10 @@ def describe(fp) -> str:
 
 def take(X, rows):
     """Rows ``rows`` (sorted host indices) of the array X; a memmap reads just these rows."""
-    if backend.kind(X) == "numpy":
-        batch = np.asarray(X[rows])
-        return batch if batch.dtype.kind == "f" else batch.astype(np.float64)
-    return X[backend.like(rows, X)]
+    batch = backend.take_rows(X, rows)
+    if backend.kind(batch) == "numpy" and batch.dtype.kind != "f":
+        batch = batch.astype(np.float64)
+    return batch
 
 
 def as_batch(batch, index):
