@@ -105,7 +105,8 @@ class _Loop:
         self.mu0, self.G, self.alpha = mu0, G, alpha
         G64 = G.detach().double()
         norm = float(torch.linalg.matrix_norm(G64 + torch.eye(G.shape[0], dtype=G64.dtype, device=G.device), ord=2))
-        # less a few roundings of G's dtype: from a dictionary γ = 1/L, stored as exp(log γ)
+        # less a few roundings of G's dtype: from a dictionary γ = 1/L, stored as exp(log γ).
+        # (An SVD per forward pass: m³, small beside t* steps of a batch for m up to a few thousand.)
         self.L = norm * (1 - 8 * torch.finfo(G.dtype).eps)
 
     def correlation(self, z):
@@ -211,9 +212,9 @@ class LearnedG(torch.nn.Module):
         ``tied=False``: every step's G_t is that G, b_t = 0 and γ_t = γ, so the untied
         encoder starts as the same solver (untied LISTA's start with ``scheme="ista"``).
 
-        ``accelerate=True`` (tied, ``scheme="lca"``): the same weights, run as LCA's accelerated
-        loop, so the encoder is ``sparsolve.encode(X, D, alpha, solver="lca", max_iter=t*, tol=0,
-        accelerate=True)``.  What it changes is the codes at t*: at γ = 1/L the seed's loop
+        ``accelerate=True`` (tied): the same weights, run as LCA's accelerated loop, so with
+        ``scheme="lca"`` the encoder is ``sparsolve.encode(X, D, alpha, solver="lca", max_iter=t*,
+        tol=0, accelerate=True)`` (with ``scheme="ista"``, ISTA with the same momentum).  What it changes is the codes at t*: at γ = 1/L the seed's loop
         contracts like ISTA, the accelerated one like FISTA (on 8×8 patches at unit variance, a
         scikit-learn dictionary with L ≈ 22 and coherence ≈ 0.9, t* = 500: benchmarks/RESULTS.md,
         amortized defaults).  It is outside the seed's spec; ``fit_amortized(accelerate=True)``
