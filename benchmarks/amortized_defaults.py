@@ -145,7 +145,7 @@ def starts(X, D, args):
             start = time.perf_counter()
             gaps.append(held_out_gap(X, D, alpha, enc, optimum))
             ms.append(1e3 * (time.perf_counter() - start))
-        out.append(f"| {alpha:g} | {gaps[0]:.3%} | {gaps[1]:.3%} | {ms[0]:.0f} / {ms[1]:.0f} |")
+        out.append(f"| {alpha:g} | {100 * gaps[0]:.3g} % | {100 * gaps[1]:.3g} % | {ms[0]:.0f} / {ms[1]:.0f} |")
     return "\n".join(out)
 
 

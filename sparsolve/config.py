@@ -245,11 +245,12 @@ class AmortizedConfig(_Config):
     batch_size: int = 256
     """rows per step"""
     n_epochs: int | None = None
-    """passes over the data; default (without max_steps) 10 for mode=autoencoder, and for mode=amortize from
-    the data size n, with k = ⌈n/batch_size⌉ steps an epoch: 12 epochs, but at least 1,000 steps and at most about 5,000, min(max(12, ⌈1,000/k⌉), ⌈5,000/k⌉).
-    Why: on 8×8 patches the held-out gap falls with the steps up to about 5,000 and then stops, at every
-    depth t* tried (1, 2, 5; benchmarks/RESULTS.md, amortized); on 2,000 patches 96 steps ended at twice
-    the gap of 1,000, and 4,000 steps gained nothing more (tests/test_amortized.py)"""
+    """passes over the data; default (without max_steps) 10 for mode=autoencoder, and for mode=amortize
+    from the data size n, with k = ⌈n/batch_size⌉ steps an epoch: 12 epochs, but at least 1,000 steps
+    and at most about 5,000, min(max(12, ⌈1,000/k⌉), ⌈5,000/k⌉).  Why: on 8×8 patches the held-out gap
+    falls with the steps up to about 5,000 and then stops, at every depth t* tried (1, 2, 5;
+    benchmarks/RESULTS.md, amortized); on 2,000 patches (the problem of tests/test_amortized.py's
+    schedule check) 96 steps ended at twice the gap of 1,000 (5.7 % against 2.8 %), and 4,000 gained nothing"""
     max_steps: int | None = None
     """stop after this many steps in all"""
     device: str = "auto"
