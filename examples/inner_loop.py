@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import time
 
 import numpy as np
@@ -56,6 +57,9 @@ def parse_args(argv=None):
     p.add_argument("--target-nnz", type=float, default=0.15,
                    help="sparsity target: fraction of active units per patch")
     p.add_argument("--smooth", type=int, default=20, help="running-mean window for the sparsity curve")
+    p.add_argument("--name", default="inner_loop",
+                   help="stem of the files written: NAME.md, NAME_sparsity.png, NAME_G.png (e.g. inner_loop_256 "
+                        "for an overcomplete run next to the default one)")
     args = p.parse_args(argv)
     if args.smoke:
         args.n_patches, args.n_test, args.atoms, args.steps, args.smooth = 512, 200, 16, 20, 5
@@ -125,7 +129,7 @@ def main(argv=None):
             f"{r['share']:.2f}" if g_used else "–", f"{r['gamma']:.3g}", f"{r['dec_norm']:.3g}",
             f"{r['seconds']:.0f}",
         ])
-    command = "python examples/inner_loop.py" + (" --smoke" if args.smoke else "")
+    command = " ".join(["python examples/inner_loop.py", *(sys.argv[1:] if argv is None else argv)])
     text = [
         "# Inner loop: sparsity, dead units and the sign of G (seed claim 2)",
         "",
@@ -142,11 +146,11 @@ def main(argv=None):
         "",
         markdown_table(header, rows),
         "",
-        "Pictures: `inner_loop_sparsity.png` (sparsity and dead units over training), "
-        "`inner_loop_G.png` (off-diagonal entries of G at the deepest t*).",
+        f"Pictures: `{args.name}_sparsity.png` (sparsity and dead units over training), "
+        f"`{args.name}_G.png` (off-diagonal entries of G at the deepest t*).",
         "",
     ]
-    (args.out / "inner_loop.md").write_text("\n".join(text), encoding="utf-8")
+    (args.out / f"{args.name}.md").write_text("\n".join(text), encoding="utf-8")
 
     combos = list(itertools.product(NORMS, lambdas))
     fig = Figure(figsize=(3.2 * len(combos), 5.6), layout="constrained")
@@ -167,7 +171,7 @@ def main(argv=None):
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=7)
         ax_s.legend(fontsize=6)
-    fig.savefig(args.out / "inner_loop_sparsity.png", dpi=80)
+    fig.savefig(args.out / f"{args.name}_sparsity.png", dpi=80)
 
     deepest = max(args.t_stars)
     fig = Figure(figsize=(3.2 * len(combos), 2.6), layout="constrained")
@@ -180,8 +184,8 @@ def main(argv=None):
                      fontsize=8)
         ax.set_xlabel("off-diagonal G", fontsize=7)
         ax.tick_params(labelsize=7)
-    fig.savefig(args.out / "inner_loop_G.png", dpi=80)
-    print((args.out / "inner_loop.md").read_text(encoding="utf-8"))
+    fig.savefig(args.out / f"{args.name}_G.png", dpi=80)
+    print((args.out / f"{args.name}.md").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

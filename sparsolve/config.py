@@ -174,7 +174,7 @@ class FitConfig(_Config):
                              f"rounding of X and D, 3.9e-3 per element, is in every gap); pass tol >= {floor:.2g} "
                              "(e.g. tol=0.01), or storage=None for float32")
         self.beta = _optional(self.beta, nonnegative_float, "beta")
-        self.lr = positive_float(self.lr, "lr")
+        self.lr = _optional(self.lr, positive_float, "lr")
         self.forget = nonnegative_float(self.forget, "forget")
         self.positive, self.shuffle, self.resample_dead = bool(self.positive), bool(self.shuffle), bool(self.resample_dead)
         self.seed = _seed(self.seed)
@@ -210,6 +210,12 @@ AMORTIZED_TARGETS = ("lasso", "codes")
 AMORTIZED_NORMS = ("unit", "inverse_penalty", "none")
 AMORTIZED_SCHEMES = ("lca", "ista")
 LR_SCHEDULES = ("cosine", "constant")
+#: fit_amortized's default Adam step by start (scheme) or mode, and its default schedule: AMORTIZED_EPOCHS
+#: passes, more or fewer to stay within AMORTIZED_STEPS = (fewest, most) steps (AmortizedConfig's lr, n_epochs)
+AMORTIZED_LR = {"lca": 1e-2, "ista": 3e-3, "autoencoder": 1e-3}
+AMORTIZED_EPOCHS = 12
+AMORTIZED_STEPS = (1000, 5000)
+AUTOENCODER_EPOCHS = 10
 
 
 @dataclass
@@ -231,8 +237,10 @@ class AmortizedConfig(_Config):
     """weight β of norm=inverse_penalty (default 1e-3)"""
     n_atoms: int | None = None
     """number of units, for an autoencoder without a dictionary"""
-    scheme: str = "lca"
-    """with a dictionary, the solver the encoder starts as: lca (the seed's) or ista (LISTA's)"""
+    scheme: str = "ista"
+    """with a dictionary, the solver the encoder starts as: ista (LISTA's, the default) or lca (the seed's
+    dynamics); both give the seed's network.  ISTA's start trained to a lower held-out gap at t* = 1 and 2
+    (benchmarks/amortized.py, amortized_defaults.py); LCA's step γ = 1/L starts the loop almost still"""
     gamma: float | None = None
     """the inner-loop step γ > 0 (default 1/‖D‖₂² for scheme=lca, else 1)"""
     learn_gamma: bool = True
@@ -240,16 +248,26 @@ class AmortizedConfig(_Config):
     tied: bool = True
     """one G and γ shared by every step (the seed's encoder); False: per-step G_t, b_t and γ_t
     (LISTA's untied variant, outside the seed's spec)"""
+    accelerate: bool = False
+    """run the (tied) loop with Nesterov's momentum on μ and adaptive restart, LCA's accelerated
+    dynamics (LearnedG's docstring), outside the seed's spec; False: the seed's loop"""
     positive: bool = True
     """nonnegative codes (ReLU, the seed's); False gives signed soft-threshold codes"""
-    lr: float = 1e-3
-    """Adam's step"""
+    lr: float | None = None
+    """Adam's step; default by the start, the step that trained best in benchmarks/amortized.py and that
+    benchmarks/amortized_defaults.py checks on other data: 1e-2 from LCA's (scheme=lca), 3e-3 from ISTA's,
+    whose weights are 1/L smaller (a larger step diverged there); 1e-3 for mode=autoencoder"""
     lr_schedule: str = "cosine"
     """cosine (lr·½(1 + cos(π s/S)) over the planned steps) or constant"""
     batch_size: int = 256
     """rows per step"""
     n_epochs: int | None = None
-    """passes over the data (default 10 when max_steps is not given)"""
+    """passes over the data; default (without max_steps) 10 for mode=autoencoder, and for mode=amortize
+    from the data size n, with k = ⌈n/batch_size⌉ steps an epoch: 12 epochs, but at least 1,000 steps
+    and at most about 5,000, min(max(12, ⌈1,000/k⌉), ⌈5,000/k⌉).  Why: on 8×8 patches the held-out gap
+    falls with the steps up to about 5,000 and then stops, at every depth t* tried (1, 2, 5;
+    benchmarks/RESULTS.md, amortized); on 2,000 patches (the problem of tests/test_amortized.py's
+    schedule check) 96 steps ended at twice the gap of 1,000 (5.7 % against 2.8 %), and 4,000 gained nothing"""
     max_steps: int | None = None
     """stop after this many steps in all"""
     device: str = "auto"
@@ -281,19 +299,38 @@ class AmortizedConfig(_Config):
                              "the decoder is frozen in mode='amortize'")
         self.beta = BETA_DEFAULTS["inverse_penalty"] if self.beta is None else nonnegative_float(self.beta, "beta")
         self.n_atoms = _optional(self.n_atoms, positive_int, "n_atoms")
-        self.lr = positive_float(self.lr, "lr")
+        self.lr = _optional(self.lr, positive_float, "lr")
         choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
         self.batch_size = positive_int(self.batch_size, "batch_size")
         self.n_epochs = _optional(self.n_epochs, positive_int, "n_epochs")
         if self.max_steps is not None:
             self.max_steps = positive_int(self.max_steps, "max_steps", minimum=0)
-        if self.n_epochs is None and self.max_steps is None:
-            self.n_epochs = 10
         choice(self.dtype, "dtype", ("float32", "float64"))
         self.seed = _seed(self.seed)
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
         self.positive, self.learn_gamma, self.tied = bool(self.positive), bool(self.learn_gamma), bool(self.tied)
+        if not isinstance(self.accelerate, bool):
+            raise TypeError(f"accelerate must be True or False, got {self.accelerate!r}")
+        if self.accelerate and not self.tied:
+            raise ValueError("accelerate=True needs tied=True (the momentum runs one G and γ); "
+                             "pass tied=True or accelerate=False")
         self.gamma = _optional(self.gamma, positive_float, "gamma")
+
+    def resolved(self, n_samples: int):
+        """This config with the defaults that depend on the start and the data filled in
+        (``lr`` and ``n_epochs``, see their docstrings), for ``n_samples`` training rows.  The
+        resolved config is what a checkpoint stores, so a resume runs the same schedule."""
+        lr = self.lr
+        if lr is None:
+            lr = AMORTIZED_LR["autoencoder"] if self.mode == "autoencoder" else AMORTIZED_LR[self.scheme]
+        n_epochs = self.n_epochs
+        if n_epochs is None and self.max_steps is None and self.mode == "autoencoder":
+            n_epochs = AUTOENCODER_EPOCHS
+        elif n_epochs is None and self.max_steps is None:
+            k = -(-n_samples // self.batch_size)  # steps an epoch
+            least, most = (-(-steps // k) for steps in AMORTIZED_STEPS)
+            n_epochs = min(max(AMORTIZED_EPOCHS, least), most)
+        return dataclasses.replace(self, lr=lr, n_epochs=n_epochs)
 
 
 __all__ = ["FitConfig", "AmortizedConfig", "field_docs", "BETA_DEFAULTS"]

@@ -32,6 +32,18 @@ the weights scaled by 1/L (L = ‖D‖₂²) and γ = 1 it is ISTA instead, LIST
 Untied, every G_t starts as that G, b_t = 0 and γ_t = γ: the same encoder, free to
 specialise each step.
 
+**Accelerated** (``accelerate=True``, outside the seed's spec, tied only): the same step
+taken from an extrapolated point, with Nesterov's momentum on μ and per-sample adaptive
+restart -- the accelerated LCA of :mod:`sparsolve.inference.lca`, run by its own ``step``
+on this loop's μ₀, G and γ::
+
+    ν_t = μ_t + β_t (μ_t − μ_{t−1}),   μ_{t+1} = ν_t + γ ((μ₀ − G T(ν_t)) − ν_t),
+
+with β_t FISTA's and a restart (β = 0) where ⟨ν_t − μ_{t+1}, μ_{t+1} − μ_t⟩ > 0.  The first
+step is the seed's, so t* ≤ 1 is unchanged, and the fixed points are the seed loop's.
+Momentum needs γ ≤ 1/‖G + I‖₂ (from the dictionary: γ ≤ 1/L); where a (learned) γ is
+larger the loop takes the seed's steps instead, as LCA does.
+
 Rows are samples: in code, μ₀ = x̃ W_eᵀ + b_e and G z is z Gᵀ.
 """
 from __future__ import annotations
@@ -42,6 +54,7 @@ import numpy as np
 import torch
 
 from .. import backend
+from ..inference.lca import LCA
 from ..inference.problem import lipschitz
 from ..io import load_npz, reading, register, save_npz
 from ..prox import nonneg_threshold, soft_threshold
@@ -70,6 +83,34 @@ def _check_tied(tied) -> bool:
         raise TypeError(f"tied must be True (one G and γ shared by every step, the seed's encoder) or False "
                         f"(per-step G_t, b_t, γ_t), got {tied!r}")
     return bool(tied)
+
+
+def _check_accelerate(accelerate, tied) -> bool:
+    if not isinstance(accelerate, (bool, np.bool_)):
+        raise TypeError(f"accelerate must be True (Nesterov's momentum on μ, LCA's accelerated loop) or False "
+                        f"(the seed's loop), got {accelerate!r}")
+    if accelerate and not tied:
+        raise ValueError("accelerate=True needs tied=True: the momentum runs one G and γ over every step; "
+                         "pass tied=True or accelerate=False")
+    return bool(accelerate)
+
+
+class _Loop:
+    """The learned loop in the form LCA's ``step`` iterates: its ``correlation(z) + z`` is
+    μ₀ − G z, the drive less the lateral interaction; ``alpha`` is the threshold T applies
+    (0 for ReLU: b_e holds −α; θ for the signed variant) and ``L`` = ‖G + I‖₂, which makes
+    LCA take momentum where γ ≤ 1/L."""
+
+    def __init__(self, mu0, G, alpha):
+        self.mu0, self.G, self.alpha = mu0, G, alpha
+        G64 = G.detach().double()
+        norm = float(torch.linalg.matrix_norm(G64 + torch.eye(G.shape[0], dtype=G64.dtype, device=G.device), ord=2))
+        # less a few roundings of G's dtype: from a dictionary γ = 1/L, stored as exp(log γ).
+        # (An SVD per forward pass: m³, small beside t* steps of a batch for m up to a few thousand.)
+        self.L = norm * (1 - 8 * torch.finfo(G.dtype).eps)
+
+    def correlation(self, z):
+        return self.mu0 - z @ self.G.T - z
 
 
 def dictionary_array(dictionary, name: str = "dictionary") -> np.ndarray:
@@ -115,10 +156,12 @@ class LearnedG(torch.nn.Module):
     ``tied=True`` (the default, the seed's spec) shares G and γ across the steps.
     ``tied=False`` gives each step t its own G_t, b_t and γ_t: G is then
     (t*, n_atoms, n_atoms), ``b_steps`` (t*, n_atoms) and ``log_gamma`` (t*,).
+    ``accelerate=True`` runs the loop with momentum (module docstring), tied only.
     """
 
     def __init__(self, n_features: int, n_atoms: int, t_star: int, gamma: float = 1.0, learn_gamma: bool = False,
-                 signed: bool = False, *, tied: bool = True, dtype=torch.float32, device=None, seed=None):
+                 signed: bool = False, *, tied: bool = True, accelerate: bool = False, dtype=torch.float32,
+                 device=None, seed=None):
         super().__init__()
         for name, v in (("n_features", n_features), ("n_atoms", n_atoms)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -128,6 +171,7 @@ class LearnedG(torch.nn.Module):
         self.signed = bool(signed)
         self.learn_gamma = bool(learn_gamma)
         self.tied = _check_tied(tied)
+        self.accelerate = _check_accelerate(accelerate, self.tied)
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
         atoms = torch.randn(self.n_features, self.n_atoms, generator=gen, dtype=torch.float64)
         atoms = atoms / atoms.norm(dim=0, keepdim=True)
@@ -152,7 +196,7 @@ class LearnedG(torch.nn.Module):
 
     @classmethod
     def from_dictionary(cls, D, alpha, t_star, gamma=None, signed=False, learn_gamma=False, *, scheme="lca",
-                        tied=True, dtype=None, device=None):
+                        tied=True, accelerate=False, dtype=None, device=None):
         """An encoder that runs a known lasso solver for t* steps, decoding with W_d = Dᵀ, b_d = 0.
 
         ``scheme="lca"`` (the seed's): W_e = D, G = DDᵀ − I, b_e = −α (ReLU) or
@@ -168,6 +212,14 @@ class LearnedG(torch.nn.Module):
         ``tied=False``: every step's G_t is that G, b_t = 0 and γ_t = γ, so the untied
         encoder starts as the same solver (untied LISTA's start with ``scheme="ista"``).
 
+        ``accelerate=True`` (tied): the same weights, run as LCA's accelerated loop, so with
+        ``scheme="lca"`` the encoder is ``sparsolve.encode(X, D, alpha, solver="lca", max_iter=t*,
+        tol=0, accelerate=True)`` (with ``scheme="ista"``, ISTA with the same momentum).  What it changes is the codes at t*: at γ = 1/L the seed's loop
+        contracts like ISTA, the accelerated one like FISTA (on 8×8 patches at unit variance, a
+        scikit-learn dictionary with L ≈ 22 and coherence ≈ 0.9, t* = 500: benchmarks/RESULTS.md,
+        amortized defaults).  It is outside the seed's spec; ``fit_amortized(accelerate=True)``
+        trains this network.  t* ≤ 1 is the same either way.
+
         ``dtype`` defaults to D's (float32 or float64)."""
         D = dictionary_array(D, "D")
         alpha = float(alpha)
@@ -182,7 +234,8 @@ class LearnedG(torch.nn.Module):
         if dtype is None:
             dtype = torch.float64 if D.dtype == np.float64 else torch.float32
         m, p = D.shape
-        model = cls(p, m, t_star, gamma, learn_gamma, signed, tied=tied, dtype=dtype, device=device)
+        model = cls(p, m, t_star, gamma, learn_gamma, signed, tied=tied, accelerate=accelerate, dtype=dtype,
+                    device=device)
         Dt = torch.as_tensor(D, dtype=torch.float64)
         with torch.no_grad():
             model.W_e.copy_(step * Dt)
@@ -230,6 +283,13 @@ class LearnedG(torch.nn.Module):
     def _encode(self, x):
         mu0 = (x - self.b_d) @ self.W_e.T + self.b_e
         mu, gamma = mu0, self.log_gamma.exp()
+        if self.accelerate:
+            loop = _Loop(mu0.reshape(-1, self.n_atoms), self.G, self.theta.clamp(min=0) if self.signed else 0.0)
+            lca = LCA(positive=not self.signed, gamma=gamma, accelerate=True)
+            state = lca.init(loop, torch.zeros_like(loop.mu0))
+            for _ in range(self.t_star):
+                lca.step(loop, state)
+            return lca.current(loop, state).reshape(mu0.shape)
         if self.tied:
             for _ in range(self.t_star):
                 mu = mu + gamma * ((mu0 - self.threshold(mu) @ self.G.T) - mu)
@@ -263,14 +323,15 @@ class LearnedG(torch.nn.Module):
     def extra_repr(self) -> str:
         gamma = f"{self.gamma:.4g}" if self.tied else "(" + ", ".join(f"{g:.4g}" for g in self.gamma) + ")"
         return (f"n_features={self.n_features}, n_atoms={self.n_atoms}, t_star={self.t_star}, "
-                f"gamma={gamma}, learn_gamma={self.learn_gamma}, signed={self.signed}, tied={self.tied}")
+                f"gamma={gamma}, learn_gamma={self.learn_gamma}, signed={self.signed}, tied={self.tied}"
+                + (", accelerate=True" if self.accelerate else ""))
 
     # ------------------------------------------------------------------ files
 
     def config(self) -> dict:
         return {"n_features": self.n_features, "n_atoms": self.n_atoms, "t_star": self.t_star,
                 "learn_gamma": self.learn_gamma, "signed": self.signed, "tied": self.tied,
-                "dtype": str(self.W_e.dtype).replace("torch.", "")}
+                "accelerate": self.accelerate, "dtype": str(self.W_e.dtype).replace("torch.", "")}
 
     def arrays(self) -> dict:
         """Every parameter and buffer as a host numpy array, by name."""
@@ -291,7 +352,8 @@ class LearnedG(torch.nn.Module):
     def from_state(cls, arrays: dict, meta: dict, device=None):
         # files written before untied encoders existed hold tied ones
         model = cls(meta["n_features"], meta["n_atoms"], meta["t_star"], 1.0, meta["learn_gamma"],
-                    meta["signed"], tied=meta.get("tied", True), dtype=getattr(torch, meta["dtype"]), device=device)
+                    meta["signed"], tied=meta.get("tied", True), accelerate=meta.get("accelerate", False),
+                    dtype=getattr(torch, meta["dtype"]), device=device)
         model.load_state_dict({k: torch.as_tensor(arrays[k]) for k in model.state_dict()})
         return model
 
