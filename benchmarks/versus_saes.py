@@ -17,7 +17,7 @@ the same held-out tokens (split 1):
   ``fvu``), its default optimiser (signum: ``SignSGD`` in a ``ScheduleFreeWrapper``, the lr
   its ``Trainer`` picks) and its decoder-norm steps, in the order its ``Trainer`` runs them
   (the ``Trainer`` itself only takes a Hugging Face model); knob k;
-* ``AE t*=T, then cd``: the amortized start plus exact refinement, the ``AE t*=T`` model
+* ``AE t*=T then cd``: the amortized start plus exact refinement, the ``AE t*=T`` model
   (trained once, not again) as the start of exact inference on its own decoder,
   ``encode(X, W_d, α, solver="cd", init=encoder)`` (fista on CUDA), certified to the same gap
   as a cold start; scored as exact inference, its held-out encode time beside cold cd's;
@@ -284,25 +284,25 @@ def run_saelens(X, m, kind, knob, args):
 
 def methods(args):
     """(family, method, knob label, runner) for every run of the sweep."""
-    out = [("sparsolve", "fit (exact)", f"α={a}", lambda X, m, a=a: run_fit(X, m, a, args)) for a in ALPHAS]
+    out = [("sparsolve", "fit (exact)", f"α={a}", lambda X, m, a=a: run_fit(X, m, a, args)) for a in args.alphas]
     for t in DEPTHS:
         out += [("sparsolve", f"AE t*={t}", f"α={a}", lambda X, m, a=a, t=t: run_autoencoder(X, m, a, t, args))
-                for a in AE_ALPHAS]
-        out += [("sparsolve", f"AE t*={t}, then {args.solver}", f"α={a}",
-                 lambda X, m, a=a, t=t: run_refined(X, m, a, t, args)) for a in AE_ALPHAS]
-    out += [("sparsify", "sparsify TopK", f"k={k}", lambda X, m, k=k: run_sparsify(X, m, k, args)) for k in KS]
+                for a in args.ae_alphas]
+        out += [("sparsolve", f"AE t*={t} then {args.solver}", f"α={a}",
+                 lambda X, m, a=a, t=t: run_refined(X, m, a, t, args)) for a in args.ae_alphas]
+    out += [("sparsify", "sparsify TopK", f"k={k}", lambda X, m, k=k: run_sparsify(X, m, k, args)) for k in args.ks]
     out += [("sae_lens", "SAELens L1", f"l1={c}", lambda X, m, c=c: run_saelens(X, m, "L1", c, args))
-            for c in L1_COEFFICIENTS]
+            for c in args.l1]
     out += [("sae_lens", "SAELens TopK", f"k={k}", lambda X, m, k=k: run_saelens(X, m, "TopK", k, args))
-            for k in KS]
+            for k in args.ks]
     out += [("sae_lens", "SAELens JumpReLU", f"l0={c}", lambda X, m, c=c: run_saelens(X, m, "JumpReLU", c, args))
-            for c in L0_COEFFICIENTS]
+            for c in args.l0]
     return out
 
 
 def refined(method):
     """A row scored by exact inference from an autoencoder's start (not an encoder of its own)."""
-    return ", then " in method
+    return " then " in method
 
 
 def peer_status(names=("sparsify", "sae_lens")):
@@ -373,6 +373,12 @@ def main(argv=None, *, default_size="small", default_out=ROOT / "examples" / "re
                    help="SAELens' Adam step (its default 3e-4 is tuned for millions of tokens)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--methods", default="", help="comma-separated method names to run (default all)")
+    knobs = p.add_argument_group("sparsity knobs (each method's sweep; the planted L0 is 4)")
+    for flag, default, what in (("--alphas", ALPHAS, "fit's α"), ("--ae-alphas", AE_ALPHAS, "the autoencoders' α"),
+                                ("--ks", KS, "k of the TopK SAEs"), ("--l1", L1_COEFFICIENTS, "SAELens L1's coefficient"),
+                                ("--l0", L0_COEFFICIENTS, "SAELens JumpReLU's L0 coefficient")):
+        knobs.add_argument(flag, type=lambda v, f=flag: [(int if f == "--ks" else float)(x) for x in v.split(",")],
+                           default=list(default), help=f"{what}, comma-separated")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch and numba threads (1: on a shared machine, 2 threads ran 5× slower)")

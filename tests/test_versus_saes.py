@@ -34,15 +34,15 @@ def test_versus_saes_example_smoke(tmp_path):
     report = json.loads((tmp_path / "versus_saes_example.json").read_text(encoding="utf-8"))
     rows = {r["method"]: r for r in report["rows"]}
     depths = [f"AE t*={t}" for t in (0, 1, 5)]
-    assert list(rows) == ["fit (exact)", *(m for t in depths for m in (t, f"{t}, then cd")), "sparsify TopK",
+    assert list(rows) == ["fit (exact)", *(m for t in depths for m in (t, f"{t} then cd")), "sparsify TopK",
                           "SAELens L1", "SAELens TopK", "SAELens JumpReLU"]
-    for method in ("fit (exact)", *depths, *(f"{t}, then cd" for t in depths)):
+    for method in ("fit (exact)", *depths, *(f"{t} then cd" for t in depths)):
         r = rows[method]
         assert r["note"] == ""
         assert 0 <= r["recovered"] <= 1 and 0 < r["mean_max_cos"] <= 1 and 0 <= r["dead"] <= 1
         assert r["l0"] > 0 and r["fvu"] >= 0 and r["seconds"] > 0 and r["encode_seconds"] > 0
     for t in depths:  # the refined row reuses its autoencoder: the same atoms, and the cold solve timed beside it
-        refined, own = rows[f"{t}, then cd"], rows[t]
+        refined, own = rows[f"{t} then cd"], rows[t]
         assert refined["recovered"] == own["recovered"] and refined["seconds"] == own["seconds"]
         assert refined["cold_seconds"] > 0 and math.isnan(own["cold_seconds"])
         assert f"(cold {refined['cold_seconds']:.2f})" in (tmp_path / "versus_saes_example.md").read_text("utf-8")
@@ -57,7 +57,7 @@ def test_versus_saes_example_smoke(tmp_path):
             assert f"PEER NOT RUN: {module}" in proc.stdout
     # The inference-only comparison covers every trained SAE and the amortised encoders.
     gaps = {g["method"] for g in report["inference_only"]}
-    assert set(depths) <= gaps and not any(", then" in g for g in gaps)
+    assert set(depths) <= gaps and not any(" then " in g for g in gaps)
     for g in report["inference_only"]:
         assert abs(g["l0_exact_on_its_decoder"] - g["l0"]) <= 0.25 * g["l0"] + 0.5
     md = (tmp_path / "versus_saes_example.md").read_text(encoding="utf-8")
