@@ -92,11 +92,7 @@ if [ "${1:-}" = "saes" ]; then
     echo
     echo "=== summary (part 3: saes)"
     grep -hE '^(!!!|\| )' "$LOGS"/gpu_check_versus_saes_*.log 2>/dev/null
-    echo
-    echo "| step | result | time |"
-    echo "|---|---|---|"
-    printf '%s\n' "${SUMMARY[@]}"
-    echo "total $((SECONDS - START)) s"
+    printf '%s\n' "" "| step | result | time |" "|---|---|---|" "${SUMMARY[@]}" "total $((SECONDS - START)) s"
     exit 0
 fi
 
