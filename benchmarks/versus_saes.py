@@ -482,7 +482,7 @@ def results_text(report, args):
 
 
 def verdicts(report):
-    """The seed's two targets, read off the rows (matched L0)."""
+    """The seed's three targets, read off the rows (matched L0)."""
     rows = [r for r in report["rows"] if not r["note"]]
     fit = sorted((r["l0"], r["recovered"]) for r in rows if r["method"] == "fit (exact)")
     saes = [r for r in rows if r["method"] != "fit (exact)" and not refined(r["method"])]
@@ -516,6 +516,14 @@ def verdicts(report):
         outside = [f"{r['method']} {r['knob']} (L0 {r['l0']:.1f})" for r in saes if not lo <= r["l0"] <= hi]
         if outside:
             out.append("Outside fit's L0 range, not compared on recovery: " + ", ".join(outside) + ".")
+    peers = [r["seconds"] for r in saes if r["method"].startswith(("sparsify", "SAELens"))]
+    if report["device"] == "cpu":
+        out.append("Wall time on the GPU (target: fit ≤ 10× the SAE's): not measured, this run is on the CPU "
+                   "(`bash benchmarks/gpu_check.sh saes` runs the GPU size).")
+    elif fit and peers:
+        ratio = np.mean([r["seconds"] for r in rows if r["method"] == "fit (exact)"]) / np.mean(peers)
+        out.append(f"Wall time on {report['device']}: fit's mean training time ÷ the SAE libraries' mean {ratio:.1f}× "
+                   f"({'MET' if ratio <= 10 else 'NOT MET'}: the target is ≤ 10×).")
     return out
 
 
