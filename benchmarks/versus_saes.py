@@ -461,7 +461,8 @@ def main(argv=None, *, default_size="small", default_out=ROOT / "examples" / "re
         from report import machine, write_section
 
         device = "" if args.device == "cpu" else f" --device {args.device}"
-        section = f"{SECTION[:-1]} --size {args.size} --epochs {args.epochs}{device})"  # one section per setting
+        tokens = f" --tokens {args.tokens}" if args.tokens else ""
+        section = f"{SECTION[:-1]} --size {args.size}{tokens} --epochs {args.epochs}{device})"  # one section per setting
         write_section(section, f"Machine: {machine()}; load average {report['load'][0]:.1f} while it ran "
                       "(a shared machine: the times are noisy).\n\n" + results_text(report, args))
     return report
