@@ -59,7 +59,9 @@ def test_versus_saes_example_smoke(tmp_path):
     gaps = {g["method"] for g in report["inference_only"]}
     assert set(depths) <= gaps and not any(" then " in g for g in gaps)
     for g in report["inference_only"]:
-        if g["l0"] < 0.8 * report["d"]:  # a lasso solution has at most d non-zeros: a denser SAE cannot be matched
+        if "note" in g:  # a lasso solution has at most d non-zeros: a much denser SAE is not matched
+            assert g["l0"] > report["d"] / 2 and g["note"].startswith("not compared")
+        else:
             assert abs(g["l0_exact_on_its_decoder"] - g["l0"]) <= 0.25 * g["l0"] + 0.5
     md = (tmp_path / "versus_saes_example.md").read_text(encoding="utf-8")
     assert "amortisation gap" in md and md.count("\n|") >= 2 + len(rows)
