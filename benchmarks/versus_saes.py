@@ -48,6 +48,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import time
 import traceback
@@ -478,7 +479,7 @@ SECTION = "## Sparse coding against the SAE libraries (benchmarks/versus_saes.py
 
 def results_text(report, args):
     r = report
-    cmd = " ".join(["python benchmarks/versus_saes.py"] + [a for a in sys.argv[1:]])
+    cmd = "python benchmarks/versus_saes.py " + shlex.join(sys.argv[1:])
     fit_batch = "" if r.get("fit_batch", r["batch"]) == r["batch"] else f" ({r['fit_batch']} for fit)"
     return (f"Run: `{cmd}`.  Size `{r['size']}`: d = {r['d']}, {r['planted']:,} planted "
             f"features (mean L0 {MEAN_ACTIVE:g}, power-law frequencies, groups of 4, noise 0.01), dictionaries of "
@@ -588,9 +589,10 @@ def plot(rows, path, title):
         style = "^:" if refined(method) else "o-" if method.startswith(("fit", "AE")) else "s--"
         a.plot(l0, fvu, style, label=method)
         b.plot(l0, rec, style, label=method)
-    a.set(xlabel="L0 (held out)", ylabel="FVU (held out)", yscale="log", title="reconstruction")
-    b.set(xlabel="L0 (held out)", ylabel="planted features recovered (|cos| > 0.9)", ylim=(-0.02, 1.02),
-          title="recovery")
+    # log L0: the sweeps run from L0 1 to dense encoders in the hundreds
+    a.set(xlabel="L0 (held out)", ylabel="FVU (held out)", xscale="log", yscale="log", title="reconstruction")
+    b.set(xlabel="L0 (held out)", ylabel="planted features recovered (|cos| > 0.9)", xscale="log",
+          ylim=(-0.02, 1.02), title="recovery")
     b.axvline(MEAN_ACTIVE, color="grey", lw=0.8, ls=":")
     a.legend(fontsize=7)
     fig.suptitle(title)
