@@ -3,6 +3,7 @@
 #
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh          # part 1 (run it first)
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh scale    # part 2: learning at scale (#13)
+#     PYTHONPATH=. bash benchmarks/gpu_check.sh saes     # part 3: versus the SAE libraries (#15)
 #
 # Each part stays under 8 minutes (every step has its own time limit).  Part 1's steps,
 # most important first:
@@ -22,6 +23,29 @@
 # 3. fit on synthetic activations, d = 768, 16,384 atoms, updates online and sgd: tokens/s,
 #    the split, the recovery of the planted features, and sparsify's TopK SAE step on the same
 #    tokens with fit's time per token over its (target ≤ 10×) (benchmarks/scale.py gpu-synthetic).
+# Part 3 ("saes"), for #15, after part 1 (which checks fista and the amortized encoders on
+# CUDA first): benchmarks/versus_saes.py at the issue's GPU size, d = 768, 16,384 planted
+# features, 16,384 atoms, 262,144 training tokens (batches of 1,024; fit's 4,096), 3 knobs
+# a method, in two runs with their own limits so that a slow one cannot take the other down:
+# 1. fit (exact, fista on cuda) against sparsify TopK and SAELens TopK (table, recovery,
+#    and the inference-only comparison: amortisation and dictionary gaps);
+# 2. the seed's autoencoder at t* = 0 and 5 (each 16,384² G makes t* = 5 the slow one).
+# The GPU machine has no package registry.  Before the session, download the peers and
+# their non-torch dependencies here (the versions tested on the CPU; add
+# --python-version/--platform if the GPU machine's Python is not 3.11 on x86_64):
+#     /work/venv-peers/bin/pip download --no-deps -d shared/wheels eai-sparsify==1.3.3 \
+#       sae-lens==6.54.12 schedulefree==1.4.1 transformer-lens==3.9.0 transformers==5.24.0 \
+#       tokenizers==0.23.3 safetensors==0.8.0 huggingface_hub==2.4.0 accelerate==1.15.0 \
+#       datasets==5.2.0 pyarrow==26.0.1 pandas==3.1.1 dill==0.4.1 multiprocess==0.70.19 \
+#       xxhash==4.1.0 einops==0.8.2 jaxtyping==0.3.11 natsort==8.4.0 simple-parsing==0.1.9 \
+#       docstring_parser==0.18.0 better-abc==0.0.3 sentencepiece==0.2.3 wandb==0.31.0 \
+#       pydantic==2.13.4 pydantic_core==2.46.4 annotated-types==0.7.0 typing-inspection==0.4.2 \
+#       PyYAML==6.0.3 regex==2026.5.9 requests==2.34.2 urllib3==2.7.0 idna==3.20 \
+#       charset-normalizer==3.4.7 rich==15.0.0 click==8.5.1 platformdirs==4.14.9 \
+#       protobuf==7.36.2 python-dateutil==2.9.0.post0 six==1.17.0 attrs==26.1.0
+# (what importing the peers loads; sae_lens pulls most of it).  Part 3 installs them from
+# shared/wheels with --no-index; whatever is still missing, versus_saes.py reports as
+# "PEER NOT RUN: <module> could not be imported (<reason>)" and its rows as "not run: ...".
 # Logs go to benchmarks/_out/gpu_check_*.log, and to $OUT as well where it is set
 # (the device tool brings $OUT back); the summary is printed last.
 set -u
@@ -48,6 +72,31 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader 2>/dev/null || true
 python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" 2>&1 | tail -1
+
+if [ "${1:-}" = "saes" ]; then
+    if ! python -c "import sparsify, sae_lens" > /dev/null 2>&1; then
+        if [ -d shared/wheels ]; then
+            python -m pip install -q --no-index --find-links shared/wheels eai-sparsify sae-lens 2>&1 | tail -n 3
+        else
+            echo "!!! shared/wheels is missing: the peers cannot be installed (see this script's header)"
+        fi
+    fi
+    GPU_SAES=(--size gpu --device cuda --tokens 262144 --batch 1024 --fit-batch 4096 --gap-tokens 1024 --threads 8)
+    step versus_saes_peers_cuda 270 python benchmarks/versus_saes.py "${GPU_SAES[@]}" \
+        --methods "fit (exact),sparsify TopK,SAELens TopK" --out benchmarks/_out/versus_saes_gpu_peers
+    step versus_saes_ae_cuda 180 python benchmarks/versus_saes.py "${GPU_SAES[@]}" \
+        --methods "AE t*=0,AE t*=5" --out benchmarks/_out/versus_saes_gpu_ae
+    for run in peers ae; do
+        for ext in md json png; do
+            [ -n "${OUT:-}" ] && cp "benchmarks/_out/versus_saes_gpu_$run/versus_saes.$ext" "$OUT/versus_saes_gpu_$run.$ext" 2>/dev/null
+        done
+    done
+    echo
+    echo "=== summary (part 3: saes)"
+    grep -hE '^(!!!|\| )' "$LOGS"/gpu_check_versus_saes_*.log 2>/dev/null
+    printf '%s\n' "" "| step | result | time |" "|---|---|---|" "${SUMMARY[@]}" "total $((SECONDS - START)) s"
+    exit 0
+fi
 
 if [ "${1:-}" = "scale" ]; then
     step online_update_cuda 80 python benchmarks/online_update.py --device cuda --sizes 1024x256 4096x768 --repeats 5

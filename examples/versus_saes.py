@@ -5,8 +5,9 @@ smaller run of benchmarks/versus_saes.py (about 2 minutes on a CPU).
     python examples/versus_saes.py --smoke    # seconds: what the tests run
 
 d = 32 dimensions, 128 planted features, 128 atoms, 40,000 training tokens.  sparsolve's
-methods always run (``fit`` with exact inference; the seed's autoencoder at t* = 0, 1, 5);
-the SAE libraries (EleutherAI's sparsify, SAELens) run when installed
+methods always run (``fit`` with exact inference; the seed's autoencoder at t* = 0, 1, 5, and
+each of them as the start of exact inference on its own decoder, "AE t*=T then cd"); the
+SAE libraries (EleutherAI's sparsify TopK; SAELens L1, TopK, JumpReLU) run when installed
 (``pip install -e ".[peers]"``), and the output says loudly which were not run and why.
 """
 import importlib.util
