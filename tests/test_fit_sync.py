@@ -30,6 +30,8 @@ def _caller_module():
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
+        if name == "sparsolve.backend" and frame.f_code.co_name == "host_view":
+            return ""  # a CPU tensor's numpy view shares its memory: no transfer (on CUDA it is not asked)
         if name.startswith("sparsolve") and name != "sparsolve.backend":
             return name
         frame = frame.f_back
