@@ -303,3 +303,17 @@ def test_info_names_each_criterion(X, D_learned, alpha):
     assert lasso.rel_gap is lasso.gap and lasso.residual_energy is None and lasso.fixed_point_residual is None
     assert omp.residual_energy is omp.gap and omp.rel_gap is None
     assert hard.fixed_point_residual is hard.gap and hard.rel_gap is None
+
+
+@pytest.mark.parametrize("solver", ["ista", "fista", "lca"])
+def test_an_all_zero_float32_row_reports_a_zero_gap_not_nan(solver):
+    """F = gap = 0 on a zero row; the old floor (1e-300) is 0 in float32, and gave 0/0 = NaN."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3, 8)).astype(np.float32)
+    X[1] = 0
+    D = rng.standard_normal((16, 8)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        Z, info = sparsolve.encode(X, D, 0.1, solver=solver, return_info=True)
+    assert np.isfinite(info.rel_gap).all() and info.rel_gap[1] == 0
+    assert not Z[1].any()

@@ -95,7 +95,8 @@ def _certify(solver, prob, state, tol, xp, F_ref):
             f"{_BLOWUP:g}·F(start). {solver.divergence_hint(prob)}"
         )
     if solver.criterion == "rel_gap":
-        rel = gap / xp.clip(F, 1e-300, None)
+        # 1e-30, not smaller: float32 flushes 1e-300 to 0, and an all-zero row (F = gap = 0) gave 0/0
+        rel = gap / xp.clip(F, 1e-30, None)
         return Z, rel, gap <= tol * F, F
     res = solver.residual(prob, state, C)
     return Z, res, res <= tol, F
