@@ -62,3 +62,15 @@ def reference(X, D, alpha):
     Z, info = sparsolve.encode(X, D, alpha, solver="cd", tol=1e-12, max_iter=10000, return_info=True)
     assert info.converged.all()
     return Z
+
+
+@pytest.fixture
+def ctrl_c_at():
+    """``ctrl_c_at(n)``: a training callback that raises KeyboardInterrupt at step n, as a
+    Ctrl-C there would (the trainers' shared loop, learning/training.py, handles both alike)."""
+    def at(n):
+        def callback(step, model, record):
+            if step == n:
+                raise KeyboardInterrupt
+        return callback
+    return at

@@ -69,15 +69,10 @@ def test_resume_on_other_data_is_refused_naming_both(patches, tmp_path):
     assert more.history["step"] == [1, 2, 3]
 
 
-def test_keyboard_interrupt_saves_a_checkpoint(patches, tmp_path):
+def test_keyboard_interrupt_saves_a_checkpoint(patches, tmp_path, ctrl_c_at):
     ckpt = tmp_path / "run.npz"
-
-    def ctrl_c(step, D, record):
-        if step == 3:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        sparsolve.fit(patches, 8, 0.01, max_steps=6, checkpoint=ckpt, callback=ctrl_c, **FIT)
+        sparsolve.fit(patches, 8, 0.01, max_steps=6, checkpoint=ckpt, callback=ctrl_c_at(3), **FIT)
     assert sparsolve.load(ckpt).history["step"] == [1, 2, 3]  # before checkpoint_every=100 came round
     full = sparsolve.fit(patches, 8, 0.01, max_steps=6, **FIT)
     resumed = sparsolve.fit(patches, 8, 0.01, max_steps=6, checkpoint=ckpt, **FIT)

@@ -29,15 +29,10 @@ def test_norm_penalty_is_deprecated_for_inverse_penalty(X_small):
     np.testing.assert_allclose(old.history_["loss"], new.history_["loss"])
 
 
-def test_keyboard_interrupt_saves_a_checkpoint(X_small, tmp_path):
+def test_keyboard_interrupt_saves_a_checkpoint(X_small, tmp_path, ctrl_c_at):
     ckpt = tmp_path / "enc.npz"
-
-    def ctrl_c(step, model, record):
-        if step == 2:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        sparsolve.fit_amortized(X_small, max_steps=6, checkpoint=ckpt, callback=ctrl_c, **KW)
+        sparsolve.fit_amortized(X_small, max_steps=6, checkpoint=ckpt, callback=ctrl_c_at(2), **KW)
     meta = sparsolve.io.load_npz(ckpt)[1]
     assert meta["step"] == 2
     resumed = sparsolve.fit_amortized(X_small, max_steps=4, checkpoint=ckpt, **KW)

@@ -19,16 +19,11 @@ def test_saves_every_k_and_at_the_end_and_stops_on_false():
     assert saves == [3, 6, 7]
 
 
-def test_keyboard_interrupt_from_the_callback_saves_then_propagates():
+def test_keyboard_interrupt_from_the_callback_saves_then_propagates(ctrl_c_at):
     log, saves = [], []
-
-    def ctrl_c(t, model, record):
-        if t == 2:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         training.run(_steps(10, log), total=10, initial=0, desc="t", progress=False,
-                     save=lambda: saves.append(log[-1]), checkpoint_every=100, callback=ctrl_c)
+                     save=lambda: saves.append(log[-1]), checkpoint_every=100, callback=ctrl_c_at(2))
     assert saves == [2]
 
 
