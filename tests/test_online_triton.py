@@ -27,16 +27,16 @@ from sparsolve.learning import _online_triton, updates
 
 torch = pytest.importorskip("torch")
 
-# name: (m atoms, p features, block, norm, dtype, unused atoms).  The kernel's feature tile is
-# 8192 // rows (128 for a block of 64), so p = 200 ends on a partial tile; m = 40 in blocks of
-# 7 and m = 70 in blocks of 64 end on a short block.
+# name: (m atoms, p features, block, norm, dtype, unused atoms).  p = 300 takes two feature tiles,
+# the second partial (test_the_cases_reach_the_tails); m = 40 in blocks of 7 and m = 70 in
+# blocks of 64 end on a short block, and blocks of 64 read the earlier rows in 4 chunks.
 CASES = {
     "unit-float64": (40, 12, 7, "unit", "float64", [5, 17]),
     "ball-float64": (40, 12, 7, "ball", "float64", [5, 17]),
     "unit-float32": (40, 12, 7, "unit", "float32", [5, 17]),
     "ball-float32": (40, 12, 7, "ball", "float32", [5, 17]),
-    "unit-float64-partial-tile": (70, 200, 64, "unit", "float64", [3, 66]),
-    "ball-float32-partial-tile": (70, 200, 64, "ball", "float32", [3, 66]),
+    "unit-float64-partial-tile": (70, 300, 64, "unit", "float64", [3, 66]),
+    "ball-float32-partial-tile": (70, 300, 64, "ball", "float32", [3, 66]),
     "unit-p1": (10, 1, 4, "unit", "float64", [2]),
     "ball-p1": (10, 1, 4, "ball", "float64", [2]),
 }
@@ -91,6 +91,12 @@ def interpreted(tmp_path_factory):
     return {name: (inputs[name], out[name]) for name in CASES}, json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def test_the_cases_reach_the_tails():
+    tile = _online_triton.tile_for(300)
+    assert tile < 300 and 300 % tile and _online_triton.tile_for(1) == 32
+    assert 64 > 3 * _online_triton.CHUNK and 64 % _online_triton.CHUNK == 0 and 7 < _online_triton.CHUNK
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_interpreted_kernel_equals_the_loop_and_the_numba_pass(interpreted, name):
     results, launches = interpreted
@@ -113,6 +119,36 @@ def test_interpreted_kernel_equals_the_loop_and_the_numba_pass(interpreted, name
     assert np.abs(kernel - D).max() > 1e-3  # the pass moved the dictionary
 
 
+@pytest.mark.parametrize("dtype", ["fp32", "fp64"])
+def test_kernel_compiles_for_an_h100_without_spills(dtype, tmp_path):
+    """Triton compiles for a GPU it does not have (sm_90: H100/H200), which checks what the
+    interpreter does not: that the kernel type-checks and lowers, keeps each step's barrier, reads
+    the earlier rows past L1, and fits its registers (no stack: a spill would be local memory)."""
+    triton = pytest.importorskip("triton", reason="Triton is not installed")
+    if os.environ.get("TRITON_INTERPRET"):
+        pytest.skip("TRITON_INTERPRET is set: the kernel would not be compiled")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    _, kernel = _online_triton._kernel()
+    signature = {name: f"*{dtype}" for name in ("v_ptr", "c_ptr", "u_ptr", "inv_ptr")}
+    signature.update(floor="fp32", k="i32", p="i32", stride_v="i32", stride_c="i32", stride_u="i32",
+                     CHUNK="constexpr", TILE="constexpr")
+    tile = _online_triton.MAX_TILE
+    compiled = triton.compile(ASTSource(fn=kernel, signature=signature,
+                                        constexprs={"CHUNK": _online_triton.CHUNK, "TILE": tile}),
+                              target=GPUTarget("cuda", 90, 32), options={"num_warps": tile // 32})
+    assert "ttg.barrier" in compiled.asm["ttgir"]  # tl.debug_barrier (a reduction's barriers come later)
+    assert "ld.global.cg" in compiled.asm["ptx"]
+    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    if cuobjdump.exists():
+        cubin = tmp_path / "kernel.cubin"
+        cubin.write_bytes(compiled.asm["cubin"])
+        usage = subprocess.run([str(cuobjdump), "--dump-resource-usage", str(cubin)], capture_output=True,
+                               text=True).stdout
+        assert " STACK:0 " in usage, usage
+
+
 # ---- the compiled kernel on CUDA: the check for races ---------------------------------------
 
 @pytest.mark.gpu
@@ -122,8 +158,9 @@ def test_interpreted_kernel_equals_the_loop_and_the_numba_pass(interpreted, name
 @pytest.mark.parametrize("m,p,block", [(300, 700, 64), (150, 3000, 64), (90, 1, 7)])
 def test_cuda_kernel_equals_the_loop(monkeypatch, norm, dtype, m, p, block):
     """The compiled kernel against the Python loop on the same CUDA tensors: p = 700 and 3,000
-    take 6 and 24 feature tiles a step, so a step that read an earlier u_i before every thread
-    had written it would show here; three runs must agree bit for bit."""
+    take 3 and 12 feature tiles a step and blocks of 64 read the earlier rows in up to 4 chunks,
+    so a step that read an earlier u_i before every thread had written it would show here;
+    three runs must agree bit for bit."""
     if not _online_triton.available():
         pytest.skip("Triton is not installed")
     D, A, B = (torch.from_numpy(a).to("cuda", getattr(torch, dtype)) for a in _statistics(m, p, [1, m - 2]))

@@ -1,7 +1,7 @@
 """A Triton kernel for the in-block steps of the blocked online pass (updates.online_blocked)
 under a projected norm rule ("unit", "ball").
 
-For a block J of k ≤ 64 atoms, online_blocked's products give W (k, p), the rows
+For a block J of k atoms (64 in fit), online_blocked's products give W (k, p), the rows
 W_t = U_t / (Ā_tt + decay) with the atoms of J at their old values d_t^old, and the coupling
 C_ti = Ā_ti / (Ā_tt + decay).  The in-block steps are then, for t = 1..k in order,
 
@@ -18,11 +18,11 @@ It does not store Δ: with s_i = max(‖u_i‖, floor), Δ_i = κ_i (u_i / s_i �
     u_t = V_t − Σ_{i<t} (C_ti κ_i / s_i) u_i,      V_t = W_t + Σ_{i<t} C_ti κ_i d_i^old,
 
 where V is one small (k, k)·(k, p) product made before the launch.  A step is then one pass
-over the p features (tiled): read V_t and the earlier u_i, write u_t, sum u_t²; its 1/s_t stays
-in registers for the next steps.  The new rows κ_t u_t / s_t + (1 − κ_t) d_t^old are formed
-after the launch.  The u_i written by a step are read by other threads in the next steps:
-``tl.debug_barrier()`` (__syncthreads, which orders global memory within the program's block)
-ends each step, and those reads bypass L1 (``.cg``).
+over the p features (tiled): read V_t and the earlier u_i, write u_t, sum u_t², then write
+1/s_t.  The new rows κ_t u_t / s_t + (1 − κ_t) d_t^old are formed after the launch.  The u_i and
+1/s_i written by a step are read by other threads in the next steps: ``tl.debug_barrier()``
+(__syncthreads, which orders global memory within the program's thread block) ends each step,
+and those reads bypass L1 (``.cg``).
 
 Used by online_blocked for float32/float64 CUDA torch tensors when Triton imports; everything
 else (cupy, CPU, no Triton) runs the Python loop of updates._in_block_steps, which the tests
@@ -36,9 +36,11 @@ import functools
 
 from .. import backend
 
-# A program holds a (rows, tile) block of earlier u's in registers; rows × tile ≤ this.
-_REGISTER_TILE = 8192
-MAX_BLOCK = 64
+# A step reads the earlier u_i CHUNK rows by TILE features at a time, one feature column per
+# thread: with 16 rows a thread holds 16 values and their 16 addresses, 75 registers in float32
+# and 126 in float64 without spills (ptxas for sm_90, Triton 3.9); 64 rows at once spilled.
+CHUNK = 16
+MAX_TILE = 256
 _DTYPES = ("float32", "float64")
 
 
@@ -53,26 +55,28 @@ def _kernel():
 
     @triton.jit
     def in_block(v_ptr, c_ptr, u_ptr, inv_ptr, floor, k, p, stride_v, stride_c, stride_u,
-                 ROWS: tl.constexpr, TILE: tl.constexpr):
-        rows = tl.arange(0, ROWS)
+                 CHUNK: tl.constexpr, TILE: tl.constexpr):
+        rows = tl.arange(0, CHUNK)
         cols = tl.arange(0, TILE)
-        inv = tl.zeros([ROWS], dtype=v_ptr.dtype.element_ty)  # 1/s_i of the steps done
         for t in range(0, k):
-            earlier = rows < t
-            coef = tl.load(c_ptr + t * stride_c + rows, mask=earlier, other=0.0) * inv
             squares = tl.zeros([TILE], dtype=v_ptr.dtype.element_ty)
             for start in range(0, p, TILE):
                 f = start + cols
                 inside = f < p
-                prior = tl.load(u_ptr + rows[:, None] * stride_u + f[None, :],
-                                mask=earlier[:, None] & inside[None, :], other=0.0, cache_modifier=".cg")
-                u = tl.load(v_ptr + t * stride_v + f, mask=inside, other=0.0) - tl.sum(coef[:, None] * prior, axis=0)
+                u = tl.load(v_ptr + t * stride_v + f, mask=inside, other=0.0)
+                for first in range(0, t, CHUNK):  # the earlier rows, CHUNK at a time
+                    i = first + rows
+                    earlier = i < t
+                    coef = (tl.load(c_ptr + t * stride_c + i, mask=earlier, other=0.0)
+                            * tl.load(inv_ptr + i, mask=earlier, other=0.0, cache_modifier=".cg"))
+                    prior = tl.load(u_ptr + i[:, None] * stride_u + f[None, :],
+                                    mask=earlier[:, None] & inside[None, :], other=0.0, cache_modifier=".cg")
+                    u -= tl.sum(coef[:, None] * prior, axis=0)
                 tl.store(u_ptr + t * stride_u + f, u, mask=inside)
                 squares += u * u
             s = tl.maximum(tl.sqrt(tl.sum(squares, axis=0)), floor)
-            inv = tl.where(rows == t, 1.0 / s, inv)
-            tl.debug_barrier()  # step t's u_t, written by all threads, is read by all in step t + 1
-        tl.store(inv_ptr + rows, inv, mask=rows < k)
+            tl.store(inv_ptr + t, 1.0 / s)
+            tl.debug_barrier()  # step t's u_t and 1/s_t, written by all threads, are read by all in step t + 1
 
     return triton, in_block
 
@@ -88,6 +92,11 @@ def usable(D) -> bool:
             and available())
 
 
+def tile_for(p: int) -> int:
+    """Features per tile for rows of p features: a power of two from 32 (one warp) to MAX_TILE."""
+    return min(MAX_TILE, max(32, 1 << (int(p) - 1).bit_length()))
+
+
 def in_block_steps(W, coupling, old, keep, floor):
     """The new rows of a block (module docstring): W, old (k, p), coupling (k, k), keep (k,) of 0/1,
     floor > 0 the norm rule's.  Same arguments and result as updates._in_block_steps."""
@@ -95,17 +104,14 @@ def in_block_steps(W, coupling, old, keep, floor):
 
     xp = backend.namespace(W)
     k, p = W.shape
-    if k > MAX_BLOCK:
-        raise ValueError(f"block={k} is more atoms than the kernel takes; pass block ≤ {MAX_BLOCK}")
     scaled = (coupling * keep[None, :]).contiguous()
     V = (W + xp.tril(scaled, -1) @ old).contiguous()
     U = torch.empty_like(V)
     inverse = torch.empty_like(V[:, 0])
-    triton, kernel = _kernel()
-    rows = max(16, triton.next_power_of_2(k))
-    tile = max(16, min(triton.next_power_of_2(p), _REGISTER_TILE // rows))
+    _, kernel = _kernel()
+    tile = tile_for(p)
     # floor goes in as a float32 scalar: exact for "ball" (1); "unit"'s 1e-12 moves by 2e-8 of
     # itself, which changes only a u shorter than 1e-12
     kernel[(1,)](V, scaled, U, inverse, float(floor), k, p, V.stride(0), scaled.stride(0), U.stride(0),
-                 ROWS=rows, TILE=tile, num_warps=4)
+                 CHUNK=CHUNK, TILE=tile, num_warps=tile // 32)
     return xp.where(keep[:, None] > 0, U * inverse[:, None], old)

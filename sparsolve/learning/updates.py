@@ -135,8 +135,7 @@ def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
     from . import _online_triton  # Triton itself is imported on first use, and only for CUDA torch
 
     k = BLOCK if block is None else int(block)
-    steps = _online_triton.in_block_steps if _online_triton.usable(D) and k <= _online_triton.MAX_BLOCK \
-        else _in_block_steps
+    steps = _online_triton.in_block_steps if _online_triton.usable(D) else _in_block_steps
     inverse = 1 / denominator
     keep = used * 1.0  # Δ_j = 0 for an unused atom: a product rather than a branch, so no sync
     for start in range(0, m, k):
