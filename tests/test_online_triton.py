@@ -130,7 +130,7 @@ def test_kernel_compiles_for_an_h100_without_spills(dtype, tmp_path):
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    _, kernel = _online_triton._kernel()
+    kernel = _online_triton._kernel()
     signature = {name: f"*{dtype}" for name in ("v_ptr", "c_ptr", "u_ptr", "inv_ptr")}
     signature.update(floor="fp32", k="i32", p="i32", stride_v="i32", stride_c="i32", stride_u="i32",
                      CHUNK="constexpr", TILE="constexpr")

@@ -46,12 +46,13 @@ _DTYPES = ("float32", "float64")
 
 @functools.cache
 def _kernel():
-    """(triton, the jitted kernel), or None where Triton cannot be imported."""
-    try:
-        import triton
-        import triton.language as tl
-    except ImportError:
-        return None
+    """The jitted kernel (built on first use), or None where Triton cannot be imported."""
+    modules = backend.triton_modules()
+    return None if modules is None else _build(*modules)
+
+
+def _build(triton, tl):
+    """The in-block kernel of the module docstring, given triton and triton.language."""
 
     @triton.jit
     def in_block(v_ptr, c_ptr, u_ptr, inv_ptr, floor, k, p, stride_v, stride_c, stride_u,
@@ -78,7 +79,7 @@ def _kernel():
             tl.store(inv_ptr + t, 1.0 / s)
             tl.debug_barrier()  # step t's u_t and 1/s_t, written by all threads, are read by all in step t + 1
 
-    return triton, in_block
+    return in_block
 
 
 def available() -> bool:
@@ -108,7 +109,7 @@ def in_block_steps(W, coupling, old, keep, floor):
     V = (W + xp.tril(scaled, -1) @ old).contiguous()
     U = torch.empty_like(V)
     inverse = torch.empty_like(V[:, 0])
-    _, kernel = _kernel()
+    kernel = _kernel()
     tile = tile_for(p)
     # floor goes in as a float32 scalar: exact for "ball" (1); "unit"'s 1e-12 moves by 2e-8 of
     # itself, which changes only a u shorter than 1e-12
