@@ -8,6 +8,7 @@ do not).
         [--rules unit penalty] [--paths blocked per-atom numba] [--budget S] [--write]
     PYTHONPATH=. python benchmarks/online_update.py --device cuda --rules unit \
         --sizes 1024x256 4096x768 16384x768 --paths loop blocked graph-loop graph --budget 3
+    PYTHONPATH=. python benchmarks/online_update.py --launches --sizes 1024x256 4096x768 --rules unit
 
 Paths: ``blocked`` is updates.online_blocked as fit runs it (on CUDA torch with Triton: the
 kernel of sparsolve/learning/_online_triton.py for "unit" and "ball"); ``loop`` the same pass with
@@ -17,7 +18,8 @@ replayed; ``per-atom`` the torch path before #13; ``numba`` updates.online on th
 Prints one table row per (size, norm rule, path): the median ms per pass and its ratio to the
 first path.  On CUDA every timed pass ends with a synchronize.  Rounds stop after ``--repeats``
 or once a size and rule has had ``--budget`` seconds.  Without CUDA, ``--device cuda`` prints
-"not run: no CUDA" and exits 0.  ``--write`` puts the table into the section
+"not run: no CUDA" and exits 0.  ``--launches`` counts instead of timing: the kernel launches
+of a pass, in-block Python loop against Triton kernel, on CPU tensors.  ``--write`` puts the table into the section
 "## The online update (benchmarks/online_update.py)" of benchmarks/RESULTS.md.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ import time
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from sparsolve import backend
 from sparsolve.learning import _online_triton, norms, updates
@@ -86,6 +89,42 @@ def graphed(fn):
     return graph.replay
 
 
+class _Launches(TorchDispatchMode):
+    """Counts the torch operations that run a kernel (views and bare allocations launch none)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view and not func.__name__.startswith("empty"):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def launches(m, p, norm):
+    """Kernel launches of one pass on CPU tensors (as many as on CUDA, where each of these torch
+    operations is one launch): the in-block Python loop, and the Triton path with its launch
+    counted and not run (so it needs neither a GPU nor Triton)."""
+    D, A, B = problem(m, p, "cpu", torch.float32)
+    decay = norms.decay(norm, 0.1)
+    with _Launches() as loop:
+        python_loop(D, A, B, norm, decay)
+
+    class Stub:  # kernel[grid](...) counts one launch
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: setattr(kernel, "count", kernel.count + 1)
+
+    kernel, saved = _Launches(), (_online_triton.usable, _online_triton._kernel)
+    _online_triton.usable, _online_triton._kernel = (lambda D: True), (lambda: Stub())
+    try:
+        with kernel:
+            updates.online_blocked(D, A, B, norm, decay)
+    finally:
+        _online_triton.usable, _online_triton._kernel = saved
+    return loop.count, kernel.count
+
+
 def timed(fn, sync, repeats):
     out = []
     for _ in range(repeats):
@@ -114,7 +153,17 @@ def main():
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (on a loaded machine, 1 keeps OpenMP from waiting on busy cores)")
     ap.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    ap.add_argument("--launches", action="store_true",
+                    help="count the kernel launches of a pass (Python loop against Triton) instead of timing")
     args = ap.parse_args()
+    if args.launches:
+        print("| m × p | norm | launches a pass, in-block Python loop | with the Triton kernel | ratio |\n|---|---|---|---|---|")
+        for size in args.sizes:
+            m, p = (int(v) for v in size.split("x"))
+            for norm in args.rules:
+                loop, kernel = launches(m, p, norm)
+                print(f"| {m} × {p} | {norm} | {loop:,} | {kernel:,} | {loop / kernel:.1f} |", flush=True)
+        return
     on_cuda = args.device.startswith("cuda")
     if on_cuda and not torch.cuda.is_available():
         print(f"not run: no CUDA (--device {args.device}; torch {torch.__version__})")
