@@ -19,8 +19,8 @@ Prints one table row per (size, norm rule, path): the median ms per pass and its
 first path.  On CUDA every timed pass ends with a synchronize.  Rounds stop after ``--repeats``
 or once a size and rule has had ``--budget`` seconds.  Without CUDA, ``--device cuda`` prints
 "not run: no CUDA" and exits 0.  ``--launches`` counts instead of timing: the kernel launches
-of a pass, in-block Python loop against Triton kernel, on CPU tensors.  ``--write`` puts the table into the section
-"## The online update (benchmarks/online_update.py)" of benchmarks/RESULTS.md.
+of a pass, in-block Python loop against Triton kernel, on CPU tensors.  ``--write`` puts the
+table into the section "## The online update (benchmarks/online_update.py)" of RESULTS.md.
 """
 from __future__ import annotations
 

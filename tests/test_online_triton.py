@@ -123,7 +123,8 @@ def test_interpreted_kernel_equals_the_loop_and_the_numba_pass(interpreted, name
 def test_kernel_compiles_for_an_h100_without_spills(dtype, tmp_path):
     """Triton compiles for a GPU it does not have (sm_90: H100/H200), which checks what the
     interpreter does not: that the kernel type-checks and lowers, keeps each step's barrier, reads
-    the earlier rows past L1, and fits its registers (no stack: a spill would be local memory)."""
+    the earlier rows past L1, takes the correctly rounded sqrt and division (Triton's float32
+    defaults are approximate), and fits its registers (no stack: a spill is local memory)."""
     triton = pytest.importorskip("triton", reason="Triton is not installed")
     if os.environ.get("TRITON_INTERPRET"):
         pytest.skip("TRITON_INTERPRET is set: the kernel would not be compiled")
@@ -139,7 +140,9 @@ def test_kernel_compiles_for_an_h100_without_spills(dtype, tmp_path):
                                         constexprs={"CHUNK": _online_triton.CHUNK, "TILE": tile}),
                               target=GPUTarget("cuda", 90, 32), options={"num_warps": tile // 32})
     assert "ttg.barrier" in compiled.asm["ttgir"]  # tl.debug_barrier (a reduction's barriers come later)
-    assert "ld.global.cg" in compiled.asm["ptx"]
+    ptx = compiled.asm["ptx"]
+    assert "ld.global.cg" in ptx
+    assert "div.full" not in ptx and "sqrt.approx" not in ptx  # 1/s_t rounded as torch rounds it
     cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     if cuobjdump.exists():
         cubin = tmp_path / "kernel.cubin"

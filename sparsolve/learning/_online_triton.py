@@ -75,8 +75,11 @@ def _build(triton, tl):
                     u -= tl.sum(coef[:, None] * prior, axis=0)
                 tl.store(u_ptr + t * stride_u + f, u, mask=inside)
                 squares += u * u
-            s = tl.maximum(tl.sqrt(tl.sum(squares, axis=0)), floor)
-            tl.store(inv_ptr + t, 1.0 / s)
+            total = tl.sum(squares, axis=0)
+            if total.dtype == tl.float32:  # rounded to nearest as in torch: sqrt and / are approximate
+                tl.store(inv_ptr + t, tl.div_rn(1.0, tl.maximum(tl.sqrt_rn(total), floor)))
+            else:
+                tl.store(inv_ptr + t, 1.0 / tl.maximum(tl.sqrt(total), floor))
             tl.debug_barrier()  # step t's u_t and 1/s_t, written by all threads, are read by all in step t + 1
 
     return in_block
