@@ -9,9 +9,10 @@ C_ti = Ā_ti / (Ā_tt + decay).  The in-block steps are then, for t = 1..k in or
     Δ_t = κ_t (d_t^new − d_t^old),
 
 with κ_t = 1 for a used atom and 0 for an unused one (it keeps its row).  Each Π is nonlinear,
-so the steps are sequential; as array operations they are ~6 small kernels a step, 6k launches
-a block, and on a GPU those launches, not the arithmetic, set the time.  The kernel runs a
-whole block's steps in ONE launch (one program).
+so the steps are sequential; as array operations they are 11 small kernels a step, and on a GPU
+those launches, not the arithmetic, set the time.  The kernel runs a whole block's steps in ONE
+launch (one program): a pass over 1,024 atoms in blocks of 64 launches 265 kernels instead of
+11,433 (``benchmarks/online_update.py --launches``).
 
 It does not store Δ: with s_i = max(‖u_i‖, floor), Δ_i = κ_i (u_i / s_i − d_i^old), so
 

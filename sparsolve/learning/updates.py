@@ -155,9 +155,9 @@ def _in_block_steps(W, coupling, old, keep, floor):
         u_t = W_t − Σ_{i<t} C_ti Δ_i,   Δ_t = κ_t (Π(u_t) − d_t^old),   d_t^new = d_t^old + Δ_t,
 
     with Π the division by max(‖·‖, floor), C the scaled coupling (k, k), κ = ``keep`` (1 for a
-    used atom, 0 for an unused one) and W (k, p) overwritten.  About 6 small array operations a
-    step; on CUDA torch tensors with Triton, _online_triton.in_block_steps runs all k steps in
-    one kernel launch instead."""
+    used atom, 0 for an unused one) and W (k, p) overwritten.  11 small array operations a step;
+    on CUDA torch tensors with Triton, _online_triton.in_block_steps runs all k steps in one
+    kernel launch instead."""
     xp = backend.namespace(W)
     change = old * 0
     for t in range(W.shape[0]):
