@@ -105,14 +105,12 @@ def tile_for(p: int) -> int:
 def in_block_steps(W, coupling, old, keep, floor):
     """The new rows of a block (module docstring): W, old (k, p), coupling (k, k), keep (k,) of 0/1,
     floor > 0 the norm rule's.  Same arguments and result as updates._in_block_steps."""
-    import torch
-
     xp = backend.namespace(W)
     k, p = W.shape
     scaled = (coupling * keep[None, :]).contiguous()
     V = (W + xp.tril(scaled, -1) @ old).contiguous()
-    U = torch.empty_like(V)
-    inverse = torch.empty_like(V[:, 0])
+    U = V.new_empty((k, p))
+    inverse = V.new_empty((k,))
     kernel = _kernel()
     tile = tile_for(p)
     # floor goes in as a float32 scalar: exact for "ball" (1); "unit"'s 1e-12 moves by 2e-8 of
