@@ -2,8 +2,8 @@
 under a projected norm rule ("unit", "ball").
 
 For a block J of k atoms (64 in fit), online_blocked's products give W (k, p), the rows
-W_t = U_t / (Ā_tt + decay) with the atoms of J at their old values d_t^old, and the coupling
-C_ti = Ā_ti / (Ā_tt + decay).  The in-block steps are then, for t = 1..k in order,
+W_t = (B̄_t − Ā_t D + Ā_tt d_t^old) / (Ā_tt + decay) with the atoms of J at their old values
+d_t^old, and the coupling C_ti = Ā_ti / (Ā_tt + decay).  The in-block steps are then, for t = 1..k in order,
 
     u_t = W_t − Σ_{i<t} C_ti Δ_i,     d_t^new = Π(u_t) = u_t / max(‖u_t‖, floor),
     Δ_t = κ_t (d_t^new − d_t^old),
