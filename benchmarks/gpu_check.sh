@@ -7,13 +7,17 @@
 #
 # Each part stays under 8 minutes (every step has its own time limit).  Part 1's steps,
 # most important first:
-# 1. every test marked gpu (tests/gpu, and the GPU tests of fit and amortized);
+# 1. every test marked gpu (tests/gpu, the GPU tests of fit and amortized, and the Triton online
+#    kernel against the Python loop, tests/test_online_triton.py);
 # 2. encode on CUDA (benchmarks/encode.py --device cuda): 16x16 patches, 1,024 atoms,
 #    65,536 and 262,144 samples, float32 with TF32: ms per FISTA iteration (the fused
 #    kernel, the array-operation step, a plain torch FISTA) against the floor; and,
 #    without TF32, the time to a relative gap of 1e-4;
 # 3. amortized against exact inference on CUDA (benchmarks/amortized.py --device cuda);
-# 4. fit's throughput on CUDA (benchmarks/fit.py --device cuda).
+# 4. fit's throughput on CUDA (benchmarks/fit.py --device cuda);
+# 5. the online pass's in-block steps (unit norm; 1,024×256, 4,096×768, 16,384×768): the Python
+#    loop, the Triton kernel, and each captured in a CUDA graph (benchmarks/online_update.py,
+#    3 s of timed passes a size).  The step limits add up to 480 s.
 # Part 2 ("scale"), for #13, after part 1 (whose gpu_tests include tests/gpu/test_gpu_learning.py):
 # 1. the online update on CUDA: the blocked pass against the per-atom loop it replaced
 #    (benchmarks/online_update.py --device cuda, 1,024×256 and 4,096×768);
@@ -113,10 +117,13 @@ if [ "${1:-}" = "scale" ]; then
     exit 0
 fi
 
-step gpu_tests 100 python -m pytest -q -m gpu -p no:cacheprovider tests/gpu tests/test_fit.py tests/test_amortized.py
-step encode_cuda 170 python benchmarks/encode.py --device cuda --n 65536 262144
+step gpu_tests 110 python -m pytest -q -m gpu -p no:cacheprovider tests/gpu tests/test_fit.py tests/test_amortized.py \
+    tests/test_online_triton.py
+step encode_cuda 160 python benchmarks/encode.py --device cuda --n 65536 262144  # 48 s on an H200 (2026-11-26)
 step amortized_cuda 130 python benchmarks/amortized.py --device cuda --epochs 3  # 12 (the CPU default) would not fit
 step fit_cuda 50 python benchmarks/fit.py --device cuda
+step online_triton_cuda 30 python benchmarks/online_update.py --device cuda --rules unit \
+    --sizes 1024x256 4096x768 16384x768 --paths loop blocked graph-loop graph --repeats 7 --budget 3
 
 echo
 echo "=== summary"
@@ -124,6 +131,8 @@ grep -E '^(\| |GPU:|Per iteration|Time to)' "$LOGS/gpu_check_encode_cuda.log" 2>
 grep -E '^[0-9]+ (passed|failed)|passed|failed' "$LOGS/gpu_check_gpu_tests.log" 2>/dev/null | tail -n 1
 grep -E '^\| learned-G T=[125] \(lca|^\| fit on' "$LOGS/gpu_check_amortized_cuda.log" "$LOGS/gpu_check_fit_cuda.log" 2>/dev/null \
     | sed 's/^[^:]*://'
+grep -E '^\| [0-9]+ × |^not run|in-block steps' "$LOGS/gpu_check_online_triton_cuda.log" 2>/dev/null \
+    | sed 's/^Machine: .*; the blocked/online pass: the blocked/'
 echo
 echo "| step | result | time |"
 echo "|---|---|---|"

@@ -1,12 +1,26 @@
 """The online dictionary update on torch tensors: the blocked Gauss–Seidel pass against the
-per-atom loop it replaced and the numba kernel, interleaved in one process (A/B ratios hold
-on a loaded machine where absolute times do not).
+per-atom loop it replaced and the numba kernel, and on CUDA the blocked pass's in-block steps as
+one Triton launch a block against the Python loop of small operations, plain and captured in a
+CUDA graph; interleaved in one process (A/B ratios hold on a loaded machine where absolute times
+do not).
 
-    PYTHONPATH=. python benchmarks/online_update.py [--device cpu|cuda] [--sizes 256x64 1024x256] [--write]
+    PYTHONPATH=. python benchmarks/online_update.py [--device cpu|cuda] [--sizes 256x64 1024x256]
+        [--rules unit penalty] [--paths blocked per-atom numba] [--budget S] [--write]
+    PYTHONPATH=. python benchmarks/online_update.py --device cuda --rules unit \
+        --sizes 1024x256 4096x768 16384x768 --paths loop blocked graph-loop graph --budget 3
+    PYTHONPATH=. python benchmarks/online_update.py --launches --sizes 1024x256 4096x768 --rules unit
 
+Paths: ``blocked`` is updates.online_blocked as fit runs it (on CUDA torch with Triton: the
+kernel of sparsolve/learning/_online_triton.py for "unit" and "ball"); ``loop`` the same pass with
+its in-block steps as the Python loop (updates._in_block_steps, as cupy and Triton-less machines
+run it); ``graph`` and ``graph-loop`` those two captured once in a CUDA graph (static shapes) and
+replayed; ``per-atom`` the torch path before #13; ``numba`` updates.online on the host.
 Prints one table row per (size, norm rule, path): the median ms per pass and its ratio to the
-blocked pass.  On CUDA every timed pass ends with a synchronize.  ``--write`` puts the table
-into the section "## The online update (benchmarks/online_update.py)" of benchmarks/RESULTS.md.
+first path.  On CUDA every timed pass ends with a synchronize.  Rounds stop after ``--repeats``
+or once a size and rule has had ``--budget`` seconds.  Without CUDA, ``--device cuda`` prints
+"not run: no CUDA" and exits 0.  ``--launches`` counts instead of timing: the kernel launches
+of a pass, in-block Python loop against Triton kernel, on CPU tensors.  ``--write`` puts the
+table into the section "## The online update (benchmarks/online_update.py)" of RESULTS.md.
 """
 from __future__ import annotations
 
@@ -16,9 +30,10 @@ import time
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from sparsolve import backend
-from sparsolve.learning import norms, updates
+from sparsolve.learning import _online_triton, norms, updates
 
 from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
 
@@ -39,13 +54,75 @@ def per_atom_loop(D, A_bar, B_bar, norm, decay):
 
 
 def problem(m, p, device, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    D = rng.standard_normal((m, p))
-    D /= np.linalg.norm(D, axis=1, keepdims=True)
-    Z = np.abs(rng.standard_normal((4 * m, m))) * (rng.random((4 * m, m)) < 0.02)
-    X = Z @ D + 0.1 * rng.standard_normal((4 * m, p))
-    A, B = updates.batch_statistics(X, Z)
-    return [torch.from_numpy(a).to(device=device, dtype=dtype) for a in (D, A, B)]
+    """D (unit rows) and the statistics (A, B) of 4m samples with 2% of their codes on, made on
+    the device (at m = 16,384 the 65,536 × 16,384 codes are 4 GB)."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    draw = dict(generator=g, device=device, dtype=dtype)
+    D = torch.randn((m, p), **draw)
+    D /= torch.linalg.norm(D, dim=1, keepdim=True)
+    Z = torch.randn((4 * m, m), **draw).abs_() * (torch.rand((4 * m, m), **draw) < 0.02)
+    X = Z @ D + 0.1 * torch.randn((4 * m, p), **draw)
+    return [D, *updates.batch_statistics(X, Z)]
+
+
+def python_loop(D, A_bar, B_bar, norm, decay):
+    """online_blocked with its in-block steps as the Python loop, whatever the device."""
+    usable = _online_triton.usable
+    _online_triton.usable = lambda D: False
+    try:
+        return updates.online_blocked(D, A_bar, B_bar, norm, decay)
+    finally:
+        _online_triton.usable = usable
+
+
+def graphed(fn):
+    """``fn`` captured once in a CUDA graph (after a warm-up on a side stream, which also compiles
+    the Triton kernel), as the graph's replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
+class _Launches(TorchDispatchMode):
+    """Counts the torch operations that run a kernel (views and bare allocations launch none)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view and not func.__name__.startswith("empty"):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def launches(m, p, norm):
+    """Kernel launches of one pass on CPU tensors (as many as on CUDA, where each of these torch
+    operations is one launch): the in-block Python loop, and the Triton path with its launch
+    counted and not run (so it needs neither a GPU nor Triton)."""
+    D, A, B = problem(m, p, "cpu", torch.float32)
+    decay = norms.decay(norm, 0.1)
+    with _Launches() as loop:
+        python_loop(D, A, B, norm, decay)
+
+    class Stub:  # kernel[grid](...) counts one launch
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: setattr(kernel, "count", kernel.count + 1)
+
+    kernel, saved = _Launches(), (_online_triton.usable, _online_triton._kernel)
+    _online_triton.usable, _online_triton._kernel = (lambda D: True), (lambda: Stub())
+    try:
+        with kernel:
+            updates.online_blocked(D, A, B, norm, decay)
+    finally:
+        _online_triton.usable, _online_triton._kernel = saved
+    return loop.count, kernel.count
 
 
 def timed(fn, sync, repeats):
@@ -59,24 +136,53 @@ def timed(fn, sync, repeats):
     return out
 
 
+PATHS = ("blocked", "loop", "graph", "graph-loop", "per-atom", "numba")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sizes", nargs="+", default=["256x64", "1024x256"])
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--budget", type=float, default=float("inf"),
+                    help="seconds of timed rounds per size and rule (at least one round)")
     ap.add_argument("--rules", nargs="+", default=["unit", "penalty"])
+    ap.add_argument("--paths", nargs="+", choices=PATHS, default=None,
+                    help="the first is the ratios' base (default: blocked per-atom, and numba on cpu)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (on a loaded machine, 1 keeps OpenMP from waiting on busy cores)")
     ap.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    ap.add_argument("--launches", action="store_true",
+                    help="count the kernel launches of a pass (Python loop against Triton) instead of timing")
     args = ap.parse_args()
+    if args.launches:
+        print("| m × p | norm | launches a pass, in-block Python loop | with the Triton kernel | ratio |\n|---|---|---|---|---|")
+        for size in args.sizes:
+            m, p = (int(v) for v in size.split("x"))
+            for norm in args.rules:
+                loop, kernel = launches(m, p, norm)
+                print(f"| {m} × {p} | {norm} | {loop:,} | {kernel:,} | {loop / kernel:.1f} |", flush=True)
+        return
+    on_cuda = args.device.startswith("cuda")
+    if on_cuda and not torch.cuda.is_available():
+        print(f"not run: no CUDA (--device {args.device}; torch {torch.__version__})")
+        return
+    chosen = args.paths or ["blocked", "per-atom"] + ([] if on_cuda else ["numba"])
+    if not on_cuda and {"graph", "graph-loop"} & set(chosen):
+        ap.error("--paths graph and graph-loop need --device cuda")
     host = machine()  # threadpoolctl's inspection here resets torch's thread count: set it after
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
-    lines = [f"Machine: {host}; device {args.device}, {args.dtype}, torch threads {torch.get_num_threads()}, "
-             f"median of {args.repeats} interleaved passes.", "",
-             "| m × p | norm | path | ms per pass (median) | × blocked |", "|---|---|---|---|---|"]
+    gpu = f"GPU: {torch.cuda.get_device_name(args.device)}; " if on_cuda else ""
+    probe = torch.zeros(1, device=args.device, dtype=dtype)
+    in_block = "one Triton launch a block" if _online_triton.usable(probe) else "the Python loop"
+    lines = [f"Machine: {gpu}{host}; device {args.device}, {args.dtype}, torch threads {torch.get_num_threads()}, "
+             f"median of up to {args.repeats} interleaved passes"
+             + ("" if args.budget == float("inf") else f" within {args.budget:g} s a size and rule") + "; "
+             f"the blocked pass's in-block steps (unit, ball): {in_block}.", "",
+             f"| m × p | norm | path | ms per pass (median) | passes | × {chosen[0]} |", "|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for size in args.sizes:
         m, p = (int(v) for v in size.split("x"))
@@ -85,22 +191,36 @@ def main():
         for norm in args.rules:
             decay = norms.decay(norm, 0.1)
             paths = {"blocked": lambda: updates.online_blocked(D, A, B, norm, decay),
-                     "per-atom loop (before)": lambda: per_atom_loop(D, A, B, norm, decay)}
-            if args.device == "cpu":
-                paths["numba (updates.online)"] = lambda: updates.online(D, A, B, norm, decay)
+                     "loop": lambda: python_loop(D, A, B, norm, decay),
+                     "per-atom": lambda: per_atom_loop(D, A, B, norm, decay),
+                     "numba": lambda: updates.online(D, A, B, norm, decay)}
+            paths = {name: paths[name] for name in chosen if name in paths}
             for fn in paths.values():
                 fn()  # compile / warm up
+            if "graph" in chosen:
+                paths["graph"] = graphed(lambda: updates.online_blocked(D, A, B, norm, decay))
+            if "graph-loop" in chosen:
+                paths["graph-loop"] = graphed(lambda: python_loop(D, A, B, norm, decay))
+            paths = {name: paths[name] for name in chosen}
             times = {name: [] for name in paths}
-            for _ in range(args.repeats):  # interleaved: one pass of each path per round
-                for name, fn in paths.items():
+            start = time.perf_counter()
+            while not times[chosen[0]] or (len(times[chosen[0]]) < args.repeats
+                                           and time.perf_counter() - start < args.budget):
+                for name, fn in paths.items():  # interleaved: one pass of each path per round
                     times[name] += timed(fn, sync, 1)
-            base = statistics.median(times["blocked"])
+            base = statistics.median(times[chosen[0]])
             for name, t in times.items():
                 med = statistics.median(t)
-                lines.append(f"| {m} × {p} | {norm} | {name} | {1e3 * med:.2f} | {med / base:.2f} |")
+                lines.append(f"| {m} × {p} | {norm} | {LABELS[name]} | {1e3 * med:.2f} | {len(t)} | {med / base:.2f} |")
                 print(lines[-1], flush=True)
+        del D, A, B
     if args.write:
         write_section(SECTION, "\n".join(lines))
+
+
+LABELS = {"blocked": "blocked", "loop": "blocked, in-block Python loop", "graph": "blocked in a CUDA graph",
+          "graph-loop": "blocked, Python loop, in a CUDA graph", "per-atom": "per-atom loop (before)",
+          "numba": "numba (updates.online)"}
 
 
 if __name__ == "__main__":

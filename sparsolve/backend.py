@@ -185,6 +185,17 @@ def cuda_available() -> bool:
         return False
 
 
+def triton_modules():
+    """(triton, triton.language), or None where Triton cannot be imported (CUDA builds of torch
+    bring it; CPU machines and CI have none).  For the Triton kernels' lazy builds."""
+    try:
+        import triton
+        import triton.language as tl
+    except ImportError:
+        return None
+    return triton, tl
+
+
 def match(a, ref):
     """``a`` in the kind, device and dtype of ``ref`` (no copy where it already is)."""
     if kind(a) != kind(ref) or device_of(a) != device_of(ref):

@@ -39,11 +39,10 @@ FUSED_CHOICES = ("auto", True, False)
 @functools.cache
 def _kernel():
     """The compiled Triton kernel, or None where Triton cannot be imported."""
-    try:
-        import triton
-        import triton.language as tl
-    except ImportError:
+    modules = backend.triton_modules()
+    if modules is None:
         return None
+    triton, tl = modules
 
     @triton.jit
     def fista_rows(c_ptr, y_ptr, z_ptr, t_ptr, z_out, y_out, t_out, m, stride_c, stride_y, stride_z, stride_out,

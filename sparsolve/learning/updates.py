@@ -112,6 +112,9 @@ def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
     (an unused atom, Ā_jj ≤ 1e-12, gets the row e_j and right-hand side 0: it keeps its row).
     Equal to the sequential pass in exact arithmetic.  Nothing here reads a value back to the
     host, so on a GPU the whole pass is queued without a sync (and can be captured in a graph).
+    The in-block steps are a Python loop of small array operations (:func:`_in_block_steps`);
+    on float32/float64 CUDA torch tensors with Triton installed they are one kernel launch a
+    block (:mod:`._online_triton`).
     """
     xp = backend.namespace(D)
     m = D.shape[0]
@@ -129,23 +132,39 @@ def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
         backend.set_diagonal(T, denominator)
         rhs = (B_bar - A_bar @ D - decay * D) * used[:, None]
         return D + backend.solve_lower_triangular(T, rhs)
+    from . import _online_triton  # Triton itself is imported on first use, and only for CUDA torch
+
     k = BLOCK if block is None else int(block)
+    steps = _online_triton.in_block_steps if _online_triton.usable(D) else _in_block_steps
     inverse = 1 / denominator
     keep = used * 1.0  # Δ_j = 0 for an unused atom: a product rather than a branch, so no sync
     for start in range(0, m, k):
         stop = min(m, start + k)
         old = D[start:stop] + 0
-        # W_t = u_t / (Ā_tt + decay) and the coupling scaled alike, so each step below is a
+        # W_t = u_t / (Ā_tt + decay) and the coupling scaled alike, so each in-block step is a
         # projection and one rank-1 correction of the rows after it.
         W = (B_bar[start:stop] - A_bar[start:stop] @ D + diag[start:stop, None] * old) * inverse[start:stop, None]
-        coupling = A_bar[start:stop, start:stop] * inverse[start:stop, None]
-        change = old * 0
-        for t in range(stop - start):
-            w = W[t]
-            change[t] = (w / xp.clip(xp.sqrt((w * w).sum()), floor, None) - old[t]) * keep[start + t]
-            W[t + 1:] -= coupling[t + 1:, t:t + 1] * change[t][None, :]
-        D[start:stop] = old + change
+        D[start:stop] = steps(W, A_bar[start:stop, start:stop] * inverse[start:stop, None], old,
+                              keep[start:stop], floor)
     return D
+
+
+def _in_block_steps(W, coupling, old, keep, floor):
+    """The new rows of a block of k atoms in online_blocked, one step per atom t = 1..k in order:
+
+        u_t = W_t − Σ_{i<t} C_ti Δ_i,   Δ_t = κ_t (Π(u_t) − d_t^old),   d_t^new = d_t^old + Δ_t,
+
+    with Π the division by max(‖·‖, floor), C the scaled coupling (k, k), κ = ``keep`` (1 for a
+    used atom, 0 for an unused one) and W (k, p) overwritten.  11 small array operations a step;
+    on CUDA torch tensors with Triton, _online_triton.in_block_steps runs all k steps in one
+    kernel launch instead."""
+    xp = backend.namespace(W)
+    change = old * 0
+    for t in range(W.shape[0]):
+        w = W[t]
+        change[t] = (w / xp.clip(xp.sqrt((w * w).sum()), floor, None) - old[t]) * keep[t]
+        W[t + 1:] -= coupling[t + 1:, t:t + 1] * change[t][None, :]
+    return old + change
 
 
 @njit(cache=True)
