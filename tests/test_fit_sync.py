@@ -9,7 +9,6 @@ blocked pass without reads: tests/gpu/test_gpu_learning.py).
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -20,39 +19,17 @@ from sparsolve.learning import checkpoint as ckpt
 from sparsolve.learning.fit import fit
 
 torch = pytest.importorskip("torch")
+from host_reads import counting  # noqa: E402  (needs torch)
 
 FIT_MODULES = ("sparsolve.learning.",)
 NOT_COUNTED = ("sparsolve.learning.updates",)
-READS = ("item", "__bool__", "__float__", "__int__", "__index__", "numpy", "tolist")
-
-
-def _caller_module():
-    frame = sys._getframe(2)
-    while frame is not None:
-        name = frame.f_globals.get("__name__", "")
-        if name == "sparsolve.backend" and frame.f_code.co_name == "host_view":
-            return ""  # a CPU tensor's numpy view shares its memory: no transfer (on CUDA it is not asked)
-        if name.startswith("sparsolve") and name != "sparsolve.backend":
-            return name
-        frame = frame.f_back
-    return ""
 
 
 @pytest.fixture
-def reads(monkeypatch):
+def reads():
     """A list that gets the asking module of every host read of a torch tensor made by fit's code."""
-    seen = []
-    for name in READS:
-        original = getattr(torch.Tensor, name)
-
-        def counted(self, *args, _original=original, **kwargs):
-            module = _caller_module()
-            if module.startswith(FIT_MODULES) and not module.startswith(NOT_COUNTED):
-                seen.append(module)
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, counted)
-    return seen
+    with counting(FIT_MODULES, NOT_COUNTED) as seen:
+        yield seen
 
 
 def _data(n=600, p=16, m=8, seed=0):
