@@ -87,7 +87,7 @@ class EncodeInfo:
 
 
 def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=None, init=None,
-           return_info=False, **options):
+           return_info=False, plan=None, **options):
     """Sparse codes Z (n_samples, n_atoms) with X ≈ Z @ D, minimising for each row
 
         F(z) = ½‖x − zD‖² + α‖z‖₁      (subject to z ≥ 0 when ``positive``)
@@ -110,6 +110,9 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         the start -- a :class:`sparsolve.LearnedG` or any callable X ↦ Z (see
         :mod:`sparsolve.inference.warm`).  The same ``tol`` is certified either way.
     return_info : also return an :class:`EncodeInfo`.
+    plan : a :class:`sparsolve.memory.MemoryPlan` to follow -- its form and rows per chunk --
+        instead of encode's own from the free memory (:func:`memory_plan`).  ``fit`` passes its
+        own, which leaves out what the learner holds (statistics, copies of D, the batch).
     **options : per solver --
         ista, fista, lca: ``form`` ("auto", "gram", "factored"), ``check_every``
         (steps between certificates), ``L`` (a known ‖D‖₂²), ``trace`` (called at each
@@ -131,6 +134,8 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         X, D, _, _ = _validate(X, D, alpha, solver, positive, tol, max_iter, None, options)
         init = warm.encoder_codes(init, X, D, positive)
     X, D, init, algo = _validate(X, D, alpha, solver, positive, tol, max_iter, init, options)
+    if plan is not None:
+        _check_plan(plan, algo)
     max_iter = algo.default_max_iter if max_iter is None else max_iter
     given = X  # the codes go back in its kind; the solvers run on host views of torch CPU tensors
     X, D = backend.host_view(X), backend.host_view(D)
@@ -139,7 +144,7 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         algo.trace = _traced_as(algo.trace, given)
     n, m, p = X.shape[0], D.shape[0], D.shape[1]
     start = time.perf_counter()
-    plan = memory_plan(X, n, m, algo)
+    plan = memory_plan(X, n, m, algo) if plan is None else plan
     form, step = plan.form, plan.chunk_rows
     rows = min(n, step)
     if algo.runs_on_host:
@@ -189,6 +194,16 @@ def memory_plan(like, n_samples, n_atoms, solver):
     allocated."""
     return memory.plan_for(like, int(like.shape[1]), int(n_atoms), max(1, int(n_samples)), update=None,
                            form=solver.form_request(), min_rows=1)
+
+
+def _check_plan(plan, algo):
+    if not isinstance(plan, memory.MemoryPlan):
+        raise TypeError(f"plan must be a sparsolve.memory.MemoryPlan (from memory.plan or memory_plan), "
+                        f"got {type(plan).__name__}")
+    asked = algo.form_request()
+    if asked not in ("auto", plan.form):
+        raise ValueError(f"plan has form={plan.form!r} but solver={algo.name!r} asks for form={asked!r}; pass a "
+                         f"plan made with form={asked!r}, or leave the solver's form to the plan")
 
 
 def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):

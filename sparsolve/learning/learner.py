@@ -342,26 +342,35 @@ class Learner:
 
     def plan_memory(self, X):
         """The memory plan (sparsolve.memory) for batches like X on X's device, made once, before
-        any encode: a run that cannot fit raises MemoryPlanError, with the way out, here."""
+        any encode: a run that cannot fit raises MemoryPlanError, with the way out, here.  It is
+        the encode's plan in the memory that the learner's own arrays (statistics, copies of D,
+        the batch) leave, and every step's encode follows it: its form, its rows per chunk."""
         if self.plan is None:
             cfg = self.config
             self.plan = memory.plan_for(X, int(X.shape[1]), cfg.n_atoms, max(cfg.batch_size, int(X.shape[0])),
-                                        update=cfg.update)
+                                        update=cfg.update, form=self._solver_form(solver_for(cfg.solver, X)))
         return self.plan
+
+    def _solver_options(self, solver):
+        return self.config.solver_options if solver == self.config.solver else {}
+
+    def _solver_form(self, solver):
+        """The form the step's solver asks for: its ``form`` option (default "auto"), or the Gram
+        form for the solvers that have no other (cd, omp)."""
+        if "form" not in solver_class(solver).OPTIONS:
+            return "gram"
+        return self._solver_options(solver).get("form", "auto")
 
     def _encode(self, X, D, solver, warm_key):
         cfg = self.config
         init = self.warm[1] if (warm_key is not None and self.warm is not None and self.warm[0] == warm_key) else None
         if init is not None:
             init = backend.match(init, X)
-        options = cfg.solver_options if solver == cfg.solver else {}
-        if "form" in solver_class(solver).OPTIONS and "form" not in options:
-            options = {**options, "form": self.plan.form}  # the plan's: the Gram form only where G fits
         max_iter = cfg.max_iter if cfg.max_iter is not None else LEARNING_MAX_ITER.get(solver)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            Z, info = encode(X, D, cfg.alpha, solver=solver, positive=cfg.positive, tol=cfg.tol,
-                             max_iter=max_iter, init=init, return_info=True, **options)
+            Z, info = encode(X, D, cfg.alpha, solver=solver, positive=cfg.positive, tol=cfg.tol, max_iter=max_iter,
+                             init=init, return_info=True, plan=self.plan, **self._solver_options(solver))
         return Z, info.converged
 
     def _dead_atoms(self, new, X, r2, used, rows, stats_A, stats_B, adam, syncing):
