@@ -1,7 +1,7 @@
 """Time to a certified relative duality gap: sparsolve's solvers against their peers.
 
     python benchmarks/encode.py [--quick] [--interleaved] [--device cpu|cuda] [--n N [N ...]]
-    python benchmarks/encode.py --reads [--loop-before OLD_LOOP.py]
+    python benchmarks/encode.py --reads [--loop-before OLD_LOOP.py] [--fit-only]
 
 CPU (default): for each problem -- natural-image patches 8×8 with 256 atoms
 (10,000 samples) and 16×16 with 1,024 atoms (20,000 samples), each with a
@@ -34,7 +34,11 @@ CPU run works on, backend.host_view, switched off), fista and lca on 8×8 patche
 random atoms, tol 1e-4: the host reads per encode (tests/host_reads.py counts them: by the
 loop and the solvers, and by all of sparsolve) and the seconds, median of 5.  With
 ``--loop-before`` (an earlier inference/loop.py, e.g. ``git show REV:sparsolve/inference/loop.py``)
-that loop runs too, interleaved with the current one on the same data.  Printed only.
+that loop runs too, interleaved with the current one on the same data.  Then fit on the same
+path (the torch CPU tensors of 40,960 8×8 patches, 64 atoms, fista at tol 1e-3, batches of
+1,280 rows: the default dead_after is two batches), 32 steps at sync_every 16 (the GPU
+default) and 1: the reads by fit's own code and by its encodes, and the atoms resampled.
+``--fit-only`` runs just that (e.g. under an earlier checkout's PYTHONPATH).  Printed only.
 
 CUDA (``--device cuda``, used by gpu_check.sh): 16×16 patches, 1,024 random atoms.
 At each ``--n``, float32 with TF32 products: ms per FISTA iteration -- sparsolve
@@ -560,7 +564,7 @@ def run_reads(args, n=2_000, repeats=5):
     print(f"torch CPU encode, {n} 8×8 patches, 256 random atoms, α={alpha:.3g}, tol 1e-4; {machine()}")
     print("| solver | loop | certificates | reads by the loop | reads by sparsolve | seconds (median of "
           f"{repeats}) |\n|---|---|---|---|---|---|")
-    for solver in ("fista", "lca"):
+    for solver in () if args.fit_only else ("fista", "lca"):
         seconds = {name: [] for name in loops}
         counts = {}
         for _ in range(repeats):
@@ -574,6 +578,23 @@ def run_reads(args, n=2_000, repeats=5):
         for name in loops:
             c = counts[name]
             print(f"| {solver} | {name} | {c[0]} | {c[1]} | {c[2]} | {np.median(seconds[name]):.3f} |")
+    fit_reads(counting)
+
+
+def fit_reads(counting, steps=32, batch=1280):
+    """fit's host reads on the device path (backend.host_view already off), per sync_every."""
+    import torch
+
+    X = torch.from_numpy(natural_image_patches(8, steps * batch, seed=0).astype(np.float32))
+    print(f"\ntorch CPU fit, {steps} steps of {batch:,} 8×8 patches, 64 atoms, fista, tol 1e-3 "
+          f"(sparsolve from {Path(sparsolve.__file__).parent})")
+    print("| sync_every | reads by fit's code | reads by its encodes | atoms resampled |\n|---|---|---|---|")
+    for k in (16, 1):
+        with counting(("sparsolve.learning",), ("sparsolve.learning.updates",)) as by_fit, \
+                counting(("sparsolve.inference",)) as by_encode:
+            model = sparsolve.fit(X, 64, 0.1, solver="fista", tol=1e-3, batch_size=batch, max_steps=steps,
+                                  sync_every=k, seed=0, progress=False)
+        print(f"| {k} | {len(by_fit)} | {len(by_encode)} | {sum(model.history['resampled'])} |")
 
 
 def main(argv=None):
@@ -587,6 +608,7 @@ def main(argv=None):
                     help="sample counts for --device cuda")
     ap.add_argument("--reads", action="store_true", help="host reads of encode on torch CPU tensors")
     ap.add_argument("--loop-before", help="with --reads: an earlier inference/loop.py to run beside this one")
+    ap.add_argument("--fit-only", action="store_true", help="with --reads: fit's reads only")
     args = ap.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     if args.reads:

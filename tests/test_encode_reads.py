@@ -3,7 +3,8 @@
 On a CPU encode runs its solvers on numpy views of torch tensors (backend.host_view); here that
 view is switched off, so the loop runs on torch tensors exactly as it does on a GPU, and every
 read of the device by the loop and the solvers is counted.  A certificate reads once (the rows'
-verdicts and the divergence flag); the end reads once (the criteria and verdicts)."""
+verdicts and the divergence flag); the end reads once (the criteria and verdicts); the value
+checks of X and D read once, and the power iteration for L once per 16 of its steps."""
 from __future__ import annotations
 
 import math
@@ -28,8 +29,10 @@ def test_encode_reads_once_per_certificate_and_agrees(monkeypatch, solver, X, D_
                                           return_info=True)
     monkeypatch.setattr(backend, "host_view", lambda x: x)  # the tensors' own path, as on a GPU
     Xt, Dt = torch.from_numpy(X32), torch.from_numpy(D32)
-    with counting(LOOP) as reads:
+    with counting(LOOP) as reads, counting(("sparsolve.inference",)) as every:
         Z, info = sparsolve.encode(Xt, Dt, alpha, solver=solver, tol=1e-4, check_every=5, return_info=True)
+    assert every.count("sparsolve.inference") == 1  # the value checks of X and D, in one read
+    assert 0 < every.count("sparsolve.inference.problem") <= math.ceil(200 / 16)  # L's power iteration
     certificates = int(info.n_iter.max()) // 5 + 1
     assert certificates > 3  # the rows finish at different certificates: the compaction is exercised
     assert len(np.unique(info.n_iter)) > 2
