@@ -229,18 +229,10 @@ def test_encode_refuses_a_dictionary_that_cannot_fit_before_any_work(monkeypatch
 
 def test_encode_chunks_as_the_plan_says(monkeypatch):
     import sparsolve
-    from sparsolve.inference import FISTA
 
     rng = np.random.default_rng(0)
     X, D = rng.standard_normal((40, 16)), rng.standard_normal((32, 16))
-    seen = []
-    real = FISTA.solve
-
-    def spy(self, Xc, *args, **kwargs):
-        seen.append((Xc.shape[0], kwargs["form"]))
-        return real(self, Xc, *args, **kwargs)
-
-    monkeypatch.setattr(FISTA, "solve", spy)
+    seen = _chunks(monkeypatch)
     fixed, _, per_row, _ = memory._sizes(16, 32, None, 8, 40)
     monkeypatch.setattr(backend, "free_bytes", lambda x: int((fixed + 15 * per_row) / memory.FRACTION) + 1)
     sparsolve.encode(X, D, 0.1, tol=1e-3)
