@@ -29,9 +29,9 @@ idle counts.  Between reads a batch's rows with NaN or Inf are set to zero for t
 and the check waits; at the read it raises the same error as an immediate check would, naming
 the batch and the row (the learner has then stepped on the zeroed rows: fit raises, and writes
 no checkpoint past the last read).  Dead atoms are looked for at those steps only (dead.py):
-when the idle counts' host ceiling says an atom may be dead, the step's read takes the counts
-with the pending records before its norm rule's record is made, and the step's own record
-waits for the next read.  So a run reads the device once per ``sync_every`` steps, plus one
+when the idle counts' host ceiling says an atom may be dead, the step's one read takes the
+counts with the pending records, before the resampling, and the step's own record waits for
+the next read.  So a run reads the device once per ``sync_every`` steps, plus one
 read (the batch's residuals) at each step that resamples.  The schedule follows the step
 count, so a checkpoint, a callback or a resume does not move it, and ``sync_every=1`` (the
 host default) looks for dead atoms at every step, as before.
