@@ -1,7 +1,7 @@
 """Time to a certified relative duality gap: sparsolve's solvers against their peers.
 
     python benchmarks/encode.py [--quick] [--interleaved] [--device cpu|cuda] [--n N [N ...]]
-    python benchmarks/encode.py --reads [--loop-before OLD_LOOP.py] [--fit-only]
+    python benchmarks/encode.py --reads [--loop-before OLD_LOOP.py] [--fit-only] [--device cpu|cuda]
 
 CPU (default): for each problem -- natural-image patches 8×8 with 256 atoms
 (10,000 samples) and 16×16 with 1,024 atoms (20,000 samples), each with a
@@ -38,7 +38,8 @@ that loop runs too, interleaved with the current one on the same data.  Then fit
 path (the torch CPU tensors of 40,960 8×8 patches, 64 atoms, fista at tol 1e-3, batches of
 1,280 rows: the default dead_after is two batches), 32 steps at sync_every 16 (the GPU
 default) and 1: the reads by fit's own code and by its encodes, and the atoms resampled.
-``--fit-only`` runs just that (e.g. under an earlier checkout's PYTHONPATH).  Printed only.
+``--fit-only`` runs just that (e.g. under an earlier checkout's PYTHONPATH); with ``--device
+cuda`` the same runs on CUDA tensors, where the seconds show what the reads cost.  Printed only.
 
 CUDA (``--device cuda``, used by gpu_check.sh): 16×16 patches, 1,024 random atoms.
 At each ``--n``, float32 with TF32 products: ms per FISTA iteration -- sparsolve
@@ -551,7 +552,7 @@ def run_reads(args, n=2_000, repeats=5):
     X = natural_image_patches(8, n, seed=0).astype(np.float32)
     D = random_dictionary(64, 256).astype(np.float32)
     alpha, _ = choose_alpha(X.astype(np.float64), D.astype(np.float64))
-    Xt, Dt = torch.from_numpy(X), torch.from_numpy(D)
+    Xt, Dt = torch.from_numpy(X).to(args.device), torch.from_numpy(D).to(args.device)
     loops = {"now": base.iterate}
     if args.loop_before:
         spec = importlib.util.spec_from_file_location("sparsolve.inference._loop_before", args.loop_before)
@@ -561,7 +562,7 @@ def run_reads(args, n=2_000, repeats=5):
     loop_modules = ("sparsolve.inference._loop_before", "sparsolve.inference.loop", "sparsolve.inference.base",
                     "sparsolve.inference.fista", "sparsolve.inference.lca")
     backend.host_view = lambda x: x  # the tensors' own path, as on a GPU
-    print(f"torch CPU encode, {n} 8×8 patches, 256 random atoms, α={alpha:.3g}, tol 1e-4; {machine()}")
+    print(f"torch {args.device} encode, {n} 8×8 patches, 256 random atoms, α={alpha:.3g}, tol 1e-4; {machine()}")
     print("| solver | loop | certificates | reads by the loop | reads by sparsolve | seconds (median of "
           f"{repeats}) |\n|---|---|---|---|---|---|")
     for solver in () if args.fit_only else ("fista", "lca"):
@@ -578,23 +579,26 @@ def run_reads(args, n=2_000, repeats=5):
         for name in loops:
             c = counts[name]
             print(f"| {solver} | {name} | {c[0]} | {c[1]} | {c[2]} | {np.median(seconds[name]):.3f} |")
-    fit_reads(counting)
+    fit_reads(counting, args.device)
 
 
-def fit_reads(counting, steps=32, batch=1280):
+def fit_reads(counting, device, steps=32, batch=1280):
     """fit's host reads on the device path (backend.host_view already off), per sync_every."""
     import torch
 
-    X = torch.from_numpy(natural_image_patches(8, steps * batch, seed=0).astype(np.float32))
-    print(f"\ntorch CPU fit, {steps} steps of {batch:,} 8×8 patches, 64 atoms, fista, tol 1e-3 "
+    X = torch.from_numpy(natural_image_patches(8, steps * batch, seed=0).astype(np.float32)).to(device)
+    print(f"\ntorch {device} fit, {steps} steps of {batch:,} 8×8 patches, 64 atoms, fista, tol 1e-3 "
           f"(sparsolve from {Path(sparsolve.__file__).parent})")
-    print("| sync_every | reads by fit's code | reads by its encodes | atoms resampled |\n|---|---|---|---|")
+    print("| sync_every | reads by fit's code | reads by its encodes | atoms resampled | seconds |\n"
+          "|---|---|---|---|---|")
     for k in (16, 1):
         with counting(("sparsolve.learning",), ("sparsolve.learning.updates",)) as by_fit, \
                 counting(("sparsolve.inference",)) as by_encode:
+            start = time.perf_counter()
             model = sparsolve.fit(X, 64, 0.1, solver="fista", tol=1e-3, batch_size=batch, max_steps=steps,
                                   sync_every=k, seed=0, progress=False)
-        print(f"| {k} | {len(by_fit)} | {len(by_encode)} | {sum(model.history['resampled'])} |")
+            seconds = time.perf_counter() - start
+        print(f"| {k} | {len(by_fit)} | {len(by_encode)} | {sum(model.history['resampled'])} | {seconds:.2f} |")
 
 
 def main(argv=None):
