@@ -1,6 +1,7 @@
 """Time to a certified relative duality gap: sparsolve's solvers against their peers.
 
     python benchmarks/encode.py [--quick] [--interleaved] [--device cpu|cuda] [--n N [N ...]]
+    python benchmarks/encode.py --reads [--loop-before OLD_LOOP.py] [--fit-only] [--device cpu|cuda]
 
 CPU (default): for each problem -- natural-image patches 8×8 with 256 atoms
 (10,000 samples) and 16×16 with 1,024 atoms (20,000 samples), each with a
@@ -27,6 +28,18 @@ alternating cd, SPAMS, cd, SPAMS, ... three times each and keeping each one's
 fastest run, so that a slow spell of a shared machine hits both; every run is
 listed.  Section "## Inference: cd and SPAMS interleaved (benchmarks/encode.py
 --interleaved)" of RESULTS.md.
+
+``--reads``: encode on torch CPU tensors down the path a GPU takes (the numpy views that a
+CPU run works on, backend.host_view, switched off), fista and lca on 8×8 patches with 256
+random atoms, tol 1e-4: the host reads per encode (tests/host_reads.py counts them: by the
+loop and the solvers, and by all of sparsolve) and the seconds, median of 5.  With
+``--loop-before`` (an earlier inference/loop.py, e.g. ``git show REV:sparsolve/inference/loop.py``)
+that loop runs too, interleaved with the current one on the same data.  Then fit on the same
+path (the torch CPU tensors of 40,960 8×8 patches, 64 atoms, fista at tol 1e-3, batches of
+1,280 rows: the default dead_after is two batches), 32 steps at sync_every 16 (the GPU
+default) and 1: the reads by fit's own code and by its encodes, and the atoms resampled.
+``--fit-only`` runs just that (e.g. under an earlier checkout's PYTHONPATH); with ``--device
+cuda`` the same runs on CUDA tensors, where the seconds show what the reads cost.  Printed only.
 
 CUDA (``--device cuda``, used by gpu_check.sh): 16×16 patches, 1,024 random atoms.
 At each ``--n``, float32 with TF32 products: ms per FISTA iteration -- sparsolve
@@ -524,6 +537,70 @@ def run_cuda(args):
         print(f"| {k} | {sec:.3f} | {g:.1e}{reached} | {it_max} / {it_med} | {sec / to_tol['fused'][0]:.1f}× |")
 
 
+def run_reads(args, n=2_000, repeats=5):
+    import importlib.util
+
+    import torch
+
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from host_reads import counting
+
+    from sparsolve import backend
+    from sparsolve.inference import base
+
+    torch.set_num_threads(1)
+    X = natural_image_patches(8, n, seed=0).astype(np.float32)
+    D = random_dictionary(64, 256).astype(np.float32)
+    alpha, _ = choose_alpha(X.astype(np.float64), D.astype(np.float64))
+    Xt, Dt = torch.from_numpy(X).to(args.device), torch.from_numpy(D).to(args.device)
+    loops = {"now": base.iterate}
+    if args.loop_before:
+        spec = importlib.util.spec_from_file_location("sparsolve.inference._loop_before", args.loop_before)
+        before = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclass looks itself up
+        spec.loader.exec_module(before)
+        loops = {"before": before.iterate, **loops}
+    loop_modules = ("sparsolve.inference._loop_before", "sparsolve.inference.loop", "sparsolve.inference.base",
+                    "sparsolve.inference.fista", "sparsolve.inference.lca")
+    backend.host_view = lambda x: x  # the tensors' own path, as on a GPU
+    print(f"torch {args.device} encode, {n} 8×8 patches, 256 random atoms, α={alpha:.3g}, tol 1e-4; {machine()}")
+    print("| solver | loop | certificates | reads by the loop | reads by sparsolve | seconds (median of "
+          f"{repeats}) |\n|---|---|---|---|---|---|")
+    for solver in () if args.fit_only else ("fista", "lca"):
+        seconds = {name: [] for name in loops}
+        counts = {}
+        for _ in range(repeats):
+            for name, loop in loops.items():  # interleaved: a slow spell of the machine hits both
+                base.iterate = loop
+                with counting(loop_modules) as by_loop, counting(("sparsolve",)) as by_all:
+                    start = time.perf_counter()
+                    _, info = sparsolve.encode(Xt, Dt, alpha, solver=solver, tol=1e-4, return_info=True)
+                    seconds[name].append(time.perf_counter() - start)
+                counts[name] = (int(info.n_iter.max()) // 10 + 1, len(by_loop), len(by_all))
+        for name in loops:
+            c = counts[name]
+            print(f"| {solver} | {name} | {c[0]} | {c[1]} | {c[2]} | {np.median(seconds[name]):.3f} |")
+    fit_reads(counting, args.device)
+
+
+def fit_reads(counting, device, steps=32, batch=1280):
+    """fit's host reads on the device path (backend.host_view already off), per sync_every."""
+    import torch
+
+    X = torch.from_numpy(natural_image_patches(8, steps * batch, seed=0).astype(np.float32)).to(device)
+    print(f"\ntorch {device} fit, {steps} steps of {batch:,} 8×8 patches, 64 atoms, fista, tol 1e-3 "
+          f"(sparsolve from {Path(sparsolve.__file__).parent})")
+    print("| sync_every | reads by fit's code | reads by its encodes | atoms resampled | seconds |\n"
+          "|---|---|---|---|---|")
+    for k in (16, 1):
+        with counting(("sparsolve.learning",), ("sparsolve.learning.updates",)) as by_fit, \
+                counting(("sparsolve.inference",)) as by_encode:
+            start = time.perf_counter()
+            model = sparsolve.fit(X, 64, 0.1, solver="fista", tol=1e-3, batch_size=batch, max_steps=steps,
+                                  sync_every=k, seed=0, progress=False)
+            seconds = time.perf_counter() - start
+        print(f"| {k} | {len(by_fit)} | {len(by_encode)} | {sum(model.history['resampled'])} | {seconds:.2f} |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1,000 samples per problem, no RESULTS.md")
@@ -533,9 +610,14 @@ def main(argv=None):
                     help="CPU problem sizes to run (default: both)")
     ap.add_argument("--n", type=int, nargs="+", default=[65_536, 262_144],
                     help="sample counts for --device cuda")
+    ap.add_argument("--reads", action="store_true", help="host reads of encode on torch CPU tensors")
+    ap.add_argument("--loop-before", help="with --reads: an earlier inference/loop.py to run beside this one")
+    ap.add_argument("--fit-only", action="store_true", help="with --reads: fit's reads only")
     args = ap.parse_args(argv)
     OUT.mkdir(exist_ok=True)
-    if args.device == "cuda":
+    if args.reads:
+        run_reads(args)
+    elif args.device == "cuda":
         run_cuda(args)
     elif args.interleaved:
         run_interleaved(args)

@@ -292,10 +292,11 @@ def free_bytes(x) -> int:
         return 2 << 30
 
 
-def start_copy(a: np.ndarray, device: str | None):
-    """Begin moving the host array ``a`` to ``device`` and return a function that gives the result.
+def start_copy(a, device: str | None):
+    """Begin moving the host array ``a`` (numpy, or a torch CPU tensor) to ``device`` and return a
+    function that gives the result.
 
-    ``None`` keeps ``a`` (numpy); ``"cpu"`` gives a torch CPU tensor sharing its memory.  On CUDA
+    ``None`` keeps ``a``; ``"cpu"`` gives a torch CPU tensor sharing its memory.  On CUDA
     the rows go through pinned memory in a non-blocking copy on a side stream, so the copy of the
     next batch overlaps the work on this one; the function, called in the thread that will use
     the tensor, makes that thread's stream wait for the copy (no host sync) and marks the tensor
@@ -303,7 +304,7 @@ def start_copy(a: np.ndarray, device: str | None):
     if device is None:
         return lambda: a
     torch = _torch()
-    host = torch.from_numpy(np.ascontiguousarray(a))
+    host = a.contiguous() if is_torch(a) else torch.from_numpy(np.ascontiguousarray(a))
     target = torch.device(device)
     if target.type != "cuda":
         return lambda: host.to(target)

@@ -141,7 +141,7 @@ class FitConfig(_Config):
     storage: str | None = None
     """bfloat16: batches and dictionary stored in bfloat16 (torch tensors only; half the memory and transfer of float32), every product, the codes and the statistics in float32; its rounding, 2⁻⁸ ≈ 3.9e-3 relative per element, lets tol certify no gap below 2⁻⁷ ≈ 7.8e-3 (pass tol=0.01); none: the data's own float32 or float64"""
     sync_every: int | None = None
-    """steps between reads of the device (finite checks, history, dead atoms, progress bar); a NaN or Inf in a batch still raises its error, at the next read at the latest, and the results are the same for every value (default 1 on the host, 16 on a GPU; a callback reads every step)"""
+    """steps between reads of the device (finite checks, history, dead atoms, progress bar): the steps whose number is a multiple of it read; a NaN or Inf in a batch still raises its error, at the next read at the latest; the history is exact for every value, and the dictionary the same except that dead atoms are resampled at read steps only, up to sync_every − 1 steps after they die (default 1 on the host, 16 on a GPU; a callback reads every step)"""
     seed: int | None = None
     """seeds the first dictionary, the batch order and the dead-atom resampling"""
     solver_options: dict = field(default_factory=dict)

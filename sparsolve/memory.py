@@ -3,22 +3,27 @@ any work, from the free memory (backend.free_bytes) and the sizes alone.
 
 With m atoms, p features, b rows per batch and s bytes per entry, the arrays are
 
-* the dictionary: D, its update and the previous D the norm rule falls back on: 3·m·p·s
-  (for ``update=None``, inference alone as in ``encode``: D only, m·p·s);
-* the update's state -- ``"online"``: the running Ā and the batch's A (m×m each), and two
-  m×m temporaries (the running mean's update, the pass's triangular matrix), with B̄ and B:
-  (4·m² + 2·m·p)·s; ``"sgd"`` (Adam): the two moments, the gradient and two temporaries,
-  5·m·p·s; ``"mod"``: A, the solve's copy and its factor, with B: (3·m² + 2·m·p)·s;
-* per row of a chunk (and a run needs room for ``min_rows`` rows, by default min(b, MIN_CHUNK)): the solver's
-  working arrays, about eight (rows, m) and two (rows, p) (as encode counts them), and in a
-  fit the step's own x, z and residual: (9·m + 4·p)·s, or (8·m + 2·p)·s for inference alone;
+* the dictionary D: m·p·s;
+* in a fit, what the learner holds while its step's encode runs: D's update and the previous D
+  the norm rule falls back on, 2·m·p·s; the update's state -- ``"online"``: the running Ā and
+  the batch's A (m×m each), and two m×m temporaries (the running mean's update, the pass's
+  triangular matrix), with B̄ and B: (4·m² + 2·m·p)·s; ``"sgd"`` (Adam): the two moments, the
+  gradient and two temporaries, 5·m·p·s; ``"mod"``: A, the solve's copy and its factor, with B:
+  (3·m² + 2·m·p)·s -- and the batch: its rows x, codes z and residual, b·(2·p + m)·s
+  (``update=None``, inference alone as in ``encode``: none of these);
+* per row of an inference chunk: the solver's working arrays, about eight (rows, m) and two
+  (rows, p): (8·m + 2·p)·s; a run needs room for ``min_rows`` rows (by default
+  min(b, MIN_CHUNK));
 * the Gram form of inference adds G = DDᵀ, m²·s, once.
 
-The plan keeps everything within ``fraction`` (default 0.8) of the free memory.  The Gram form
-is taken where the flop count prefers it (inference.problem.choose_form) and G fits beside at
-least ``MIN_CHUNK`` rows; otherwise the factored form, which never forms an m×m array.  Where
-even the factored form does not fit, :class:`MemoryPlanError` says how much memory the run
-needs, how much is free, and the way out (``update="sgd"`` or a smaller m, or fewer rows).
+So a fit's plan is encode's plan in what the learner's own arrays leave free: the fit's encode
+follows it (its form and rows per chunk), and picks a thinner chunk, or the factored form, when
+the statistics take most of the memory.  The plan keeps everything within ``fraction`` (default
+0.8) of the free memory.  The Gram form is taken where the flop count prefers it
+(inference.problem.choose_form) and G fits beside at least ``MIN_CHUNK`` rows; otherwise the
+factored form, which never forms an m×m array.  Where even the factored form does not fit,
+:class:`MemoryPlanError` says how much memory the run needs, how much is free, and the way out
+(``update="sgd"`` or a smaller m, or fewer rows).
 """
 from __future__ import annotations
 
@@ -54,7 +59,8 @@ class MemoryPlan:
     chunk_rows: int
     """Rows per inference chunk, at most the batch size."""
     fixed_bytes: int
-    """The dictionary, the update's state, and G under the Gram form."""
+    """The dictionary, what a fit's learner holds (its copies of D, the update's state, the
+    batch), and G under the Gram form."""
     statistics_bytes: int
     """The update's state alone (the online statistics Ā, B̄ and their temporaries; Adam's moments)."""
     per_row_bytes: int
@@ -67,12 +73,15 @@ class MemoryPlan:
         return self.fixed_bytes + rows * self.per_row_bytes
 
 
-def _sizes(n_features, n_atoms, update, s):
-    m, p = n_atoms, n_features
+def _sizes(n_features, n_atoms, update, s, batch_size):
+    """(fixed, statistics, per row, G) in bytes: see the module docstring."""
+    m, p, b = n_atoms, n_features, batch_size
+    per_row, gram = (8 * m + 2 * p) * s, m * m * s
     if update is None:
-        return m * p * s, 0, (8 * m + 2 * p) * s, m * m * s
+        return m * p * s, 0, per_row, gram
     statistics = {"online": 4 * m * m + 2 * m * p, "sgd": 5 * m * p, "mod": 3 * m * m + 2 * m * p}[update]
-    return (3 * m * p + statistics) * s, statistics * s, (9 * m + 4 * p) * s, m * m * s
+    held = 2 * m * p + statistics + b * (2 * p + m)
+    return (m * p + held) * s, statistics * s, per_row, gram
 
 
 def plan(free_bytes: int, n_features: int, n_atoms: int, batch_size: int, dtype: str = "float32", *,
@@ -91,7 +100,7 @@ def plan(free_bytes: int, n_features: int, n_atoms: int, batch_size: int, dtype:
     choice(form, "form", FORMS)
     s = ITEMSIZE[dtype]
     budget = int(free_bytes * fraction)
-    fixed, statistics, per_row, gram = _sizes(p, m, update, s)
+    fixed, statistics, per_row, gram = _sizes(p, m, update, s, b)
     want_rows = min(b, MIN_CHUNK)  # G pays only beside chunks this thick
     least = want_rows if min_rows is None else min(b, positive_int(min_rows, "min_rows"))
     if fixed + per_row * least > budget:
@@ -129,33 +138,55 @@ def largest_n_atoms(budget_bytes: int, n_features: int, batch_size: int, dtype: 
     s, rows = ITEMSIZE[dtype], min(batch_size, MIN_CHUNK) if rows is None else rows
 
     def fits(m):
-        fixed, _, per_row, _ = _sizes(n_features, m, update, s)
+        fixed, _, per_row, _ = _sizes(n_features, m, update, s, batch_size)
         return fixed + rows * per_row <= budget_bytes
 
     lo, hi = 0, 1
     while fits(hi):
         lo, hi = hi, 2 * hi
-    while hi - lo > 1:  # fits(lo), not fits(hi)
+    return _bisect(fits, lo, hi)
+
+
+def _bisect(fits, lo, hi):
+    """The largest n in [lo, hi) with fits(n), given fits(lo) (or lo = 0) and not fits(hi)."""
+    while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo
 
 
 def _does_not_fit(p, m, b, dtype, update, needed, statistics, budget, free, fraction, device, rows):
+    s = ITEMSIZE[dtype]
     usable = f"{budget / _GIB:.2f} GiB ({fraction:.0%} of the {free / _GIB:.2f} GiB free on {device})"
     what = {"online": f"the online statistics Ā and A ({m}×{m} each) take {statistics / _GIB:.2f} GiB",
             "mod": f"the statistics A ({m}×{m}) and its solve take {statistics / _GIB:.2f} GiB",
             "sgd": f"Adam's moments take {statistics / _GIB:.2f} GiB",
-            None: f"the dictionary takes {m * p * ITEMSIZE[dtype] / _GIB:.2f} GiB"}[update]
+            None: f"the dictionary takes {m * p * s / _GIB:.2f} GiB"}[update]
+    if update is not None:
+        what += f", the batch of {b:,} rows with its codes and residual {b * (2 * p + m) * s / _GIB:.2f} GiB"
     ways = []
     if update not in ("sgd", None):
-        fixed_sgd, _, per_row, _ = _sizes(p, m, "sgd", ITEMSIZE[dtype])
+        fixed_sgd, _, per_row, _ = _sizes(p, m, "sgd", s, b)
         sgd_needed = fixed_sgd + per_row * rows
         if sgd_needed <= budget:
             ways.append(f"update='sgd' (Adam on the gradient, no m×m statistics: {sgd_needed / _GIB:.2f} GiB)")
     largest = largest_n_atoms(budget, p, b, dtype, update, rows)
     if largest:
         ways.append(f"n_atoms ≤ {largest:,}")
+    if update is not None:
+        batch = _largest_batch(budget, p, m, s, update, b)
+        if batch:
+            ways.append(f"batch_size ≤ {batch:,}")
     ways.append("a device with more free memory")
     return (f"n_atoms={m:,} with n_features={p:,}, update={update!r} in {dtype} needs {needed / _GIB:.2f} GiB "
             f"({what}), but {usable} are usable; use " + ", or ".join(ways))
+
+
+def _largest_batch(budget, p, m, s, update, b):
+    """The largest batch below ``b`` whose fit fits in ``budget`` (chunks of min(batch, MIN_CHUNK)
+    rows), 0 if none does."""
+    def fits(batch):
+        fixed, _, per_row, _ = _sizes(p, m, update, s, batch)
+        return fixed + per_row * min(batch, MIN_CHUNK) <= budget
+
+    return _bisect(fits, 0, b)

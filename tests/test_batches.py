@@ -43,3 +43,30 @@ def test_fingerprint_of_streams():
     assert fingerprint(Stream()) == {"identity": "shard-0017"}
     assert fingerprint([X, X])["batches"] == 2
     assert fingerprint(iter([X])) is None  # a one-pass iterator says nothing about itself
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_the_next_batch_is_on_its_way_to_cuda_while_this_one_is_used(monkeypatch, kind):
+    """An array on the host (numpy, or a torch CPU tensor) learned from on CUDA: batch i + 1's
+    copy (backend.start_copy: pinned, non-blocking) starts before batch i is handed to the step.
+    The copy is mocked, so the order is checked without a GPU."""
+    from sparsolve import backend
+    from sparsolve.learning.batches import Source
+
+    events = []
+
+    def start_copy(a, device):
+        i = sum(e[0] == "copy" for e in events)
+        events.append(("copy", i))
+        assert device == "cuda" and not backend.on_gpu(a) and backend.kind(a) == kind
+        return lambda: events.append(("ready", i)) or a
+
+    monkeypatch.setattr(backend, "start_copy", start_copy)
+    X = np.arange(400.0).reshape(100, 4)
+    X = torch.from_numpy(X) if kind == "torch" else X
+    config = sparsolve.FitConfig(4, 0.1, batch_size=25, shuffle=False, device="cuda").resolved(100)
+    for epoch, index, batch, key in Source(X, config, 0).batches((0, 0)):
+        events.append(("step", index))
+        np.testing.assert_array_equal(backend.to_numpy(batch), backend.to_numpy(X)[25 * index:25 * (index + 1)])
+    assert events == [("copy", 0), ("copy", 1), ("ready", 0), ("step", 0), ("copy", 2), ("ready", 1), ("step", 1),
+                      ("copy", 3), ("ready", 2), ("step", 2), ("ready", 3), ("step", 3)]

@@ -9,7 +9,6 @@ blocked pass without reads: tests/gpu/test_gpu_learning.py).
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -20,39 +19,17 @@ from sparsolve.learning import checkpoint as ckpt
 from sparsolve.learning.fit import fit
 
 torch = pytest.importorskip("torch")
+from host_reads import counting  # noqa: E402  (needs torch)
 
 FIT_MODULES = ("sparsolve.learning.",)
 NOT_COUNTED = ("sparsolve.learning.updates",)
-READS = ("item", "__bool__", "__float__", "__int__", "__index__", "numpy", "tolist")
-
-
-def _caller_module():
-    frame = sys._getframe(2)
-    while frame is not None:
-        name = frame.f_globals.get("__name__", "")
-        if name == "sparsolve.backend" and frame.f_code.co_name == "host_view":
-            return ""  # a CPU tensor's numpy view shares its memory: no transfer (on CUDA it is not asked)
-        if name.startswith("sparsolve") and name != "sparsolve.backend":
-            return name
-        frame = frame.f_back
-    return ""
 
 
 @pytest.fixture
-def reads(monkeypatch):
+def reads():
     """A list that gets the asking module of every host read of a torch tensor made by fit's code."""
-    seen = []
-    for name in READS:
-        original = getattr(torch.Tensor, name)
-
-        def counted(self, *args, _original=original, **kwargs):
-            module = _caller_module()
-            if module.startswith(FIT_MODULES) and not module.startswith(NOT_COUNTED):
-                seen.append(module)
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, counted)
-    return seen
+    with counting(FIT_MODULES, NOT_COUNTED) as seen:
+        yield seen
 
 
 def _data(n=600, p=16, m=8, seed=0):
@@ -87,23 +64,64 @@ def test_fit_reads_the_device_every_k_steps_and_learns_the_same(reads, k):
     _same(step_by_step, model)
 
 
-def test_dead_atoms_are_resampled_at_the_same_step_whatever_k(reads):
-    """Atoms die and are resampled (dead_after = 2 batches, an unusable atom forced by a
-    dictionary that the data cannot use); the resampling reads only when an atom may be dead."""
-    X = _data()
-    X[:, 15] = 0  # no data along e_15: the atom started there is never used, dies and is replaced
+def _dying(n=600):
+    """Data with no component along e_15, and a first dictionary whose atom 7 is e_15: that atom
+    is never used, dies after ``dead_after`` samples and is replaced."""
+    X = _data(n)
+    X[:, 15] = 0
     init = np.eye(8, 16, dtype=np.float32)
     init[7] = 0
     init[7, 15] = 1
-    settings = dict(SETTINGS, dead_after=100, dict_init=init)
-    step_by_step = fit(X, 8, 0.5, sync_every=1, **settings)
+    return X, init
+
+
+def _resampled_at(model):
+    return [s for s, r in zip(model.history["step"], model.history["resampled"]) if r]
+
+
+def test_dead_atoms_are_resampled_at_read_steps_and_reads_stay_one_per_k(reads):
+    """A large batch (200 rows, the default dead_after = max(20·8, 2·200) = 2 batches): the idle
+    ceiling reaches dead_after after two steps and stays there, so the dead-atom stage used to read
+    the device at every step from the second on.  Now it looks at the steps that read anyway."""
+    X, init = _dying()
+    settings = dict(SETTINGS, batch_size=200, max_steps=24, dict_init=init)
+    k = 4
     reads.clear()
-    model = fit(X, 8, 0.5, sync_every=6, **settings)
-    assert sum(model.history["resampled"]) > 0
-    _same(step_by_step, model)
-    # the idle ceiling rises 50 a step against dead_after=100: a read every second step (not
-    # the two a step of sync_every=1), the three of every fit, and the resampling's own
-    assert len(reads) <= 12 // 2 + 3 + 3, reads
+    model = fit(X, 8, 0.5, sync_every=k, **settings)
+    at = _resampled_at(model)
+    assert at, "the dead atom was never resampled"
+    assert all(s % k == 0 for s in at), at  # only on the read steps
+    assert at[0] == k  # dead after step 2, replaced at the first read step after
+    # one read per k steps, the three of every fit, and one (the residuals) per resampling step
+    assert len(reads) <= math.ceil(24 / k) + 3 + len(at), reads
+    dead = model.history["dead_frac"]  # entry i is step i + 1
+    assert dead[0] == 0 and dead[1] == dead[k - 1] == 1 / 8  # counted in the history while it waits
+    assert dead[k] == 0
+
+
+def test_with_a_read_every_step_dead_atoms_go_when_they_die(reads):
+    """sync_every=1 (the host's default): the atom is replaced at the step where its idle count
+    reaches dead_after, and the torch run is the numpy run."""
+    X, init = _dying()
+    settings = dict(SETTINGS, batch_size=200, max_steps=12, dict_init=init)
+    on_torch = fit(X, 8, 0.5, sync_every=1, **settings)
+    on_numpy = fit(X.numpy(), 8, 0.5, **settings)
+    assert _resampled_at(on_torch)[0] == 2  # 2 batches of 200 = dead_after: replaced at the second step
+    assert _resampled_at(on_torch) == _resampled_at(on_numpy)
+    np.testing.assert_allclose(on_torch.dictionary, on_numpy.dictionary, atol=1e-5)
+    np.testing.assert_allclose(on_torch.history["objective"], on_numpy.history["objective"], rtol=1e-5)
+
+
+def test_a_resume_keeps_the_dead_atom_schedule(tmp_path):
+    """Stopped at step 6 (sync_every=4: between reads) and resumed, with atoms dying: the
+    resampling follows the step count, so the resumed run equals the uninterrupted one."""
+    X, init = _dying()
+    settings = dict(SETTINGS, dead_after=100, dict_init=init, sync_every=4)
+    whole = fit(X, 8, 0.5, **settings)
+    assert len(_resampled_at(whole)) >= 1
+    fit(X, 8, 0.5, checkpoint=tmp_path / "c", **dict(settings, max_steps=6))
+    resumed = fit(X, 8, 0.5, checkpoint=tmp_path / "c", **settings)
+    _same(whole, resumed)
 
 
 def test_a_bad_batch_is_caught_at_the_next_read_with_the_same_error(tmp_path):

@@ -13,14 +13,16 @@ def test_gram_where_it_pays_and_fits():
     plan = memory.plan(8 * GIB, n_features=256, n_atoms=64, batch_size=4096)
     assert plan.form == "gram"
     assert plan.chunk_rows == 4096
-    assert plan.fixed_bytes == 4 * (3 * 64 * 256 + 4 * 64 * 64 + 2 * 64 * 256 + 64 * 64)
+    # D and its two copies, Ā, A and two temporaries, B̄ and B, the batch's x, z and residual, G
+    assert plan.fixed_bytes == 4 * (3 * 64 * 256 + 4 * 64 * 64 + 2 * 64 * 256 + 4096 * (2 * 256 + 64) + 64 * 64)
+    assert plan.per_row_bytes == 4 * (8 * 64 + 2 * 256)  # encode's working rows
 
 
 def test_factored_where_the_gram_would_not_fit():
     args = dict(n_features=2048, n_atoms=1024, batch_size=65536, dtype="float32", update="sgd")
     assert memory.plan(64 * GIB, **args).form == "gram"  # m < p: the Gram form pays when it fits
     gram = 1024 * 1024 * 4
-    fixed, _, per_row, _ = memory._sizes(2048, 1024, "sgd", 4)
+    fixed, _, per_row, _ = memory._sizes(2048, 1024, "sgd", 4, 65536)
     # just enough for the fixed arrays and MIN_CHUNK rows, not for G as well
     free = int((fixed + per_row * memory.MIN_CHUNK + gram // 2) / memory.FRACTION)
     plan = memory.plan(free, **args)
@@ -32,7 +34,7 @@ def test_factored_where_the_gram_would_not_fit():
 
 
 def test_chunks_shrink_with_the_free_memory():
-    args = dict(n_features=768, n_atoms=16384, batch_size=65536, update="sgd")
+    args = dict(n_features=768, n_atoms=16384, batch_size=16384, update="sgd")
     big, small = memory.plan(80 * GIB, **args), memory.plan(4 * GIB, **args)
     assert big.form == small.form == "factored"  # 16,384 atoms over 768 features: overcomplete
     assert small.chunk_rows < big.chunk_rows
@@ -57,7 +59,7 @@ def test_online_statistics_that_do_not_fit_are_refused_with_the_way_out():
 
 def test_when_even_sgd_does_not_fit_it_is_not_offered():
     with pytest.raises(memory.MemoryPlanError) as err:
-        memory.plan(GIB // 8, n_features=4096, n_atoms=65536, batch_size=8192, update="online")
+        memory.plan(GIB // 2, n_features=4096, n_atoms=65536, batch_size=8192, update="online")
     assert "update='sgd'" not in str(err.value) and "n_atoms ≤" in str(err.value)
 
 
@@ -66,7 +68,7 @@ def test_plan_for_reads_the_free_memory_of_the_arrays_device(monkeypatch):
     X = np.zeros((1, 768), dtype=np.float64)
     plan = memory.plan_for(X, 768, 4096, 4096, update="sgd")
     assert plan.budget_bytes == int(2 * GIB * memory.FRACTION)
-    assert plan.per_row_bytes == 8 * (9 * 4096 + 4 * 768)  # float64, from X
+    assert plan.per_row_bytes == 8 * (8 * 4096 + 2 * 768)  # float64, from X
     with pytest.raises(memory.MemoryPlanError, match="on cpu"):
         memory.plan_for(X, 768, 32768, 4096, update="online")
 
@@ -83,7 +85,7 @@ def test_inference_alone_counts_no_update_state():
     alone = memory.plan(2 * GIB, n_features=768, n_atoms=16384, batch_size=4096, update=None)
     fit = memory.plan(2 * GIB, n_features=768, n_atoms=16384, batch_size=4096, update="sgd")
     assert alone.statistics_bytes == 0 and alone.fixed_bytes == 4 * 768 * 16384
-    assert alone.per_row_bytes < fit.per_row_bytes and alone.chunk_rows > fit.chunk_rows
+    assert alone.fixed_bytes < fit.fixed_bytes and alone.chunk_rows > fit.chunk_rows
     with pytest.raises(memory.MemoryPlanError, match="the dictionary takes") as err:
         memory.plan(GIB // 64, n_features=4096, n_atoms=65536, batch_size=4096, update=None)
     assert "update='sgd'" not in str(err.value)
@@ -102,30 +104,79 @@ def test_fit_refuses_a_size_that_cannot_fit_before_any_encode(monkeypatch):
         sparsolve.fit(X, 8192, 0.1, batch_size=8, progress=False)
 
 
-def test_fit_encodes_in_the_plans_form_unless_told(monkeypatch):
+def _chunks(monkeypatch):
+    """A list that gets (rows, form) of every chunk FISTA solves."""
+    from sparsolve.inference import FISTA
+
+    seen = []
+    real = FISTA.solve
+
+    def spy(self, Xc, *args, **kwargs):
+        seen.append((Xc.shape[0], kwargs["form"]))
+        return real(self, Xc, *args, **kwargs)
+
+    monkeypatch.setattr(FISTA, "solve", spy)
+    return seen
+
+
+def test_fit_encodes_in_what_the_learners_arrays_leave(monkeypatch):
+    """96 atoms of 64 features, batches of 8,192 rows: the flop count prefers the Gram form.  With
+    the free memory mocked so that the learner's statistics, copies of D and batch (most of it)
+    leave room for just over MIN_CHUNK rows and not for G, fit's encode runs factored, in chunks
+    that fit there; encode alone, given the same free memory, takes the Gram form and thicker chunks."""
     import sparsolve
-    from sparsolve.learning import learner
 
-    forms = []
-    real = learner.encode
+    p, m, b = 64, 96, 8192
+    X = np.random.default_rng(0).standard_normal((b, p)).astype(np.float32)
+    fixed, statistics, per_row, gram = memory._sizes(p, m, "online", 4, b)
+    free = int((fixed + memory.MIN_CHUNK * per_row + gram // 2) / memory.FRACTION) + 1
+    assert fixed - m * p * 4 > 0.6 * free * memory.FRACTION  # the learner's own arrays take most of it
+    monkeypatch.setattr(backend, "free_bytes", lambda x: free)
+    chunks = _chunks(monkeypatch)
+    sparsolve.encode(X, X[:m], 0.1, tol=0, max_iter=5)  # the chunks are the point, not the codes
+    alone = list(chunks)
+    assert {form for _, form in alone} == {"gram"} and alone[0][0] > 2 * memory.MIN_CHUNK
+    chunks.clear()
+    sparsolve.fit(X, m, 0.1, solver="fista", batch_size=b, max_steps=1, max_iter=5, progress=False)
+    plan = memory.plan(free, p, m, b, "float32")
+    assert plan.form == "factored" and memory.MIN_CHUNK <= plan.chunk_rows < alone[0][0]
+    assert plan.needed_bytes(plan.chunk_rows) <= plan.budget_bytes
+    rows = plan.chunk_rows
+    assert chunks == [(rows, "factored")] * (b // rows) + [(b % rows, "factored")] * (b % rows > 0)
+    # a form the user names is planned for, and followed
+    monkeypatch.setattr(backend, "free_bytes", lambda x: 4 * free)
+    chunks.clear()
+    sparsolve.fit(X, m, 0.1, solver="fista", batch_size=b, max_steps=1, max_iter=5, form="factored",
+                  progress=False)
+    assert {form for _, form in chunks} == {"factored"}
+    monkeypatch.setattr(backend, "free_bytes", lambda x: free)
+    with pytest.raises(memory.MemoryPlanError, match="form='gram' needs G"):
+        sparsolve.fit(X, m, 0.1, solver="fista", batch_size=b, max_steps=1, form="gram", progress=False)
 
-    def spy(*args, **kwargs):
-        forms.append(kwargs.get("form"))
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(learner, "encode", spy)
-    X = np.random.default_rng(0).standard_normal((64, 8))
-    # 64 atoms of 8 features over 64 rows: the flop count prefers the Gram form when G fits
-    sparsolve.fit(X, 64, 0.1, solver="fista", batch_size=64, max_steps=1, progress=False)
-    assert forms == [memory.plan(1 << 40, 8, 64, 64, "float64").form]
-    # the same run with G = DDᵀ just out of room: the plan, and so encode, take the factored form
-    fixed, _, per_row, gram = memory._sizes(8, 64, "online", 8)
-    tight = int((fixed + 64 * per_row + gram // 2) / memory.FRACTION)
-    monkeypatch.setattr(backend, "free_bytes", lambda x: tight)
-    forms.clear()
-    sparsolve.fit(X, 64, 0.1, solver="fista", batch_size=64, max_steps=1, progress=False)
-    sparsolve.fit(X, 64, 0.1, solver="fista", batch_size=64, max_steps=1, form="gram", progress=False)
-    assert forms == ["factored", "gram"]
+def test_fit_that_cannot_fit_names_the_memory_and_the_ways_out(monkeypatch):
+    import sparsolve
+
+    monkeypatch.setattr(backend, "free_bytes", lambda x: 64 << 20)  # 64 MiB
+    X = np.zeros((8, 256), dtype=np.float32)
+    with pytest.raises(memory.MemoryPlanError) as err:
+        sparsolve.fit(X, 4096, 0.1, batch_size=8, progress=False)  # Ā and A: 4,096² floats each
+    text = str(err.value)
+    assert "needs 0.2" in text and "GiB" in text and "4096×4096" in text and "0.05 GiB" in text
+    assert "update='sgd'" in text and "n_atoms ≤ 1," in text
+    with pytest.raises(memory.MemoryPlanError, match=r"the batch of 65,536 rows .* batch_size ≤"):
+        memory.plan(4 * GIB, n_features=768, n_atoms=16384, batch_size=65536, update="sgd")
+
+
+def test_encode_refuses_a_plan_of_another_form():
+    import sparsolve
+
+    X, D = np.ones((4, 8)), np.eye(8)
+    factored = memory.plan(GIB, 8, 8, 4, "float64", update=None, form="factored")
+    with pytest.raises(ValueError, match="plan has form='factored' but solver='fista' asks for form='gram'"):
+        sparsolve.encode(X, D, 0.1, plan=factored, form="gram")
+    with pytest.raises(TypeError, match="plan must be a sparsolve.memory.MemoryPlan"):
+        sparsolve.encode(X, D, 0.1, plan={"form": "gram"})
 
 
 # ---- the plan in encode ---------------------------------------------------------------------------
@@ -180,19 +231,11 @@ def test_encode_refuses_a_dictionary_that_cannot_fit_before_any_work(monkeypatch
 
 def test_encode_chunks_as_the_plan_says(monkeypatch):
     import sparsolve
-    from sparsolve.inference import FISTA
 
     rng = np.random.default_rng(0)
     X, D = rng.standard_normal((40, 16)), rng.standard_normal((32, 16))
-    seen = []
-    real = FISTA.solve
-
-    def spy(self, Xc, *args, **kwargs):
-        seen.append((Xc.shape[0], kwargs["form"]))
-        return real(self, Xc, *args, **kwargs)
-
-    monkeypatch.setattr(FISTA, "solve", spy)
-    fixed, _, per_row, _ = memory._sizes(16, 32, None, 8)
+    seen = _chunks(monkeypatch)
+    fixed, _, per_row, _ = memory._sizes(16, 32, None, 8, 40)
     monkeypatch.setattr(backend, "free_bytes", lambda x: int((fixed + 15 * per_row) / memory.FRACTION) + 1)
     sparsolve.encode(X, D, 0.1, tol=1e-3)
     assert seen == [(15, "factored"), (15, "factored"), (10, "factored")]

@@ -87,7 +87,7 @@ class EncodeInfo:
 
 
 def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=None, init=None,
-           return_info=False, **options):
+           return_info=False, plan=None, **options):
     """Sparse codes Z (n_samples, n_atoms) with X ≈ Z @ D, minimising for each row
 
         F(z) = ½‖x − zD‖² + α‖z‖₁      (subject to z ≥ 0 when ``positive``)
@@ -110,6 +110,9 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         the start -- a :class:`sparsolve.LearnedG` or any callable X ↦ Z (see
         :mod:`sparsolve.inference.warm`).  The same ``tol`` is certified either way.
     return_info : also return an :class:`EncodeInfo`.
+    plan : a :class:`sparsolve.memory.MemoryPlan` to follow -- its form and rows per chunk --
+        instead of encode's own from the free memory (:func:`memory_plan`).  ``fit`` passes its
+        own, which leaves out what the learner holds (statistics, copies of D, the batch).
     **options : per solver --
         ista, fista, lca: ``form`` ("auto", "gram", "factored"), ``check_every``
         (steps between certificates), ``L`` (a known ‖D‖₂²), ``trace`` (called at each
@@ -131,6 +134,8 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         X, D, _, _ = _validate(X, D, alpha, solver, positive, tol, max_iter, None, options)
         init = warm.encoder_codes(init, X, D, positive)
     X, D, init, algo = _validate(X, D, alpha, solver, positive, tol, max_iter, init, options)
+    if plan is not None:
+        _check_plan(plan, algo)
     max_iter = algo.default_max_iter if max_iter is None else max_iter
     given = X  # the codes go back in its kind; the solvers run on host views of torch CPU tensors
     X, D = backend.host_view(X), backend.host_view(D)
@@ -139,7 +144,7 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         algo.trace = _traced_as(algo.trace, given)
     n, m, p = X.shape[0], D.shape[0], D.shape[1]
     start = time.perf_counter()
-    plan = memory_plan(X, n, m, algo)
+    plan = memory_plan(X, n, m, algo) if plan is None else plan
     form, step = plan.form, plan.chunk_rows
     rows = min(n, step)
     if algo.runs_on_host:
@@ -191,6 +196,16 @@ def memory_plan(like, n_samples, n_atoms, solver):
                            form=solver.form_request(), min_rows=1)
 
 
+def _check_plan(plan, algo):
+    if not isinstance(plan, memory.MemoryPlan):
+        raise TypeError(f"plan must be a sparsolve.memory.MemoryPlan (from memory.plan or memory_plan), "
+                        f"got {type(plan).__name__}")
+    asked = algo.form_request()
+    if asked not in ("auto", plan.form):
+        raise ValueError(f"plan has form={plan.form!r} but solver={algo.name!r} asks for form={asked!r}; pass a "
+                         f"plan made with form={asked!r}, or leave the solver's form to the plan")
+
+
 def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
     """(X, D, init, the solver object): every check before any work."""
     cls = solver_class(solver)
@@ -237,34 +252,37 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
         )
     if max_iter is not None and (not isinstance(max_iter, (int, np.integer)) or max_iter < 0):
         raise ValueError(f"max_iter must be an integer ≥ 0, got {max_iter!r}")
-    if not bool(xp.isfinite(D).all()):
+    n, m = X.shape[0], D.shape[0]
+    init_fits = init is not None and backend.same_place(init, X) and tuple(init.shape) == (n, m)
+    # Every value check from one read of the device (on a GPU each read waits for the queue).
+    # ‖x‖² must be finite too: the objective and the gap are computed from it, and an overflow
+    # there leaves every certificate NaN.
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is a finding, reported below
+        parts = [xp.isfinite(D).all().reshape(1), (D * D).sum(axis=1) != 0, xp.isfinite(X).all(axis=1),
+                 xp.isfinite((X * X).sum(axis=1))] + ([xp.isfinite(init).all(axis=1)] if init_fits else [])
+        flags = backend.to_numpy(backend.concat([backend.astype(v, "uint8") for v in parts])).astype(bool)
+    nonzero, x_rows, x_fits, init_rows = np.split(flags[1:], [m, m + n, m + 2 * n])
+    if not flags[0]:
         raise ValueError("D contains NaN or Inf; check how the dictionary was built")
-    if X.shape[0]:
-        finite_rows(backend.to_numpy(xp.isfinite(X).all(axis=1)), "X")
-        # ‖x‖² must be finite too: the objective and the gap are computed from it, and an
-        # overflow there leaves every certificate NaN
-        with np.errstate(over="ignore"):  # the overflow is the finding, reported below
-            fits = backend.to_numpy(xp.isfinite((X * X).sum(axis=1)))
-        if not fits.all():
+    if n:
+        finite_rows(x_rows, "X")
+        if not x_fits.all():
             raise ValueError(
                 f"X is too large for {backend.dtype_name(X)}: ‖x‖² overflows (first at row "
-                f"{int(np.argmin(fits))}); rescale X, e.g. X / abs(X).max(), and alpha with it"
+                f"{int(np.argmin(x_fits))}); rescale X, e.g. X / abs(X).max(), and alpha with it"
             )
-    norms = backend.to_numpy((D * D).sum(axis=1))
-    if (norms == 0).any():
+    if not nonzero.all():
         raise ValueError(
-            f"D has zero-norm atoms (rows {np.flatnonzero(norms == 0)[:10].tolist()}); remove them or "
+            f"D has zero-norm atoms (rows {np.flatnonzero(~nonzero)[:10].tolist()}); remove them or "
             "re-initialise them, e.g. with random unit-norm rows"
         )
     opts = cls.check(options, positive=bool(positive), X=X, D=D)
     if init is not None:
         if not backend.same_place(init, X):
             raise ValueError("init must be the same kind of array, on the same device, as X")
-        if tuple(init.shape) != (X.shape[0], D.shape[0]):
-            raise ValueError(
-                f"init must have shape (n_samples, n_atoms) = {(X.shape[0], D.shape[0])}, got {tuple(init.shape)}"
-            )
-        if X.shape[0]:
-            finite_rows(backend.to_numpy(xp.isfinite(init).all(axis=1)), "init")
+        if tuple(init.shape) != (n, m):
+            raise ValueError(f"init must have shape (n_samples, n_atoms) = {(n, m)}, got {tuple(init.shape)}")
+        if n:
+            finite_rows(init_rows, "init")
         init = backend.astype(init, backend.dtype_name(X))
     return X, D, init, cls(positive=bool(positive), **opts)

@@ -6,6 +6,13 @@ steps this loop certifies each sample by its relative duality gap,
 gap ≤ tol · F(z) (see :mod:`sparsolve.gap`), writes the finished rows out, and
 drops them from the state and the problem: a converged sample costs no more work.
 It also stops a diverging iteration with an error instead of returning NaN.
+
+Host reads.  A certificate reads the device once: the per-row verdicts gap ≤ tol·F and
+the divergence flag, computed on the device, come back as one vector of bytes.  The rows
+that finish are copied out and dropped by integer indices made from it (no boolean mask,
+whose indexing would read the device again), and their criteria and verdicts are written
+into device arrays that are read once, at the end.  So an encode on a GPU reads the device
+once per ``check_every`` steps and once more when it ends.
 """
 from __future__ import annotations
 
@@ -45,12 +52,12 @@ def iterate(solver, prob, Z0, *, tol, max_iter, check_every, trace=None):
     host indices of the rows still running, their codes and their objectives F(z);
     if it returns True the run ends there, the rows not yet certified written out as
     they are (not converged)."""
-    xp = backend.namespace(Z0)
     n = Z0.shape[0]
     Z_out = backend.copy(Z0)
     n_iter = np.zeros(n, dtype=np.int64)
-    crit_out = np.full(n, np.inf)
-    converged = np.zeros(n, dtype=bool)
+    # each row's criterion and verdict (1.0: converged), on the device until the end
+    out = backend.astype(backend.zeros(Z0, (2, n)), "float64")
+    out[0] = np.inf
     active = np.arange(n)
     state = solver.init(prob, Z0)
     F_ref = None
@@ -58,45 +65,53 @@ def iterate(solver, prob, Z0, *, tol, max_iter, check_every, trace=None):
     while active.size:
         # Certify at it = 0 too: a warm start that is already good enough costs no steps.
         if it >= max_iter or it % check_every == 0:
-            Z, crit, ok, F = _certify(solver, prob, state, tol, xp, F_ref)
+            Z, crit, ok, F, blown = _certify(solver, prob, state, tol, F_ref)
+            flags = backend.to_numpy(backend.concat(  # the certificate's one read
+                [backend.astype(v, "uint8") for v in (ok, blown) if v is not None]))
+            if blown is not None and flags[-1]:
+                raise DivergenceError(
+                    f"{solver.name} diverged: the objective became non-finite or grew beyond "
+                    f"{_BLOWUP:g}·F(start). {solver.divergence_hint(prob)}"
+                )
             if F_ref is None:
-                F_ref = xp.maximum(F, 0.5 * prob.xsq)
+                F_ref = backend.namespace(F).maximum(F, 0.5 * prob.xsq)
             stop = it >= max_iter or (trace is not None and bool(trace(it, active, Z, F)))
-            finished = (ok | True) if stop else ok  # stop: every row finishes here
-            if bool(finished.any()):
-                fin = backend.to_numpy(finished)
+            fin = np.ones(active.size, bool) if stop else flags[:active.size].astype(bool)
+            if fin.any():
                 rows = active[fin]
-                Z_out[backend.like(rows, Z_out)] = Z[finished]
+                done, to = backend.like(np.flatnonzero(fin), Z), backend.like(rows, Z_out)
+                Z_out[to] = Z[done]
+                out[0, to] = backend.astype(crit[done], "float64")
+                out[1, to] = backend.astype(ok[done], "float64")
                 n_iter[rows] = it
-                crit_out[rows] = backend.to_numpy(crit[finished])
-                converged[rows] = backend.to_numpy(ok[finished])
-                keep = ~finished
                 active = active[~fin]
                 if not active.size:
                     break
+                keep = backend.like(np.flatnonzero(~fin), Z)
                 state = {k: v[keep] for k, v in state.items()}
                 prob = prob.take(keep)
                 F_ref = F_ref[keep]
         solver.step(prob, state)
         it += 1
-    return Result(Z_out, n_iter, crit_out, converged)
+    host = backend.to_numpy(out)  # the criteria and verdicts, read once
+    return Result(Z_out, n_iter, host[0].copy(), host[1] > 0)
 
 
-def _certify(solver, prob, state, tol, xp, F_ref):
-    """(Z, criterion, ok, F): the lasso gap, or the solver's own residual when it is not a
-    lasso solver, and the objective.  Raises DivergenceError where F > _BLOWUP · F_ref
-    (F_ref is None at the start, which is not tested)."""
+def _certify(solver, prob, state, tol, F_ref):
+    """(Z, criterion, ok, F, blown): the lasso gap, or the solver's own residual when it is not
+    a lasso solver, the objective, and (on the device, a 1-element array) whether F is not
+    finite or exceeds _BLOWUP · F_ref somewhere; None while F_ref is None (the start, which is
+    not tested)."""
+    xp = backend.namespace(prob.xsq)
     Z = solver.current(prob, state)
     C, r2, xr = prob.terms(Z)
     gap, F = gap_from_terms(r2, xr, abs(Z).sum(axis=1), dual_scale(C, prob.alpha, prob.positive), prob.alpha)
-    if F_ref is not None and (not bool(xp.isfinite(F).all()) or bool((F > _BLOWUP * F_ref + 1e-30).any())):
-        raise DivergenceError(
-            f"{solver.name} diverged: the objective became non-finite or grew beyond "
-            f"{_BLOWUP:g}·F(start). {solver.divergence_hint(prob)}"
-        )
+    blown = None
+    if F_ref is not None:
+        blown = ((~xp.isfinite(F)) | (F > _BLOWUP * F_ref + 1e-30)).any().reshape(1)
     if solver.criterion == "rel_gap":
         # 1e-30, not smaller: float32 flushes 1e-300 to 0, and an all-zero row (F = gap = 0) gave 0/0
         rel = gap / xp.clip(F, 1e-30, None)
-        return Z, rel, gap <= tol * F, F
+        return Z, rel, gap <= tol * F, F, blown
     res = solver.residual(prob, state, C)
-    return Z, res, res <= tol, F
+    return Z, res, res <= tol, F, blown

@@ -180,9 +180,11 @@ class Source:
                 """The batch, or on CUDA a copy under way (its next batch's copy overlaps a step)."""
                 rows = distributed.local_part(np.sort(order[index * bs:(index + 1) * bs]))  # distributed seam
                 batch = take(self.X, rows)
-                if device in (None, "cpu") or backend.kind(batch) != "numpy":
+                if device in (None, "cpu") or backend.on_gpu(batch):
                     return lambda: backend.to_device(batch, device)
-                return backend.start_copy(batch, device)  # pinned, non-blocking, on a side stream
+                # host rows (numpy, a memmap's, a torch CPU tensor's) to CUDA: pinned, non-blocking,
+                # on a side stream
+                return backend.start_copy(batch, device)
 
             ahead = fetch(skip) if skip < self.per_epoch else None
             for index in range(skip, self.per_epoch):

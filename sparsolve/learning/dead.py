@@ -12,6 +12,15 @@ under the ``"penalty"`` and ``"none"`` rules).  Its idle counter restarts, and
 its rows and columns of the running statistics are zeroed so that the online
 update does not pull it back to the atom it replaced.  At most one atom per
 usable input is replaced in a step; the rest wait for the next batch.
+
+When.  Dead atoms are looked for only at the steps that read the device anyway (every
+``sync_every`` steps, by step count: learner.py), so a GPU run does not read the idle
+counts at every step once a batch is a sizeable share of ``dead_after``.  An atom that
+dies between two such steps waits at most ``sync_every − 1`` steps for its replacement.
+That is harmless: it has already waited ``dead_after`` samples (at least two batches by
+default), it is unused meanwhile, so its codes are zero and it changes no other atom's
+code or update.  With ``sync_every=1`` (the host default) the atom is replaced at the
+step its count reaches ``dead_after``.
 """
 from __future__ import annotations
 
@@ -27,8 +36,8 @@ def default_dead_after(n_atoms, batch_size):
 class IdleCounter:
     """Samples since each atom was last used, kept beside the codes (on their device), and
     ``bound``: a host ceiling on the largest count, raised by every batch's rows and lowered
-    only by a read (:meth:`read`).  While ``bound < dead_after`` no atom can be dead, so a
-    step needs no read of the device to know that there is nothing to resample."""
+    only by a read of the counts (:meth:`settle`).  While ``bound < dead_after`` no atom can be
+    dead, so a step needs no read of the device to know that there is nothing to resample."""
 
     def __init__(self, n_atoms, dead_after, idle=None):
         self.dead_after = int(dead_after)
@@ -49,14 +58,9 @@ class IdleCounter:
         """The dead mask, where the counts are (no read)."""
         return self.idle >= self.dead_after
 
-    def read(self):
-        """The counts on the host (one read of the device); ``bound`` becomes exact."""
-        host = backend.to_numpy(self.idle)
-        self.bound = int(host.max(initial=0))
-        return host
-
     def settle(self, largest):
-        """``largest``: the largest count, read from the device with other figures."""
+        """``largest``: the largest count, read from the device with other figures; ``bound``
+        becomes exact."""
         self.bound = int(largest)
 
     def reset(self, atoms):
@@ -65,7 +69,9 @@ class IdleCounter:
 
 
 def resample(D, X, r2, dead, rng, norm):
-    """(D with the dead rows replaced, indices of the replaced atoms); see the module policy."""
+    """(D with the dead rows replaced, indices of the replaced atoms); see the module policy.
+    One read of the device (the residuals r2), two under the "penalty" and "none" rules (the
+    atom norms)."""
     atoms = np.flatnonzero(dead)
     weights = backend.to_numpy(r2).astype(np.float64)
     usable = np.flatnonzero(weights > 0)
@@ -75,10 +81,10 @@ def resample(D, X, r2, dead, rng, norm):
     atoms = atoms[:k]
     rows = rng.choice(usable, size=k, replace=False, p=weights[usable] / weights[usable].sum())
     xp = backend.namespace(D)
-    norms = backend.to_numpy(xp.sqrt((D * D).sum(axis=1)))
     if norm in ("unit", "ball"):
         scale = 1.0
     else:
+        norms = backend.to_numpy(xp.sqrt((D * D).sum(axis=1)))
         live = np.ones(D.shape[0], bool)
         live[atoms] = False
         scale = float(norms[live].mean()) if live.any() else 1.0

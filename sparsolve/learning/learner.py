@@ -16,24 +16,25 @@ For a batch X (b, p) and the current dictionary D (m, p), :meth:`Learner.step` r
                   ones, stats_A and stats_B; "sgd" is the Adam step D ← adam.step(D, g).
 4. ``norm rule``  norms.project.
 5. ``dead atoms`` dead.py: atoms unused for ``dead_after`` samples are resampled and their
-                  rows of stats_A, stats_B zeroed.
+                  rows of stats_A, stats_B zeroed (at the steps that read the device).
 6. ``history``    the step's record (:class:`History`).
 
 The dictionary, the statistics and the step count are committed at the end of a step,
 so a step that fails in its checks, its encode or its update leaves the learner as it was.
 
-Host reads.  Every ``sync_every`` steps (:meth:`Learner.sync`) the learner reads the device
-once: the records of the steps since the last read (their figures stay device scalars until
-then, so the history is exact), their batches' finite checks and the largest idle count.
-Between reads a batch's rows with NaN or Inf are set to zero for the computation and the
-check waits; at the read it raises the same error as an immediate check would, naming the
-batch and the row (the learner has then stepped on the zeroed rows: fit raises, and writes
-no checkpoint past the last read).  The dead-atom stage reads the idle counts only when
-their host ceiling says an atom may be dead (dead.IdleCounter), so the resampling happens at
-the same step whatever ``sync_every`` is, and the dictionary and history are the same.  The
-ceiling rises by each batch's rows, so such a read (which takes the pending steps' read with
-it) comes at least every ⌊dead_after / batch_size⌋ steps: with the default dead_after =
-max(20·n_atoms, 2·batch_size), every other step when the batch is ten times n_atoms or more.
+Host reads.  On the steps whose number is a multiple of ``sync_every`` (:meth:`Learner.sync`)
+the learner reads the device once: the records of the steps since the last read (their figures
+stay device scalars until then, so the history is exact), their batches' finite checks and the
+idle counts.  Between reads a batch's rows with NaN or Inf are set to zero for the computation
+and the check waits; at the read it raises the same error as an immediate check would, naming
+the batch and the row (the learner has then stepped on the zeroed rows: fit raises, and writes
+no checkpoint past the last read).  Dead atoms are looked for at those steps only (dead.py):
+when the idle counts' host ceiling says an atom may be dead, the step's one read takes the
+counts with the pending records, before the resampling, and the step's own record waits for
+the next read.  So a run reads the device once per ``sync_every`` steps, plus one
+read (the batch's residuals) at each step that resamples.  The schedule follows the step
+count, so a checkpoint, a callback or a resume does not move it, and ``sync_every=1`` (the
+host default) looks for dead atoms at every step, as before.
 
 Storage.  With ``storage="bfloat16"`` the batch and the dictionary are rounded to bfloat16
 as they are stored; every product, the codes and the running statistics are float32.
@@ -229,7 +230,7 @@ class Learner:
         if X.shape[1] != (self.n_features or X.shape[1]):
             raise ValueError(f"batch {index} has shape {tuple(X.shape)}; expected (rows, {self.n_features})")
         check_storage(X, cfg.storage)
-        syncing = len(self.pending) + 1 >= self.sync_every(X)
+        syncing = (self.t + 1) % self.sync_every(X) == 0  # by step count: saves and resumes keep the schedule
         check = None
         if syncing and not self.pending:
             check_finite(X, f"batch {index}")
@@ -265,7 +266,7 @@ class Learner:
         weight = self.weight
         if running is not None:
             stats_A, stats_B, weight = running
-        new, resampled, dead = self._dead_atoms(new, X, r2, used, rows, stats_A, stats_B, adam)
+        new, resampled, dead, read = self._dead_atoms(new, X, r2, used, rows, stats_A, stats_B, adam, syncing)
 
         stored = new
         if cfg.storage is not None:
@@ -275,14 +276,13 @@ class Learner:
         self.warm = (warm_key, Z) if warm_key is not None else None
         self.t += 1
         self.samples_seen += rows
-        syncing = len(self.pending) + 1 >= self.sync_every(X)  # (an early read may have emptied pending)
         if syncing:
             backend.synchronize(new)  # otherwise the queued update counts in the next step's seconds
         self.seconds += time.perf_counter() - start
         record = distributed.mean_figures(  # distributed seam: global means of the per-row figures
             self._record(X, Z, r2, new, dead, resampled, converged), b)
         self.pending.append((record, check))
-        if syncing:
+        if syncing and (not read or self.sync_every(X) == 1):  # else this record joins the next read
             self.sync()
         return record
 
@@ -306,14 +306,16 @@ class Learner:
             return self.D
         return backend.astype(self.D, "float32")
 
-    def sync(self):
+    def sync(self, counts=None):
         """Read the device once for every step since the last read: the records' figures (each
         record dict is updated in place, then joins the history), the batches' deferred finite
         checks (the first failing one raises, as :func:`~.batches.check_finite` would) and the
-        largest idle count (dead.IdleCounter.bound).  Nothing to do when nothing is pending."""
+        largest idle count (dead.IdleCounter.bound).  ``counts``: a device vector (the idle
+        counts) read in the same transfer instead of the largest count, and returned on the host.
+        Nothing to do when nothing is pending and no counts are asked for."""
         pending, self.pending = self.pending, []
-        if not pending:
-            return
+        if not pending and counts is None:
+            return None
         slots, values = [], []
         for record, check in pending:
             if check is not None:
@@ -323,56 +325,67 @@ class Learner:
                 if backend.is_array(v):
                     slots.append((record, key))
                     values.append(v)
-        values.append(self.idle.idle.max())
-        host = backend.to_numpy(backend.concat([backend.astype(v.reshape(1), "float64") for v in values]))
+        values.append(self.idle.idle.max() if counts is None else counts)
+        # float64 holds the counts exactly (below 2⁵³ samples)
+        host = backend.to_numpy(backend.concat([backend.astype(v.reshape(-1), "float64") for v in values]))
         for (owner, what), value in zip(slots, host):
             if owner is None:
                 if not value:
                     finite_rows(backend.to_numpy(what[1]), what[0])
             else:
                 owner[what] = int(value) if what in INT_KEYS else float(value)
-        self.idle.settle(host[-1])
+        tail = host[len(slots):].astype(np.int64)
+        self.idle.settle(tail.max(initial=0))
         for record, _ in pending:
             self.history.append(record)
+        return None if counts is None else tail
 
     def plan_memory(self, X):
         """The memory plan (sparsolve.memory) for batches like X on X's device, made once, before
-        any encode: a run that cannot fit raises MemoryPlanError, with the way out, here."""
+        any encode: a run that cannot fit raises MemoryPlanError, with the way out, here.  It is
+        the encode's plan in the memory that the learner's own arrays (statistics, copies of D,
+        the batch) leave, and every step's encode follows it: its form, its rows per chunk."""
         if self.plan is None:
             cfg = self.config
             self.plan = memory.plan_for(X, int(X.shape[1]), cfg.n_atoms, max(cfg.batch_size, int(X.shape[0])),
-                                        update=cfg.update)
+                                        update=cfg.update, form=self._solver_form(solver_for(cfg.solver, X)))
         return self.plan
+
+    def _solver_options(self, solver):
+        return self.config.solver_options if solver == self.config.solver else {}
+
+    def _solver_form(self, solver):
+        """The form the step's solver asks for: its ``form`` option (default "auto"), or the Gram
+        form for the solvers that have no other (cd, omp)."""
+        if "form" not in solver_class(solver).OPTIONS:
+            return "gram"
+        return self._solver_options(solver).get("form", "auto")
 
     def _encode(self, X, D, solver, warm_key):
         cfg = self.config
         init = self.warm[1] if (warm_key is not None and self.warm is not None and self.warm[0] == warm_key) else None
         if init is not None:
             init = backend.match(init, X)
-        options = cfg.solver_options if solver == cfg.solver else {}
-        if "form" in solver_class(solver).OPTIONS and "form" not in options:
-            options = {**options, "form": self.plan.form}  # the plan's: the Gram form only where G fits
         max_iter = cfg.max_iter if cfg.max_iter is not None else LEARNING_MAX_ITER.get(solver)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            Z, info = encode(X, D, cfg.alpha, solver=solver, positive=cfg.positive, tol=cfg.tol,
-                             max_iter=max_iter, init=init, return_info=True, **options)
+            Z, info = encode(X, D, cfg.alpha, solver=solver, positive=cfg.positive, tol=cfg.tol, max_iter=max_iter,
+                             init=init, return_info=True, plan=self.plan, **self._solver_options(solver))
         return Z, info.converged
 
-    def _dead_atoms(self, new, X, r2, used, rows, stats_A, stats_B, adam):
-        """(D, atoms resampled, dead mask): the idle counters see which atoms the (global)
-        batch of ``rows`` rows used (``used``: booleans on any device), and the dead ones are
-        resampled; their statistics and Adam moments start afresh, as a new atom's would.  The
-        counts are read only when their host ceiling says that an atom may be dead."""
+    def _dead_atoms(self, new, X, r2, used, rows, stats_A, stats_B, adam, syncing):
+        """(D, atoms resampled, dead mask, whether the device was read): the idle counters see
+        which atoms the (global) batch of ``rows`` rows used (``used``: booleans on any device),
+        and on a ``syncing`` step the dead ones are resampled; their statistics and Adam moments
+        start afresh, as a new atom's would.  The counts are read, with the pending records, only
+        when their host ceiling says that an atom may be dead."""
         self.idle.observe(used, rows)
-        if self.config.resample_dead and self.idle.may_be_dead():
-            self.sync()  # the earlier steps' read, which makes the ceiling exact, a step early
-        if not (self.config.resample_dead and self.idle.may_be_dead()):
-            return new, 0, self.idle.dead()
-        idle = self.idle.read()  # an atom may be dead: which ones
+        if not (self.config.resample_dead and syncing and self.idle.may_be_dead()):
+            return new, 0, self.idle.dead(), False
+        idle = self.sync(counts=self.idle.idle)  # an atom may be dead: which ones
         dead = idle >= self.idle.dead_after
         if not dead.any():
-            return new, 0, dead
+            return new, 0, dead, True
         new, atoms = dead_atoms.resample(new, *distributed.gather_rows(X, r2),  # distributed seam: every rank's rows
                                          dead, self.rng, self.config.norm)
         self.idle.reset(atoms)
@@ -387,7 +400,7 @@ class Learner:
             idx = backend.like(atoms, adam.mean)
             adam.mean[idx, :] = 0
             adam.square[idx, :] = 0
-        return new, int(atoms.size), dead
+        return new, int(atoms.size), dead, True
 
     def _record(self, X, Z, r2, new, dead, resampled, converged):
         """The step's record; the batch means stay device scalars (History reads them later)."""

@@ -122,7 +122,9 @@ def test_fit_on_cuda_learns_the_same_whatever_sync_every():
     import sparsolve
 
     X = _tokens()
-    settings = dict(solver="fista", batch_size=100, max_steps=12, dead_after=200, seed=0, progress=False)
+    # no atom dies within 12 steps: dead atoms are resampled at read steps only, so a death would
+    # move the resampling (tests/test_fit_sync.py checks that schedule on CPU torch)
+    settings = dict(solver="fista", batch_size=100, max_steps=12, dead_after=10 ** 6, seed=0, progress=False)
     a = sparsolve.fit(X, 16, 0.05, sync_every=1, **settings)
     b = sparsolve.fit(X, 16, 0.05, **settings)  # the GPU default, 16
     np.testing.assert_array_equal(a.dictionary, b.dictionary)
@@ -155,3 +157,18 @@ def test_host_arrays_stream_to_cuda_with_the_next_batch_prefetched():
     a = sparsolve.fit(X.cpu().numpy(), 16, 0.05, device="cuda", **settings)
     b = sparsolve.fit(X, 16, 0.05, **settings)
     np.testing.assert_array_equal(a.dictionary, b.dictionary)
+
+
+def test_fit_from_a_torch_cpu_tensor_on_cuda_prefetches_and_learns_the_same():
+    """A torch CPU tensor learned from on CUDA goes through backend.start_copy (pinned memory, a
+    non-blocking copy on a side stream): the same run as from its numpy array."""
+    import sparsolve
+    from sparsolve import backend
+
+    X = _tokens().cpu()
+    moved = backend.start_copy(X[:7], "cuda")()
+    assert moved.is_cuda and torch.equal(moved.cpu(), X[:7])
+    settings = dict(solver="fista", batch_size=100, max_steps=6, seed=0, device="cuda", progress=False)
+    a = sparsolve.fit(X, 16, 0.05, **settings)
+    b = sparsolve.fit(X.numpy(), 16, 0.05, **settings)
+    np.testing.assert_array_equal(backend.to_numpy(a.dictionary), backend.to_numpy(b.dictionary))
