@@ -235,3 +235,37 @@ def test_bfloat16_data_is_learned_from_as_it_is():
     settings = dict(solver="fista", batch_size=100, max_steps=4, tol=0.01, storage="bfloat16", seed=0,
                     progress=False)
     _same(fit(X.bfloat16(), 24, 0.05, **settings), fit(X.bfloat16().float(), 24, 0.05, **settings))
+
+
+def test_each_step_after_the_first_reads_L_once(monkeypatch):
+    """The learner starts each step's power iteration for L at the last step's top eigenvector:
+    one block of it, one read, where a start at 1/√n takes several (tests/test_encode_reads.py)."""
+    from sparsolve import backend
+    from sparsolve.inference import lipschitz
+
+    monkeypatch.setattr(backend, "host_view", lambda x: x)  # the tensors' own path, as on a GPU
+    X = _data()
+    steps = 8
+    with counting(("sparsolve.inference.problem",)) as L_reads:
+        model = fit(X, 8, 0.05, sync_every=4, dead_after=100_000, **{**SETTINGS, "max_steps": steps})
+    with counting(("sparsolve.inference.problem",)) as cold:
+        lipschitz(torch.from_numpy(model.dictionary))
+    assert len(cold) > 1  # a start at 1/√n takes more than one block, so the bound below can fail
+    # the first step starts cold, each later one reads once (+1: the cold count is the last D's)
+    assert steps - 1 <= len(L_reads) <= len(cold) + steps, L_reads
+
+
+def test_warm_L_is_the_cold_L():
+    """From the previous dictionary's eigenvector the estimate is the same λ_max (within the
+    iteration's rtol), still from below and inside the 1e-3 margin."""
+    from sparsolve.inference.problem import lipschitz_and_vector
+
+    rng = np.random.default_rng(3)
+    D = rng.standard_normal((40, 16))
+    _, v = lipschitz_and_vector(D)
+    moved = D + 1e-2 * rng.standard_normal(D.shape)
+    warm, _ = lipschitz_and_vector(moved, v)
+    cold, _ = lipschitz_and_vector(moved)
+    exact = np.linalg.eigvalsh(moved.T @ moved)[-1]
+    assert warm == pytest.approx(cold, rel=1e-6)
+    assert exact <= warm <= exact * (1 + 1.01e-3)

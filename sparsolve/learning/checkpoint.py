@@ -64,6 +64,8 @@ def save(learner: Learner, path, position, data_fingerprint, stream=None) -> Pat
         arrays["stats_B"] = backend.to_numpy(learner.stats_B)
     if learner.warm is not None:
         arrays["warm_Z"] = backend.to_numpy(warm_Z)
+    if learner.top is not None:
+        arrays["top_vector"] = backend.to_numpy(learner.top)
     adam = learner.adam.state()
     if adam is not None:
         arrays["adam_mean"], arrays["adam_square"] = adam["mean"], adam["square"]
@@ -90,6 +92,7 @@ def restore(path):
             learner.stats_A, learner.stats_B = arrays["stats_A"], arrays["stats_B"]
         if "warm_Z" in arrays:
             learner.warm = (meta["warm_key"], distributed.local_part(arrays["warm_Z"]))  # distributed seam
+        learner.top = arrays.get("top_vector")  # absent in older checkpoints: the next L starts cold
         adam = ({"mean": arrays["adam_mean"], "square": arrays["adam_square"], "t": meta["adam_t"]}
                 if "adam_mean" in arrays else None)
         learner.adam = Adam.from_state(adam, like=learner.D, settings=learner.adam.settings)

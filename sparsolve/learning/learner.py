@@ -50,6 +50,7 @@ import numpy as np
 from .. import backend, memory
 from ..checks import finite_rows
 from ..inference import ConvergenceWarning, encode, solver_class
+from ..inference.problem import lipschitz_and_vector
 from . import dead as dead_atoms
 from . import distributed, norms, updates
 from .batches import check_batch, check_finite, check_storage
@@ -206,6 +207,7 @@ class Learner:
         self.rng = np.random.default_rng([self.entropy, 0])
         self.history = History()
         self.warm = None  # (key, Z) of the last step, for full-batch warm starts
+        self.top = None  # the top eigenvector behind the last step's L: the next step's power iteration starts there
         self.plan = None  # the memory plan for the batches' device (plan_memory); derived, not checkpointed
         self.pending = []  # (record, finite check or None) of the steps since the last host read
 
@@ -367,10 +369,17 @@ class Learner:
         if init is not None:
             init = backend.match(init, X)
         max_iter = cfg.max_iter if cfg.max_iter is not None else LEARNING_MAX_ITER.get(solver)
+        options = self._solver_options(solver)
+        if "L" in solver_class(solver).OPTIONS and options.get("L") is None:
+            # D moves little per step, so its last top eigenvector starts the power iteration
+            # next to the answer: one read of the device for L instead of ~6
+            start = None if self.top is None else backend.match(self.top, D)
+            L, self.top = lipschitz_and_vector(D, start)
+            options = {**options, "L": L}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             Z, info = encode(X, D, cfg.alpha, solver=solver, positive=cfg.positive, tol=cfg.tol, max_iter=max_iter,
-                             init=init, return_info=True, plan=self.plan, **self._solver_options(solver))
+                             init=init, return_info=True, plan=self.plan, **options)
         return Z, info.converged
 
     def _dead_atoms(self, new, X, r2, used, rows, stats_A, stats_B, adam, syncing):
