@@ -61,8 +61,12 @@ def _kernel():
         else:
             z_new = u - tl.minimum(tl.maximum(u, -thresh), thresh)
         t = tl.load(t_ptr + row)
-        t_new = 0.5 * (1.0 + tl.sqrt(1.0 + 4.0 * t * t))
-        beta = (t - 1.0) / t_new
+        if t.dtype == tl.float32:  # rounded to nearest as torch rounds: Triton's float32 sqrt and / are approximate
+            t_new = 0.5 * (1.0 + tl.sqrt_rn(1.0 + 4.0 * t * t))
+            beta = tl.div_rn(t - 1.0, t_new)
+        else:
+            t_new = 0.5 * (1.0 + tl.sqrt(1.0 + 4.0 * t * t))
+            beta = (t - 1.0) / t_new
         if RESTART:
             uphill = tl.sum((y - z_new) * (z_new - z), axis=0) > 0
             beta = tl.where(uphill, 0.0, beta)
