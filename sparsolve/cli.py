@@ -73,8 +73,9 @@ def _add_config_flags(parser):
     docs = field_docs(FitConfig)
     for f in dataclasses.fields(FitConfig):
         if f.name in _REPEATED:
+            help_text = _solver_option_help(docs.get(f.name, "")).replace("%", "%%")
             parser.add_argument(_REPEATED[f.name], dest=f.name, action="append", type=_key_value, default=None,
-                                metavar="KEY=VALUE", help=_solver_option_help(docs.get(f.name, "")).replace("%", "%%"))
+                                metavar="KEY=VALUE", help=help_text)
             continue
         flag = "--" + f.name.replace("_", "-")
         default = _CLI_DEFAULTS.get(f.name, f.default)
