@@ -8,7 +8,9 @@ with the fraction of Gabor-like atoms and saves a PNG of the dictionary.
 
 The training flags are generated from the fields of :class:`sparsolve.config.FitConfig`
 (``--batch-size`` for ``batch_size``; help text from the field docstrings), so a new
-option is written once, in config.py.
+option is written once, in config.py.  The dict ``solver_options`` is the repeatable
+``--solver-option KEY=VALUE``: each VALUE is read as the chosen solver declares its KEY
+(``OPTION_TYPES``), and the solver's own check refuses a bad one before any data is read.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ import typing
 from pathlib import Path
 
 from . import __version__
-from .config import FitConfig, field_docs
+from .config import FitConfig, check_solver_options, field_docs
 from .data.images import WHITENED_ALPHA
+from .inference import REGISTRY, solver_class
 
 DEFAULT_ATOMS = 256
 DEFAULT_ALPHA = 0.02
@@ -39,7 +42,8 @@ _DEFAULT_HELP = {"n_atoms": f"{DEFAULT_ATOMS}; {IMAGE_ATOMS} for the default dat
                  "n_epochs": f"1; {IMAGE_EPOCHS} for the default data"}
 _ALIASES = {"n_atoms": ["--atoms"], "n_epochs": ["--epochs"]}
 _CHOICES = {"solver": "SOLVERS", "update": "UPDATES", "norm": "FIT_NORMS"}
-_LEFT_OUT = ("solver_options",)  # a dict: the Python API's
+# Dict fields: one KEY=VALUE a flag, the flag repeated.
+_REPEATED = {"solver_options": "--solver-option"}
 
 
 def _scalar(annotation):
@@ -50,12 +54,28 @@ def _scalar(annotation):
     return hint
 
 
+def _key_value(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE; write e.g. --solver-option gamma=0.5")
+    return key.strip(), value
+
+
+def _solver_option_help(doc):
+    kinds = "; ".join(f"{name}: {cls.option_usage()}" for name, cls in REGISTRY.items() if cls.option_usage())
+    return (f"{doc}, as KEY=VALUE, once per option, read as the --solver declares it ({kinds}); "
+            "e.g. --solver lca --solver-option threshold=nonneg --solver-option accelerate=false")
+
+
 def _add_config_flags(parser):
     from . import config as cfg
 
     docs = field_docs(FitConfig)
     for f in dataclasses.fields(FitConfig):
-        if f.name in _LEFT_OUT:
+        if f.name in _REPEATED:
+            help_text = _solver_option_help(docs.get(f.name, "")).replace("%", "%%")
+            parser.add_argument(_REPEATED[f.name], dest=f.name, action="append", type=_key_value, default=None,
+                                metavar="KEY=VALUE", help=help_text)
             continue
         flag = "--" + f.name.replace("_", "-")
         default = _CLI_DEFAULTS.get(f.name, f.default)
@@ -85,6 +105,7 @@ def _parser():
                    ".npy shards (streamed); "
                    f"default: {DEFAULT_PATCHES} 8×8 natural-image patches")
     _add_config_flags(f)
+    f.set_defaults(command_parser=f)  # for errors found after parsing, worded as argparse words its own
     f.add_argument("--checkpoint", default=None, help="checkpoint file: resume from it, save to it "
                    "(also on Ctrl-C)")
     f.add_argument("--out", default="model.npz", help="where to save the model (default: model.npz)")
@@ -104,11 +125,42 @@ def _fail(message):
     raise SystemExit(f"sparsolve fit: {message}")
 
 
+def _solver_options(args):
+    """The --solver-option pairs as the solver's typed options, checked by the solver (the check that
+    FitConfig runs) before any data is read; an argparse error naming the flag and the solver's options."""
+    pairs = args.solver_options or []
+    options = dict(pairs)  # a key given twice: the last one, as argparse does for a flag
+    if not pairs:
+        return options
+    flag = _REPEATED["solver_options"]
+    fields = {f.name: f for f in dataclasses.fields(FitConfig)}
+    try:
+        if args.solver != "auto":
+            cls = solver_class(args.solver)
+            for key in options:
+                if key in fields:
+                    own = "--" + key.replace("_", "-")
+                    own = f"{own} or --no-{own[2:]}" if _scalar(fields[key].type) is bool else f"{own} {options[key]}"
+                    raise ValueError(f"{key} is a setting of fit, not of the solver: write {own}")
+                options[key] = cls.parse_option(key, options[key])
+        check_solver_options(args.solver, options, args.positive)
+    except (ValueError, TypeError) as e:
+        if args.solver == "auto":
+            fix = "; e.g. --solver lca"
+        else:
+            usage = solver_class(args.solver).option_usage()
+            fix = (f"; --solver {args.solver} takes {flag} {usage}" if usage else
+                   f"; --solver {args.solver} takes no {flag}")
+        args.command_parser.error(f"argument {flag}: {e}{fix}")
+    return options
+
+
 def _fit(args):
     from .learning import distributed, fit
     from .learning.checkpoint import check_writable
 
-    config = {f.name: getattr(args, f.name) for f in dataclasses.fields(FitConfig) if f.name not in _LEFT_OUT}
+    args.solver_options = _solver_options(args)
+    config = {f.name: getattr(args, f.name) for f in dataclasses.fields(FitConfig)}
     if args.data is None:
         from .data import natural_image_patches
 

@@ -30,6 +30,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from .checks import choice, nonnegative_float, positive_float, positive_int
+from .inference import solver_class
 
 UPDATES = ("online", "sgd", "mod")
 FIT_NORMS = ("unit", "ball", "penalty", "none")
@@ -82,6 +83,21 @@ def _seed(seed):
             pass
         raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
     return seed
+
+
+def check_solver_options(solver: str, options: dict, positive: bool = False) -> None:
+    """Refuse, before any data is read, solver options that the named solver's own check
+    (:meth:`sparsolve.inference.base.Solver.check`: names and values) refuses; what needs the data
+    (fista's fused=True, omp's n_nonzero_coefs ≤ n_atoms) is checked again by encode.  FitConfig and
+    the command line's ``--solver-option`` both check here.  solver="auto" takes none: which solver
+    it runs, and so which options apply, depends on the data's device."""
+    if solver == "auto":
+        if options:
+            named = ", ".join(s for s in SOLVERS if s != "auto")
+            raise ValueError(f"solver options {sorted(options)} need a named solver (auto picks cd or fista by "
+                             f"the data's device, and each solver takes its own options): pick one of {named}")
+        return
+    solver_class(solver).check(options, positive=positive)
 
 
 class _Config:
@@ -179,10 +195,14 @@ class FitConfig(_Config):
         self.positive, self.shuffle, self.resample_dead = bool(self.positive), bool(self.shuffle), bool(self.resample_dead)
         self.seed = _seed(self.seed)
         self.solver_options = dict(self.solver_options or {})
-        if self.solver == "auto" and self.solver_options:
+        try:
+            check_solver_options(self.solver, self.solver_options, self.positive)
+        except ValueError as e:
+            if self.solver != "auto":
+                raise
+            # fit routes every keyword that is not a field into solver_options: a misspelt setting lands here
             fields = [f.name for f in dataclasses.fields(self)]
-            raise ValueError(f"{sorted(self.solver_options)} are not settings of fit ({fields}); if they are "
-                             "options of the inference solver, they need a named solver: solver='lca', 'cd', ...")
+            raise ValueError(f"{e}; if they are meant as settings of fit, those are {fields}") from None
 
     # The seed is compared separately (checkpoint.check_resume): an unseeded resume takes
     # the checkpoint's.
@@ -333,4 +353,4 @@ class AmortizedConfig(_Config):
         return dataclasses.replace(self, lr=lr, n_epochs=n_epochs)
 
 
-__all__ = ["FitConfig", "AmortizedConfig", "field_docs", "BETA_DEFAULTS"]
+__all__ = ["FitConfig", "AmortizedConfig", "field_docs", "BETA_DEFAULTS", "check_solver_options"]

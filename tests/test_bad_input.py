@@ -167,7 +167,7 @@ def test_unknown_option(XD, solver, option):
     ({"solver": "lca", "threshold": "soft", "positive": True}, r"threshold='soft' contradicts positive=True"),
     ({"solver": "lca", "threshold": "hard", "positive": True}, r"threshold='hard' contradicts positive=True"),
     ({"solver": "fista", "form": "dense"}, r"form='dense' is not known"),
-    ({"solver": "lca", "gamma": 0.0}, r"gamma must be > 0"),
+    ({"solver": "lca", "gamma": 0.0}, r"gamma must be a finite number > 0"),
     ({"solver": "omp", "positive": True}, r"does not support positive=True"),
     ({"solver": "omp", "n_nonzero_coefs": 0}, r"n_nonzero_coefs=0 must lie in \[1, "),
     ({"solver": "omp", "n_nonzero_coefs": 65}, r"n_nonzero_coefs=65 must lie in .* = \[1, 64\]"),

@@ -4,9 +4,12 @@ A solver is a class, registered by name in :data:`sparsolve.inference.REGISTRY`,
 
 * ``name``; ``runs_on_host`` (True: it runs as numba kernels on host copies of the
   arrays, always in Gram form, so encode keeps host BLAS on one thread around it);
-  ``default_max_iter``; and ``OPTIONS``, its options with their defaults;
+  ``default_max_iter``; ``OPTIONS``, its options with their defaults; and ``OPTION_TYPES``,
+  how each reads from text (``sparsolve fit --solver-option KEY=VALUE``, :meth:`Solver.parse_option`);
 * ``check(options, positive=..., X=..., D=...)``, a classmethod that refuses unknown or bad
-  options -- naming this solver's options -- before any work, and returns all of them;
+  options -- naming this solver's options -- before any work, and returns all of them.
+  Without X and D (``fit`` checks its options before it reads the data) it checks what it can;
+  the checks that need the data run again in encode;
 * a constructor taking those options (and ``positive``);
 * ``criterion``: which per-sample number it reports, one of :data:`CRITERIA`;
 * ``form_request()``: the form it asks encode's memory plan for (:mod:`sparsolve.memory`):
@@ -25,6 +28,9 @@ from ..checks import choice, positive_float, positive_int
 from .loop import iterate
 from .problem import FORMS, LassoProblem, lipschitz
 
+# The words a boolean option reads as, from text.
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
 # What EncodeInfo reports per sample, by the solver's ``criterion``:
 CRITERIA = {
     "rel_gap": "relative duality gap gap/F(z) of the lasso",
@@ -39,6 +45,9 @@ class Solver:
     default_max_iter: int | None = None
     criterion = "rel_gap"
     OPTIONS: dict = {}
+    #: How each option reads from text: int, float, bool, or the tuple of the values it may take;
+    #: None for one that no text can give (a callable).  One entry per key of OPTIONS.
+    OPTION_TYPES: dict = {}
 
     def __init__(self, positive: bool = False, **options):
         self.positive = bool(positive)
@@ -62,6 +71,43 @@ class Solver:
     def _check(cls, opts: dict, positive: bool, X, D) -> None:
         """Per-solver value checks: solvers with options override this."""
 
+    @classmethod
+    def parse_option(cls, key: str, text: str):
+        """The value of the option ``key`` written as ``text``, read as ``OPTION_TYPES`` declares
+        (``"0.5"`` is 0.5 for a float, ``"false"`` is False for a bool); an unknown key is :meth:`check`'s
+        TypeError, a text that does not read a ValueError naming the key.  A value outside the
+        choices is returned as written, for :meth:`check` to refuse with the choices."""
+        if key not in cls.OPTIONS:
+            cls.check({key: text})
+        kind = cls.OPTION_TYPES[key]
+        word = text.strip().lower()
+        if kind is None:
+            raise ValueError(f"{key} cannot be written as text (it takes a Python object): pass it to "
+                             f"sparsolve.fit or sparsolve.encode as {key}=...")
+        if kind is bool or (isinstance(kind, tuple) and any(isinstance(c, bool) for c in kind)):
+            if word in _TRUE:
+                return True
+            if word in _FALSE:
+                return False
+            if kind is bool:
+                raise ValueError(f"{key}={text!r} is not a boolean; write {key}=true or {key}=false")
+        if isinstance(kind, tuple):
+            return text
+        try:
+            return kind(word)
+        except ValueError:
+            raise ValueError(f"{key}={text!r} is not {'an integer' if kind is int else 'a number'}") from None
+
+    @classmethod
+    def option_usage(cls) -> str:
+        """The options that text can set, as ``KEY=TYPE``: ``gamma=FLOAT, accelerate=true|false, ...``."""
+        def spelled(kind):
+            if isinstance(kind, tuple):
+                return "|".join(str(c).lower() if isinstance(c, bool) else str(c) for c in kind)
+            return "true|false" if kind is bool else kind.__name__.upper()
+
+        return ", ".join(f"{key}={spelled(kind)}" for key, kind in cls.OPTION_TYPES.items() if kind is not None)
+
     def form_request(self) -> str:
         """The form for the memory plan: the Gram form only, for solvers without a ``form`` option."""
         return "gram"
@@ -83,6 +129,7 @@ class Iterative(Solver):
     and objectives; a True return stops the run)."""
 
     OPTIONS = {"check_every": 10, "form": "auto", "L": None, "trace": None}
+    OPTION_TYPES = {"check_every": int, "form": FORMS, "L": float, "trace": None}
 
     @classmethod
     def _check(cls, opts, positive, X, D):

@@ -29,6 +29,7 @@ class FISTA(Iterative):
     name = "fista"
     default_max_iter = 5000
     OPTIONS = {**Iterative.OPTIONS, "restart": True, "fused": "auto"}
+    OPTION_TYPES = {**Iterative.OPTION_TYPES, "restart": bool, "fused": fused_kernel.FUSED_CHOICES}
 
     def __init__(self, positive=False, **options):
         super().__init__(positive, **options)
@@ -38,7 +39,10 @@ class FISTA(Iterative):
     def _check(cls, opts, positive, X, D):
         super()._check(opts, positive, X, D)
         fused = choice(opts["fused"], "fused", fused_kernel.FUSED_CHOICES)
-        if fused is True and not (X is not None and fused_kernel.supports(X)):
+        if not isinstance(opts["restart"], bool):
+            raise TypeError(f"restart must be True or False, got {opts['restart']!r}")
+        # fit checks its options before it has the data: encode checks fused=True again, with X
+        if fused is True and X is not None and not fused_kernel.supports(X):
             raise ValueError("fused=True needs X as a CUDA torch tensor and Triton installed; "
                              "use fused='auto' to fall back to the array-operation step")
 

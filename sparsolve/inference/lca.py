@@ -42,7 +42,8 @@ residual form T(μ₀ − G T(μ₀)).
 from __future__ import annotations
 
 from .. import backend
-from ..prox import get_threshold
+from ..checks import positive_float
+from ..prox import THRESHOLDS, get_threshold
 from .base import Iterative
 
 
@@ -54,6 +55,7 @@ class LCA(Iterative):
     name = "lca"
     default_max_iter = 20000
     OPTIONS = {**Iterative.OPTIONS, "gamma": None, "threshold": None, "accelerate": True}
+    OPTION_TYPES = {**Iterative.OPTION_TYPES, "gamma": float, "threshold": tuple(THRESHOLDS), "accelerate": bool}
 
     def __init__(self, positive=False, **options):
         super().__init__(positive, **options)
@@ -72,8 +74,8 @@ class LCA(Iterative):
             if positive and threshold in ("soft", "hard"):
                 raise ValueError(f"threshold={threshold!r} contradicts positive=True (it returns signed codes); "
                                  "use threshold='nonneg'")
-        if opts["gamma"] is not None and not float(opts["gamma"]) > 0:
-            raise ValueError(f"gamma must be > 0, got {opts['gamma']}")
+        if opts["gamma"] is not None:
+            positive_float(opts["gamma"], "gamma")
         if not isinstance(opts["accelerate"], bool):
             raise TypeError(f"accelerate must be True or False, got {opts['accelerate']!r}")
 

@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
+from ..checks import positive_int
 from ._cholesky import back_substitute, forward_substitute
 from .base import Solver
 from .loop import Result
@@ -88,13 +89,16 @@ class OMP(Solver):
     runs_on_host = True
     criterion = "residual_energy"
     OPTIONS = {"n_nonzero_coefs": None}
+    OPTION_TYPES = {"n_nonzero_coefs": int}
 
     @classmethod
     def _check(cls, opts, positive, X, D):
         if positive:
             raise ValueError("solver='omp' does not support positive=True; use 'cd', 'fista' or 'lca'")
         k = opts["n_nonzero_coefs"]
-        if k is not None and D is not None:
+        if k is not None and D is None:  # fit's early check, before the atoms are known
+            positive_int(k, "n_nonzero_coefs", "the most atoms per sample")
+        elif k is not None:
             top = min(D.shape)
             if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= top:
                 raise ValueError(f"n_nonzero_coefs={k} must lie in [1, min(n_atoms, n_features)] = [1, {top}]")

@@ -20,7 +20,7 @@ from . import checkpoint as ckpt
 from . import distributed, norms, training
 from ..data.shards import ShardStream, open_shards
 from .batches import Source, as_batch, check_data, check_storage, fingerprint, is_array, stateful, take
-from .learner import Learner, check_solver_options, host_record, on_host
+from .learner import Learner, host_record, on_host
 
 
 def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, checkpoint=None, config=None, **options):
@@ -98,7 +98,6 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
         open_shards(X)  # a path must be a directory of shards, checked here before any work
     else:
         check_data(X)
-    check_solver_options(config.solver, config.solver_options)
     if config.device == "cuda" and not backend.cuda_available():
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or device=None")
     n_rows, n_features = (X.shape[0], int(X.shape[1])) if is_array(X) else (None, None)

@@ -81,16 +81,6 @@ def solver_for(solver, X):
     return "fista" if backend.on_gpu(X) else "cd"
 
 
-def check_solver_options(solver, options, where="fit"):
-    if solver == "auto":
-        return
-    known = solver_class(solver).OPTIONS
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for {where} with solver={solver!r}; the solver accepts "
-                        f"{sorted(known)}")
-
-
 class History:
     """The per-step records, as host numbers (a step's record joins once :meth:`Learner.sync`
     has read it from the device)."""
