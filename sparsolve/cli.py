@@ -161,15 +161,24 @@ def _fit(args):
 
     args.solver_options = _solver_options(args)
     config = {f.name: getattr(args, f.name) for f in dataclasses.fields(FitConfig)}
+    defaults = ({"n_atoms": IMAGE_ATOMS, "alpha": WHITENED_ALPHA} if args.data is None else
+                {"n_atoms": DEFAULT_ATOMS, "alpha": DEFAULT_ALPHA})
+    for name, value in defaults.items():
+        if config[name] is None:
+            config[name] = value
+    if args.data is None and config["n_epochs"] is None and config["max_steps"] is None:
+        config["n_epochs"] = IMAGE_EPOCHS
+    try:  # every setting, and --out, before any data is read
+        config = FitConfig(**config)
+        check_writable(args.out, "--out")
+    except (ValueError, TypeError) as e:
+        _fail(e)
     if args.data is None:
         from .data import natural_image_patches
 
         X = natural_image_patches(8, DEFAULT_PATCHES, seed=args.seed, whiten="zca")
         source = (f"{DEFAULT_PATCHES} 8x8 natural-image patches (scikit-learn sample images, mean removed, "
                   "rank-24 ZCA-whitened)")
-        defaults = {"n_atoms": IMAGE_ATOMS, "alpha": WHITENED_ALPHA}
-        if config["n_epochs"] is None and config["max_steps"] is None:
-            config["n_epochs"] = IMAGE_EPOCHS
         png = args.png or str(Path(args.out).with_suffix(".png"))
     elif Path(args.data).is_dir():
         from .data.shards import open_shards
@@ -190,16 +199,10 @@ def _fit(args):
             _fail(e)
         source = f"{args.data} {X.shape}"
     if args.data is not None:
-        defaults = {"n_atoms": DEFAULT_ATOMS, "alpha": DEFAULT_ALPHA}
         png = args.png
-    for name, value in defaults.items():
-        if config[name] is None:
-            config[name] = value
     distributed.init_from_env(args.device)  # distributed seam: under torchrun, join its group so fit runs data-parallel
     try:
-        check_writable(args.out, "--out")
-        model = fit(X, config.pop("n_atoms"), config.pop("alpha"), checkpoint=args.checkpoint,
-                    progress=not args.no_progress, **config)
+        model = fit(X, None, None, config=config, checkpoint=args.checkpoint, progress=not args.no_progress)
     except (ValueError, TypeError) as e:
         _fail(e)
     except KeyboardInterrupt:

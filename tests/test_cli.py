@@ -56,11 +56,18 @@ def test_missing_data_file(tmp_path):
         main(["fit", str(tmp_path / "nope.npy")])
 
 
-def test_bad_alpha_is_reported(tmp_path):
-    data = tmp_path / "X.npy"
-    np.save(data, natural_image_patches(8, 300, seed=4))
-    with pytest.raises(SystemExit, match="alpha must be a finite number > 0"):
-        main(["fit", str(data), "--alpha", "0", "--out", str(tmp_path / "m.npz"), "--no-progress"])
+@pytest.mark.parametrize("flags, says", [(["--alpha", "0"], "alpha must be a finite number > 0"),
+                                         (["--batch-size", "0"], "batch_size must be ≥ 1"),
+                                         (["--tol", "-1"], "tol must be a finite number > 0")])
+def test_bad_settings_are_reported_before_the_data_is_read(tmp_path, monkeypatch, flags, says):
+    import sparsolve.data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the data was read before the settings were checked")
+
+    monkeypatch.setattr(sparsolve.data, "read_matrix", refuse)
+    with pytest.raises(SystemExit, match=says):
+        main(["fit", str(tmp_path / "X.npy"), *flags, "--out", str(tmp_path / "m.npz"), "--no-progress"])
 
 
 def test_npz_archive_and_directory_get_one_line_errors(tmp_path):
