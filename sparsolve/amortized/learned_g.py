@@ -57,7 +57,7 @@ from .. import backend
 from ..inference.lca import LCA
 from ..inference.problem import lipschitz
 from ..io import load_npz, reading, register, save_npz
-from ..prox import nonneg_threshold, soft_threshold
+from ..prox import soft_threshold
 
 KIND = "learned_g"
 
@@ -276,7 +276,8 @@ class LearnedG(torch.nn.Module):
         if self.signed:
             # θ is kept ≥ 0 here rather than by the optimiser: a negative θ is no threshold.
             return soft_threshold(mu, self.theta.clamp(min=0))
-        return nonneg_threshold(mu, 0)
+        # ReLU is nonneg_threshold(μ, 0), without its μ − 0: a pass over (batch × n_atoms) per step
+        return mu.clamp(min=0)
 
     def encode(self, x):
         """z = T(μ_{t*}), for x of shape (..., n_features); numpy in, numpy out."""
