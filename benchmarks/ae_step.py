@@ -94,7 +94,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1, help="torch threads (1, as versus_saes.py, on a shared machine)")
     p.add_argument("--before", type=Path, default=None,
                    help="a directory holding an earlier sparsolve package (e.g. `git archive <commit> sparsolve | "
-                        "tar -x -C DIR`): its t*=0 step is timed too, just before the current one")
+                        "tar -x -C /tmp/sparsolve-<commit>`, whose name the table shows): its t*=0 step is timed "
+                        "too, just before the current one")
     p.add_argument("--ae-only", action="store_true", help=argparse.SUPPRESS)  # the --before subprocess
     p.add_argument("--no-write", action="store_true", help="print, but leave RESULTS.md alone")
     args = p.parse_args(argv)
@@ -141,7 +142,9 @@ def results_text(rows, args):
     head = ["method", "median step ms", "min–max ms", "load average after"]
     head += [f"AE t*=0 / {k}" for k in peers_run]
     lines = [f"Run: `python benchmarks/ae_step.py --steps {args.steps} --warmup {args.warmup} --threads {args.threads}"
-             + (" --before DIR" if args.before else "") + "`.  d = 256, m = 4,096, batch 256, "
+             + (f" --before {args.before}" if args.before else "") + "`"
+             + (f" (before: the sparsolve package exported to {args.before.name})" if args.before else "")
+             + ".  d = 256, m = 4,096, batch 256, "
              f"{args.threads} torch thread(s), SyntheticActivations tokens (seed 0); the median of {args.steps} "
              f"steps after {args.warmup} of warm-up.  AE: α = {ALPHA}, norm `unit`; SAELens L1 coefficient "
              f"{2 * ALPHA} (the same loss), TopK k = {K}.",
