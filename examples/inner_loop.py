@@ -22,7 +22,7 @@ t* ∈ {0, 1, 5, 20} × norm ∈ {unit, none} × λ ∈ {moderate, too high} and
 * the sign structure of G: the fractions of off-diagonal entries that are
   positive (inhibition, explaining away) and negative (excitation,
   facilitation), and the share of the off-diagonal mass Σ|G_ij| that is inhibitory.
-  At t* = 0 G is never used, so it gets no gradient and stays 0.
+  At t* = 0 there is no G (the plain autoencoder): its columns read "– (unused)".
 
 Run ``python examples/inner_loop.py`` (default size, a few minutes on 2 CPU
 cores); flags make it larger, ``--smoke`` runs a tiny version.  Writes

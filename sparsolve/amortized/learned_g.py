@@ -276,7 +276,7 @@ class LearnedG(torch.nn.Module):
         if self.signed:
             # θ is kept ≥ 0 here rather than by the optimiser: a negative θ is no threshold.
             return soft_threshold(mu, self.theta.clamp(min=0))
-        # ReLU is nonneg_threshold(μ, 0), without its μ − 0: a pass over (batch × n_atoms) per step
+        # nonneg_threshold(μ, 0), the same values and gradient, less its μ − 0: a (batch × n_atoms) pass
         return mu.clamp(min=0)
 
     def encode(self, x):
