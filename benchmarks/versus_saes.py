@@ -208,7 +208,8 @@ def batches(X, args):
             yield torch.as_tensor(X[np.sort(order[i:i + args.batch])], device=args.device)
 
 
-def run_sparsify(X, m, k, args):
+def run_sparsify(X, m, k, args, data=None):
+    """sparsify's TopK SparseCoder trained on ``data`` (default ``batches(X, args)``)."""
     from schedulefree import ScheduleFreeWrapper
     from sparsify import SparseCoder, SparseCoderConfig
     from sparsify.sign_sgd import SignSGD
@@ -220,7 +221,7 @@ def run_sparsify(X, m, k, args):
     opt = ScheduleFreeWrapper(SignSGD([dict(params=sae.parameters(), lr=5e-3 / (m / 2 ** 14) ** 0.5)]),
                               momentum=0.95)
     opt.train()
-    for step, x in enumerate(batches(X, args)):
+    for step, x in enumerate(batches(X, args) if data is None else data):
         if step == 0:
             sae.b_dec.data = x.mean(0)  # the Trainer's first step: centred pre-activations
         sae.set_decoder_norm_to_unit_norm()
@@ -245,7 +246,9 @@ def run_sparsify(X, m, k, args):
     return sae.W_dec.detach().cpu().numpy(), encode, decode
 
 
-def run_saelens(X, m, kind, knob, args):
+def run_saelens(X, m, kind, knob, args, data=None):
+    """A SAELens SAE trained by its SAETrainer on ``data`` (default ``batches(X, args)``; it
+    takes ``args.epochs · (len(X) // args.batch)`` of them)."""
     from sae_lens.config import LoggingConfig, SAETrainerConfig
     from sae_lens.training.sae_trainer import SAETrainer
 
@@ -269,7 +272,7 @@ def run_saelens(X, m, kind, knob, args):
         lr=args.sae_lr, lr_end=args.sae_lr, lr_scheduler_name="constant", n_checkpoints=0, checkpoint_path=None,
         save_final_checkpoint=False, dead_feature_window=1000, feature_sampling_window=2000,
         logger=LoggingConfig(log_to_wandb=False, eval_every_n_wandb_logs=2 ** 31 - 1))
-    SAETrainer(cfg=cfg, sae=sae, data_provider=batches(X, args)).fit()
+    SAETrainer(cfg=cfg, sae=sae, data_provider=batches(X, args) if data is None else iter(data)).fit()
     sae.eval()
 
     def encode(T):

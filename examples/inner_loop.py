@@ -22,7 +22,7 @@ t* ∈ {0, 1, 5, 20} × norm ∈ {unit, none} × λ ∈ {moderate, too high} and
 * the sign structure of G: the fractions of off-diagonal entries that are
   positive (inhibition, explaining away) and negative (excitation,
   facilitation), and the share of the off-diagonal mass Σ|G_ij| that is inhibitory.
-  At t* = 0 G is never used, so it gets no gradient and stays 0.
+  At t* = 0 there is no G (the plain autoencoder): its columns read "– (unused)".
 
 Run ``python examples/inner_loop.py`` (default size, a few minutes on 2 CPU
 cores); flags make it larger, ``--smoke`` runs a tiny version.  Writes
@@ -32,6 +32,7 @@ cores); flags make it larger, ``--smoke`` runs a tiny version.  Writes
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import sys
 import time
@@ -76,7 +77,11 @@ def running_mean(values, window):
 
 
 def g_signs(G):
-    """(positive fraction, negative fraction, inhibitory share of |mass|) of G's off-diagonal."""
+    """(positive fraction, negative fraction, inhibitory share of |mass|, the entries) of the
+    off-diagonal of G, a LearnedG's parameter; NaN and none at t* = 0, which has no G."""
+    if G is None:
+        return math.nan, math.nan, math.nan, np.empty(0)
+    G = G.detach().cpu().numpy().astype(np.float64)
     off = G[~np.eye(G.shape[0], dtype=bool)]
     mass = np.abs(off).sum()
     share = float(off[off > 0].sum() / mass) if mass > 0 else float("nan")
@@ -104,7 +109,7 @@ def main(argv=None):
         R = X_test - ae.decode(Z)
         curve = running_mean(ae.history_["nnz_frac"], args.smooth)
         reached = np.flatnonzero(curve <= args.target_nnz)
-        pos, neg, share, off = g_signs(ae.G.detach().cpu().numpy().astype(np.float64))
+        pos, neg, share, off = g_signs(ae.G)
         runs.append({
             "norm": norm, "lambda": lam_name, "alpha": lam, "t_star": t_star, "curve": curve,
             "dead_curve": running_mean(ae.history_["dead_frac"], args.smooth),

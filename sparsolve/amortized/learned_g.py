@@ -11,9 +11,9 @@ With x̃ = x − b_d, for t = 0 … t*−1 (Gregor & LeCun's learned LCA, the se
 
 T is ReLU (the seed) or, in the signed variant, the soft threshold at a learned
 per-unit θ ≥ 0 (a bias cannot fold a symmetric threshold the way b_e folds ReLU's).
-t* = 0 is the plain one-layer autoencoder x̂ = W_d T(W_e x̃ + b_e) + b_d; t* = 1
-with γ = 1 is the residual form T(μ₀ − G T(μ₀)).  Positive off-diagonal entries
-of G inhibit (explaining away), negative ones excite (facilitation).
+t* = 0 is the plain one-layer autoencoder x̂ = W_d T(W_e x̃ + b_e) + b_d, which has no
+G (``LearnedG.G`` is None); t* = 1 with γ = 1 is the residual form T(μ₀ − G T(μ₀)).
+Positive off-diagonal entries of G inhibit (explaining away), negative ones excite (facilitation).
 
 **Untied** (``tied=False``, outside the seed's spec, which shares one G and one γ
 across the steps): every step t has its own G_t, bias b_t and step γ_t,
@@ -57,7 +57,7 @@ from .. import backend
 from ..inference.lca import LCA
 from ..inference.problem import lipschitz
 from ..io import load_npz, reading, register, save_npz
-from ..prox import nonneg_threshold, soft_threshold
+from ..prox import soft_threshold
 
 KIND = "learned_g"
 
@@ -153,6 +153,12 @@ class LearnedG(torch.nn.Module):
     autoencoder: unit-norm random atoms W_d, W_e = W_dᵀ, G = 0 (no lateral
     interaction until training finds some), zero biases, θ = 0.
 
+    At t* = 0 no step runs, so there is no G: ``G`` is None, the state_dict has no
+    ``"G"`` and nothing (n_atoms × n_atoms) is allocated -- the module is the plain
+    one-layer autoencoder, with an SAE's parameters and cost per step.  (γ stays, with no
+    effect.)  Files written when a t* = 0 module still held a G load all the same,
+    whatever that G holds: at t* = 0 it took no part in the encoder, and it is dropped.
+
     ``tied=True`` (the default, the seed's spec) shares G and γ across the steps.
     ``tied=False`` gives each step t its own G_t, b_t and γ_t: G is then
     (t*, n_atoms, n_atoms), ``b_steps`` (t*, n_atoms) and ``log_gamma`` (t*,).
@@ -179,7 +185,10 @@ class LearnedG(torch.nn.Module):
         self.W_e = torch.nn.Parameter(atoms.T.to(**kw).contiguous())
         self.b_e = torch.nn.Parameter(torch.zeros(self.n_atoms, **kw))
         steps = () if self.tied else (self.t_star,)
-        self.G = torch.nn.Parameter(torch.zeros(*steps, self.n_atoms, self.n_atoms, **kw))
+        if self.t_star:
+            self.G = torch.nn.Parameter(torch.zeros(*steps, self.n_atoms, self.n_atoms, **kw))
+        else:
+            self.register_parameter("G", None)
         if not self.tied:
             self.b_steps = torch.nn.Parameter(torch.zeros(self.t_star, self.n_atoms, **kw))
         self.W_d = torch.nn.Parameter(atoms.to(**kw))
@@ -240,7 +249,8 @@ class LearnedG(torch.nn.Module):
         with torch.no_grad():
             model.W_e.copy_(step * Dt)
             model.W_d.copy_(Dt.T)
-            model.G.copy_(step * (Dt @ Dt.T) - torch.eye(m, dtype=torch.float64))  # broadcast over the steps
+            if model.G is not None:
+                model.G.copy_(step * (Dt @ Dt.T) - torch.eye(m, dtype=torch.float64))  # broadcast over the steps
             if signed:
                 model.b_e.zero_()
                 model.theta.fill_(step * alpha)
@@ -266,7 +276,8 @@ class LearnedG(torch.nn.Module):
         if self.signed:
             # θ is kept ≥ 0 here rather than by the optimiser: a negative θ is no threshold.
             return soft_threshold(mu, self.theta.clamp(min=0))
-        return nonneg_threshold(mu, 0)
+        # nonneg_threshold(μ, 0), the same values and gradient, less its μ − 0: a (batch × n_atoms) pass
+        return mu.clamp(min=0)
 
     def encode(self, x):
         """z = T(μ_{t*}), for x of shape (..., n_features); numpy in, numpy out."""
@@ -282,6 +293,8 @@ class LearnedG(torch.nn.Module):
 
     def _encode(self, x):
         mu0 = (x - self.b_d) @ self.W_e.T + self.b_e
+        if not self.t_star:
+            return self.threshold(mu0)  # the plain autoencoder: no loop, no G
         mu, gamma = mu0, self.log_gamma.exp()
         if self.accelerate:
             loop = _Loop(mu0.reshape(-1, self.n_atoms), self.G, self.theta.clamp(min=0) if self.signed else 0.0)
@@ -350,7 +363,8 @@ class LearnedG(torch.nn.Module):
 
     @classmethod
     def from_state(cls, arrays: dict, meta: dict, device=None):
-        # files written before untied encoders existed hold tied ones
+        # files written before untied encoders existed hold tied ones; a t* = 0 file written
+        # while t* = 0 still had a G holds one, which the module no longer has (class docstring)
         model = cls(meta["n_features"], meta["n_atoms"], meta["t_star"], 1.0, meta["learn_gamma"],
                     meta["signed"], tied=meta.get("tied", True), accelerate=meta.get("accelerate", False),
                     dtype=getattr(torch, meta["dtype"]), device=device)

@@ -14,7 +14,7 @@ Two modes, with z = encode(x) and x̂ = W_d z + b_d (see :mod:`.learned_g`):
   ``"none"`` is the ablation, where the history shows the cheat.
 
 The history holds one entry per step; G's off-diagonal signs tell explaining away
-(> 0, inhibition) from facilitation (< 0).
+(> 0, inhibition) from facilitation (< 0).  At t* = 0 there is no G (its entries read 0).
 """
 from __future__ import annotations
 
@@ -233,13 +233,18 @@ def _train_step(model, optimizer, x, z_star, mode, target, norm, alpha, beta):
             record[f"{name}_norm_min"] = float(norms.min())
             record[f"{name}_norm_mean"] = float(norms.mean())
             record[f"{name}_norm_max"] = float(norms.max())
-        m = model.n_atoms
-        off = model.G[..., ~torch.eye(m, dtype=torch.bool, device=model.G.device)]  # every step's G_t, untied
-        some = off.numel() > 0  # none with one atom, or untied with t* = 0
-        record["G_offdiag_pos_frac"] = float((off > 0).float().mean()) if some else 0.0
-        record["G_offdiag_neg_frac"] = float((off < 0).float().mean()) if some else 0.0
-        record["G_offdiag_mean"] = float(off.mean()) if some else 0.0
+        record.update(_g_signs(model.G))
     return record
+
+
+def _g_signs(G) -> dict:
+    """The fractions of G's off-diagonal entries > 0 and < 0, and their mean (every step's
+    G_t, untied); 0 where there are none: one atom, or t* = 0, which has no G."""
+    if G is None or G.shape[-1] < 2:
+        return {"G_offdiag_pos_frac": 0.0, "G_offdiag_neg_frac": 0.0, "G_offdiag_mean": 0.0}
+    off = G[..., ~torch.eye(G.shape[-1], dtype=torch.bool, device=G.device)]
+    return {"G_offdiag_pos_frac": float((off > 0).float().mean()),
+            "G_offdiag_neg_frac": float((off < 0).float().mean()), "G_offdiag_mean": float(off.mean())}
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -267,11 +272,18 @@ def _resume(path, saved, config, shape, data_id, model, optimizer):
         raise ValueError(f"checkpoint {path} was written on other data: it saw {describe(meta['data'])}, this "
                          f"training has {describe(data_id)}; use that data or another checkpoint path")
     model.load_state_dict({k: torch.as_tensor(arrays[f"model/{k}"]) for k in model.state_dict()})
+    # the optimizer's state is numbered by the trained parameters in order; a t* = 0 checkpoint
+    # written while t* = 0 still had a G counted G (with no state: it had no gradient) after b_e
+    trained = [k for k, q in model.named_parameters() if q.requires_grad]
+    saved_order = trained
+    if "model/G" in arrays and model.G is None:
+        at = trained.index("b_e") + 1
+        saved_order = trained[:at] + ["G"] + trained[at:]
     state = {}
     for key, v in arrays.items():
         if key.startswith("opt/"):
             _, idx, name = key.split("/")
-            state.setdefault(int(idx), {})[name] = torch.as_tensor(v)
+            state.setdefault(trained.index(saved_order[int(idx)]), {})[name] = torch.as_tensor(v)
     optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
     return int(meta["step"]), float(meta["seconds"]), history_from_arrays(arrays)
 
