@@ -1,0 +1,162 @@
+"""Kernel launches per fit step on the GPU path, counted on CPU torch tensors, by phase.
+
+    PYTHONPATH=. python benchmarks/launches.py [--steps 4] [--batches 512 1024] [--write]
+
+On CUDA each torch operation that runs a kernel is one launch (~5–10 µs of host and driver time
+each on an H100: an estimate, not measured here), so at small batches the launches, not the
+arithmetic, can set fit's speed.  This counts them without a GPU (tests/launch_counts.py): fit runs on
+CPU torch tensors down the path CUDA tensors take (no numpy views, the device branches, sync_every
+16, the Triton kernels of the online pass and of FISTA's step each counted as their one launch),
+and every launch is attributed to the phase of the step that asked for it:
+
+* inference: encode's L (the power iteration, warm-started from the last step's eigenvector), its
+  input checks, set-up (Gram matrix, XDᵀ), the FISTA iterations, the certificates (every 10th
+  iteration) and the compaction of the finished rows;
+* update: the statistics A, B (or sgd's gradient), the online block-coordinate pass (or Adam),
+  the norm rule;
+* bookkeeping: the step's record, the deferred finite checks, the dead-atom tracking, the
+  residual r2 (for the record and the resampling), data movement; and the host read
+  (Learner.sync, every 16th step on a GPU: here once at the end, for all the steps, shown per step).
+
+Runs: 16×16 natural-image patches (p = 256, 1,024 atoms, α = 0.1·mean‖x‖, as benchmarks/scale.py
+gpu-patches) with update online; synthetic activations (sparsolve.data.SyntheticActivations, d = 768,
+4,096 planted features, mean L0 8, α = 0.1) with 4,096 atoms and update online, then sgd; FISTA to
+1e-3 throughout.  Each run has ``--steps`` steps at each of ``--batches`` batch sizes; the first
+step (the initial dictionary, the first L from scratch) is left out of the means.  Launches per
+iteration do not depend on the batch, launches per step do only through the number of iterations
+and certificates: the two batch sizes show it.  ``--write`` puts the tables into the section
+"## Kernel launches per fit step (benchmarks/launches.py)" of RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import sparsolve
+from sparsolve.data import natural_image_patches
+from sparsolve.data.synthetic import SyntheticActivations
+from sparsolve.inference import fista, loop
+from sparsolve.learning.learner import Learner
+
+from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from launch_counts import BOOKKEEPING, INFERENCE, UPDATE, Launches, gpu_path, phase  # noqa: E402
+
+SECTION = "## Kernel launches per fit step (benchmarks/launches.py)"
+PHASES = (INFERENCE, UPDATE, BOOKKEEPING)
+
+
+def patches(n):
+    X = torch.from_numpy(natural_image_patches(16, n, seed=0)).float()
+    return X, 1024, 0.1 * float(X.norm(dim=1).mean())
+
+
+def synthetic(n):
+    source = SyntheticActivations(n_features=768, n_planted=4096, mean_active=8.0, seed=0)
+    return torch.from_numpy(source.sample(n, batch_size=min(n, 4096))), 4096, 0.1
+
+
+def count(X, m, alpha, batch, steps, update):
+    """Launches of a fit of ``steps`` steps of ``batch`` rows of X on the GPU path: per step
+    (steps 2..) by (phase, part), and the FISTA iterations and certificates of those steps."""
+    snapshots, calls = [], {"iterations": 0, "certificates": 0}
+    step, fista_step, certify = Learner.step, fista.FISTA.step, loop._certify
+
+    def counted(key, fn):
+        def wrapped(*args, **kwargs):
+            calls[key] += 1
+            return fn(*args, **kwargs)
+        return wrapped
+
+    def stepped(self, *args, **kwargs):
+        record = step(self, *args, **kwargs)
+        snapshots.append((dict(counter.by), dict(calls)))
+        return record
+
+    counter = Launches(label=phase)
+    Learner.step, fista.FISTA.step, loop._certify = stepped, counted("iterations", fista_step), counted(
+        "certificates", certify)
+    try:
+        with gpu_path(), counter:
+            sparsolve.fit(X[:batch * steps], m, alpha, solver="fista", tol=1e-3, update=update, batch_size=batch,
+                          n_epochs=1, shuffle=False, progress=False, seed=0)
+    finally:
+        Learner.step, fista.FISTA.step, loop._certify = step, fista_step, certify
+    (first, first_calls), (last, last_calls) = snapshots[0], snapshots[-1]
+    n = len(snapshots) - 1
+    per_step = {key: (last.get(key, 0) - first.get(key, 0)) / n for key in set(last) | set(first)}
+    after = {key: v - last.get(key, 0) for key, v in counter.by.items() if v != last.get(key, 0)}
+    sync = sum(v for key, v in after.items() if key[1] == "host read (Learner.sync)")
+    per_step[(BOOKKEEPING, "host read (Learner.sync)")] = per_step.get(
+        (BOOKKEEPING, "host read (Learner.sync)"), 0) + sync / len(snapshots)
+    iterations = (last_calls["iterations"] - first_calls["iterations"]) / n
+    certificates = (last_calls["certificates"] - first_calls["certificates"]) / n
+    return per_step, iterations, certificates
+
+
+def table(runs):
+    """The tables: launches per step by phase for each run, then the parts."""
+    head = " | ".join(name for name, *_ in runs)
+    lines = [f"| per step | {head} |", "|---" * (len(runs) + 1) + "|"]
+    rows = [("FISTA iterations", lambda r, it, ce: f"{it:.1f}"), ("certificates", lambda r, it, ce: f"{ce:.1f}")]
+    for ph in PHASES:
+        rows.append((f"**{ph}** launches", lambda r, it, ce, ph=ph: f"**{sum(v for k, v in r.items() if k[0] == ph):,.0f}**"))
+    rows.append(("inference launches per iteration",
+                 lambda r, it, ce: f"{sum(v for k, v in r.items() if k[0] == INFERENCE) / max(it, 1):.1f}"))
+    rows.append(("**all** launches", lambda r, it, ce: f"**{sum(r.values()):,.0f}**"))
+    for label, fn in rows:
+        lines.append(f"| {label} | " + " | ".join(fn(r, it, ce) for _, r, it, ce in runs) + " |")
+    parts = sorted({k for _, r, *_ in runs for k in r}, key=lambda k: (PHASES.index(k[0]) if k[0] in PHASES else 9, k[1]))
+    lines += ["", f"| phase: part, launches per step | {head} |", "|---" * (len(runs) + 1) + "|"]
+    for key in parts:
+        def cell(r, it, ce):
+            v = r.get(key, 0)
+            text = f"{v:,.1f}".rstrip("0").rstrip(".")
+            if key == (INFERENCE, "iteration"):
+                text += f" ({v / max(it, 1):.1f} per iteration)"
+            if key == (INFERENCE, "certificate"):
+                text += f" ({v / max(ce, 1):.1f} per certificate)"
+            return text
+        lines.append(f"| {key[0]}: {key[1]} | " + " | ".join(cell(r, it, ce) for _, r, it, ce in runs) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=4, help="steps per run (the first is left out of the means)")
+    ap.add_argument("--batches", type=int, nargs="+", default=[512, 1024])
+    ap.add_argument("--sizes", nargs="+", choices=["patches", "synthetic"], default=["patches", "synthetic"])
+    ap.add_argument("--write", action="store_true", help="write the tables into benchmarks/RESULTS.md")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    runs = []
+    n = args.steps * max(args.batches)
+    data = {"patches": patches, "synthetic": synthetic}
+    for size in args.sizes:
+        X, m, alpha = data[size](n)
+        for update in ("online",) if size == "patches" else ("online", "sgd"):
+            for batch in args.batches:
+                per_step, iterations, certificates = count(X, m, alpha, batch, args.steps, update)
+                name = f"{'16×16/1,024' if size == 'patches' else '768/4,096'} {update}, batch {batch:,}"
+                runs.append((name, per_step, iterations, certificates))
+                print(f"{name}: {sum(per_step.values()):,.0f} launches per step, {iterations:.1f} iterations "
+                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    text = (f"Machine: {machine()}; counted on CPU torch tensors down the CUDA path (tests/launch_counts.py), "
+            f"{args.steps} steps a run, means over steps 2–{args.steps}; FISTA to 1e-3 with its fused step "
+            f"(one launch an iteration, as with Triton on CUDA), update online's in-block steps one launch a block; "
+            f"{time.perf_counter() - t0:.0f} s.\n\n"
+            f"Command: `PYTHONPATH=. python benchmarks/launches.py --steps {args.steps} --batches "
+            f"{' '.join(map(str, args.batches))}`\n\n" + table(runs))
+    print(text)
+    if args.write:
+        write_section(SECTION, text)
+
+
+if __name__ == "__main__":
+    main()
