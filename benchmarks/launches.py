@@ -105,13 +105,15 @@ def table(runs):
     lines = [f"| per step | {head} |", "|---" * (len(runs) + 1) + "|"]
     rows = [("FISTA iterations", lambda r, it, ce: f"{it:.1f}"), ("certificates", lambda r, it, ce: f"{ce:.1f}")]
     for ph in PHASES:
-        rows.append((f"**{ph}** launches", lambda r, it, ce, ph=ph: f"**{sum(v for k, v in r.items() if k[0] == ph):,.0f}**"))
+        rows.append((f"**{ph}** launches",
+                     lambda r, it, ce, ph=ph: f"**{sum(v for k, v in r.items() if k[0] == ph):,.0f}**"))
     rows.append(("inference launches per iteration",
                  lambda r, it, ce: f"{sum(v for k, v in r.items() if k[0] == INFERENCE) / max(it, 1):.1f}"))
     rows.append(("**all** launches", lambda r, it, ce: f"**{sum(r.values()):,.0f}**"))
     for label, fn in rows:
         lines.append(f"| {label} | " + " | ".join(fn(r, it, ce) for _, r, it, ce in runs) + " |")
-    parts = sorted({k for _, r, *_ in runs for k in r}, key=lambda k: (PHASES.index(k[0]) if k[0] in PHASES else 9, k[1]))
+    parts = sorted({k for _, r, *_ in runs for k in r},
+                   key=lambda k: (PHASES.index(k[0]) if k[0] in PHASES else 9, k[1]))
     lines += ["", f"| phase: part, launches per step | {head} |", "|---" * (len(runs) + 1) + "|"]
     for key in parts:
         def cell(r, it, ce):

@@ -215,6 +215,14 @@ def set_diagonal(A, values):
     return A
 
 
+def isfinite(x):
+    """Elementwise: x is neither NaN nor ±∞.  On torch as |x| < ∞, two kernels, where torch's own
+    isfinite is four (x == x, |x|, ≠ ∞, and their product: four launches on a GPU)."""
+    if is_torch(x):
+        return abs(x) < float("inf")
+    return namespace(x).isfinite(x)
+
+
 def diagonal_blocks(A, k: int):
     """The n // k full k×k blocks on the diagonal of the square matrix A, blocks[i] =
     A[ik:(i+1)k, ik:(i+1)k], as one (n // k, k, k) view of A's memory (no copy)."""

@@ -136,7 +136,7 @@ _BELOW_STEP = {"_batch_statistics": (UPDATE, "statistics A, B / gradient"),
                "_record": (BOOKKEEPING, "history record"), "mean_figures": (BOOKKEEPING, "history record"),
                "sync": (BOOKKEEPING, "host read (Learner.sync)"),
                "computed": (BOOKKEEPING, "data movement"), "match": (BOOKKEEPING, "data movement"),
-               "astype": (BOOKKEEPING, "data movement")}
+               "astype": (BOOKKEEPING, "data movement"), "isfinite": (BOOKKEEPING, "finite checks")}
 
 
 def _line(frame):
@@ -167,10 +167,12 @@ def phase(frame):
         line = _line(frame)
         if "finite" in line:
             return BOOKKEEPING, "finite checks"
-        if "(Z != 0)" in line or "used" in line:
+        if "(Z != 0)" in line or "nonzero" in line or "used" in line:  # Z ≠ 0 is also the record's nnz
             return BOOKKEEPING, "dead-atom tracking"
         if line.startswith(("R = ", "r2 = ")):
             return BOOKKEEPING, "residual R, r2"
+        if line.startswith("squares = "):
+            return BOOKKEEPING, "history record"
         return BOOKKEEPING, "data movement"
     top = names[-1]
     if top == "_encode":

@@ -136,8 +136,9 @@ def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
 
     k = max(1, min(m, BLOCK if block is None else int(block)))
     steps = _online_triton.in_block_steps if _online_triton.usable(D) else _in_block_steps
-    # 1/(Ā_jj + decay), and 1 for an unused atom (whose candidate is discarded: kept finite)
-    inverse = 1 / xp.where(used, diag + decay, 1)
+    # 1/(Ā_jj + decay), and 1 for an unused atom (whose candidate is discarded: kept finite); the
+    # reciprocal is torch's 1 / x in one launch rather than two (its 1 / x is reciprocal times 1)
+    inverse = xp.reciprocal(xp.where(used, diag + decay if decay else diag, 1))
     # Every block's coupling C = Ā_JJ / (Ā_jj + decay), strictly lower, columns of unused atoms
     # zero (their Δ is 0): made for all the full blocks at once, from the view of Ā's diagonal
     # blocks, rather than in three small operations a block (on a GPU each is a launch).
@@ -206,7 +207,8 @@ def gradient(D, Z, R, decay):
     """∇_D of the batch loss  mean_x ½‖x − zD‖² + (decay/2) Σ‖d_j‖²,  from the codes Z (b, m) and
     the residual R = X − ZD (b, p):  −ZᵀR / b + decay·D.  It never forms ZᵀZ (m×m), so it
     serves dictionaries too wide for the online statistics."""
-    return -(Z.T @ R) / max(1, R.shape[0]) + decay * D
+    grad = (Z.T @ R) / -max(1, R.shape[0])  # = −(ZᵀR)/b exactly, one operation fewer
+    return grad + decay * D if decay else grad  # decay 0 (every rule but "penalty"): nothing to add
 
 
 @dataclass(frozen=True)
