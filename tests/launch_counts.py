@@ -7,6 +7,8 @@ asked (:func:`phase`).  :func:`gpu_path` makes CPU torch tensors take the path t
 take: no numpy views (backend.host_view), the device branches of ``backend.on_gpu``, and the
 Triton kernels (the online pass's in-block steps, FISTA's fused step) each counted as the one
 launch they make, their results computed uncounted, so neither a GPU nor Triton is needed.
+A copy between host and device (backend.like to a tensor, backend.to_numpy of one) counts as
+one launch too: on CUDA it is one call into the driver, and on CPU tensors it runs no kernel.
 Used by tests/test_launches.py, ``benchmarks/launches.py`` (a fit step by phase) and
 ``benchmarks/online_update.py --launches`` (one online pass).
 """
@@ -112,7 +114,21 @@ def gpu_path():
     from sparsolve.learning import _online_triton
 
     next_power_of_2 = types.SimpleNamespace(next_power_of_2=lambda n: 1 << (int(n) - 1).bit_length())
+    like, to_numpy = backend.like, backend.to_numpy
+
+    def copied_to(a, ref):  # host to device: one copy, as good as a launch (no kernel on CPU tensors)
+        if backend.is_torch(ref):
+            Launches.kernel()
+        return like(a, ref)
+
+    def copied_from(x):  # device to host: one copy (and a wait for the queue: tests/host_reads.py)
+        if backend.is_torch(x):
+            Launches.kernel()
+        return to_numpy(x)
+
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(backend, "like", copied_to)
+        patch.setattr(backend, "to_numpy", copied_from)
         patch.setattr(backend, "host_view", lambda x: x)
         patch.setattr(backend, "on_gpu", lambda x: backend.is_torch(x) or backend.is_cupy(x))
         patch.setattr(_online_triton, "_kernel", lambda: _Stub(_in_block_kernel))

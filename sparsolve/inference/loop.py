@@ -10,8 +10,8 @@ It also stops a diverging iteration with an error instead of returning NaN.
 Host reads.  A certificate reads the device once: the per-row verdicts gap ≤ tol·F and
 the divergence flag, computed on the device, come back as one vector of bytes.  The rows
 that finish are copied out and dropped by integer indices made from it (no boolean mask,
-whose indexing would read the device again), and their criteria and verdicts are written
-into device arrays that are read once, at the end.  So an encode on a GPU reads the device
+whose indexing would read the device again; the indices go to the device in one copy), and
+their criteria and verdicts are written into device arrays that are read once, at the end.  So an encode on a GPU reads the device
 once per ``check_every`` steps and once more when it ends.
 """
 from __future__ import annotations
@@ -79,15 +79,16 @@ def iterate(solver, prob, Z0, *, tol, max_iter, check_every, trace=None):
             fin = np.ones(active.size, bool) if stop else flags[:active.size].astype(bool)
             if fin.any():
                 rows = active[fin]
-                done, to = backend.like(np.flatnonzero(fin), Z), backend.like(rows, Z_out)
+                # the three index arrays moved to the device in one copy (on a GPU each is a transfer)
+                moved = backend.like(np.concatenate([np.flatnonzero(fin), rows, np.flatnonzero(~fin)]), Z)
+                done, to, keep = moved[:rows.size], moved[rows.size:2 * rows.size], moved[2 * rows.size:]
                 Z_out[to] = Z[done]
-                out[0, to] = backend.astype(crit[done], "float64")
-                out[1, to] = backend.astype(ok[done], "float64")
+                # criterion and verdict (as 1.0 / 0.0) of the finished rows in one write, not two
+                out[:, to] = backend.astype(backend.namespace(crit).stack([crit, ok])[:, done], "float64")
                 n_iter[rows] = it
                 active = active[~fin]
                 if not active.size:
                     break
-                keep = backend.like(np.flatnonzero(~fin), Z)
                 state = {k: v[keep] for k, v in state.items()}
                 prob = prob.take(keep)
                 limit = limit[keep]
