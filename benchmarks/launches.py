@@ -23,9 +23,11 @@ Runs: 16×16 natural-image patches (p = 256, 1,024 atoms, α = 0.1·mean‖x‖,
 gpu-patches) with update online; synthetic activations (sparsolve.data.SyntheticActivations, d = 768,
 4,096 planted features, mean L0 8, α = 0.1) with 4,096 atoms and update online, then sgd; FISTA to
 1e-3 throughout.  Each run has ``--steps`` steps at each of ``--batches`` batch sizes; the first
-step (the initial dictionary, the first L from scratch) is left out of the means.  Launches per
-iteration do not depend on the batch, launches per step do only through the number of iterations
-and certificates: the two batch sizes show it.  ``--write`` puts the tables into the section
+step (the initial dictionary, the first L from scratch) is left out of the means.  The update and
+the bookkeeping do not depend on the batch size, nor does a FISTA iteration or a certificate; encode's
+launches per step do through the number of iterations, how many certificates find rows to drop (each
+such compaction is ~13 launches) and how many blocks of 16 steps the power iteration for L takes:
+the two batch sizes show it.  ``--write`` puts the tables into the section
 "## Kernel launches per fit step (benchmarks/launches.py)" of RESULTS.md.
 """
 from __future__ import annotations
@@ -158,9 +160,11 @@ def reading(runs):
                                                                   if it >= 299 else "") + f", that is "
             f"{total:,.0f} launches.  At ~5–10 µs a launch on an H100/H200 (an estimate from the usual "
             f"figures for eager PyTorch, not a measurement here: no GPU was lent to this run) that is "
-            f"{total * 5e-3:.0f}–{total * 10e-3:.0f} ms a step of launch overhead alone, so a batch of 8,192 "
-            f"(the launches do not grow with the batch) could go at most {lo:,.0f}–{hi:,.0f} patches/s if the "
-            f"GPU did nothing else; 1,000,000 patches/s at 8,192 needs a step under 8.2 ms, i.e. under "
+            f"{total * 5e-3:.0f}–{total * 10e-3:.0f} ms a step of launch overhead alone.  The update and the "
+            f"bookkeeping are the same at every batch size, and encode's count per iteration nearly so (a larger "
+            f"batch has rows to drop at more certificates), so at 8,192 rows and as many iterations a step could "
+            f"go at most {lo:,.0f}–{hi:,.0f} patches/s if the GPU did nothing else; 1,000,000 patches/s at "
+            f"8,192 needs a step under 8.2 ms, i.e. under "
             f"{8.2e-3 / 10e-6:,.0f}–{8.2e-3 / 5e-6:,.0f} launches, or about {8.2e-3 / 10e-6 / per_iteration:,.0f}–"
             f"{8.2e-3 / 5e-6 / per_iteration:,.0f} iterations at {per_iteration:.1f} launches each.  The measured "
             f"29,147 patches/s at 8,192 (281 ms a step) is far below this bound, so something else dominated "
