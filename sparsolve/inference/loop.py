@@ -8,11 +8,12 @@ drops them from the state and the problem: a converged sample costs no more work
 It also stops a diverging iteration with an error instead of returning NaN.
 
 Host reads.  A certificate reads the device once: the per-row verdicts gap ≤ tol·F and
-the divergence flag, computed on the device, come back as one vector of bytes.  The rows
+the divergence flag, computed on the device, come back as one vector of booleans.  The rows
 that finish are copied out and dropped by integer indices made from it (no boolean mask,
 whose indexing would read the device again; the indices go to the device in one copy), and
-their criteria and verdicts are written into device arrays that are read once, at the end.  So an encode on a GPU reads the device
-once per ``check_every`` steps and once more when it ends.
+their criteria and verdicts are written into device arrays that are read once, at the end.
+So an encode on a GPU reads the device once per ``check_every`` steps and once more when it
+ends.
 """
 from __future__ import annotations
 

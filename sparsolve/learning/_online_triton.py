@@ -11,8 +11,8 @@ d_t^old, and the coupling C_ti = Ā_ti / (Ā_tt + decay).  The in-block steps ar
 with κ_t = 1 for a used atom and 0 for an unused one (it keeps its row).  Each Π is nonlinear,
 so the steps are sequential; as array operations they are 11 small kernels a step, and on a GPU
 those launches, not the arithmetic, set the time.  The kernel runs a whole block's steps in ONE
-launch (one program): a pass over 1,024 atoms in blocks of 64 launches 169 kernels instead of
-11,385 (``benchmarks/online_update.py --launches``).
+launch (one program): a pass over 1,024 atoms in blocks of 64 launches 167 kernels instead of
+11,383 (``benchmarks/online_update.py --launches``).
 
 It does not store Δ: with s_i = max(‖u_i‖, floor), Δ_i = κ_i (u_i / s_i − d_i^old), so
 
@@ -106,7 +106,7 @@ def in_block_steps(W, coupling, old, keep, floor):
     """The new rows of a block (module docstring), written over ``old`` (the block of D): W, old
     (k, p), coupling (k, k) strictly lower with the columns of unused atoms zero (the C_ti κ_i of
     the module docstring), keep (k,) booleans, floor > 0 the norm rule's.  Same arguments and
-    result as updates._in_block_steps.  Four launches: V, the kernel, and the rows."""
+    effect as updates._in_block_steps.  Four launches: V, the kernel, and the rows (two)."""
     k, p = W.shape
     V = (W + coupling @ old).contiguous()
     U = V.new_empty((k, p))
