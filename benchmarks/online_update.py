@@ -26,16 +26,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from sparsolve import backend
 from sparsolve.learning import _online_triton, norms, updates
 
 from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from launch_counts import Launches, gpu_path  # noqa: E402
 
 SECTION = "## The online update (benchmarks/online_update.py)"
 
@@ -89,39 +93,18 @@ def graphed(fn):
     return graph.replay
 
 
-class _Launches(TorchDispatchMode):
-    """Counts the torch operations that run a kernel (views and bare allocations launch none)."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if not func.is_view and not func.__name__.startswith("empty"):
-            self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
 def launches(m, p, norm):
-    """Kernel launches of one pass on CPU tensors (as many as on CUDA, where each of these torch
-    operations is one launch): the in-block Python loop, and the Triton path with its launch
-    counted and not run (so it needs neither a GPU nor Triton)."""
+    """Kernel launches of one pass on CPU tensors down the CUDA path (tests/launch_counts.py: as
+    many as on CUDA, where each of these torch operations is one launch): the in-block Python
+    loop, and the Triton path with its kernel counted as its one launch (so it needs neither a GPU
+    nor Triton)."""
     D, A, B = problem(m, p, "cpu", torch.float32)
     decay = norms.decay(norm, 0.1)
-    with _Launches() as loop:
-        python_loop(D, A, B, norm, decay)
-
-    class Stub:  # kernel[grid](...) counts one launch
-        def __getitem__(self, grid):
-            return lambda *args, **kwargs: setattr(kernel, "count", kernel.count + 1)
-
-    kernel, saved = _Launches(), (_online_triton.usable, _online_triton._kernel)
-    _online_triton.usable, _online_triton._kernel = (lambda D: True), (lambda: Stub())
-    try:
-        with kernel:
+    with gpu_path():
+        with Launches() as loop:
+            python_loop(D, A, B, norm, decay)
+        with Launches() as kernel:
             updates.online_blocked(D, A, B, norm, decay)
-    finally:
-        _online_triton.usable, _online_triton._kernel = saved
     return loop.count, kernel.count
 
 

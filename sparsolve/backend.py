@@ -215,6 +215,25 @@ def set_diagonal(A, values):
     return A
 
 
+def isfinite(x):
+    """Elementwise: x is neither NaN nor ±∞.  On torch as |x| < ∞, two kernels, where torch's own
+    isfinite is four (x == x, |x|, ≠ ∞, and their product: four launches on a GPU)."""
+    if is_torch(x):
+        return abs(x) < float("inf")
+    return namespace(x).isfinite(x)
+
+
+def diagonal_blocks(A, k: int):
+    """The n // k full k×k blocks on the diagonal of the square matrix A, blocks[i] =
+    A[ik:(i+1)k, ik:(i+1)k], as one (n // k, k, k) view of A's memory (no copy)."""
+    n = A.shape[0] // k
+    if is_torch(A):
+        s0, s1 = A.stride()
+        return A.as_strided((n, k, k), (k * (s0 + s1), s0, s1), A.storage_offset())
+    s0, s1 = A.strides  # bytes, in numpy and cupy
+    return namespace(A).lib.stride_tricks.as_strided(A, (n, k, k), (k * (s0 + s1), s0, s1))
+
+
 def copy(x):
     """A copy of ``x`` in its own library and on its own device."""
     return x.clone() if is_torch(x) else x.copy()

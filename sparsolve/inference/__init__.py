@@ -257,10 +257,11 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
     # Every value check from one read of the device (on a GPU each read waits for the queue).
     # ‖x‖² must be finite too: the objective and the gap are computed from it, and an overflow
     # there leaves every certificate NaN.
+    # (booleans joined as they are: on a GPU a conversion of each part would be one launch more)
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is a finding, reported below
-        parts = [xp.isfinite(D).all().reshape(1), (D * D).sum(axis=1) != 0, xp.isfinite(X).all(axis=1),
-                 xp.isfinite((X * X).sum(axis=1))] + ([xp.isfinite(init).all(axis=1)] if init_fits else [])
-        flags = backend.to_numpy(backend.concat([backend.astype(v, "uint8") for v in parts])).astype(bool)
+        parts = [backend.isfinite(D).all().reshape(1), (D * D).sum(axis=1) != 0, backend.isfinite(X).all(axis=1),
+                 backend.isfinite((X * X).sum(axis=1))] + ([backend.isfinite(init).all(axis=1)] if init_fits else [])
+        flags = backend.to_numpy(backend.concat(parts)).astype(bool)
     nonzero, x_rows, x_fits, init_rows = np.split(flags[1:], [m, m + n, m + 2 * n])
     if not flags[0]:
         raise ValueError("D contains NaN or Inf; check how the dictionary was built")

@@ -11,8 +11,8 @@ d_t^old, and the coupling C_ti = Ā_ti / (Ā_tt + decay).  The in-block steps ar
 with κ_t = 1 for a used atom and 0 for an unused one (it keeps its row).  Each Π is nonlinear,
 so the steps are sequential; as array operations they are 11 small kernels a step, and on a GPU
 those launches, not the arithmetic, set the time.  The kernel runs a whole block's steps in ONE
-launch (one program): a pass over 1,024 atoms in blocks of 64 launches 265 kernels instead of
-11,433 (``benchmarks/online_update.py --launches``).
+launch (one program): a pass over 1,024 atoms in blocks of 64 launches 167 kernels instead of
+11,383 (``benchmarks/online_update.py --launches``).
 
 It does not store Δ: with s_i = max(‖u_i‖, floor), Δ_i = κ_i (u_i / s_i − d_i^old), so
 
@@ -103,18 +103,20 @@ def tile_for(p: int) -> int:
 
 
 def in_block_steps(W, coupling, old, keep, floor):
-    """The new rows of a block (module docstring): W, old (k, p), coupling (k, k), keep (k,) of 0/1,
-    floor > 0 the norm rule's.  Same arguments and result as updates._in_block_steps."""
-    xp = backend.namespace(W)
+    """The new rows of a block (module docstring), written over ``old`` (the block of D): W, old
+    (k, p), coupling (k, k) strictly lower with the columns of unused atoms zero (the C_ti κ_i of
+    the module docstring), keep (k,) booleans, floor > 0 the norm rule's.  Same arguments and
+    effect as updates._in_block_steps.  Four launches: V, the kernel, and the rows (two)."""
     k, p = W.shape
-    scaled = (coupling * keep[None, :]).contiguous()
-    V = (W + xp.tril(scaled, -1) @ old).contiguous()
+    V = (W + coupling @ old).contiguous()
     U = V.new_empty((k, p))
     inverse = V.new_empty((k,))
     kernel = _kernel()
     tile = tile_for(p)
+    coupling = coupling.contiguous()
     # floor goes in as a float32 scalar: exact for "ball" (1); "unit"'s 1e-12 moves by 2e-8 of
     # itself, which changes only a u shorter than 1e-12
-    kernel[(1,)](V, scaled, U, inverse, float(floor), k, p, V.stride(0), scaled.stride(0), U.stride(0),
+    kernel[(1,)](V, coupling, U, inverse, float(floor), k, p, V.stride(0), coupling.stride(0), U.stride(0),
                  CHUNK=CHUNK, TILE=tile, num_warps=tile // 32)
-    return xp.where(keep[:, None] > 0, U * inverse[:, None], old)
+    U *= inverse[:, None]
+    backend.namespace(U).where(keep[:, None], U, old, out=old)

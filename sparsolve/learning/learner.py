@@ -136,14 +136,14 @@ def initial_dictionary(X, n_atoms, rng):
     return backend.match(D, X)
 
 
-# ---- the statistics stage: name -> (D, X, Z, R, decay, norm) -> this batch's per-row means ---------------
+# ---- the statistics stage: name -> (D, X, Z, R, decay, norm, ‖d_j‖² or None) -> this batch's per-row means --
 
-def _batch_statistics(D, X, Z, R, decay, norm):
+def _batch_statistics(D, X, Z, R, decay, norm, squares):
     return updates.batch_statistics(X, Z)
 
 
-def _gradient(D, X, Z, R, decay, norm):
-    return (norms.tangent(updates.gradient(D, Z, R, decay), D, norm),)
+def _gradient(D, X, Z, R, decay, norm, squares):
+    return (norms.tangent(updates.gradient(D, Z, R, decay), D, norm, squares=squares),)
 
 
 STATISTICS = {"online": _batch_statistics, "sgd": _gradient, "mod": _batch_statistics}
@@ -198,6 +198,9 @@ class Learner:
         self.history = History()
         self.warm = None  # (key, Z) of the last step, for full-batch warm starts
         self.top = None  # the top eigenvector behind the last step's L: the next step's power iteration starts there
+        # (D, its rows' ‖d_j‖²) as the last step's record computed them: the next step's norm rule and
+        # tangent read them rather than computing them again (3 launches on a GPU), while D is that D
+        self.squares = None
         self.plan = None  # the memory plan for the batches' device (plan_memory); derived, not checkpointed
         self.pending = []  # (record, finite check or None) of the steps since the last host read
 
@@ -228,7 +231,7 @@ class Learner:
             check_finite(X, f"batch {index}")
         else:  # checked at the next read; meanwhile its bad rows must not poison the state
             xp = backend.namespace(X)
-            finite = xp.isfinite(X).all(axis=1)
+            finite = backend.isfinite(X).all(axis=1)
             check = (f"batch {index}", finite)
             X = xp.where(finite[:, None], X, 0)
         X = self.computed(X)
@@ -250,11 +253,13 @@ class Learner:
         b = X.shape[0]
         R = X - Z @ D
         r2 = (R * R).sum(axis=1)
+        nonzero = Z != 0
         decay = norms.decay(cfg.norm, cfg.beta)
+        squares = self._squares(D)
         stats, used, rows = distributed.step_sums(  # distributed seam: the global batch's sums
-            STATISTICS[cfg.update](D, X, Z, R, decay, cfg.norm), (Z != 0).any(axis=0), b)
+            STATISTICS[cfg.update](D, X, Z, R, decay, cfg.norm, squares), nonzero.any(axis=0), b)
         new, running = UPDATE_RULES[cfg.update](self, D, stats, decay, adam)
-        new = norms.project(new, cfg.norm, previous=D)
+        new = norms.project(new, cfg.norm, previous=D, previous_squares=squares)
         weight = self.weight
         if running is not None:
             stats_A, stats_B, weight = running
@@ -264,7 +269,9 @@ class Learner:
         if cfg.storage is not None:
             stored = backend.astype(new, cfg.storage)
             new = backend.astype(stored, "float32")  # the record describes the stored atoms
+        squares = (new * new).sum(axis=1)
         self.D, self.stats_A, self.stats_B, self.weight, self.adam = stored, stats_A, stats_B, weight, adam
+        self.squares = (stored, squares)
         self.warm = (warm_key, Z) if warm_key is not None else None
         self.t += 1
         self.samples_seen += rows
@@ -272,7 +279,7 @@ class Learner:
             backend.synchronize(new)  # otherwise the queued update counts in the next step's seconds
         self.seconds += time.perf_counter() - start
         record = distributed.mean_figures(  # distributed seam: global means of the per-row figures
-            self._record(X, Z, r2, new, dead, resampled, converged), b)
+            self._record(X, Z, nonzero, r2, squares, dead, resampled, converged), b)
         self.pending.append((record, check))
         if syncing and (not read or self.sync_every(X) == 1):  # else this record joins the next read
             self.sync()
@@ -401,22 +408,40 @@ class Learner:
             adam.square[idx, :] = 0
         return new, int(atoms.size), dead, True
 
-    def _record(self, X, Z, r2, new, dead, resampled, converged):
-        """The step's record; the batch means stay device scalars (History reads them later)."""
+    def _squares(self, D):
+        """‖d_j‖² of the rows of D (the step's dictionary) from the last record, when they are D's
+        (else None: computed where needed)."""
+        if self.squares is None or self.squares[0] is not self.D:
+            return None
+        squares = self.squares[1]
+        if not backend.same_place(squares, D) or backend.dtype_name(squares) != backend.dtype_name(D):
+            return None
+        return squares
+
+    def _record(self, X, Z, nonzero, r2, squares, dead, resampled, converged):
+        """The step's record (``nonzero``: Z ≠ 0; ``squares``: ‖d_j‖² of the new atoms); the batch
+        means stay device scalars (History reads them later)."""
         xp = backend.namespace(X)
         p = self.n_features or X.shape[1]
-        atom_norms = xp.sqrt((new * new).sum(axis=1))
+        atom_norms = xp.sqrt(squares)
         sq, l1 = r2.mean(), abs(Z).sum(axis=1).mean()
-        return {
-            "step": self.t,
+        figures = {
             "objective": 0.5 * sq + self.config.alpha * l1,
             "mse": sq / p,
             "l1": l1,
-            "nnz_frac": backend.astype(Z != 0, backend.dtype_name(X)).mean(),
-            "dead_frac": backend.astype(dead, "float64").mean(),
+            "nnz_frac": backend.astype(nonzero, backend.dtype_name(X)).mean(),
             "norm_min": atom_norms.min(),
             "norm_mean": atom_norms.mean(),
             "norm_max": atom_norms.max(),
+        }
+        if backend.is_array(sq):  # device scalars: as views of one float64 vector, which the host
+            # read (sync) then takes whole, rather than converting each figure (a launch each on a GPU)
+            stacked = backend.astype(xp.stack(list(figures.values())), "float64")
+            figures = {key: stacked[i] for i, key in enumerate(figures)}
+        figures["dead_frac"] = backend.astype(dead, "float64").mean()
+        return {
+            "step": self.t,
+            **{key: figures[key] for key in HISTORY_KEYS if key in figures},
             "samples_seen": self.samples_seen,
             "seconds": self.seconds,
             "resampled": resampled,

@@ -122,10 +122,10 @@ def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
         D = D + 0
     diag = _diag(A_bar)
     used = diag > _UNUSED
-    # Unused atoms keep their rows; a unit divisor keeps their (discarded) candidates finite.
-    denominator = xp.where(used, diag + decay, diag * 0 + 1)
     floor = norms.FLOOR.get(norm)
     if floor is None:
+        # Unused atoms keep their rows; a unit divisor keeps their (discarded) candidates finite.
+        denominator = xp.where(used, diag + decay, diag * 0 + 1)
         # built in place: at interpretability sizes each m×m temporary is GBs (sparsolve.memory)
         T = xp.tril(A_bar, -1)
         T *= used[:, None]
@@ -134,18 +134,26 @@ def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
         return D + backend.solve_lower_triangular(T, rhs)
     from . import _online_triton  # Triton itself is imported on first use, and only for CUDA torch
 
-    k = BLOCK if block is None else int(block)
+    k = max(1, min(m, BLOCK if block is None else int(block)))
     steps = _online_triton.in_block_steps if _online_triton.usable(D) else _in_block_steps
-    inverse = 1 / denominator
-    keep = used * 1.0  # Δ_j = 0 for an unused atom: a product rather than a branch, so no sync
+    # 1/(Ā_jj + decay), and 1 for an unused atom (whose candidate is discarded: kept finite); the
+    # reciprocal is torch's 1 / x in one launch rather than two (its 1 / x is reciprocal times 1)
+    inverse = xp.reciprocal(xp.where(used, diag + decay if decay else diag, 1))
+    # Every block's coupling C = Ā_JJ / (Ā_jj + decay), strictly lower, columns of unused atoms
+    # zero (their Δ is 0): made for all the full blocks at once, from the view of Ā's diagonal
+    # blocks, rather than in three small operations a block (on a GPU each is a launch).
+    full = m // k
+    couplings = xp.tril(backend.diagonal_blocks(A_bar, k) * inverse[:full * k].reshape(full, k, 1)
+                        * used[:full * k].reshape(full, 1, k), -1)
     for start in range(0, m, k):
         stop = min(m, start + k)
-        old = D[start:stop] + 0
+        coupling = (couplings[start // k] if stop - start == k else
+                    xp.tril(A_bar[start:stop, start:stop] * inverse[start:stop, None] * used[None, start:stop], -1))
+        old = D[start:stop]  # a view: the block's rows are overwritten only by its in-block steps, last
         # W_t = u_t / (Ā_tt + decay) and the coupling scaled alike, so each in-block step is a
         # projection and one rank-1 correction of the rows after it.
         W = (B_bar[start:stop] - A_bar[start:stop] @ D + diag[start:stop, None] * old) * inverse[start:stop, None]
-        D[start:stop] = steps(W, A_bar[start:stop, start:stop] * inverse[start:stop, None], old,
-                              keep[start:stop], floor)
+        steps(W, coupling, old, used[start:stop], floor)
     return D
 
 
@@ -154,17 +162,18 @@ def _in_block_steps(W, coupling, old, keep, floor):
 
         u_t = W_t − Σ_{i<t} C_ti Δ_i,   Δ_t = κ_t (Π(u_t) − d_t^old),   d_t^new = d_t^old + Δ_t,
 
-    with Π the division by max(‖·‖, floor), C the scaled coupling (k, k), κ = ``keep`` (1 for a
-    used atom, 0 for an unused one) and W (k, p) overwritten.  11 small array operations a step;
-    on CUDA torch tensors with Triton, _online_triton.in_block_steps runs all k steps in one
-    kernel launch instead."""
+    with Π the division by max(‖·‖, floor), C the scaled coupling (k, k; only its strictly lower
+    part is read), κ = ``keep`` (booleans: true for a used atom, false for an unused one), W (k, p)
+    overwritten, and the new rows written over ``old`` (the block of D).  11 small array operations
+    a step; on CUDA torch tensors with Triton, _online_triton.in_block_steps runs all k steps in
+    one kernel launch instead."""
     xp = backend.namespace(W)
     change = old * 0
     for t in range(W.shape[0]):
         w = W[t]
         change[t] = (w / xp.clip(xp.sqrt((w * w).sum()), floor, None) - old[t]) * keep[t]
         W[t + 1:] -= coupling[t + 1:, t:t + 1] * change[t][None, :]
-    return old + change
+    old += change
 
 
 @njit(cache=True)
@@ -198,7 +207,8 @@ def gradient(D, Z, R, decay):
     """∇_D of the batch loss  mean_x ½‖x − zD‖² + (decay/2) Σ‖d_j‖²,  from the codes Z (b, m) and
     the residual R = X − ZD (b, p):  −ZᵀR / b + decay·D.  It never forms ZᵀZ (m×m), so it
     serves dictionaries too wide for the online statistics."""
-    return -(Z.T @ R) / max(1, R.shape[0]) + decay * D
+    grad = (Z.T @ R) / -max(1, R.shape[0])  # = −(ZᵀR)/b exactly, one operation fewer
+    return grad + decay * D if decay else grad  # decay 0 (every rule but "penalty"): nothing to add
 
 
 @dataclass(frozen=True)
