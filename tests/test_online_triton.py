@@ -125,31 +125,22 @@ def test_kernel_compiles_for_an_h100_without_spills(dtype, tmp_path):
     interpreter does not: that the kernel type-checks and lowers, keeps each step's barrier, reads
     the earlier rows past L1, takes the correctly rounded sqrt and division (Triton's float32
     defaults are approximate), and fits its registers (no stack: a spill is local memory)."""
-    triton = pytest.importorskip("triton", reason="Triton is not installed")
+    pytest.importorskip("triton", reason="Triton is not installed")
     if os.environ.get("TRITON_INTERPRET"):
         pytest.skip("TRITON_INTERPRET is set: the kernel would not be compiled")
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    from triton_compile import assert_no_spills, compile_for_sm90
 
-    kernel = _online_triton._kernel()
     signature = {name: f"*{dtype}" for name in ("v_ptr", "c_ptr", "u_ptr", "inv_ptr")}
     signature.update(floor="fp32", k="i32", p="i32", stride_v="i32", stride_c="i32", stride_u="i32",
                      CHUNK="constexpr", TILE="constexpr")
     tile = _online_triton.MAX_TILE
-    compiled = triton.compile(ASTSource(fn=kernel, signature=signature,
-                                        constexprs={"CHUNK": _online_triton.CHUNK, "TILE": tile}),
-                              target=GPUTarget("cuda", 90, 32), options={"num_warps": tile // 32})
+    compiled = compile_for_sm90(_online_triton._kernel(), signature, {"CHUNK": _online_triton.CHUNK, "TILE": tile},
+                                num_warps=tile // 32)
     assert "ttg.barrier" in compiled.asm["ttgir"]  # tl.debug_barrier (a reduction's barriers come later)
     ptx = compiled.asm["ptx"]
     assert "ld.global.cg" in ptx
     assert "div.full" not in ptx and "sqrt.approx" not in ptx  # 1/s_t rounded as torch rounds it
-    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
-    if cuobjdump.exists():
-        cubin = tmp_path / "kernel.cubin"
-        cubin.write_bytes(compiled.asm["cubin"])
-        usage = subprocess.run([str(cuobjdump), "--dump-resource-usage", str(cubin)], capture_output=True,
-                               text=True).stdout
-        assert " STACK:0 " in usage, usage
+    assert_no_spills(compiled, tmp_path)
 
 
 # ---- the compiled kernel on CUDA: the check for races ---------------------------------------
