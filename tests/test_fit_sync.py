@@ -269,3 +269,44 @@ def test_warm_L_is_the_cold_L():
     exact = np.linalg.eigvalsh(moved.T @ moved)[-1]
     assert warm == pytest.approx(cold, rel=1e-6)
     assert exact <= warm <= exact * (1 + 1.01e-3)
+
+
+def test_a_warm_start_that_lost_the_new_top_direction_still_finds_it():
+    """Features in two disjoint blocks: the last top eigenvector lives in block A (zeros in B), and
+    now block B's eigenvalue is the larger.  From that vector alone the power iteration stays in A
+    and returns A's λ (L too small: the solver diverges); the mixed start finds λ_max."""
+    from sparsolve.inference.problem import lipschitz_and_vector, power_iteration
+
+    rng = np.random.default_rng(0)
+    D = np.zeros((24, 16))  # more atoms than features: L from DᵀD (16 × 16)
+    D[:12, :8] = rng.standard_normal((12, 8))
+    D[12:, 8:] = 2 * rng.standard_normal((12, 8))
+    M = D.T @ D
+    exact = np.linalg.eigvalsh(M)[-1]
+    in_A = np.linalg.eigh(M[:8, :8])[1][:, -1]
+    start = np.concatenate([in_A, np.zeros(8)])
+    assert power_iteration(M, start)[0] < 0.9 * exact  # the failure the mixed start prevents
+    L, _ = lipschitz_and_vector(D, start)
+    assert exact <= L <= exact * (1 + 1.01e-3)
+
+
+@pytest.mark.parametrize("update", ["sgd", "online"])
+def test_a_dictionary_changed_in_place_between_steps_is_the_one_used(update):
+    """A fit callback or DictionaryLearning.components_ hands out the learner's own D: a change made
+    to it in place must count as a new D, as an assigned one does (nothing cached from its old rows)."""
+    from sparsolve.config import FitConfig
+    from sparsolve.learning.fit import new_learner
+
+    X = _data()
+    config = FitConfig(8, 0.05, solver="fista", update=update, norm="unit", batch_size=100, seed=0).resolved(300)
+    in_place, assigned = new_learner(X[:100], config), new_learner(X[:100], config)
+    for learner in (in_place, assigned):
+        learner.step(X[:100])
+    in_place.D[0] *= -0.5
+    edited = assigned.D.clone()
+    edited[0] *= -0.5
+    assigned.D = edited
+    for learner in (in_place, assigned):
+        learner.step(X[100:200], index=1)
+        learner.step(X[200:300], index=2)
+    torch.testing.assert_close(in_place.D, assigned.D, rtol=0, atol=0)

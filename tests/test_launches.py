@@ -25,9 +25,11 @@ from sparsolve.learning.fit import new_learner  # noqa: E402
 
 # Launches of one step on the GPU path (update "online" under "unit"; 2 blocks of 64 atoms), before
 # → after the reductions of benchmarks/launches.py (RESULTS.md, "Kernel launches per fit step").
-# blocks × 10, the pass's set-up, the copy of D, statistics, norm rule: 62 before
-UPDATE_ONLINE = 2 * 10 + 6 + 1 + 10 + 9
-UPDATE_SGD = 2 + 6 + 13 + 9  # gradient and its tangent, Adam, norm rule: 37 before
+# blocks × 10, the pass's set-up, the copy of D, statistics, norm rule: 62 before.  The norm rule
+# and the tangent compute ‖d_j‖² of the step's D themselves (2 launches each): a copy kept from the
+# last record went stale when a callback or components_ changed D in place
+UPDATE_ONLINE = 2 * 10 + 6 + 1 + 10 + 11
+UPDATE_SGD = 2 + 8 + 13 + 11  # gradient and its tangent, Adam, norm rule: 37 before
 # record 20, finite checks 4, dead atoms 5, residual 4, and the host read of two steps' records shared
 # out (2 a record, 3 a read and its copy): 49.5 before
 BOOKKEEPING_STEP = 38

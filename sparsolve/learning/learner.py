@@ -136,14 +136,14 @@ def initial_dictionary(X, n_atoms, rng):
     return backend.match(D, X)
 
 
-# ---- the statistics stage: name -> (D, X, Z, R, decay, norm, ‖d_j‖² or None) -> this batch's per-row means --
+# ---- the statistics stage: name -> (D, X, Z, R, decay, norm) -> this batch's per-row means ---------------
 
-def _batch_statistics(D, X, Z, R, decay, norm, squares):
+def _batch_statistics(D, X, Z, R, decay, norm):
     return updates.batch_statistics(X, Z)
 
 
-def _gradient(D, X, Z, R, decay, norm, squares):
-    return (norms.tangent(updates.gradient(D, Z, R, decay), D, norm, squares=squares),)
+def _gradient(D, X, Z, R, decay, norm):
+    return (norms.tangent(updates.gradient(D, Z, R, decay), D, norm),)
 
 
 STATISTICS = {"online": _batch_statistics, "sgd": _gradient, "mod": _batch_statistics}
@@ -198,9 +198,6 @@ class Learner:
         self.history = History()
         self.warm = None  # (key, Z) of the last step, for full-batch warm starts
         self.top = None  # the top eigenvector behind the last step's L: the next step's power iteration starts there
-        # (D, its rows' ‖d_j‖²) as the last step's record computed them: the next step's norm rule and
-        # tangent read them rather than computing them again (3 launches on a GPU), while D is that D
-        self.squares = None
         self.plan = None  # the memory plan for the batches' device (plan_memory); derived, not checkpointed
         self.pending = []  # (record, finite check or None) of the steps since the last host read
 
@@ -249,17 +246,16 @@ class Learner:
         if adam.mean is not None:
             adam.mean, adam.square = backend.match(adam.mean, X), backend.match(adam.square, X)
 
-        Z, converged = self._encode(X, D, solver, warm_key)
+        Z, converged, top = self._encode(X, D, solver, warm_key)
         b = X.shape[0]
         R = X - Z @ D
         r2 = (R * R).sum(axis=1)
         nonzero = Z != 0
         decay = norms.decay(cfg.norm, cfg.beta)
-        squares = self._squares(D)
         stats, used, rows = distributed.step_sums(  # distributed seam: the global batch's sums
-            STATISTICS[cfg.update](D, X, Z, R, decay, cfg.norm, squares), nonzero.any(axis=0), b)
+            STATISTICS[cfg.update](D, X, Z, R, decay, cfg.norm), nonzero.any(axis=0), b)
         new, running = UPDATE_RULES[cfg.update](self, D, stats, decay, adam)
-        new = norms.project(new, cfg.norm, previous=D, previous_squares=squares)
+        new = norms.project(new, cfg.norm, previous=D)
         weight = self.weight
         if running is not None:
             stats_A, stats_B, weight = running
@@ -269,9 +265,8 @@ class Learner:
         if cfg.storage is not None:
             stored = backend.astype(new, cfg.storage)
             new = backend.astype(stored, "float32")  # the record describes the stored atoms
-        squares = (new * new).sum(axis=1)
         self.D, self.stats_A, self.stats_B, self.weight, self.adam = stored, stats_A, stats_B, weight, adam
-        self.squares = (stored, squares)
+        self.top = top
         self.warm = (warm_key, Z) if warm_key is not None else None
         self.t += 1
         self.samples_seen += rows
@@ -279,7 +274,7 @@ class Learner:
             backend.synchronize(new)  # otherwise the queued update counts in the next step's seconds
         self.seconds += time.perf_counter() - start
         record = distributed.mean_figures(  # distributed seam: global means of the per-row figures
-            self._record(X, Z, nonzero, r2, squares, dead, resampled, converged), b)
+            self._record(X, Z, nonzero, r2, new, dead, resampled, converged), b)
         self.pending.append((record, check))
         if syncing and (not read or self.sync_every(X) == 1):  # else this record joins the next read
             self.sync()
@@ -366,18 +361,17 @@ class Learner:
         if init is not None:
             init = backend.match(init, X)
         max_iter = cfg.max_iter if cfg.max_iter is not None else LEARNING_MAX_ITER.get(solver)
-        options = self._solver_options(solver)
+        options, top = self._solver_options(solver), self.top
         if "L" in solver_class(solver).OPTIONS and options.get("L") is None:
             # D moves little per step, so its last top eigenvector starts the power iteration
-            # next to the answer: one read of the device for L instead of ~6
-            start = None if self.top is None else backend.match(self.top, D)
-            L, self.top = lipschitz_and_vector(D, start)
+            # next to the answer: one read of the device for L instead of ~2 (the step commits top)
+            L, top = lipschitz_and_vector(D, None if top is None else backend.match(top, D))
             options = {**options, "L": L}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             Z, info = encode(X, D, cfg.alpha, solver=solver, positive=cfg.positive, tol=cfg.tol, max_iter=max_iter,
                              init=init, return_info=True, plan=self.plan, **options)
-        return Z, info.converged
+        return Z, info.converged, top
 
     def _dead_atoms(self, new, X, r2, used, rows, stats_A, stats_B, adam, syncing):
         """(D, atoms resampled, dead mask, whether the device was read): the idle counters see
@@ -408,22 +402,12 @@ class Learner:
             adam.square[idx, :] = 0
         return new, int(atoms.size), dead, True
 
-    def _squares(self, D):
-        """‖d_j‖² of the rows of D (the step's dictionary) from the last record, when they are D's
-        (else None: computed where needed)."""
-        if self.squares is None or self.squares[0] is not self.D:
-            return None
-        squares = self.squares[1]
-        if not backend.same_place(squares, D) or backend.dtype_name(squares) != backend.dtype_name(D):
-            return None
-        return squares
-
-    def _record(self, X, Z, nonzero, r2, squares, dead, resampled, converged):
-        """The step's record (``nonzero``: Z ≠ 0; ``squares``: ‖d_j‖² of the new atoms); the batch
+    def _record(self, X, Z, nonzero, r2, new, dead, resampled, converged):
+        """The step's record (``nonzero``: Z ≠ 0; ``new``: the step's new atoms); the batch
         means stay device scalars (History reads them later)."""
         xp = backend.namespace(X)
         p = self.n_features or X.shape[1]
-        atom_norms = xp.sqrt(squares)
+        atom_norms = xp.sqrt((new * new).sum(axis=1))
         sq, l1 = r2.mean(), abs(Z).sum(axis=1).mean()
         figures = {
             "objective": 0.5 * sq + self.config.alpha * l1,

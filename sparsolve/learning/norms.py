@@ -34,38 +34,31 @@ def decay(norm, beta):
     return 2.0 * float(beta) if norm == "penalty" else 0.0
 
 
-def tangent(grad, D, norm, *, squares=None):
+def tangent(grad, D, norm):
     """The gradient that a projected step should take: under ``"unit"``, each row g_j loses its
     part along its atom,  g_j ← g_j − (⟨g_j, d_j⟩ / ‖d_j‖²) d_j,  the part that would only change
     the atom's length, which the projection undoes anyway (and which, through Adam's per-entry
     scaling, would otherwise leak into the direction).  Sparse-autoencoder trainers (sparsify,
     SAELens) do the same before their optimiser step.  Every other rule keeps the gradient:
     ``"ball"`` lets atoms inside the ball change length, ``"penalty"`` prices the length through
-    the decay term of the gradient, and ``"none"`` is the ablation.  ``squares``: the ‖d_j‖², when
-    already known (computed as (D * D).sum(axis=1))."""
+    the decay term of the gradient, and ``"none"`` is the ablation."""
     if norm != "unit":
         return grad
-    if squares is None:
-        squares = (D * D).sum(axis=1)
-    along = (grad * D).sum(axis=1) / backend.namespace(D).clip(squares, _TINY, None)
+    along = (grad * D).sum(axis=1) / backend.namespace(D).clip((D * D).sum(axis=1), _TINY, None)
     return grad - along[:, None] * D
 
 
-def project(D, norm, previous=None, *, previous_squares=None):
+def project(D, norm, previous=None):
     """Apply the rule to every row of D.  A row that came out (near) zero -- an
     atom whose update had no data behind it -- takes its row from ``previous``
-    instead, because a zero atom cannot be normalised or used by the encoder.
-    ``previous_squares``: the ‖·‖² of previous's rows, when already known (computed
-    as (previous * previous).sum(axis=1))."""
+    instead, because a zero atom cannot be normalised or used by the encoder."""
     xp = backend.namespace(D)
     norms = xp.sqrt((D * D).sum(axis=1))
     if previous is not None:
-        if previous_squares is None:
-            previous_squares = (previous * previous).sum(axis=1)
         # unconditionally: asking whether any row is zero would be a read of the device each step
         zero = norms <= _TINY
         D = xp.where(zero[:, None], previous, D)
-        norms = xp.where(zero, xp.sqrt(previous_squares), norms)
+        norms = xp.where(zero, xp.sqrt((previous * previous).sum(axis=1)), norms)
     if norm in FLOOR:
         return D / xp.clip(norms, FLOOR[norm], None)[:, None]
     return D
