@@ -16,6 +16,14 @@ def positive_int(value, name: str, what: str = "", *, minimum: int = 1) -> int:
     return int(value)
 
 
+def boolean(value, name: str) -> bool:
+    """``value`` if it is True or False, else a TypeError naming the argument (no truthiness:
+    a string such as "no" would read as True)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def choice(value, name: str, choices):
     """``value`` if it is one of ``choices``, else a ValueError that names the argument and
     lists what it may be."""

@@ -29,7 +29,7 @@ import inspect
 import warnings
 from dataclasses import dataclass, field
 
-from .checks import choice, nonnegative_float, positive_float, positive_int
+from .checks import boolean, choice, nonnegative_float, positive_float, positive_int
 from .inference import solver_class
 
 UPDATES = ("online", "sgd", "mod")
@@ -329,8 +329,7 @@ class AmortizedConfig(_Config):
         self.seed = _seed(self.seed)
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
         self.positive, self.learn_gamma, self.tied = bool(self.positive), bool(self.learn_gamma), bool(self.tied)
-        if not isinstance(self.accelerate, bool):
-            raise TypeError(f"accelerate must be True or False, got {self.accelerate!r}")
+        boolean(self.accelerate, "accelerate")
         if self.accelerate and not self.tied:
             raise ValueError("accelerate=True needs tied=True (the momentum runs one G and γ); "
                              "pass tied=True or accelerate=False")

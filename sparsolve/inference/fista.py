@@ -15,7 +15,7 @@ On CUDA the element-wise part of the step runs as one fused kernel
 from __future__ import annotations
 
 from .. import backend
-from ..checks import choice
+from ..checks import boolean, choice
 from ..prox import prox_l1
 from . import fused as fused_kernel
 from .base import Iterative
@@ -39,8 +39,7 @@ class FISTA(Iterative):
     def _check(cls, opts, positive, X, D):
         super()._check(opts, positive, X, D)
         fused = choice(opts["fused"], "fused", fused_kernel.FUSED_CHOICES)
-        if not isinstance(opts["restart"], bool):
-            raise TypeError(f"restart must be True or False, got {opts['restart']!r}")
+        boolean(opts["restart"], "restart")
         # fit checks its options before it has the data: encode checks fused=True again, with X
         if fused is True and X is not None and not fused_kernel.supports(X):
             raise ValueError("fused=True needs X as a CUDA torch tensor and Triton installed; "

@@ -42,7 +42,7 @@ residual form T(μ₀ − G T(μ₀)).
 from __future__ import annotations
 
 from .. import backend
-from ..checks import positive_float
+from ..checks import boolean, positive_float
 from ..prox import THRESHOLDS, get_threshold
 from .base import Iterative
 
@@ -76,8 +76,7 @@ class LCA(Iterative):
                                  "use threshold='nonneg'")
         if opts["gamma"] is not None:
             positive_float(opts["gamma"], "gamma")
-        if not isinstance(opts["accelerate"], bool):
-            raise TypeError(f"accelerate must be True or False, got {opts['accelerate']!r}")
+        boolean(opts["accelerate"], "accelerate")
 
     def _gamma(self, prob):
         return 1.0 / prob.L if self.gamma is None else self.gamma
