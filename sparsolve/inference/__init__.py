@@ -145,7 +145,7 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     n, m, p = X.shape[0], D.shape[0], D.shape[1]
     start = time.perf_counter()
     plan = memory_plan(X, n, m, algo) if plan is None else plan
-    form, step = plan.form, plan.chunk_rows
+    form, step = algo.settle_form(plan.form, n, m, p), plan.chunk_rows
     rows = min(n, step)
     if algo.runs_on_host:
         blas = backend.single_threaded_blas()

@@ -112,6 +112,11 @@ class Solver:
         """The form for the memory plan: the Gram form only, for solvers without a ``form`` option."""
         return "gram"
 
+    def settle_form(self, planned, n_samples, n_atoms, n_features):
+        """The form this solver runs, given the memory plan's (``planned``): the plan's, unless the
+        solver knows a cheaper one that needs no more memory (cd: see its own)."""
+        return planned
+
     def prepare(self, D, form: str) -> dict:
         """What every chunk shares: G = DDᵀ in Gram form."""
         return {"G": D @ D.T} if form == "gram" else {}

@@ -50,8 +50,11 @@ from .. import backend
 from ..gap import gap_from_terms
 from ._cholesky import FAST as _FAST
 from ._cholesky import back_substitute, damping, factor_append, factor_delete, forward_substitute
+from ..checks import choice
 from .base import Solver
+from .certificate import certify
 from .loop import Result
+from .problem import FORMS
 
 _gap_from_terms = njit(cache=True)(gap_from_terms)
 
@@ -428,32 +431,103 @@ def _cd_batch(G, XDt, xsq, Z, alpha, positive, tol, max_iter, delta, ws0, cap, n
 _WORKING_SET_START = 16
 
 class CD(Solver):
-    """Gram-form coordinate descent with working sets and Newton steps (module docstring);
-    numba kernels on host copies of the arrays.  No options."""
+    """Coordinate descent with working sets and Newton steps (module docstring), as numba kernels
+    on host copies of the arrays, in one of two forms (option ``form``):
+
+    * ``"gram"``: on G = DDᵀ, formed once (m²p multiply-adds), every row's correlations kept for
+      all m atoms (this module);
+    * ``"factored"``: no Gram matrix; batched working sets whose Gram blocks are formed per row,
+      pruned by gap-safe screening, checked by one product c = rDᵀ a round
+      (:mod:`.working_sets`): the work scales with the support, not the width;
+    * ``"auto"`` (default): the plan's form where memory forces the factored one, else the cheaper
+      by :meth:`settle_form`.
+
+    Either way the certificate reported is recomputed from the returned codes (:mod:`.certificate`)."""
 
     name = "cd"
     runs_on_host = True
     default_max_iter = 2000
+    OPTIONS = {"form": "auto"}
+    OPTION_TYPES = {"form": FORMS}
+
+    @classmethod
+    def _check(cls, opts, positive, X, D):
+        choice(opts["form"], "form", FORMS)
+
+    def form_request(self):
+        return self.form
+
+    def settle_form(self, planned, n_samples, n_atoms, n_features):
+        """The form to run: the one asked for, or under "auto" the factored form where the plan
+        chose it (G does not fit, or the flops say so) or where forming G costs more than the rows'
+        checks would: m > FACTORED_ABOVE · n (G's m²p against a few products of n·m·p)."""
+        if self.form != "auto" or planned == "factored":
+            return planned
+        return "factored" if n_atoms > FACTORED_ABOVE * max(n_samples, 1) else "gram"
 
     def prepare(self, D, form):
-        Dh = backend.to_numpy(D)
-        G = np.ascontiguousarray(Dh @ Dh.T)
-        return {"G": G, "D": Dh}
+        Dh = np.ascontiguousarray(backend.to_numpy(D))
+        if form == "factored":
+            return {"D": Dh}
+        return {"G": np.ascontiguousarray(Dh @ Dh.T), "D": Dh}
 
     def solve(self, X, D, alpha, *, init, tol, max_iter, form, shared, row_offset=0):
-        """Lasso codes for the rows of X; ``Result.crit`` is the relative gap gap/F(z)."""
-        G, Dh = shared["G"], shared["D"]
-        Xh = backend.to_numpy(X)
+        """Lasso codes for the rows of X; ``Result.crit`` is the relative gap gap/F(z) of the codes returned."""
+        Dh = shared["D"]
+        Xh = np.ascontiguousarray(backend.to_numpy(X))
+        if form == "factored":
+            from . import working_sets
+
+            Z, n_iter, rel_gap, converged = working_sets.solve(Xh, Dh, float(alpha), self.positive,
+                                                               backend.to_numpy(init), float(tol), int(max_iter))
+            return Result(backend.match(Z, X), n_iter, rel_gap, converged)
         Z = np.array(backend.to_numpy(init), dtype=Xh.dtype, order="C", copy=True)
-        XDt = np.ascontiguousarray(Xh @ Dh.T)
-        xsq = np.einsum("ij,ij->i", Xh, Xh)
-        n = Xh.shape[0]
-        n_iter = np.zeros(n, dtype=np.int64)
-        rel_gap = np.zeros(n, dtype=np.float64)
-        converged = np.zeros(n, dtype=np.bool_)
-        m, p = Dh.shape
-        cap = min(m, max(64, 2 * p))  # supports hardly exceed n_features; past cap, CD sweeps alone
-        n_chunks = min(max(n, 1), 16 * numba.get_num_threads())  # small chunks balance uneven samples
-        _cd_batch(G, XDt, xsq, Z, Xh.dtype.type(alpha), self.positive, float(tol), int(max_iter), damping(G),
-                  _WORKING_SET_START, cap, n_chunks, n_iter, rel_gap, converged)
-        return Result(backend.match(Z, X), n_iter, rel_gap, converged)
+        if Xh.dtype != np.float64 and tol < PRECISE_BELOW:
+            # float32 coordinate descent cannot resolve such a gap: its running correlation drifts by
+            # more over the moves; the kernel runs in float64 and the codes are rounded once
+            D64 = Dh.astype(np.float64)
+            Z64 = Z.astype(np.float64)
+            n_iter = _gram_solve(D64 @ D64.T, Xh.astype(np.float64), D64, Z64, alpha, self.positive, tol, max_iter)
+            Z[:] = Z64
+        else:
+            n_iter = _gram_solve(shared["G"], Xh, Dh, Z, alpha, self.positive, tol, max_iter)
+        cert = certify(Xh, Dh, Z, float(alpha), self.positive, tol=tol)
+        short = np.flatnonzero(cert.gap > tol * cert.F)
+        if short.size and Xh.dtype != np.float64 and tol > 0:
+            # The kernel's running correlation drifts in float32 (updated in place over every move, it
+            # can stall a row for all its sweeps) and its certificate with it: the rows the recomputed
+            # certificate refuses are finished in float64, from where they are, and certified again.
+            D64 = Dh.astype(np.float64)
+            Z64 = Z[short].astype(np.float64)
+            n_iter[short] += _gram_solve(D64 @ D64.T, Xh[short].astype(np.float64), D64, Z64, alpha, self.positive,
+                                         tol, max_iter)
+            Z[short] = Z64
+            again = certify(Xh, Dh, Z, float(alpha), self.positive, rows=short, tol=tol)
+            cert.rel_gap[short], cert.gap[short], cert.F[short] = again.rel_gap, again.gap, again.F
+        converged = cert.gap <= tol * cert.F
+        return Result(backend.match(Z, X), n_iter, cert.rel_gap, converged)
+
+
+#: Below this tol, float32 data is solved in float64 (the Gram form; the factored form's
+#: sub-problems always are): float32 coordinate descent stalled short of 1e-6 on random 64-d rows.
+PRECISE_BELOW = 1e-5
+
+#: Under form="auto", cd runs without the Gram matrix when it has more atoms than this many times
+#: the rows of the encode (benchmarks/fit_step.py measures the two forms).
+FACTORED_ABOVE = 1.0
+
+
+def _gram_solve(G, Xh, Dh, Z, alpha, positive, tol, max_iter):
+    """The Gram-form kernel over the rows of Xh, Z in place; returns the sweeps per row."""
+    XDt = np.ascontiguousarray(Xh @ Dh.T)
+    xsq = np.einsum("ij,ij->i", Xh, Xh)
+    n = Xh.shape[0]
+    n_iter = np.zeros(n, dtype=np.int64)
+    rel_gap = np.zeros(n, dtype=np.float64)
+    converged = np.zeros(n, dtype=np.bool_)
+    m, p = Dh.shape
+    cap = min(m, max(64, 2 * p))  # supports hardly exceed n_features; past cap, CD sweeps alone
+    n_chunks = min(max(n, 1), 16 * numba.get_num_threads())  # small chunks balance uneven samples
+    _cd_batch(G, XDt, xsq, Z, G.dtype.type(alpha), positive, float(tol), int(max_iter), damping(G),
+              _WORKING_SET_START, cap, n_chunks, n_iter, rel_gap, converged)
+    return n_iter

@@ -1,0 +1,165 @@
+"""Coordinate descent without the Gram matrix: batched working sets, cd's factored form.
+
+At interpretability width (thousands to tens of thousands of atoms, tens active per sample) the
+Gram form costs what the support does not need: G = DDᵀ takes m²p multiply-adds a batch (4.3e9
+at m = 4,096, p = 256, more than the rest of a fit step), and each coordinate move updates all m
+correlations.  Here the work scales with the support.  Rounds, over the rows not yet certified:
+
+1. the residual r = x − zD from the nonzeros of z, in float64, and the correlation c = rDᵀ, one
+   product of the rows by the atoms (the cost of one FISTA step): the certificate of the codes
+   as they are (:mod:`.certificate`, a rigorous upper bound) and the KKT check in one.  A row
+   with gap ≤ tol·F(z) is done;
+2. every other row gets a working set W: its support, and the atoms off it with the largest
+   correlations c_j (|c_j| for signed codes) that gap-safe screening does not rule out
+   (:mod:`.screening`), ``first`` of them in the first round and as many as the last set held
+   after that (so the set doubles, as in Celer and skglm);
+3. on W alone the lasso is solved by cd's per-sample kernel (:func:`.cd._solve_one`: sweeps, and
+   Newton steps on the support's Cholesky factor), from the codes so far, on
+
+       G_WW = D_W D_Wᵀ   and   b_W = x D_Wᵀ,   formed for the row in float64 (|W|²p multiply-adds),
+
+   to a relative gap of ``tol``/3 (the sub-problem's gap in float64, so the float32 codes it
+   writes back keep room under tol);
+4. back to 1.  Once W holds the support of the solution, the sub-problem's solution is the
+   whole problem's, and the next check certifies it.
+
+A row stops unconverged when its sweeps reach ``max_iter`` (counted over all its rounds), or
+when its working set cannot grow (no atom left that is not screened out or already in it).
+The codes come back in X's dtype; every certificate is recomputed from them (never a running
+quantity), so what is reported is the gap of what is returned.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from . import screening
+from .cd import _correlation, _solve_one
+from .certificate import certify
+
+#: Atoms in a row's first working set (besides its support): L0 is tens at interpretability
+#: width, and a set too small costs a round (one product with D), one too large costs |W|²p.
+FIRST = 32
+#: Rounds before a row that is still not certified stops (each round at least doubles its set).
+MAX_ROUNDS = 64
+# The sub-problem's target, as a share of tol: its gap is computed in float64, the codes it writes
+# back are rounded to X's dtype, and the check's rounding margin is added; a third leaves room.
+_INNER = 1.0 / 3.0
+
+
+@njit(cache=True, fastmath={"reassoc", "contract", "arcp"})
+def _gram_block(D, x, idx, k, Dw, G, b):
+    """Dw = D_W (float64), G = D_W D_Wᵀ and b = x D_Wᵀ for the k atoms idx[:k]."""
+    p = D.shape[1]
+    for a in range(k):
+        row = D[idx[a]]
+        for f in range(p):
+            Dw[a, f] = row[f]
+    for a in range(k):
+        acc = 0.0
+        for f in range(p):
+            acc += Dw[a, f] * x[f]
+        b[a] = acc
+        for c in range(a + 1):
+            acc = 0.0
+            for f in range(p):
+                acc += Dw[a, f] * Dw[c, f]
+            G[a, c] = acc
+            G[c, a] = acc
+
+
+@njit(parallel=True, cache=True)
+def _subproblems(D, X, Z, rows, W, W_len, alpha, positive, tol, max_iter, cap, n_chunks, n_iter):
+    """The lasso on each row's working set (module docstring, step 3), in place in Z; n_iter counts sweeps."""
+    n = rows.shape[0]
+    p = X.shape[1]
+    per_chunk = (n + n_chunks - 1) // n_chunks
+    eps = np.finfo(np.float64).eps
+    for chunk in prange(n_chunks):
+        for q in range(chunk * per_chunk, min(n, (chunk + 1) * per_chunk)):
+            i = rows[q]
+            k = W_len[q]
+            budget = max_iter - n_iter[i]
+            if k == 0 or budget <= 0:
+                continue
+            idx = W[q, :k]
+            x = np.empty(p, dtype=np.float64)
+            xsq = 0.0
+            for f in range(p):
+                x[f] = X[i, f]
+                xsq += x[f] * x[f]
+            Dw = np.empty((k, p), dtype=np.float64)
+            G = np.empty((k, k), dtype=np.float64)
+            b = np.empty(k, dtype=np.float64)
+            _gram_block(D, x, idx, k, Dw, G, b)
+            z = np.empty(k, dtype=np.float64)
+            top = 0.0
+            for a in range(k):
+                z[a] = Z[i, idx[a]]
+                top = max(top, G[a, a])
+            c = np.empty(k, dtype=np.float64)
+            _correlation(z, b, G, c)
+            width = min(k, cap)
+            L = np.empty((width, width), dtype=np.float64)
+            S = np.empty(width, dtype=np.int64)
+            in_S = np.zeros(k, dtype=np.bool_)
+            it, _, _ = _solve_one(z, c, b, xsq, G, alpha, positive, tol, budget, 1e3 * eps * top, 16, L, S, in_S)
+            n_iter[i] += it
+            for a in range(k):
+                Z[i, idx[a]] = z[a]
+
+
+def solve(X, D, alpha, positive, init, tol, max_iter, *, first=FIRST, stats=None):
+    """Codes for the rows of X (host numpy, C-contiguous) under D from ``init``: (Z, n_iter,
+    rel_gap, converged), see the module docstring.  ``stats``, a dict, receives the rounds, the
+    rows each round checked, the working-set sizes and the atoms screening removed."""
+    n, p = X.shape
+    m = D.shape[0]
+    Z = np.array(init, dtype=X.dtype, order="C", copy=True)
+    dnorm = np.sqrt(np.einsum("ij,ij->i", D, D, dtype=np.float64))
+    dmax = float(dnorm.max(initial=0.0))
+    D64 = D.astype(np.float64) if D.dtype != np.float64 and tol < 1e-4 else None
+    n_iter = np.zeros(n, dtype=np.int64)
+    rel_gap = np.full(n, np.nan)
+    converged = np.zeros(n, dtype=bool)
+    size = np.zeros(n, dtype=np.int64)
+    limit = min(m, max(2 * first, 4 * p))  # a working set never outgrows this (a support hardly exceeds p)
+    cap = min(limit, max(64, 2 * p))  # the support's Cholesky factor, as cd's
+    n_chunks = lambda rows: min(max(rows, 1), 16 * numba.get_num_threads())  # noqa: E731
+    rows = np.arange(n, dtype=np.int64)
+    rounds = 0
+    while rows.size:
+        cert = certify(X, D, Z, alpha, positive, rows=rows, tol=tol, dmax=dmax, D64=D64)
+        ok = cert.gap <= tol * cert.F
+        rel_gap[rows] = cert.rel_gap
+        converged[rows] = ok
+        if stats is not None:
+            stats.setdefault("checked", []).append(int(rows.size))
+        go = ~ok & (n_iter[rows] < max_iter) & np.isfinite(cert.F) & (rounds < MAX_ROUNDS)
+        q = np.flatnonzero(go)
+        if not q.size:
+            break
+        nxt = rows[q]
+        add = np.maximum(first, size[nxt])
+        support = (Z[nxt] != 0).sum(axis=1)
+        W = np.empty((q.size, min(m, max(limit, int((support + add).max())))), dtype=np.int64)
+        W_len = np.zeros(q.size, dtype=np.int64)
+        dropped = np.zeros(q.size, dtype=np.int64)
+        screening.grow(cert.C, q.astype(np.int64), Z, nxt, cert.margin[q], cert.scale[q], cert.gap[q], dnorm,
+                       float(alpha), bool(positive), add, W, W_len, dropped)
+        grew = W_len > support  # else no atom is left to add: the row cannot get further
+        if stats is not None:
+            stats.setdefault("set_size", []).append(float(W_len.mean()))
+            stats.setdefault("screened", []).append(float(dropped.mean()))
+        size[nxt] = W_len
+        live = np.flatnonzero(grew | (rounds == 0))
+        if not live.size:
+            break
+        _subproblems(D, X, Z, nxt[live], W[live], W_len[live], float(alpha), bool(positive), tol * _INNER,
+                     int(max_iter), cap, n_chunks(live.size), n_iter)
+        rows = nxt[live]
+        rounds += 1
+    if stats is not None:
+        stats["rounds"] = rounds
+    return Z, n_iter, rel_gap, converged
