@@ -440,7 +440,7 @@ class CD(Solver):
       pruned by gap-safe screening, checked by one product c = rDᵀ a round
       (:mod:`.working_sets`): the work scales with the support, not the width;
     * ``"auto"`` (default): the plan's form where memory forces the factored one, else the cheaper
-      by :meth:`settle_form`.
+      by the cost model of :meth:`settle_form`.
 
     Either way the certificate reported is recomputed from the returned codes (:mod:`.certificate`)."""
 
@@ -450,19 +450,30 @@ class CD(Solver):
     OPTIONS = {"form": "auto"}
     OPTION_TYPES = {"form": FORMS}
 
+    #: cd computes its certificate in float64 from the returned codes (float32 codes: their own
+    #: rounding leaves relative gaps of about 2e-7 on random 64-d rows) and runs in float64 below
+    #: PRECISE_BELOW, so float32 is certified down to 1e-6.
+    TOL_FLOOR = {"float32": 1e-6, "bfloat16": 2.0 ** -7}
+
     @classmethod
     def _check(cls, opts, positive, X, D):
         choice(opts["form"], "form", FORMS)
 
+    def floor_reason(self):
+        return "codes stored in that dtype are rounded by more than a smaller gap"
+
     def form_request(self):
         return self.form
 
-    def settle_form(self, planned, n_samples, n_atoms, n_features):
-        """The form to run: the one asked for, or under "auto" the factored form where the plan
-        chose it (G does not fit, or the flops say so) or where forming G costs more than the rows'
-        checks would: m > FACTORED_ABOVE · n (G's m²p against a few products of n·m·p)."""
-        if self.form != "auto" or planned == "factored":
-            return planned
+    def settle_form(self, plan, n_samples, n_atoms, n_features):
+        """The form to run: the one asked for, or under "auto" the factored form where G does not fit
+        (``plan.gram_fits``) or where forming it costs more than the rows' checks:
+        m > FACTORED_ABOVE · n (G's m²p against a few products of n·m·p).  The iterative solvers' flop
+        count (the plan's own choice) prices a step of theirs, not a sweep of cd's, so it is not used."""
+        if self.form != "auto":
+            return plan.form
+        if not plan.gram_fits:
+            return "factored"
         return "factored" if n_atoms > FACTORED_ABOVE * max(n_samples, 1) else "gram"
 
     def prepare(self, D, form):

@@ -49,7 +49,7 @@ import numpy as np
 
 from .. import backend, memory
 from ..checks import finite_rows
-from ..inference import ConvergenceWarning, encode, solver_class
+from ..inference import ConvergenceWarning, encode, solver_class, solver_for
 from ..inference.problem import lipschitz_and_vector
 from . import dead as dead_atoms
 from . import distributed, norms, updates
@@ -71,14 +71,6 @@ GPU_SYNC_EVERY = 16
 HISTORY_KEYS = ("step", "objective", "mse", "l1", "nnz_frac", "dead_frac", "norm_min", "norm_mean",
                 "norm_max", "samples_seen", "seconds", "resampled", "converged_frac")
 INT_KEYS = ("step", "samples_seen", "resampled")
-
-
-def solver_for(solver, X):
-    """The solver a step or an encode runs: ``"auto"`` is cd on the host, fista on a GPU
-    (the fastest certified solver for the device); a named solver is itself."""
-    if solver != "auto":
-        return solver
-    return "fista" if backend.on_gpu(X) else "cd"
 
 
 class History:
