@@ -119,7 +119,7 @@ def solve(X, D, alpha, positive, init, tol, max_iter, *, first=FIRST, stats=None
     Z = np.array(init, dtype=X.dtype, order="C", copy=True)
     dnorm = np.sqrt(np.einsum("ij,ij->i", D, D, dtype=np.float64))
     dmax = float(dnorm.max(initial=0.0))
-    D64 = D.astype(np.float64) if D.dtype != np.float64 and tol < 1e-4 else None
+    D64 = D.astype(np.float64) if D.dtype != np.float64 and tol < 1e-3 else None
     n_iter = np.zeros(n, dtype=np.int64)
     rel_gap = np.full(n, np.nan)
     converged = np.zeros(n, dtype=bool)
