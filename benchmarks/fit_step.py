@@ -42,6 +42,11 @@ from sparsolve.data import SyntheticActivations  # noqa: E402
 MEAN_ACTIVE = 4.0  # versus_saes.py's
 
 
+#: The clock every timing reads: wall time by default; ``--clock cpu`` reads the process's CPU time
+#: (time.process_time), which a shared machine's load hardly moves -- meaningful with one thread.
+NOW = time.perf_counter
+
+
 class Clock:
     """Seconds per phase, per step; nested phases are subtracted from their parent."""
 
@@ -56,12 +61,12 @@ class Clock:
 
     @contextlib.contextmanager
     def phase(self, name):
-        start = time.perf_counter()
+        start = NOW()
         self.stack.append(0.0)
         try:
             yield
         finally:
-            spent = time.perf_counter() - start
+            spent = NOW() - start
             inner = self.stack.pop()
             if self.current is not None:
                 self.current[name] += spent - inner
@@ -118,9 +123,9 @@ def run(d, m, args, update):
 
     def timed_step(self, *a, **k):
         clock.begin_step()
-        start = time.perf_counter()
+        start = NOW()
         out = step(self, *a, **k)
-        totals.append(time.perf_counter() - start)
+        totals.append(NOW() - start)
         return out
 
     L.Learner.step = timed_step
@@ -145,9 +150,9 @@ def sparsify_seconds(X, m, k, threads, seed):
     try:
         args = SimpleNamespace(seed=seed, device="cpu", epochs=1, batch=256)
         versus_saes.run_sparsify(X[:2048], m, k, args)  # warm-up: a process's first run costs 3× (torch's first calls)
-        start = time.perf_counter()
+        start = NOW()
         versus_saes.run_sparsify(X, m, k, args)
-        return time.perf_counter() - start
+        return NOW() - start
     finally:
         torch.set_num_threads(before)
 
@@ -183,11 +188,22 @@ def main(argv=None):
     p.add_argument("--sparsify", type=int, default=None, metavar="K",
                    help="also time sparsify's TopK (k=K) on the same tokens, per token, for the ratio")
     p.add_argument("--threads", type=int, nargs="+", default=[1], help="numba/torch threads to time each at")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall time, or the process's CPU time (stable under load; use with --threads 1)")
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args(argv)
     import ast
 
     args.fit_options = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in args.option)}
+    global NOW
+    NOW = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.clock == "cpu" and args.threads != [1]:
+        p.error("--clock cpu sums the CPU time of every thread: use --threads 1")
+    import numba
+    import torch
+
+    numba.set_num_threads(min(args.threads[0], numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(args.threads[0])
     load_before = os.getloadavg()[0]
     steps_for = args.steps * len(args.sizes) if len(args.steps) == 1 else args.steps
     rows = []

@@ -160,6 +160,40 @@ def like(a: np.ndarray, ref):
         return cupy.asarray(a)
 
 
+def codes_times(Z, D):
+    """Z D for codes Z (rows × atoms): from Z's nonzeros where Z is a sparse numpy array
+    (:mod:`sparsolve.sparse_codes`), the dense product otherwise."""
+    if isinstance(Z, np.ndarray) and isinstance(D, np.ndarray):
+        from . import sparse_codes
+
+        out = sparse_codes.times(Z, D)
+        if out is not None:
+            return out
+    return Z @ D
+
+
+def codes_transpose_times(Z, M):
+    """Zᵀ M for codes Z (rows × atoms) and M (rows × p), as :func:`codes_times` chooses."""
+    if isinstance(Z, np.ndarray) and isinstance(M, np.ndarray):
+        from . import sparse_codes
+
+        out = sparse_codes.transpose_times(Z, M)
+        if out is not None:
+            return out
+    return Z.T @ M
+
+
+def codes_gram(Z):
+    """Zᵀ Z for codes Z (rows × atoms), as :func:`codes_times` chooses."""
+    if isinstance(Z, np.ndarray):
+        from . import sparse_codes
+
+        out = sparse_codes.gram(Z)
+        if out is not None:
+            return out
+    return Z.T @ Z
+
+
 def to_device(x, device):
     """``x`` on ``device`` ("cpu", "cuda" or "cuda:N"; None leaves it where it is): to the
     host, a torch tensor stays a CPU tensor and a cupy array becomes numpy; to CUDA, numpy

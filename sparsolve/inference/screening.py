@@ -40,12 +40,12 @@ def grow(C, crow, Z, zrow, margin, scale, gap, dnorm, alpha, positive, add, W, W
     """The next working set of each row q: the support of Z[zrow[q]] and the ``add[q]`` atoms off the
     support with the largest correlations (c_j, or |c_j| for signed codes; C[crow[q]]) that the
     sphere test does not remove, largest first; written to W[q, :W_len[q]].  n_screened[q]: how
-    many atoms with a positive correlation the test removed.  Atoms whose correlation is ≤ 0
+    many of the atoms examined for the set the test removed.  Atoms whose correlation is ≤ 0
     (signed: = 0) never join: their coordinate cannot move from 0.
 
     One pass over the atoms a row: the best ``add`` candidates are kept sorted in a short list
     (an insertion each time one beats the list's smallest, about add·ln(m/add) insertions for m
-    atoms), not found by sorting all m."""
+    atoms), not found by sorting all m; only an atom that would enter the list is tested."""
     m = C.shape[1]
     for q in prange(crow.shape[0]):
         i = zrow[q]
@@ -61,13 +61,12 @@ def grow(C, crow, Z, zrow, margin, scale, gap, dnorm, alpha, positive, add, W, W
         atom = np.empty(max(want, 1), dtype=np.int64)
         n = 0
         dropped = 0
+        floor = 0.0  # an atom must beat this to enter: 0 until the list is full, then its smallest
         for j in range(m):
             v = C[r, j] if positive else abs(C[r, j])
-            if v <= 0.0 or Z[i, j] != 0.0:
+            if v <= floor or want == 0:
                 continue
-            if want == 0 or (n == want and v <= best[0]):
-                if screened(C[r, j], margin[q], scale[q], dnorm[j], radius, alpha, positive):
-                    dropped += 1
+            if Z[i, j] != 0.0:
                 continue
             if screened(C[r, j], margin[q], scale[q], dnorm[j], radius, alpha, positive):
                 dropped += 1
@@ -75,21 +74,20 @@ def grow(C, crow, Z, zrow, margin, scale, gap, dnorm, alpha, positive, add, W, W
             if n < want:  # insert into the ascending list, growing it
                 t = n
                 n += 1
-            else:  # replace the smallest
+                while t > 0 and best[t - 1] > v:
+                    best[t] = best[t - 1]
+                    atom[t] = atom[t - 1]
+                    t -= 1
+            else:  # drop the smallest, insert in order
                 t = 0
                 while t + 1 < n and best[t + 1] < v:
                     best[t] = best[t + 1]
                     atom[t] = atom[t + 1]
                     t += 1
-                best[t] = v
-                atom[t] = j
-                continue
-            while t > 0 and best[t - 1] > v:
-                best[t] = best[t - 1]
-                atom[t] = atom[t - 1]
-                t -= 1
             best[t] = v
             atom[t] = j
+            if n == want:
+                floor = best[0]
         for t in range(n):  # largest first
             W[q, k + t] = atom[n - 1 - t]
         W_len[q] = k + n

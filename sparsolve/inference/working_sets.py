@@ -14,9 +14,9 @@ correlations.  Here the work scales with the support.  Rounds, over the rows not
    (:mod:`.screening`), ``first`` of them in the first round and as many as the last set held
    after that (so the set doubles, as in Celer and skglm);
 3. on W alone the lasso is solved by cd's per-sample kernel (:func:`.cd._solve_one`: sweeps, and
-   Newton steps on the support's Cholesky factor), from the codes so far, on
+   Newton steps on the support's Cholesky factor), from the codes so far, in float64 on
 
-       G_WW = D_W D_Wᵀ   and   b_W = x D_Wᵀ,   formed for the row in float64 (|W|²p multiply-adds),
+       G_WW = D_W D_Wᵀ   and   b_W = x D_Wᵀ,   formed for the row by BLAS (|W|²p multiply-adds),
 
    to a relative gap of ``tol``/3 (the sub-problem's gap in float64, so the float32 codes it
    writes back keep room under tol);
@@ -43,34 +43,37 @@ from .certificate import certify
 FIRST = 32
 #: Rounds before a row that is still not certified stops (each round at least doubles its set).
 MAX_ROUNDS = 64
+#: Below this tol the Gram blocks are formed in float64, above it in float32 (with float64 sums
+#: of products that BLAS forms in float32, a sub-problem moves by ~1e-6 relative).
+PRECISE_BELOW = 1e-5
 # The sub-problem's target, as a share of tol: its gap is computed in float64, the codes it writes
 # back are rounded to X's dtype, and the check's rounding margin is added; a third leaves room.
 _INNER = 1.0 / 3.0
 
 
-@njit(cache=True, fastmath={"reassoc", "contract", "arcp"})
-def _gram_block(D, x, idx, k, Dw, G, b):
-    """Dw = D_W (float64), G = D_W D_Wᵀ and b = x D_Wᵀ for the k atoms idx[:k]."""
+@njit(cache=True)
+def _gram_block(D, x, idx, k, precise):
+    """(G, b) = (D_W D_Wᵀ, x D_Wᵀ) in float64 for the k atoms idx[:k], by BLAS on the gathered rows:
+    in float64 when ``precise``, else in float32 (its rounding, about 1e-7·√p relative, moves the
+    sub-problem far less than a tol of 1e-5 or more allows; the certificate never uses it)."""
     p = D.shape[1]
-    for a in range(k):
-        row = D[idx[a]]
-        for f in range(p):
-            Dw[a, f] = row[f]
-    for a in range(k):
-        acc = 0.0
-        for f in range(p):
-            acc += Dw[a, f] * x[f]
-        b[a] = acc
-        for c in range(a + 1):
-            acc = 0.0
-            for f in range(p):
-                acc += Dw[a, f] * Dw[c, f]
-            G[a, c] = acc
-            G[c, a] = acc
+    if precise:
+        Dw = np.empty((k, p), dtype=np.float64)
+        for a in range(k):
+            Dw[a, :] = D[idx[a], :]
+        G = np.dot(Dw, Dw.T)
+        b = np.dot(Dw, x)
+    else:
+        Dw32 = np.empty((k, p), dtype=np.float32)
+        for a in range(k):
+            Dw32[a, :] = D[idx[a], :]
+        G = np.dot(Dw32, Dw32.T).astype(np.float64)
+        b = np.dot(Dw32, x.astype(np.float32)).astype(np.float64)
+    return G, b
 
 
 @njit(parallel=True, cache=True)
-def _subproblems(D, X, Z, rows, W, W_len, alpha, positive, tol, max_iter, cap, n_chunks, n_iter):
+def _subproblems(D, X, Z, rows, W, W_len, alpha, positive, tol, max_iter, cap, n_chunks, n_iter, precise):
     """The lasso on each row's working set (module docstring, step 3), in place in Z; n_iter counts sweeps."""
     n = rows.shape[0]
     p = X.shape[1]
@@ -89,10 +92,7 @@ def _subproblems(D, X, Z, rows, W, W_len, alpha, positive, tol, max_iter, cap, n
             for f in range(p):
                 x[f] = X[i, f]
                 xsq += x[f] * x[f]
-            Dw = np.empty((k, p), dtype=np.float64)
-            G = np.empty((k, k), dtype=np.float64)
-            b = np.empty(k, dtype=np.float64)
-            _gram_block(D, x, idx, k, Dw, G, b)
+            G, b = _gram_block(D, x, idx, k, precise)
             z = np.empty(k, dtype=np.float64)
             top = 0.0
             for a in range(k):
@@ -157,7 +157,7 @@ def solve(X, D, alpha, positive, init, tol, max_iter, *, first=FIRST, stats=None
         if not live.size:
             break
         _subproblems(D, X, Z, nxt[live], W[live], W_len[live], float(alpha), bool(positive), tol * _INNER,
-                     int(max_iter), cap, n_chunks(live.size), n_iter)
+                     int(max_iter), cap, n_chunks(live.size), n_iter, tol < PRECISE_BELOW)
         rows = nxt[live]
         rounds += 1
     if stats is not None:

@@ -240,7 +240,7 @@ class Learner:
 
         Z, converged, top = self._encode(X, D, solver, warm_key)
         b = X.shape[0]
-        R = X - Z @ D
+        R = X - backend.codes_times(Z, D)  # from Z's nonzeros where it is sparse (sparse_codes.py)
         r2 = (R * R).sum(axis=1)
         nonzero = Z != 0
         decay = norms.decay(cfg.norm, cfg.beta)

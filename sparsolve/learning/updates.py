@@ -59,7 +59,7 @@ def check_update(update):
 def batch_statistics(X, Z):
     """(A, B) = (ZᵀZ / b, ZᵀX / b)."""
     b = max(1, X.shape[0])
-    return (Z.T @ Z) / b, (Z.T @ X) / b
+    return backend.codes_gram(Z) / b, backend.codes_transpose_times(Z, X) / b  # from Z's nonzeros where sparse
 
 
 def running_statistics(A_bar, B_bar, weight, A, B, t, forget):
@@ -207,7 +207,7 @@ def gradient(D, Z, R, decay):
     """∇_D of the batch loss  mean_x ½‖x − zD‖² + (decay/2) Σ‖d_j‖²,  from the codes Z (b, m) and
     the residual R = X − ZD (b, p):  −ZᵀR / b + decay·D.  It never forms ZᵀZ (m×m), so it
     serves dictionaries too wide for the online statistics."""
-    grad = (Z.T @ R) / -max(1, R.shape[0])  # = −(ZᵀR)/b exactly, one operation fewer
+    grad = backend.codes_transpose_times(Z, R) / -max(1, R.shape[0])  # = −(ZᵀR)/b exactly, one operation fewer
     return grad + decay * D if decay else grad  # decay 0 (every rule but "penalty"): nothing to add
 
 
