@@ -43,8 +43,9 @@ from .certificate import certify
 FIRST = 32
 #: Rounds before a row that is still not certified stops (each round at least doubles its set).
 MAX_ROUNDS = 64
-#: Below this tol the Gram blocks are formed in float64, above it in float32 (with float64 sums
-#: of products that BLAS forms in float32, a sub-problem moves by ~1e-6 relative).
+#: Below this tol the Gram blocks are formed in float64; above it in float32 first, and in float64
+#: for a row that the float32 blocks leave short of tol (their rounding moves c by about u·√p·‖z‖,
+#: a relative gap of about that over α: 7e-6 at fit's α = 0.2, 4e-5 at α = 0.05).
 PRECISE_BELOW = 1e-5
 # The sub-problem's target, as a share of tol: its gap is computed in float64, the codes it writes
 # back are rounded to X's dtype, and the check's rounding margin is added; a third leaves room.
@@ -54,8 +55,7 @@ _INNER = 1.0 / 3.0
 @njit(cache=True)
 def _gram_block(D, x, idx, k, precise):
     """(G, b) = (D_W D_Wᵀ, x D_Wᵀ) in float64 for the k atoms idx[:k], by BLAS on the gathered rows:
-    in float64 when ``precise``, else in float32 (its rounding, about 1e-7·√p relative, moves the
-    sub-problem far less than a tol of 1e-5 or more allows; the certificate never uses it)."""
+    in float64 when ``precise``, else in float32 (PRECISE_BELOW; the certificate never uses them)."""
     p = D.shape[1]
     if precise:
         Dw = np.empty((k, p), dtype=np.float64)
@@ -92,7 +92,7 @@ def _subproblems(D, X, Z, rows, W, W_len, alpha, positive, tol, max_iter, cap, n
             for f in range(p):
                 x[f] = X[i, f]
                 xsq += x[f] * x[f]
-            G, b = _gram_block(D, x, idx, k, precise)
+            G, b = _gram_block(D, x, idx, k, precise[q])
             z = np.empty(k, dtype=np.float64)
             top = 0.0
             for a in range(k):
@@ -124,6 +124,8 @@ def solve(X, D, alpha, positive, init, tol, max_iter, *, first=FIRST, stats=None
     rel_gap = np.full(n, np.nan)
     converged = np.zeros(n, dtype=bool)
     size = np.zeros(n, dtype=np.int64)
+    precise = np.full(n, tol < PRECISE_BELOW)  # per row: Gram blocks in float64
+    last_gap = np.full(n, np.inf)
     limit = min(m, max(2 * first, 4 * p))  # a working set never outgrows this (a support hardly exceeds p)
     cap = min(limit, max(64, 2 * p))  # the support's Cholesky factor, as cd's
     n_chunks = lambda rows: min(max(rows, 1), 16 * numba.get_num_threads())  # noqa: E731
@@ -148,7 +150,13 @@ def solve(X, D, alpha, positive, init, tol, max_iter, *, first=FIRST, stats=None
         dropped = np.zeros(q.size, dtype=np.int64)
         screening.grow(cert.C, q.astype(np.int64), Z, nxt, cert.margin[q], cert.scale[q], cert.gap[q], dnorm,
                        float(alpha), bool(positive), add, W, W_len, dropped)
-        grew = W_len > support  # else no atom is left to add: the row cannot get further
+        # a row whose gap stopped falling, or whose set cannot grow (no atom left to add), goes on with
+        # float64 blocks: the float32 blocks' rounding may be what keeps it from tol (their error in c,
+        # about u·√p·‖z‖, counts against α); once on float64 and unable to grow, it cannot get further
+        stuck = ((W_len <= support) | (cert.gap[q] > 0.5 * last_gap[nxt])) & ~precise[nxt]
+        last_gap[nxt] = cert.gap[q]
+        precise[nxt[stuck]] = True
+        grew = (W_len > support) | stuck
         if stats is not None:
             stats.setdefault("set_size", []).append(float(W_len.mean()))
             stats.setdefault("screened", []).append(float(dropped.mean()))
@@ -157,7 +165,7 @@ def solve(X, D, alpha, positive, init, tol, max_iter, *, first=FIRST, stats=None
         if not live.size:
             break
         _subproblems(D, X, Z, nxt[live], W[live], W_len[live], float(alpha), bool(positive), tol * _INNER,
-                     int(max_iter), cap, n_chunks(live.size), n_iter, tol < PRECISE_BELOW)
+                     int(max_iter), cap, n_chunks(live.size), n_iter, precise[nxt[live]])
         rows = nxt[live]
         rounds += 1
     if stats is not None:
