@@ -416,6 +416,9 @@ def single_threaded_blas():
     The kernels inside use every core anyway.  Re-entrant, for fit's step around encode."""
     with _blas_lock:
         if not _blas_controller:
+            import scipy.linalg  # noqa: F401  its own OpenBLAS, which numba's np.dot calls (cd's working
+            # sets): loaded now, so that the controller, which looks once, limits it too (else each of
+            # those small products started a second thread: 10× the time under load)
             from threadpoolctl import ThreadpoolController
 
             _blas_controller.append(ThreadpoolController())  # inspects the loaded libraries once, ~1 ms
