@@ -32,7 +32,13 @@ from dataclasses import dataclass, field
 from .checks import boolean, choice, nonnegative_float, positive_float, positive_int
 from .inference import solver_class
 
-UPDATES = ("online", "sgd", "mod")
+UPDATES = ("auto", "online", "sgd", "mod")
+#: update="auto" is "sgd" above this many atoms, "online" up to it: the online pass costs O(m²p) a
+#: step, which at m = 4,096, p = 256 was half of a step, while the sgd update was 1 % of it
+#: (benchmarks/fit_step.py), at held-out quality measured by benchmarks/fit_quality.py.
+SGD_ABOVE = 2048
+#: The inner loop's tol at the first step of tol_warmup's schedule (inexact EM).
+COARSE_TOL = 0.1
 FIT_NORMS = ("unit", "ball", "penalty", "none")
 #: "auto" picks the fastest certified solver for the data's device (cd on CPU, fista on GPU).
 SOLVERS = ("auto", "cd", "lca", "fista", "ista", "omp")
@@ -122,8 +128,8 @@ class FitConfig(_Config):
     """the L1 weight α > 0 of ½‖x − zD‖² + α‖z‖₁"""
     solver: str = "auto"
     """inference solver of sparsolve.encode: auto (cd on CPU, fista on GPU), cd, lca, fista, ista or omp"""
-    update: str = "online"
-    """dictionary update: online (Mairal's running statistics), sgd (Adam on the gradient, no m×m statistics: for wide dictionaries) or mod (full batch)"""
+    update: str = "auto"
+    """dictionary update: auto (online up to 2,048 atoms, sgd above), online (Mairal's running statistics, O(m²p) a step), sgd (Adam on the gradient, no m×m statistics: for wide dictionaries) or mod (full batch)"""
     norm: str = "unit"
     """norm rule on the atoms: unit (‖d‖ = 1), ball (‖d‖ ≤ 1), penalty (weight decay β Σ‖d‖²) or none"""
     batch_size: int | None = None
@@ -136,6 +142,8 @@ class FitConfig(_Config):
     """nonnegative codes z ≥ 0"""
     tol: float = 1e-3
     """the inner loop's relative duality gap per sample: learning needs good codes, not certified optima"""
+    tol_warmup: int = 0
+    """inexact EM: over the first tol_warmup steps the inner loop's tol tightens geometrically from 0.1 to tol, coarse codes while the dictionary moves fast; every later step, the last included (so the final dictionary's codes), at tol; 0: tol at every step"""
     max_iter: int | None = None
     """the inner loop's iteration cap (default: 500 for lca and ista, 300 for fista, encode's own for cd and omp)"""
     beta: float | None = None
@@ -184,6 +192,7 @@ class FitConfig(_Config):
         self.dead_after = _optional(self.dead_after, positive_int, "dead_after")
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
         self.tol = positive_float(self.tol, "tol")
+        self.tol_warmup = positive_int(self.tol_warmup, "tol_warmup", "steps of the inexact-EM schedule", minimum=0)
         if self.storage is not None and self.tol < STORAGE_TOL[self.storage]:
             floor = STORAGE_TOL[self.storage]
             raise ValueError(f"tol={self.tol:g} is below what storage={self.storage!r} can certify ({floor:.2g}: its "
@@ -222,7 +231,17 @@ class FitConfig(_Config):
             n_epochs = 30 if self.update == "mod" else 1
         dead_after = self.dead_after or max(20 * self.n_atoms, 2 * batch_size)
         beta = self.alpha if self.beta is None else self.beta
-        return dataclasses.replace(self, batch_size=batch_size, n_epochs=n_epochs, dead_after=dead_after, beta=beta)
+        update = self.update if self.update != "auto" else ("sgd" if self.n_atoms > SGD_ABOVE else "online")
+        return dataclasses.replace(self, batch_size=batch_size, n_epochs=n_epochs, dead_after=dead_after, beta=beta,
+                                   update=update)
+
+    def step_tol(self, t: int) -> float:
+        """The inner loop's tol at step t (0-based): tol_warmup's geometric schedule from
+        max(COARSE_TOL, tol) down to tol, then tol (a function of the step alone: a resume keeps it)."""
+        if t >= self.tol_warmup:
+            return self.tol
+        start = max(COARSE_TOL, self.tol)
+        return start * (self.tol / start) ** (t / self.tol_warmup)
 
 
 AMORTIZED_MODES = ("amortize", "autoencoder")

@@ -114,8 +114,10 @@ class Solver:
     #: gaps (float64) reached 1.4e-6 (fista) and 1.6e-6 (lca) on random 64-d rows.
     TOL_FLOOR = {"float32": 1e-5, "bfloat16": 2.0 ** -7}
 
-    def tol_floor(self, dtype: str) -> float:
-        return self.TOL_FLOOR.get(dtype, 0.0) if self.criterion == "rel_gap" else 0.0
+    @classmethod
+    def tol_floor(cls, dtype: str) -> float:
+        """The smallest tol this solver certifies for data of ``dtype`` (0: no floor)."""
+        return cls.TOL_FLOOR.get(dtype, 0.0) if cls.criterion == "rel_gap" else 0.0
 
     def floor_reason(self) -> str:
         return "its certificate is computed in the data's precision"
