@@ -392,6 +392,7 @@ def synchronize(x) -> None:
 
 
 _blas_controller = []  # the ThreadpoolController, made on first use
+_blas_default = []  # host BLAS's thread count before any limit (the largest over its libraries)
 _blas_lock = threading.RLock()
 
 
@@ -422,6 +423,8 @@ def single_threaded_blas():
             from threadpoolctl import ThreadpoolController
 
             _blas_controller.append(ThreadpoolController())  # inspects the loaded libraries once, ~1 ms
+            threads = [lib.num_threads for lib in _blas_controller[0].lib_controllers if lib.user_api == "blas"]
+            _blas_default.append(max(threads, default=1))  # what _default_blas_threads restores
         with _blas_controller[0].limit(limits=1, user_api="blas"), _one_torch_thread():
             yield
 
@@ -457,10 +460,26 @@ def blas_threads_for(x, mult_adds: float):
     """The threading for a loop of products of ``mult_adds`` each on arrays like ``x``:
     one thread (:func:`single_threaded_blas`, host BLAS and torch) for small products on
     the host -- numpy arrays and torch CPU tensors alike -- the libraries' own threads
-    otherwise (large products, GPU arrays)."""
-    if not on_gpu(x) and mult_adds < SMALL_PRODUCT:
+    otherwise (large products, GPU arrays), restored even inside a :func:`single_threaded_blas`
+    (the factored form of cd checks its rows with one product of 1e9 multiply-adds a round, between
+    numba kernels that keep host BLAS on one thread)."""
+    if on_gpu(x):
+        return contextlib.nullcontext()
+    if mult_adds < SMALL_PRODUCT:
         return single_threaded_blas()
-    return contextlib.nullcontext()
+    return _default_blas_threads()
+
+
+@contextlib.contextmanager
+def _default_blas_threads():
+    """Host BLAS at the thread count it had before sparsolve limited it, within the context; nothing
+    to do outside a limit."""
+    with _blas_lock:
+        if not _blas_controller or not _blas_default:
+            yield
+            return
+        with _blas_controller[0].limit(limits=_blas_default[0], user_api="blas"):
+            yield
 
 
 def cannot_store(x, dtype: str) -> str | None:
