@@ -102,11 +102,18 @@ def test_encode_takes_the_factored_form_and_warm_starts():
     np.testing.assert_allclose(Zw, Zg, atol=1e-7)
 
 
-def test_auto_form_goes_without_the_gram_matrix_when_the_atoms_outnumber_the_rows():
-    X, D = planted("random", seed=5, n=40, m=96)
-    _, few_rows = sparsolve.encode(X, D, 0.05, solver="cd", return_info=True)
-    _, many_rows = sparsolve.encode(np.tile(X, (4, 1)), D, 0.05, solver="cd", return_info=True)
-    assert few_rows.form == "factored" and many_rows.form == "gram"
+def test_auto_form_goes_without_the_gram_matrix_for_wide_dictionaries(monkeypatch):
+    from sparsolve import backend, memory
+
+    X, D = planted("random", seed=5, n=40, p=8, m=96)  # 12 atoms per feature
+    _, wide = sparsolve.encode(X, D, 0.05, solver="cd", return_info=True)
+    _, narrow = sparsolve.encode(X, D[:32], 0.05, solver="cd", return_info=True)  # 4 per feature
+    assert wide.form == "factored" and narrow.form == "gram"
+    # and wherever G = DDᵀ would not fit beside the rows
+    fixed, _, per_row, gram = memory._sizes(8, 32, None, 8, 40)
+    monkeypatch.setattr(backend, "free_bytes", lambda x: int((fixed + 40 * per_row + gram // 2) / memory.FRACTION))
+    _, tight = sparsolve.encode(X, D[:32], 0.05, solver="cd", return_info=True)
+    assert tight.form == "factored"
 
 
 def test_a_row_out_of_sweeps_stops_unconverged_with_its_true_gap():
