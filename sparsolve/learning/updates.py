@@ -79,10 +79,19 @@ def online(D, A_bar, B_bar, norm, decay, *, block=None):
     kernel; device arrays take :func:`online_blocked`, the same pass in a few large products."""
     D = D + 0
     if not backend.on_gpu(D):
+        Dh, Ah, Bh = backend.to_numpy(D), backend.to_numpy(A_bar), backend.to_numpy(B_bar)
+        if D.shape[0] >= BLOCKED_ON_HOST and norm in norms.FLOOR:
+            # wide, under a projection: the pass's m²p multiply-adds as the blocked pass's products
+            # (BLAS), the in-block steps one numba kernel a block; in place on the host view of the copy.
+            # Blocks of HOST_BLOCK atoms: each product is then large enough for every core (2.6e8 at
+            # m = 4,096, p = 256; backend.blas_threads_for)
+            k = HOST_BLOCK if block is None else block
+            with backend.blas_threads_for(Dh, k * D.shape[0] * D.shape[1]):
+                online_blocked(Dh, Ah, Bh, norm, decay, block=k, copy=False)
+            return D
         # The pass is m small dependent steps; in Python each costs ~25 µs of call
         # overhead, a third of sparsolve.fit's time on 8×8 patches with 256 atoms.
-        _online_numba(backend.to_numpy(D), backend.to_numpy(A_bar), backend.to_numpy(B_bar),
-                      norms.FLOOR.get(norm, 0.0), float(decay), _UNUSED)  # floor 0: no projection
+        _online_numba(Dh, Ah, Bh, norms.FLOOR.get(norm, 0.0), float(decay), _UNUSED)  # floor 0: no projection
         return D
     return online_blocked(D, A_bar, B_bar, norm, decay, block=block, copy=False)
 
@@ -90,6 +99,12 @@ def online(D, A_bar, B_bar, norm, decay, *, block=None):
 # Atoms per block of the blocked pass: each block costs one (k, m)·(m, p) product and k small
 # in-block steps of k·p work, so k ≪ m keeps the in-block work a small fraction of the products.
 BLOCK = 64
+#: From this many atoms the host takes the blocked pass too (numba in-block steps, BLAS products):
+#: its per-atom kernel reads a row of Ā and D's rows a step, m²p multiply-adds at a few GFLOP/s.
+#: At m = 4,096, p = 256, one thread, an Ā of 27 % nonzeros: 197 ms that way, 118 ms blocked (at
+#: any block from 64 to 512 atoms; and the blocked pass does not slow as Ā fills in).
+BLOCKED_ON_HOST = 1024
+HOST_BLOCK = 256
 
 
 def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
@@ -135,7 +150,8 @@ def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
     from . import _online_triton  # Triton itself is imported on first use, and only for CUDA torch
 
     k = max(1, min(m, BLOCK if block is None else int(block)))
-    steps = _online_triton.in_block_steps if _online_triton.usable(D) else _in_block_steps
+    steps = (_online_triton.in_block_steps if _online_triton.usable(D)
+             else _in_block_numba if isinstance(D, np.ndarray) else _in_block_steps)
     # 1/(Ā_jj + decay), and 1 for an unused atom (whose candidate is discarded: kept finite); the
     # reciprocal is torch's 1 / x in one launch rather than two (its 1 / x is reciprocal times 1)
     inverse = xp.reciprocal(xp.where(used, diag + decay if decay else diag, 1))
@@ -174,6 +190,29 @@ def _in_block_steps(W, coupling, old, keep, floor):
         change[t] = (w / xp.clip(xp.sqrt((w * w).sum()), floor, None) - old[t]) * keep[t]
         W[t + 1:] -= coupling[t + 1:, t:t + 1] * change[t][None, :]
     old += change
+
+
+@njit(cache=True, fastmath={"reassoc", "contract", "arcp"})
+def _in_block_numba(W, coupling, old, keep, floor):
+    """:func:`_in_block_steps` as one numba kernel, for numpy arrays (the host's blocked pass)."""
+    k, p = W.shape
+    change = np.zeros_like(W)
+    for t in range(k):
+        if keep[t]:
+            sq = 0.0
+            for f in range(p):
+                sq += W[t, f] * W[t, f]
+            scale = 1.0 / max(np.sqrt(sq), floor)
+            for f in range(p):
+                change[t, f] = W[t, f] * scale - old[t, f]
+        for r in range(t + 1, k):
+            c = coupling[r, t]
+            if c != 0.0:
+                for f in range(p):
+                    W[r, f] -= c * change[t, f]
+    for t in range(k):
+        for f in range(p):
+            old[t, f] += change[t, f]
 
 
 @njit(cache=True)

@@ -1,10 +1,12 @@
-"""Inexact EM (FitConfig.tol_warmup): coarse codes in the first steps, tol from then on, the last
-step's codes certified to tol, resume exact mid-schedule; a tol no step can certify is refused at
-the start; update="auto" picks the update by width."""
+"""fit at interpretability width: inexact EM (FitConfig.tol_warmup: coarse codes in the first steps,
+tol from then on, the last step's codes certified to tol, resume exact mid-schedule); a tol no step
+can certify refused at the start; update="auto" by width; the host's blocked online pass; the
+products with sparse codes."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import sparsolve
 from sparsolve.config import COARSE_TOL, SGD_ABOVE, FitConfig
@@ -86,3 +88,35 @@ def test_auto_update_is_online_up_to_the_width_and_sgd_above():
     assert FitConfig(SGD_ABOVE, 0.1).resolved(10_000).update == "online"
     assert FitConfig(SGD_ABOVE + 1, 0.1).resolved(10_000).update == "sgd"
     assert FitConfig(SGD_ABOVE + 1, 0.1, update="online").resolved(10_000).update == "online"
+
+
+@pytest.mark.parametrize("norm", ["unit", "ball"])
+def test_the_hosts_blocked_online_pass_equals_the_sequential_one(norm):
+    from sparsolve.learning import updates
+
+    rng = np.random.default_rng(0)
+    m, p = updates.BLOCKED_ON_HOST + 37, 20  # a short last block
+    D = rng.standard_normal((m, p))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    Z = (rng.random((3000, m)) < 0.01) * rng.random((3000, m))
+    Z[:, 5] = 0  # an unused atom keeps its row
+    A, B = Z.T @ Z / 3000, Z.T @ (Z @ D + 0.1 * rng.standard_normal((3000, p))) / 3000
+    sequential = D.copy()
+    updates._online_numba(sequential, A, B, updates.norms.FLOOR[norm], 0.0, updates._UNUSED)
+    blocked = updates.online(D, A, B, norm, 0.0)
+    np.testing.assert_allclose(blocked, sequential, atol=1e-10)
+    assert (blocked[5] == D[5]).all() and not np.shares_memory(blocked, D)
+
+
+@pytest.mark.parametrize("density", [0.004, 0.5])
+def test_products_with_sparse_codes_equal_the_dense_ones(density):
+    from sparsolve import backend
+
+    rng = np.random.default_rng(1)
+    Z = ((rng.random((300, 500)) < density) * rng.standard_normal((300, 500))).astype(np.float32)
+    D, X = rng.standard_normal((500, 40)).astype(np.float32), rng.standard_normal((300, 40)).astype(np.float32)
+    np.testing.assert_allclose(backend.codes_times(Z, D), Z @ D, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(backend.codes_transpose_times(Z, X), Z.T @ X, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(backend.codes_gram(Z), Z.T @ Z, rtol=1e-5, atol=1e-5)
+    Zt = torch.from_numpy(Z)  # other kinds take the dense product
+    np.testing.assert_allclose(backend.codes_times(Zt, torch.from_numpy(D)).numpy(), Z @ D, rtol=1e-5, atol=1e-5)
