@@ -190,6 +190,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, nargs="+", default=[1], help="numba/torch threads to time each at")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time, or the process's CPU time (stable under load; use with --threads 1)")
+    p.add_argument("--note", default="", help="a sentence added to the record's notes (e.g. which code ran)")
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args(argv)
     import ast
@@ -242,7 +243,8 @@ def main(argv=None):
                tables={"ms a step by phase": rows}, figures=figures, comparison="the same steps, phase by phase",
                load_before=load_before,
                notes=f"SyntheticActivations (mean L0 {MEAN_ACTIVE:g}), batch {args.batch}, α = {args.alpha}, "
-                     f"positive codes, unit norm, forget 20, solver auto (cd); options {args.fit_options or 'none'}.")
+                     f"positive codes, unit norm, forget 20, solver auto (cd); options {args.fit_options or 'none'}; "
+                     f"clock {args.clock}, {args.threads[0]} thread(s). {args.note}")
 
 
 if __name__ == "__main__":

@@ -33,10 +33,12 @@ from .checks import boolean, choice, nonnegative_float, positive_float, positive
 from .inference import solver_class
 
 UPDATES = ("auto", "online", "sgd", "mod")
-#: update="auto" is "sgd" above this many atoms, "online" up to it: the online pass costs O(m²p) a
-#: step, which at m = 4,096, p = 256 was half of a step, while the sgd update was 1 % of it
-#: (benchmarks/fit_step.py), at held-out quality measured by benchmarks/fit_quality.py.
-SGD_ABOVE = 2048
+#: update="auto" is "sgd" above this many atoms, "online" up to it.  At m = 4,096, p = 256 (131,072
+#: tokens of synthetic activations, one pass; benchmarks/fit_quality.py) online recovered 80 % of the
+#: planted features at FVU 0.072, sgd (Adam) 7 % / 32 % / 64 % at lr 1e-3 / 3e-3 / 1e-2 (FVU 0.20 /
+#: 0.12 / 0.095) in a third of the time: online is the default there.  Its pass costs O(m²p) a step
+#: and its statistics 4m² floats (1 GiB at m = 8,192): above that, sgd.
+SGD_ABOVE = 8192
 #: The inner loop's tol at the first step of tol_warmup's schedule (inexact EM).
 COARSE_TOL = 0.1
 FIT_NORMS = ("unit", "ball", "penalty", "none")
@@ -129,7 +131,7 @@ class FitConfig(_Config):
     solver: str = "auto"
     """inference solver of sparsolve.encode: auto (cd on CPU, fista on GPU), cd, lca, fista, ista or omp"""
     update: str = "auto"
-    """dictionary update: auto (online up to 2,048 atoms, sgd above), online (Mairal's running statistics, O(m²p) a step), sgd (Adam on the gradient, no m×m statistics: for wide dictionaries) or mod (full batch)"""
+    """dictionary update: auto (online up to 8,192 atoms, sgd above), online (Mairal's running statistics, O(m²p) a step), sgd (Adam on the gradient, no m×m statistics: for wide dictionaries) or mod (full batch)"""
     norm: str = "unit"
     """norm rule on the atoms: unit (‖d‖ = 1), ball (‖d‖ ≤ 1), penalty (weight decay β Σ‖d‖²) or none"""
     batch_size: int | None = None
