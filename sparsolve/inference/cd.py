@@ -37,8 +37,14 @@ whose new atoms mostly do not (growing it by doubling instead cost 15% more
 time on 16×16 patches: the overshoot it invites is paid for in appends,
 Newton cuts and deletes).
 
-Because c is kept exact for all atoms, the full gap of :mod:`sparsolve.gap`
-costs O(m) and certifies each sample.
+Because c is kept for all atoms, the full gap of :mod:`sparsolve.gap` costs O(m) and
+decides when a sample stops.  That c is a running quantity, updated in place over every move,
+and in float32 it drifts (a row stalled for all its sweeps at tol 1e-6); so the gap *reported*
+is recomputed from the returned codes (:mod:`.certificate`), rows it refuses are finished in
+float64, and below PRECISE_BELOW float32 data is solved in float64 from the start.
+
+This module is the Gram form.  At interpretability width (many atoms per feature) the same
+per-sample kernel runs without G, on per-row working sets (:mod:`.working_sets`).
 """
 from __future__ import annotations
 
