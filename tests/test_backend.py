@@ -1,6 +1,8 @@
 """sparsolve.backend: the one place that tells numpy, torch and cupy apart."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,7 @@ def test_synchronize_is_a_no_op_on_cpu():
 
 
 def blas_threads():
+    import scipy.linalg  # noqa: F401  its own BLAS, which single_threaded_blas limits as well (numba's np.dot)
     from threadpoolctl import threadpool_info
 
     return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
@@ -119,9 +122,10 @@ def test_single_threaded_blas_one_thread_at_a_time():
     assert blas_threads() == before
 
 
-def test_blas_threads_for_a_product_size():
+def test_blas_threads_for_a_product_size(monkeypatch):
     """One thread for small host products -- host BLAS and torch's pool, for numpy arrays and
-    torch CPU tensors alike -- the libraries' threads for large ones."""
+    torch CPU tensors alike -- the libraries' threads for large ones where a core is idle."""
+    monkeypatch.setattr(backend.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # a quiet machine
     before, torch_before = blas_threads(), torch.get_num_threads()
     torch.set_num_threads(2)  # the machine may have one core: the scope must still show
     try:
@@ -133,6 +137,22 @@ def test_blas_threads_for_a_product_size():
             assert blas_threads() == before and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(torch_before)
+
+
+def test_a_large_product_takes_every_core_only_where_one_is_idle(monkeypatch):
+    """Even inside single_threaded_blas (cd's numba kernels) a large product gets host BLAS's own
+    threads back -- unless the machine is busy, where a second thread only waits to be scheduled."""
+    before = blas_threads()
+    a = np.zeros((2, 2))
+    with backend.single_threaded_blas():
+        monkeypatch.setattr(backend.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        with backend.blas_threads_for(a, 10 * backend.SMALL_PRODUCT):
+            assert blas_threads() == before
+        assert blas_threads() == [1] * len(before)
+        monkeypatch.setattr(backend.os, "getloadavg", lambda: (float(os.cpu_count()), 0.0, 0.0))
+        with backend.blas_threads_for(a, 10 * backend.SMALL_PRODUCT):
+            assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
 
 
 def test_single_threaded_blas_leaves_torch_alone_if_unloaded(monkeypatch):

@@ -83,8 +83,8 @@ def online(D, A_bar, B_bar, norm, decay, *, block=None):
         if D.shape[0] >= BLOCKED_ON_HOST and norm in norms.FLOOR:
             # wide, under a projection: the pass's m²p multiply-adds as the blocked pass's products
             # (BLAS), the in-block steps one numba kernel a block; in place on the host view of the copy.
-            # Blocks of HOST_BLOCK atoms: each product is then large enough for every core (2.6e8 at
-            # m = 4,096, p = 256; backend.blas_threads_for)
+            # Blocks of HOST_BLOCK atoms: each product is then large enough for every core where the
+            # machine has one to spare (2.7e8 at m = 4,096, p = 256; backend.blas_threads_for)
             k = HOST_BLOCK if block is None else block
             with backend.blas_threads_for(Dh, k * D.shape[0] * D.shape[1]):
                 online_blocked(Dh, Ah, Bh, norm, decay, block=k, copy=False)
