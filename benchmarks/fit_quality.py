@@ -55,8 +55,12 @@ def main(argv=None):
     import numba
     import torch
 
+    import scipy.linalg  # noqa: F401  its BLAS too (numba's np.dot), before the limit below
+    from threadpoolctl import threadpool_limits
+
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads, user_api="blas")  # every library on the same count
     d, m = (int(v) for v in args.size.split("x"))
     load_before = os.getloadavg()[0]
     rows = []

@@ -203,8 +203,12 @@ def main(argv=None):
     import numba
     import torch
 
+    import scipy.linalg  # noqa: F401  its BLAS too (numba's np.dot), before the limit below
+    from threadpoolctl import threadpool_limits
+
     numba.set_num_threads(min(args.threads[0], numba.config.NUMBA_NUM_THREADS))
     torch.set_num_threads(args.threads[0])
+    threadpool_limits(args.threads[0], user_api="blas")  # every library on the same count
     load_before = os.getloadavg()[0]
     steps_for = args.steps * len(args.sizes) if len(args.steps) == 1 else args.steps
     rows = []
