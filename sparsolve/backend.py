@@ -425,8 +425,23 @@ def single_threaded_blas():
             _blas_controller.append(ThreadpoolController())  # inspects the loaded libraries once, ~1 ms
             threads = [lib.num_threads for lib in _blas_controller[0].lib_controllers if lib.user_api == "blas"]
             _blas_default.append(max(threads, default=1))  # what _default_blas_threads restores
-        with _blas_controller[0].limit(limits=1, user_api="blas"), _one_torch_thread():
+        with _keep_torch_threads(), _blas_controller[0].limit(limits=1, user_api="blas"), _one_torch_thread():
             yield
+
+
+@contextlib.contextmanager
+def _keep_torch_threads():
+    """torch's intra-op thread count as it was on entry, restored on exit if it changed.  scipy's
+    OpenBLAS is built on OpenMP: setting its threads (a limit, and the limit's restore) sets the
+    OpenMP thread count that torch reads too, and left torch on two threads after a fit that the
+    caller had put on one (sparsify then trained 9× slower in benchmarks/versus_saes.py)."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if before is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -490,7 +505,7 @@ def _default_blas_threads():
         if not _blas_controller or not _blas_default:
             yield
             return
-        with _blas_controller[0].limit(limits=_blas_default[0], user_api="blas"):
+        with _keep_torch_threads(), _blas_controller[0].limit(limits=_blas_default[0], user_api="blas"):
             yield
 
 

@@ -215,3 +215,21 @@ def test_no_grad_and_to_device():
     assert backend.to_device(a, "cpu") is a
     t = backend.to_device(torch.from_numpy(a), "cpu")
     assert isinstance(t, torch.Tensor) and backend.device_of(t) == "cpu"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blas_limits_leave_torchs_threads_as_they_found_them(threads, monkeypatch):
+    """scipy's OpenBLAS runs on OpenMP: setting its threads set torch's too, and a fit left torch on
+    two threads where the caller had put it on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with backend.single_threaded_blas():
+            pass
+        assert torch.get_num_threads() == threads
+        monkeypatch.setattr(backend.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        with backend.single_threaded_blas(), backend.blas_threads_for(np.zeros(2), 10 * backend.SMALL_PRODUCT):
+            pass
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
