@@ -62,9 +62,11 @@ def test_corrupt_checkpoint_is_reported_and_left_intact(patches, tmp_path):
 def test_resume_on_other_data_is_refused_naming_both(patches, tmp_path):
     ckpt = tmp_path / "run.npz"
     sparsolve.fit(patches, 8, 0.01, max_steps=2, checkpoint=ckpt, **FIT)
-    other = patches[::-1].copy()
-    with pytest.raises(ValueError, match=r"other data: it saw an array of shape \(1200, 64\).*rows #"):
-        sparsolve.fit(other, 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+    with pytest.raises(ValueError, match=r"other data: it saw an array of shape \(1200, 64\), float64, this fit "
+                                         r"has an array of shape \(1100, 64\)"):
+        sparsolve.fit(patches[:1100], 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+    with pytest.raises(ValueError, match=r"other data: the batch of step 1 \(epoch 0, batch 0\) differs"):
+        sparsolve.fit(patches[::-1].copy(), 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
     more = sparsolve.fit(patches, 8, 0.01, max_steps=3, checkpoint=ckpt, **FIT)  # the same data resumes
     assert more.history["step"] == [1, 2, 3]
 

@@ -135,7 +135,7 @@ def test_a_bad_batch_is_caught_at_the_next_read_with_the_same_error(tmp_path):
     assert str(later.value) == str(now.value)
     # the checkpoint stands at step 4, written by a read that had checked every batch before it;
     # the save at step 8 read batch 5 first and refused
-    saved, _, _, _ = ckpt.restore(tmp_path / "c")
+    saved = ckpt.restore(tmp_path / "c")[0]
     clean = fit(X, 8, 0.05, sync_every=1, **dict(settings, max_steps=4))
     assert saved.t == 4
     np.testing.assert_array_equal(saved.D, clean.dictionary)

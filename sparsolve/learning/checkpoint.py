@@ -21,7 +21,7 @@ from .. import backend, io
 from ..config import FitConfig
 from . import dead as dead_atoms
 from . import distributed
-from .batches import describe
+from .digests import difference
 from .learner import History, Learner, history_arrays, history_from_arrays
 from .updates import Adam
 
@@ -50,9 +50,10 @@ def check_writable(path, name: str) -> Path:
     return path
 
 
-def save(learner: Learner, path, position, data_fingerprint, stream=None) -> Path:
+def save(learner: Learner, path, position, data_fingerprint, stream=None, consumed=None) -> Path:
     """Write the learner's state; ``stream``: a stateful stream's ``state_dict()`` (a ShardStream's
-    position in its epoch), which a resume hands back to the stream's ``load_state_dict``."""
+    position in its epoch), which a resume hands back to the stream's ``load_state_dict``;
+    ``consumed``: the digest table of the batches read (digests.py)."""
     learner.sync()  # the steps since the last read: their history, and their finite checks first
     warm_Z = None if learner.warm is None else distributed.gather_rows(learner.warm[1])  # distributed seam
     if not distributed.is_rank0():  # distributed seam: rank 0 alone writes (None elsewhere)
@@ -64,6 +65,8 @@ def save(learner: Learner, path, position, data_fingerprint, stream=None) -> Pat
         arrays["stats_B"] = backend.to_numpy(learner.stats_B)
     if learner.warm is not None:
         arrays["warm_Z"] = backend.to_numpy(warm_Z)
+    if consumed is not None:
+        arrays["consumed"] = consumed
     if learner.top is not None:
         arrays["top_vector"] = backend.to_numpy(learner.top)
     adam = learner.adam.state()
@@ -79,7 +82,8 @@ def save(learner: Learner, path, position, data_fingerprint, stream=None) -> Pat
 
 
 def restore(path):
-    """(learner, (epoch, batch), data fingerprint, stream state or None) from a checkpoint file."""
+    """(learner, (epoch, batch), data fingerprint, stream state or None, digest table or None)
+    from a checkpoint file."""
     arrays, meta = io.load_npz(npz_path(path), CHECKPOINT_KIND)
     try:
         config = FitConfig(**meta["config"])
@@ -100,10 +104,11 @@ def restore(path):
         position = tuple(int(v) for v in meta["position"])
         fingerprint = meta["data"]
         stream = meta.get("stream")
+        consumed = arrays.get("consumed")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise io.ModelFileError(f"checkpoint {path} is incomplete, damaged or from an older sparsolve ({e!r}); "
                                 "delete it to start afresh") from e
-    return learner, position, fingerprint, stream
+    return learner, position, fingerprint, stream, consumed
 
 
 def check_resume(path, learner: Learner, config: FitConfig, n_features, saved_data, data, entropy):
@@ -118,8 +123,8 @@ def check_resume(path, learner: Learner, config: FitConfig, n_features, saved_da
     if config.seed is not None and entropy != learner.entropy:
         raise ValueError(f"checkpoint {path} was written with another seed; use the same seed or another path")
     if saved_data is not None and data is not None and saved_data != data:
-        raise ValueError(f"checkpoint {path} was written on other data: it saw {describe(saved_data)}, this fit "
-                         f"has {describe(data)}; use that data or another checkpoint path")
+        raise ValueError(f"checkpoint {path} was written on other data: {difference(saved_data, data)}; use that "
+                         "data or another checkpoint path")
 
 
 def model_from_checkpoint(path):

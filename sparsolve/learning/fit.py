@@ -19,7 +19,8 @@ from ..config import FitConfig
 from . import checkpoint as ckpt
 from . import distributed, norms, training
 from ..data.shards import ShardStream, open_shards
-from .batches import Source, as_batch, check_data, check_storage, fingerprint, is_array, stateful, take
+from .batches import Source, as_batch, check_data, check_storage, is_array, stateful, take
+from .digests import Digests, identity
 from .learner import Learner, host_record, on_host
 
 
@@ -77,7 +78,10 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
 
     def save():
         if learner.D is not None:
-            ckpt.save(learner, checkpoint, position, data_id, X.state_dict() if stateful(X) else None)
+            digests = source.digests
+            consumed = None if digests is None else digests.flush()  # every rank: it gathers theirs
+            data = {**data_id, "digest": None if digests is None else digests.how}
+            ckpt.save(learner, checkpoint, position, data, X.state_dict() if stateful(X) else None, consumed)
 
     training.run(steps(), total=total, initial=learner.t, desc="sparsolve.fit",
                  progress=progress and distributed.is_rank0(),  # distributed seam: one bar, rank 0's
@@ -109,26 +113,35 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
         {**dataclasses.asdict(config), "n_features": n_features}, entropy, X if whole_data and is_array(X) else None,
         checkpoint=None if checkpoint is None else str(checkpoint), dict_init=dict_init,
         resuming=checkpoint is not None and ckpt.npz_path(checkpoint).exists())
-    data_id = {"identity": f"the shards in {os.fspath(X)}"} if isinstance(X, (str, os.PathLike)) else fingerprint(X)
     learner, position, stream = None, (0, 0), None
     if checkpoint is not None:
         ckpt.check_writable(checkpoint, "checkpoint")
         if ckpt.npz_path(checkpoint).exists():
-            learner, position, saved_data, stream = ckpt.restore(checkpoint)
-            ckpt.check_resume(checkpoint, learner, config, n_features, saved_data, data_id, entropy)
-            learner.config = config
+            learner, position, saved_data, stream, consumed = ckpt.restore(checkpoint)
+    resumed = learner is not None
     if learner is None:
         learner = Learner(config, n_features, entropy, D0)
     if isinstance(X, (str, os.PathLike)):  # the order's seed is the run's, so a resume reads the same order
         X = ShardStream(X, config.batch_size, seed=learner.entropy % (1 << 63), shuffle=config.shuffle,
                         device=config.device)
+    data_id = None if checkpoint is None else identity(X)  # a shard stream's: its contents, read once
+    digests = None if checkpoint is None else Digests()
+    if resumed:
+        saved_data = dict(saved_data or {})
+        if "digest" not in saved_data:
+            raise ValueError(f"checkpoint {checkpoint} was written by an older sparsolve, which recorded too little "
+                             "about the data to check a resume on it; delete it (or use another path) to start afresh")
+        digests = Digests(saved_data.pop("digest"), consumed)
+        ckpt.check_resume(checkpoint, learner, config, n_features, saved_data, data_id, entropy)
+        learner.config = config
     if stream is not None and stateful(X):
         X.load_state_dict(stream)
     if is_array(X):  # a size or storage that cannot fit its device is refused here, before any batch is read
         first = backend.to_device(as_batch(take(X, np.arange(1)), 0), config.device)
         check_storage(first, config.storage)
         learner.plan_memory(learner.computed(first))
-    return learner, Source(X, config, learner.entropy), position, data_id
+    source = Source(X, config, learner.entropy, digests, where=f"checkpoint {checkpoint}", step=learner.t)
+    return learner, source, position, data_id
 
 
 def new_learner(X, config, dict_init=None):
