@@ -125,6 +125,29 @@ def _fail(message):
     raise SystemExit(f"sparsolve fit: {message}")
 
 
+def _interrupted(args, model):
+    """Ctrl-C: say what was kept -- the checkpoint, or the model so far saved next to --out (a
+    sibling, so that --out itself only ever holds a finished run) -- and exit with 130."""
+    from .learning import distributed
+
+    if args.checkpoint:
+        said = f"the checkpoint {args.checkpoint} holds the run so far; run the same command to resume it"
+    elif model is None or not distributed.is_rank0():
+        said = "nothing was trained yet" if model is None else "rank 0 keeps the model"
+    else:
+        out = Path(args.out)
+        kept = out.with_name(f"{out.name[:-4] if out.suffix == '.npz' else out.name}.interrupted.npz")
+        try:
+            kept = model.save(kept)
+        except OSError as e:
+            _fail(f"interrupted; {e}")
+        steps = len(model.history.get("step", []))
+        said = (f"after step {steps}; the model so far is saved at {kept} (a run without --checkpoint cannot be "
+                "resumed: pass --checkpoint run.npz to stop and resume runs)")
+    print(f"sparsolve fit: interrupted {said}", file=sys.stderr)
+    raise SystemExit(130)
+
+
 def _solver_options(args):
     """The --solver-option pairs as the solver's typed options, checked by the solver (the check that
     FitConfig runs) before any data is read; an argparse error naming the flag and the solver's options."""
@@ -205,12 +228,14 @@ def _fit(args):
         model = fit(X, None, None, config=config, checkpoint=args.checkpoint, progress=not args.no_progress)
     except (ValueError, TypeError) as e:
         _fail(e)
-    except KeyboardInterrupt:
-        saved = f"; the checkpoint {args.checkpoint} holds the run so far" if args.checkpoint else ""
-        _fail(f"interrupted{saved}")
+    except KeyboardInterrupt as e:
+        _interrupted(args, getattr(e, "model", None))
     if not distributed.is_rank0():
         return 0  # distributed seam: every rank holds the same model; rank 0 saves and reports it
-    out = model.save(args.out)
+    try:
+        out = model.save(args.out)
+    except OSError as e:  # a SaveError names where the model went instead
+        _fail(e)
     h = model.history
     print(f"data:       {source}")
     print(f"model:      {model.n_atoms} atoms x {model.n_features} features, alpha={model.alpha:g}, "

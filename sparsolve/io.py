@@ -120,15 +120,41 @@ def require_matrix(arrays: dict, name: str, path) -> np.ndarray:
 
 
 def save_npz(path, kind: str, arrays: dict, meta: dict) -> Path:
-    """Atomically write ``arrays`` (name -> array) and ``meta`` (JSON-able) to ``path``."""
+    """Atomically write ``arrays`` (name -> array) and ``meta`` (JSON-able) to ``path``.
+
+    If the write fails (a full disk, a folder that turned out unwritable), the file is written
+    to a fallback folder instead -- the current directory, the home directory or the temporary
+    directory, the first that takes it -- and :class:`SaveError` says where: what was trained is
+    never lost to a failed save."""
     path = npz_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     for k, v in payload.items():
         if v.dtype == object:
             raise TypeError(f"array {k!r} has dtype object, which cannot be saved without pickle")
     payload["__kind__"] = np.array(kind)
     payload["__meta__"] = np.array(json.dumps({"format_version": FORMAT_VERSION, **meta}))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(path, payload)
+    except OSError as e:
+        raise _rescue(path, payload, e) from e
+    _remove_stale_temporaries(path)
+    return path
+
+
+class SaveError(OSError):
+    """A file could not be written where asked; ``fallback`` is where it was written instead
+    (None if nowhere could take it)."""
+
+    def __init__(self, message, path, fallback):
+        super().__init__(message)
+        self.path, self.fallback = path, fallback
+
+    def __str__(self):
+        return self.args[0]
+
+
+def _write(path: Path, payload: dict) -> None:
     fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -137,11 +163,43 @@ def save_npz(path, kind: str, arrays: dict, meta: dict) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _remove_stale_temporaries(path)
-    return path
+
+
+def fallback_folders(path: Path) -> list:
+    """Where a file that could not be written at ``path`` goes instead, in order: the current
+    directory, the home directory, the temporary directory (each once, none of them path's own)."""
+    import tempfile
+
+    folders = []
+    for folder in (Path.cwd(), Path.home(), Path(tempfile.gettempdir())):
+        with contextlib.suppress(OSError, RuntimeError):
+            folder = folder.resolve()
+            if folder != path.parent.resolve() and folder not in folders:
+                folders.append(folder)
+    return folders
+
+
+def _rescue(path: Path, payload: dict, error: OSError) -> SaveError:
+    """Write ``payload`` to the first fallback folder that takes it; the SaveError to raise."""
+    import time
+
+    reason = error.strerror or str(error)
+    name = f"{path.name[:-4]}.rescued-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.npz"
+    tried = []
+    for folder in fallback_folders(path):
+        try:
+            _write(folder / name, payload)
+        except OSError as e:
+            tried.append(f"{folder} ({e.strerror or e})")
+            continue
+        fallback = folder / name
+        return SaveError(f"could not write {path} ({reason}); it was written to {fallback} instead: move it where it "
+                         f"belongs, or use that path wherever you would have used {path.name}", path, fallback)
+    return SaveError(f"could not write {path} ({reason}), nor to any fallback folder: {'; '.join(tried)}; free some "
+                     "space or choose a writable path", path, None)
 
 
 def npz_path(path) -> Path:

@@ -85,6 +85,27 @@ def check_finite(X, name):
         finite_rows(backend.to_numpy(xp.isfinite(X).all(axis=1)), name)
 
 
+def scan_finite(X, name="X"):
+    """Refuse, before any training, an in-memory array with NaN or Inf, naming the first such row
+    of the user's data.  Rows are checked in chunks of about 64 MB of entries, so the temporary
+    stays small, and read from a GPU in one transfer."""
+    xp = backend.namespace(X)
+    n, p = X.shape
+    step = max(1, (64 << 20) // max(1, p))
+    flags = [xp.isfinite(X[lo:lo + step]).all() for lo in range(0, n, step)]
+    ok = (backend.to_numpy(backend.concat([f.reshape(1) for f in flags])) if backend.is_array(flags[0])
+          else np.array(flags))
+    if ok.all():
+        return
+    lo = int(np.argmin(ok)) * step
+    rows = backend.to_numpy(xp.isfinite(X[lo:lo + step]).all(axis=1))
+    _non_finite(name, lo + int(np.argmin(rows)))
+
+
+def _non_finite(name, row, where=""):
+    raise ValueError(f"{name} has NaN or Inf values (first in row {row}{where}); drop or impute those rows first")
+
+
 def fingerprint(X):
     """A JSON-able identity of the data: shape, dtype and a hash of a fixed sample of rows
     for an array (or a list of batches, from its first batch); an iterable's declared
@@ -195,12 +216,17 @@ class Source:
             order = self._order(epoch)
             full = bs >= self.n
             part, parts = distributed.rank(), distributed.world_size()
+            memmap = isinstance(self.X, np.memmap)
 
             def fetch(index):
                 """(the batch, or on CUDA a copy under way (its next batch's copy overlaps a step); its
                 digest, taken from the rows as read, before any copy)."""
                 rows = distributed.local_part(np.sort(order[index * bs:(index + 1) * bs]))  # distributed seam
                 batch = take(self.X, rows)
+                if memmap:  # not scanned up front (that would read the file): its rows as they come
+                    finite = np.isfinite(batch).all(axis=1)
+                    if not finite.all():
+                        _non_finite("X", int(rows[np.argmin(finite)]), f", read in epoch {epoch}, batch {index}")
                 value = None if digests is None else digests.of(batch)
                 if device in (None, "cpu") or backend.on_gpu(batch):
                     return (lambda: backend.to_device(batch, device)), value

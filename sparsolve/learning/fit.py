@@ -19,7 +19,7 @@ from ..config import FitConfig
 from . import checkpoint as ckpt
 from . import distributed, norms, training
 from ..data.shards import ShardStream, open_shards
-from .batches import Source, as_batch, check_data, check_storage, is_array, stateful, take
+from .batches import Source, as_batch, check_data, check_storage, is_array, scan_finite, stateful, take
 from .digests import Digests, identity
 from .learner import Learner, host_record, on_host
 
@@ -83,15 +83,33 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
             data = {**data_id, "digest": None if digests is None else digests.how}
             ckpt.save(learner, checkpoint, position, data, X.state_dict() if stateful(X) else None, consumed)
 
-    training.run(steps(), total=total, initial=learner.t, desc="sparsolve.fit",
-                 progress=progress and distributed.is_rank0(),  # distributed seam: one bar, rank 0's
-                 save=None if checkpoint is None else save, checkpoint_every=learner.config.checkpoint_every,
-                 callback=callback, to_host=host_record, postfix_every=10, ready=on_host,
-                 postfix=lambda r: {"loss": f"{r['objective']:.4g}", "nnz": f"{r['nnz_frac']:.3f}",
-                                    "dead": f"{r['dead_frac']:.2f}"})
+    try:
+        training.run(steps(), total=total, initial=learner.t, desc="sparsolve.fit",
+                     progress=progress and distributed.is_rank0(),  # distributed seam: one bar, rank 0's
+                     save=None if checkpoint is None else save, checkpoint_every=learner.config.checkpoint_every,
+                     callback=callback, to_host=host_record, postfix_every=10, ready=on_host, interruptible=True,
+                     postfix=lambda r: {"loss": f"{r['objective']:.4g}", "nnz": f"{r['nnz_frac']:.3f}",
+                                        "dead": f"{r['dead_frac']:.2f}"})
+    except KeyboardInterrupt as e:
+        if checkpoint is not None or learner.D is None or isinstance(e, Interrupted):
+            raise
+        raise Interrupted(learner.model()) from None
     if learner.D is None:
         raise ValueError("X yielded no batches; pass a non-empty array or iterable of batches")
     return learner.model()
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a fit that had no checkpoint: nothing is on disk, and ``model`` holds what
+    the finished steps learned (at a prompt: ``sys.last_exc.model``, ``sys.last_value.model``
+    before Python 3.12)."""
+
+    def __init__(self, model):
+        self.model = model
+        steps = len(model.history.get("step", []))
+        super().__init__(f"fit interrupted after step {steps}; nothing was saved (pass checkpoint='run.npz' to keep a "
+                         "run across Ctrl-C and resume it).  The model so far is on this exception: "
+                         "`except KeyboardInterrupt as e: model = e.model`, or sys.last_exc.model at the prompt")
 
 
 def _start(X, config, dict_init, checkpoint, whole_data=True):
@@ -102,6 +120,8 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
         open_shards(X)  # a path must be a directory of shards, checked here before any work
     else:
         check_data(X)
+    if is_array(X) and not isinstance(X, np.memmap):  # a memmap's rows are checked as they are read
+        scan_finite(X)
     if config.device == "cuda" and not backend.cuda_available():
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or device=None")
     n_rows, n_features = (X.shape[0], int(X.shape[1])) if is_array(X) else (None, None)
