@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 import types
 import typing
@@ -38,8 +39,12 @@ IMAGE_EPOCHS = 2
 # n_atoms and alpha stay None here: each kind of data picks its own (see _fit).
 _CLI_DEFAULTS = {"n_atoms": None, "alpha": None, "seed": 0}
 _DEFAULT_HELP = {"n_atoms": f"{DEFAULT_ATOMS}; {IMAGE_ATOMS} for the default data",
-                 "alpha": f"{DEFAULT_ALPHA}; {WHITENED_ALPHA} for the default whitened data",
-                 "n_epochs": f"1; {IMAGE_EPOCHS} for the default data"}
+                 "alpha": f"{DEFAULT_ALPHA}; {WHITENED_ALPHA} for the default whitened data"}
+# What the command line adds to a field's own stated default.
+_DEFAULT_NOTE = {"n_epochs": f"{IMAGE_EPOCHS} without DATA"}
+# Fields whose help differs on the command line: its data are files, so "keep the data where it is"
+# (device None) means the CPU, and is no choice to offer.
+_HELP = {"device": "where the steps run: cpu, or cuda (torch) (default: cpu)"}
 _ALIASES = {"n_atoms": ["--atoms"], "n_epochs": ["--epochs"]}
 _CHOICES = {"solver": "SOLVERS", "update": "UPDATES", "norm": "FIT_NORMS"}
 # Dict fields: one KEY=VALUE a flag, the flag repeated.
@@ -71,8 +76,10 @@ def _add_config_flags(parser):
     from . import config as cfg
 
     docs = field_docs(FitConfig)
+    flags = {}  # field -> its flags, as argparse names them in errors
     for f in dataclasses.fields(FitConfig):
         if f.name in _REPEATED:
+            flags[f.name] = _REPEATED[f.name]
             help_text = _solver_option_help(docs.get(f.name, "")).replace("%", "%%")
             parser.add_argument(_REPEATED[f.name], dest=f.name, action="append", type=_key_value, default=None,
                                 metavar="KEY=VALUE", help=help_text)
@@ -82,9 +89,15 @@ def _add_config_flags(parser):
         kind = _scalar(f.type)
         doc = docs.get(f.name, "")
         shown = _DEFAULT_HELP.get(f.name, default)
-        help_text = (doc if "default" in doc and f.name not in _DEFAULT_HELP else f"{doc} (default: {shown})")
+        if f.name in _HELP:
+            help_text = _HELP[f.name]
+        elif "default" in doc:  # the field states its own default: once
+            help_text = f"{doc[:-1]}; {_DEFAULT_NOTE[f.name]})" if f.name in _DEFAULT_NOTE else doc
+        else:
+            help_text = f"{doc} (default: {shown})"
         help_text = help_text.replace("%", "%%")
         names = [*_ALIASES.get(f.name, []), flag]
+        flags[f.name] = "/".join(names)
         if kind is bool:
             parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
                                 help=help_text)
@@ -93,6 +106,7 @@ def _add_config_flags(parser):
         if f.name == "device":
             choices = [c for c in cfg.FIT_DEVICES if c is not None]
         parser.add_argument(*names, dest=f.name, type=kind, default=default, choices=choices, help=help_text)
+    return flags
 
 
 def _parser():
@@ -104,8 +118,8 @@ def _parser():
     f.add_argument("data", nargs="?", help="a .npy file of shape (n_samples, n_features), or a directory of "
                    ".npy shards (streamed); "
                    f"default: {DEFAULT_PATCHES} 8×8 natural-image patches")
-    _add_config_flags(f)
-    f.set_defaults(command_parser=f)  # for errors found after parsing, worded as argparse words its own
+    f.set_defaults(command_parser=f,  # for errors found after parsing, worded as argparse words its own
+                   config_flags=_add_config_flags(f))
     f.add_argument("--checkpoint", default=None, help="checkpoint file: resume from it, save to it "
                    "(also on Ctrl-C)")
     f.add_argument("--out", default="model.npz", help="where to save the model (default: model.npz)")
@@ -115,10 +129,30 @@ def _parser():
     return p
 
 
+COMMANDS = ("fit",)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser().parse_args(argv or ["fit"])
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["fit", *argv]  # bare `sparsolve` runs fit, and so do its flags or DATA alone
+    args = _parser().parse_args(argv)
     return _fit(args)
+
+
+def _check_picture(png):
+    """Refuse, before any training, a --png that matplotlib cannot write: an unknown format (by its
+    extension; none means PNG, as matplotlib appends it) or an unwritable place."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from .io import check_writable
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(png).suffix.lower()[1:]
+    if suffix and suffix not in kinds:
+        raise ValueError(f"--png={png!r}: matplotlib cannot write .{suffix} files; use one of "
+                         f"{', '.join('.' + k for k in sorted(kinds))}")
+    check_writable(png if suffix else f"{png}.png", "--png")
 
 
 def _fail(message):
@@ -191,10 +225,21 @@ def _fit(args):
             config[name] = value
     if args.data is None and config["n_epochs"] is None and config["max_steps"] is None:
         config["n_epochs"] = IMAGE_EPOCHS
-    try:  # every setting, and --out, before any data is read
+    try:  # every setting before any data is read, each error naming its flag
         config = FitConfig(**config)
-        check_writable(args.out, "--out")
     except (ValueError, TypeError) as e:
+        field = re.match(r"\w+", str(e))
+        if field and field.group() in args.config_flags:
+            args.command_parser.error(f"argument {args.config_flags[field.group()]}: {e}")
+        _fail(e)
+    try:  # and every output path
+        check_writable(args.out, "--out")
+        if args.checkpoint is not None:
+            check_writable(args.checkpoint, "--checkpoint")
+        png = args.png or (str(Path(args.out).with_suffix(".png")) if args.data is None else None)
+        if png is not None:
+            _check_picture(png)
+    except ValueError as e:
         _fail(e)
     if args.data is None:
         from .data import natural_image_patches
@@ -202,7 +247,6 @@ def _fit(args):
         X = natural_image_patches(8, DEFAULT_PATCHES, seed=args.seed, whiten="zca")
         source = (f"{DEFAULT_PATCHES} 8x8 natural-image patches (scikit-learn sample images, mean removed, "
                   "rank-24 ZCA-whitened)")
-        png = args.png or str(Path(args.out).with_suffix(".png"))
     elif Path(args.data).is_dir():
         from .data.shards import open_shards
 
@@ -221,8 +265,6 @@ def _fit(args):
         except (OSError, ValueError) as e:
             _fail(e)
         source = f"{args.data} {X.shape}"
-    if args.data is not None:
-        png = args.png
     distributed.init_from_env(args.device)  # distributed seam: under torchrun, join its group so fit runs data-parallel
     try:
         model = fit(X, None, None, config=config, checkpoint=args.checkpoint, progress=not args.no_progress)

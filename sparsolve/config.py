@@ -73,16 +73,15 @@ def _optional(value, check, name):
 
 
 def _seed(seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        try:
-            import numpy as np
+    import numpy as np
 
-            if isinstance(seed, np.integer):
-                return int(seed)
-        except ImportError:  # pragma: no cover
-            pass
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-    return seed
+    if seed < 0:  # numpy's SeedSequence takes none below 0
+        raise ValueError(f"seed must be an integer ≥ 0 or None, got {seed}")
+    return int(seed)
 
 
 def check_solver_options(solver: str, options: dict, positive: bool = False) -> None:

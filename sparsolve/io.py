@@ -202,6 +202,24 @@ def _rescue(path: Path, payload: dict, error: OSError) -> SaveError:
                      "space or choose a writable path", path, None)
 
 
+def check_writable(path, name: str) -> Path:
+    """Refuse, before any work, an output ``path`` (as it will be written) that cannot be: a
+    directory, a file in no writable folder, a read-only file; ``name`` is the argument's."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{name}={str(path)!r} is a directory; give a file path such as "
+                         f"{str(path / ('model' + (path.suffix or '.npz')))!r}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the first folder that exists: the save creates the rest
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}={str(path)!r} cannot be written ({folder} is not a writable folder); "
+                         "choose another path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{name}={str(path)!r} exists and is read-only; choose another path")
+    return path
+
+
 def npz_path(path) -> Path:
     """``path`` with ``.npz`` appended unless it already ends so (numpy's own rule for savez)."""
     path = Path(path)
@@ -245,14 +263,30 @@ def load_npz(path, kind: str | None = None):
     return arrays, meta
 
 
-def check_npz_entries(path, error=ModelFileError, what: str = "sparsolve file") -> list[str]:
+#: What sparsolve.load reads of a compressed file: at most this many bytes, or this many times the
+#: file's size.  sparsolve writes its files uncompressed (the declared sizes are the file's), and
+#: float arrays compress by a few times at most; zeros compress a thousandfold, which is how a
+#: 1.9 MB file asked for 2 GB.
+LOAD_FLOOR_BYTES = 64 << 20
+LOAD_INFLATION = 8
+
+
+def check_npz_entries(path, error=ModelFileError, what: str = "sparsolve file", max_bytes=None,
+                      advice: str = "") -> list[str]:
     """The entry names of the ``.npz`` archive ``path``, after checking that each entry is a
     numeric ``.npy`` whose header declares exactly the bytes it holds, so that reading it can
-    neither unpickle nor allocate more than the file's size.  Raises ``error`` (a ValueError
-    class), calling the file a ``what``."""
+    neither unpickle nor allocate more than the sizes its zip directory declares -- and, first,
+    that those sizes add up to at most ``max_bytes`` (None: no bound), so that a small compressed
+    file cannot ask for gigabytes.  Raises ``error`` (a ValueError class), calling the file a
+    ``what``; ``advice`` ends the message of a file over the bound."""
     names = []
     try:
         with zipfile.ZipFile(path) as zf:
+            declared = sum(info.file_size for info in zf.infolist())
+            if max_bytes is not None and declared > max_bytes:
+                size = os.path.getsize(path)
+                raise error(f"{path} declares {declared:,} bytes uncompressed in a {size:,}-byte file; a {what} "
+                            f"over {max_bytes:,} bytes is refused unread{advice}")
             for info in zf.infolist():
                 with zf.open(info) as f:
                     problem = _npy_header_problem(f, info.file_size)
@@ -295,7 +329,9 @@ def _open(path):
         if f.read(len(NPY_MAGIC)) == NPY_MAGIC:
             raise ModelFileError(f"{path} is a bare numpy array (.npy), not a sparsolve file; models, "
                                  "encoders and checkpoints are .npz files written by their save()")
-    check_npz_entries(path)
+    bound = max(LOAD_FLOOR_BYTES, LOAD_INFLATION * path.stat().st_size)
+    check_npz_entries(path, max_bytes=bound, advice=" (a decompression bomb, or a file recompressed by another tool: "
+                      "sparsolve writes its files uncompressed); if you trust it, store it uncompressed (zip -0)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}

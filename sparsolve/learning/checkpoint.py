@@ -14,7 +14,6 @@ with the model file and with fit_amortized's checkpoints.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 from .. import backend, io
@@ -35,19 +34,11 @@ def npz_path(path) -> Path:
 
 
 def check_writable(path, name: str) -> Path:
-    """Refuse, before any training, an output path that cannot be written."""
-    path = npz_path(path)
-    if path.is_dir():
-        raise ValueError(f"{name}={str(path)!r} is a directory; give a file path such as {str(path / 'model.npz')!r}")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # the first folder that exists: save_npz creates the rest
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{name}={str(path)!r} cannot be written ({folder} is not a writable folder); "
-                         "choose another path")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"{name}={str(path)!r} exists and is read-only; choose another path")
-    return path
+    """Refuse, before any training, an output path that cannot be written (a directory given as
+    ``path`` itself, not only as its ``.npz`` form: ``--out existing_dir`` is not ``existing_dir.npz``)."""
+    if Path(path).is_dir():
+        io.check_writable(path, name)
+    return io.check_writable(npz_path(path), name)
 
 
 def save(learner: Learner, path, position, data_fingerprint, stream=None, consumed=None) -> Path:
