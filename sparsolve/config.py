@@ -126,7 +126,7 @@ class FitConfig(_Config):
     norm: str = "unit"
     """norm rule on the atoms: unit (‖d‖ = 1), ball (‖d‖ ≤ 1), penalty (weight decay β Σ‖d‖²) or none"""
     batch_size: int | None = None
-    """rows per step (default 256; all rows for update=mod)"""
+    """rows per step (default 256, or all rows when there are fewer; all rows for update=mod)"""
     n_epochs: int | None = None
     """passes over the data (default 1; 30 for update=mod; none when only max_steps is given)"""
     max_steps: int | None = None
@@ -211,8 +211,8 @@ class FitConfig(_Config):
         """This config with the data-dependent defaults filled in (``n_rows``: the rows of
         an array, None for an iterable)."""
         batch_size = self.batch_size
-        if batch_size is None:
-            batch_size = n_rows if (n_rows is not None and self.update == "mod") else 256
+        if batch_size is None:  # 256 rows, or all of them for mod or for fewer than 256
+            batch_size = n_rows if (n_rows is not None and (self.update == "mod" or n_rows < 256)) else 256
         if n_rows is not None and batch_size > n_rows:
             raise ValueError(f"batch_size={batch_size} is larger than the data ({n_rows} rows); "
                              f"use batch_size <= {n_rows}")

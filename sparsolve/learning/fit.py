@@ -10,6 +10,7 @@ existing checkpoint resumes it, on the same config and data only.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 import numpy as np
@@ -22,6 +23,8 @@ from ..data.shards import ShardStream, open_shards
 from .batches import Source, as_batch, check_data, check_storage, is_array, scan_finite, stateful, take
 from .digests import Digests, identity
 from .learner import Learner, host_record, on_host
+
+log = logging.getLogger("sparsolve")
 
 
 def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, checkpoint=None, config=None, **options):
@@ -125,7 +128,10 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
     if config.device == "cuda" and not backend.cuda_available():
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or device=None")
     n_rows, n_features = (X.shape[0], int(X.shape[1])) if is_array(X) else (None, None)
-    config = config.resolved(n_rows)
+    resolved = config.resolved(n_rows)
+    if config.batch_size is None and n_rows is not None and resolved.batch_size == n_rows:
+        log.info("batch_size=%d: the data's %d rows (batch_size was not given)", n_rows, n_rows)
+    config = resolved
     D0 = None if dict_init is None else initial(dict_init, config, n_features)
     n_features = n_features or (None if D0 is None else D0.shape[1])
     entropy = int(np.random.SeedSequence(config.seed).entropy)
