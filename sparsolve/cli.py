@@ -165,9 +165,9 @@ def _interrupted(args, model):
     from .learning import distributed
 
     if args.checkpoint:
-        said = f"the checkpoint {args.checkpoint} holds the run so far; run the same command to resume it"
+        said = f"; the checkpoint {args.checkpoint} holds the run so far: run the same command to resume it"
     elif model is None or not distributed.is_rank0():
-        said = "nothing was trained yet" if model is None else "rank 0 keeps the model"
+        said = "; nothing was trained yet" if model is None else "; rank 0 keeps the model"
     else:
         out = Path(args.out)
         kept = out.with_name(f"{out.name[:-4] if out.suffix == '.npz' else out.name}.interrupted.npz")
@@ -176,9 +176,9 @@ def _interrupted(args, model):
         except OSError as e:
             _fail(f"interrupted; {e}")
         steps = len(model.history.get("step", []))
-        said = (f"after step {steps}; the model so far is saved at {kept} (a run without --checkpoint cannot be "
+        said = (f" after step {steps}; the model so far is saved at {kept} (a run without --checkpoint cannot be "
                 "resumed: pass --checkpoint run.npz to stop and resume runs)")
-    print(f"sparsolve fit: interrupted {said}", file=sys.stderr)
+    print(f"sparsolve fit: interrupted{said}", file=sys.stderr)
     raise SystemExit(130)
 
 

@@ -134,6 +134,24 @@ def test_the_same_shards_by_relative_absolute_or_moved_path_resume(shards, tmp_p
         fit(moved, 6, 0.1, max_steps=6, checkpoint=ckpt, **FIT)
 
 
+def test_device_digests_are_recorded_and_checked_as_host_ones(data, tmp_path, monkeypatch):
+    """The GPU path without a GPU: torch CPU batches digested with mix64, the kind a CUDA batch gets,
+    kept as pending tensors until the checkpoint reads them, and replayed with the same kind."""
+    torch = pytest.importorskip("torch")
+    import sparsolve
+    from sparsolve.learning import digests
+
+    monkeypatch.setattr(digests, "kind_for", lambda batch: "mix64")
+    ckpt = _checkpoint(torch.from_numpy(data), tmp_path)
+    assert sparsolve.io.load_npz(ckpt)[1]["data"]["digest"] == "mix64"
+    monkeypatch.undo()  # the resume uses the checkpoint's kind, whatever its first batch would choose
+    fit(torch.from_numpy(data), 6, 0.1, max_steps=4, checkpoint=ckpt, **FIT)
+    changed = data.copy()
+    changed[:, 0] = -changed[:, 0]
+    with pytest.raises(ValueError, match="the batch of step 1 "):
+        fit(torch.from_numpy(changed), 6, 0.1, max_steps=6, checkpoint=ckpt, **FIT)
+
+
 # ---- the digest itself ---------------------------------------------------------------------------
 
 def test_the_device_digest_is_exact_and_the_same_in_every_library():

@@ -107,9 +107,9 @@ def _non_finite(name, row, where=""):
 
 
 def fingerprint(X):
-    """A JSON-able identity of the data: shape, dtype and a hash of a fixed sample of rows
-    for an array (or a list of batches, from its first batch); an iterable's declared
-    ``identity`` attribute; None when the stream says nothing about itself."""
+    """fit_amortized's record of its data (fit records more: digests.py): shape, dtype and a
+    hash of a fixed sample of rows for an array (or a list of batches, from its first batch); an
+    iterable's declared ``identity`` attribute; None when the stream says nothing about itself."""
     if is_array(X):
         n = X.shape[0]
         rows = np.unique(np.linspace(0, n - 1, min(n, _FINGERPRINT_ROWS)).astype(np.int64))

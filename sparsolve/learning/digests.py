@@ -110,6 +110,7 @@ class Digests:
         self.new = []  # (step, epoch, index, part, parts, digest as int or device scalar)
         self._checks = []  # (table row, replayed digest) of the replay
         self._missing = None  # the first table row the replay could not find
+        self._lookup = {tuple(int(v) for v in row[1:5]): row for row in self.table}
 
     # ---- recording ---------------------------------------------------------------------------
     def of(self, batch):
@@ -138,11 +139,8 @@ class Digests:
 
     # ---- the replay of a resume ----------------------------------------------------------------
     def expected(self, key):
-        """The table row of (epoch, index, part, parts), or None."""
-        lookup = getattr(self, "_lookup", None)
-        if lookup is None:
-            lookup = self._lookup = {tuple(int(v) for v in row[1:5]): row for row in self.table}
-        return lookup.get(tuple(int(v) for v in key))
+        """The restored table's row of (epoch, index, part, parts), or None."""
+        return self._lookup.get(tuple(int(v) for v in key))
 
     def mine(self):
         """The table rows this rank replays: parts p ≡ rank (mod world size), by step."""
