@@ -22,7 +22,7 @@ import types
 import typing
 from pathlib import Path
 
-from . import __version__
+from . import __version__, io
 from .config import FitConfig, check_solver_options, field_docs
 from .data.images import WHITENED_ALPHA
 from .inference import REGISTRY, solver_class
@@ -270,6 +270,8 @@ def _fit(args):
         model = fit(X, None, None, config=config, checkpoint=args.checkpoint, progress=not args.no_progress)
     except (ValueError, TypeError) as e:
         _fail(e)
+    except io.SaveError as e:  # the checkpoint could not be written: it names where it went instead
+        _fail(f"{e}; resume from it with --checkpoint {e.fallback}" if e.fallback else e)
     except KeyboardInterrupt as e:
         _interrupted(args, getattr(e, "model", None))
     if not distributed.is_rank0():

@@ -69,6 +69,17 @@ def test_the_cli_out_on_a_full_disk_keeps_the_model(data, full_disk, capsys):
     assert sparsolve.load(_rescued(work)).history["step"] == [1, 2]
 
 
+def test_the_cli_checkpoint_on_a_full_disk_says_where_it_went_and_how_to_resume(data, full_disk):
+    full, work = full_disk
+    np.save(work / "X.npy", data)
+    flags = ["fit", "X.npy", "--atoms", "4", "--batch-size", "100", "--no-progress"]
+    with pytest.raises(SystemExit, match=r"could not write .*run\.npz .*resume from it with --checkpoint .*rescued"):
+        main([*flags, "--max-steps", "2", "--checkpoint", str(full / "run.npz")])
+    rescued = _rescued(work)
+    assert main([*flags, "--max-steps", "3", "--checkpoint", str(rescued)]) == 0
+    assert sparsolve.load(work / "model.npz").history["step"] == [1, 2, 3]
+
+
 def test_a_checkpoint_on_a_full_disk_lands_at_the_fallback_and_resumes_from_there(data, full_disk):
     full, work = full_disk
     with pytest.raises(io.SaveError) as e:
