@@ -48,3 +48,15 @@ def test_mismatched_widths_and_impossible_signs_are_named():
         sparsolve.alpha_for_l0(X[:, :10], D, 3)
     with pytest.raises(ValueError, match="positive=True"):
         sparsolve.alpha_for_l0(-np.abs(X), np.abs(D), 3, positive=True)
+
+
+def test_a_model_encodes_at_a_target_l0_on_its_centred_data():
+    X, D = _planted(n=1500)
+    c = np.linspace(-2, 2, D.shape[1])
+    model = sparsolve.SparseCodingModel(D, None, positive=True, offset=c)  # no α of its own, as from an SAE
+    with pytest.raises(ValueError, match="no α of its own"):
+        model.encode(X + c)
+    Z = model.encode(X + c, l0=6.0)
+    assert metrics.l0(Z) == pytest.approx(6.0, rel=0.02)
+    with pytest.raises(ValueError, match="not both"):
+        model.encode(X + c, l0=6.0, alpha=0.1)
