@@ -18,6 +18,7 @@ _LAZY = {
     "LearnedG": "sparsolve.amortized",
     "fit_amortized": "sparsolve.amortized",
     "compare": "sparsolve.amortized",
+    "from_sae": "sparsolve.sae",
     "FitConfig": "sparsolve.config",
     "AmortizedConfig": "sparsolve.config",
 }

@@ -104,6 +104,8 @@ class SparseCodingModel:
             if "alpha" in options:
                 raise ValueError("pass alpha or l0, not both: l0 chooses the α that reaches it")
             alpha = alpha_for_l0(Xc, self._D_for(X), l0, solver=solver, positive=kwargs["positive"])
+        if alpha is None and solver == "omp":
+            alpha = 0.0  # OMP fixes the number of atoms and ignores α
         if alpha is None:
             raise ValueError("this model has no α of its own (it was read from an SAE): pass alpha=..., or l0=... "
                              "for the α that gives that mean L0 (sparsolve.alpha_for_l0)")
