@@ -57,13 +57,16 @@ SAELENS_FORMAT = "6.0.0"
 _BLOCK = 1024
 
 
-def _safetensors():
+def _safetensors(framework="numpy"):
+    """safetensors' numpy module (for writing) or its torch module (for reading: it reads the bfloat16
+    that SAEs are often saved in, which numpy has no type for)."""
     try:
         import safetensors.numpy
+        import safetensors.torch
     except ImportError as e:
         raise ImportError("reading and writing SAE files needs safetensors: pip install safetensors "
                           "(a dependency of sparsolve; your environment lacks it)") from e
-    return safetensors.numpy
+    return safetensors.torch if framework == "torch" else safetensors.numpy
 
 
 # ---- in ------------------------------------------------------------------------------------
@@ -109,7 +112,8 @@ def from_sae(source, *, alpha=None, positive=None) -> SparseCodingModel:
     scale = np.ones_like(norms) if info.pop("rescaled") else norms
     dtype = np.float64 if info.pop("dtype") == "float64" else np.float32
     signed = info.pop("signed")
-    alpha = info.pop("alpha", None) if alpha is None else alpha
+    exported_alpha = info.pop("alpha", None)
+    alpha = exported_alpha if alpha is None else alpha
     return SparseCodingModel((W / norms[:, None]).astype(dtype), alpha, solver="auto",
                              positive=(not signed) if positive is None else positive,
                              offset=None if info.pop("no_offset", False) else b_dec, decoder_scale=scale,
@@ -133,7 +137,7 @@ def _read_directory(path: Path):
     if not isinstance(cfg, dict):
         raise ValueError(f"{path / CONFIG} holds a {type(cfg).__name__}, not a JSON object")
     try:
-        tensors = _safetensors().load_file(str(path / weights[0]))
+        tensors = _safetensors("torch").load_file(str(path / weights[0]))
     except ImportError:
         raise
     except Exception as e:  # safetensors raises its own SafetensorError for damaged files
@@ -147,8 +151,8 @@ def _read_directory(path: Path):
         info = _saelens_info(cfg, name)
     else:
         info = _sparsify_info(cfg, name, has_skip="W_skip" in tensors)
-    info["dtype"] = str(tensors["W_dec"].dtype)
-    return tensors["W_dec"], np.asarray(tensors["b_dec"], dtype=np.float64), info
+    info["dtype"] = "float64" if tensors["W_dec"].dtype == torch.float64 else "float32"
+    return _host(tensors["W_dec"]), _host(tensors["b_dec"]).astype(np.float64), info
 
 
 def _read_object(sae):

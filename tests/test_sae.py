@@ -93,6 +93,17 @@ def test_directories_that_are_not_saes_are_named(fitted, data, tmp_path):
         sparsolve.from_sae(sparsify_dir("zero", {}, W_dec=zero))
     plain = sparsolve.from_sae(sparsify_dir("ok", {}))
     np.testing.assert_array_equal(plain.dictionary, np.eye(4))
+    import safetensors.torch
+    import torch
+
+    (tmp_path / "bf16").mkdir()  # SAEs are often saved in bfloat16, which numpy cannot hold
+    (tmp_path / "bf16" / "cfg.json").write_text(json.dumps({"d_in": 4, "k": 2}))
+    safetensors.torch.save_file({"W_dec": 2 * torch.eye(4, dtype=torch.bfloat16),
+                                 "b_dec": torch.ones(4, dtype=torch.bfloat16)}, str(tmp_path / "bf16" / "sae.safetensors"))
+    half = sparsolve.from_sae(tmp_path / "bf16")
+    np.testing.assert_array_equal(half.dictionary, np.eye(4))
+    np.testing.assert_array_equal(half.decoder_scale, 2.0)
+    np.testing.assert_array_equal(half.offset, 1.0)
     d = tmp_path / "norm"
     d.mkdir()
     (d / "cfg.json").write_text(json.dumps({"architecture": "standard", "d_in": 4, "d_sae": 4,
