@@ -66,6 +66,13 @@ def test_the_offset_survives_save_and_load_and_older_files_load_without_one(cent
     old = sparsolve.load(sparsolve.SparseCodingModel(centred.dictionary, 0.1).save(tmp_path / "old.npz"))
     assert old.offset is None
     np.testing.assert_array_equal(old.decode(np.eye(32)[:2]), centred.dictionary[:2])
+    # a model read from an SAE: no α, and its decoder's norms
+    scale = np.linspace(0.5, 2.0, 32)
+    sae_like = sparsolve.SparseCodingModel(centred.dictionary, None, offset=centred.offset, decoder_scale=scale)
+    back = sparsolve.load(sae_like.save(tmp_path / "sae.npz"))
+    assert back.alpha is None
+    np.testing.assert_array_equal(back.decoder_scale, scale)
+    np.testing.assert_allclose(back.to_sae_codes(np.ones((1, 32))), 1 / scale[None])
 
 
 def test_a_damaged_offset_is_named(centred, tmp_path):
