@@ -25,8 +25,8 @@ from .loop import DivergenceError
 from .omp import OMP
 from .problem import lipschitz, top_eigenvalue
 
-__all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVERS", "Solver",
-           "solver_class", "lipschitz", "top_eigenvalue"]
+__all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVER_CHOICES", "Solver",
+           "solver_class", "solver_for", "lipschitz", "top_eigenvalue"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -36,11 +36,17 @@ class ConvergenceWarning(UserWarning):
 # The registry: a solver is one module with one class (see .base), and one line here.
 REGISTRY = {cls.name: cls for cls in (ISTA, FISTA, LCA, CD, OMP)}
 
-# Views of the registry in the shape of earlier releases, for callers outside inference
-# that have not moved to ``solver_class(name)`` (its ``OPTIONS``, ``runs_on_host``,
-# ``check``): name -> (options with their defaults, default max_iter), and the host solvers.
-SOLVERS = {name: (dict(cls.OPTIONS), cls.default_max_iter) for name, cls in REGISTRY.items()}
-HOST_KERNELS = tuple(name for name, cls in REGISTRY.items() if cls.runs_on_host)
+#: The solver names every entry point accepts: the registry's, and "auto".
+AUTO = "auto"
+SOLVER_CHOICES = (AUTO, *REGISTRY)
+
+
+def solver_for(solver, X):
+    """The solver that runs on X: ``"auto"`` is cd on the host and fista on a GPU (the fastest
+    certified solver for the device); a named solver is itself."""
+    if solver != AUTO:
+        return solver
+    return "fista" if backend.on_gpu(X) else "cd"
 
 
 def solver_class(name):

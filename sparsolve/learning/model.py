@@ -10,8 +10,8 @@ import numpy as np
 
 from .. import backend, io
 from ..gap import objective
-from ..inference import encode
-from .learner import history_arrays, history_from_arrays, solver_for
+from ..inference import encode, solver_for
+from .history import history_arrays, history_from_arrays
 
 KIND = "sparse_coding_model"
 
