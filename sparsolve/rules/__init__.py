@@ -17,9 +17,10 @@ from .online import Online
 from .penalty import Penalty
 from .sgd import SGD
 from .unit import Unit
+from .unit_nonneg import UnitNonneg
 
 UPDATE_RULES = {cls.name: cls for cls in (Online, SGD, MOD)}
-NORM_RULES = {cls.name: cls for cls in (Unit, Ball, Penalty, NoRule)}
+NORM_RULES = {cls.name: cls for cls in (Unit, Ball, Penalty, NoRule, UnitNonneg)}
 
 
 def norm_rule(name) -> NormRule:
