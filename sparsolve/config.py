@@ -2,7 +2,7 @@
 
 :class:`FitConfig` holds every setting of :func:`sparsolve.fit` (and
 :class:`AmortizedConfig` those of :func:`sparsolve.fit_amortized`).  Each field
-carries its docstring right below it; :func:`field_docs` reads them, so that the
+carries its docstring right below it; :func:`~sparsolve.fields.field_docs` reads them, so that the
 command line's help (cli.py) and the estimator's parameters (estimator.py) are
 generated from the fields and a new option is written once, here.  A checkpoint
 records ``dataclasses.asdict(config)`` and a resume compares configs
@@ -20,7 +20,7 @@ Names have one meaning across both trainers:
 
 Every default is written once: as the field's default, or, where it depends on the data or on
 another setting, as a constant here or an attribute of the rule or solver it belongs to
-(sparsolve.rules, sparsolve.inference).  :func:`default_help` words each one from there, and the
+(sparsolve.rules, sparsolve.inference).  ``fields.default_help`` words each one from there, and the
 docstrings that explain a default take its numbers from the constants (``{NAME}`` in a field
 docstring is the constant NAME of this module).
 
@@ -29,15 +29,13 @@ The old spellings (fit's ``device="auto"``, fit_amortized's ``norm="penalty"`` a
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
-import inspect
 import warnings
 from dataclasses import dataclass, field
 
-from .checks import boolean, choice, nonnegative_float, positive_float, positive_int
-from .inference import REGISTRY, SOLVER_CHOICES, solver_class
+from .checks import choice, nonnegative_float, optional, positive_float, positive_int, seed
+from .fields import Config, default_help, field_docs, listed
+from .inference import REGISTRY, SOLVER_CHOICES, check_solver_options
 from .rules import NORM_RULES, UPDATE_RULES
 
 FIT_DEVICES = (None, "cpu", "cuda")
@@ -67,44 +65,13 @@ LEARNING_MAX_ITER = {"lca": 50, "ista": 500, "fista": 300}
 STORAGE_TOL = {"bfloat16": 2.0 ** -7}
 
 
-def _listed(items) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
-
-
 # The choices' words in the help, from the registries.
-SOLVER_WORDS = _listed(["auto (cd on CPU, fista on GPU)", *REGISTRY])
-UPDATE_WORDS = _listed(f"{name} ({rule.summary})" for name, rule in UPDATE_RULES.items())
-NORM_WORDS = _listed(f"{name} ({rule.summary})" for name, rule in NORM_RULES.items())
+SOLVER_WORDS = listed(["auto (cd on CPU, fista on GPU)", *REGISTRY])
+UPDATE_WORDS = listed(f"{name} ({rule.summary})" for name, rule in UPDATE_RULES.items())
+NORM_WORDS = listed(f"{name} ({rule.summary})" for name, rule in NORM_RULES.items())
 
 #: fit_amortized's beta=None: the weight of the inverse penalty β Σ 1/‖w_e‖².
 AMORTIZED_BETA = 1e-3
-
-
-@functools.cache
-def field_docs(cls) -> dict:
-    """{field name: its docstring} -- the string literal written right below each field, with each
-    ``{NAME}`` in it replaced by this module's constant NAME."""
-    try:
-        tree = ast.parse(inspect.getsource(cls))
-    except (OSError, TypeError):  # no source (a frozen build): help text is then empty
-        return {}
-    body = tree.body[0].body
-    docs = {}
-    for node, after in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
-                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
-            docs[node.target.id] = " ".join(after.value.value.split()).format_map(globals())
-    return docs
-
-
-def default_help(cls) -> dict:
-    """{field name: its default in words}, for the fields that have one: the field's default, or
-    where the default depends on the data or on another setting, how it is chosen, worded from the
-    constants and registries that choose it (``cls.DEFAULT_WORDS()``)."""
-    words = {f.name: "none" if f.default is None else str(f.default)
-             for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
-    return {**words, **cls.default_words()}
 
 
 def deprecated(old: str, new: str) -> None:
@@ -112,63 +79,8 @@ def deprecated(old: str, new: str) -> None:
                   DeprecationWarning, stacklevel=4)
 
 
-def _optional(value, check, name):
-    return None if value is None else check(value, name)
-
-
-def _seed(seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        try:
-            import numpy as np
-
-            if isinstance(seed, np.integer):
-                return int(seed)
-        except ImportError:  # pragma: no cover
-            pass
-        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-    return seed
-
-
-def check_solver_options(solver: str, options: dict, positive: bool = False) -> None:
-    """Refuse, before any data is read, solver options that the named solver's own check
-    (:meth:`sparsolve.inference.base.Solver.check`: names and values) refuses; what needs the data
-    (fista's fused=True, omp's n_nonzero_coefs ≤ n_atoms) is checked again by encode.  FitConfig and
-    the command line's ``--solver-option`` both check here.  solver="auto" takes none: which solver
-    it runs, and so which options apply, depends on the data's device."""
-    if solver == "auto":
-        if options:
-            named = ", ".join(REGISTRY)
-            raise ValueError(f"solver options {sorted(options)} need a named solver (auto picks cd or fista by "
-                             f"the data's device, and each solver takes its own options): pick one of {named}")
-        return
-    solver_class(solver).check(options, positive=positive)
-
-
-class _Config:
-    #: Fields that may change between a checkpoint and the run that resumes it: they say
-    #: how long to run and where, not what is learned.
-    RUN_FIELDS: tuple = ()
-
-    def _check_booleans(self):
-        """Every True-or-False field must be True or False: no truthiness, so "no" is refused rather
-        than read as True."""
-        for f in dataclasses.fields(self):
-            if f.type in ("bool", bool):
-                boolean(getattr(self, f.name), f.name)
-
-    @staticmethod
-    def default_words() -> dict:
-        """{field: its default in words} where the field's own default does not say it (default_help)."""
-        return {}
-
-    def resume_mismatch(self, saved: dict) -> list:
-        """The fields on which ``saved`` (an ``asdict`` of a config) differs from this one
-        in a way a resume cannot accept."""
-        return [k for k, v in dataclasses.asdict(self).items() if k not in self.RUN_FIELDS and saved.get(k) != v]
-
-
 @dataclass
-class FitConfig(_Config):
+class FitConfig(Config):
     """Every setting of :func:`sparsolve.fit`, the dictionary learning of
     min_D mean_x min_z ½‖x − zD‖² + α‖z‖₁ under a norm rule on the rows of D."""
 
@@ -229,12 +141,12 @@ class FitConfig(_Config):
             self.device = None
         for name, choices in self.CHOICES.items():
             choice(getattr(self, name), name, choices)
-        self.sync_every = _optional(self.sync_every, positive_int, "sync_every")
-        self.batch_size = _optional(self.batch_size, positive_int, "batch_size")
-        self.n_epochs = _optional(self.n_epochs, positive_int, "n_epochs")
-        self.max_steps = _optional(self.max_steps, positive_int, "max_steps")
-        self.max_iter = _optional(self.max_iter, positive_int, "max_iter")
-        self.dead_after = _optional(self.dead_after, positive_int, "dead_after")
+        self.sync_every = optional(self.sync_every, positive_int, "sync_every")
+        self.batch_size = optional(self.batch_size, positive_int, "batch_size")
+        self.n_epochs = optional(self.n_epochs, positive_int, "n_epochs")
+        self.max_steps = optional(self.max_steps, positive_int, "max_steps")
+        self.max_iter = optional(self.max_iter, positive_int, "max_iter")
+        self.dead_after = optional(self.dead_after, positive_int, "dead_after")
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
         self.tol = positive_float(self.tol, "tol")
         if self.storage is not None and self.tol < STORAGE_TOL[self.storage]:
@@ -242,11 +154,11 @@ class FitConfig(_Config):
             raise ValueError(f"tol={self.tol:g} is below what storage={self.storage!r} can certify ({floor:.2g}: its "
                              f"rounding of X and D, 3.9e-3 per element, is in every gap); pass tol >= {floor:.2g} "
                              "(e.g. tol=0.01), or storage=None for float32")
-        self.beta = _optional(self.beta, nonnegative_float, "beta")
-        self.lr = _optional(self.lr, positive_float, "lr")
+        self.beta = optional(self.beta, nonnegative_float, "beta")
+        self.lr = optional(self.lr, positive_float, "lr")
         self.forget = nonnegative_float(self.forget, "forget")
-        self._check_booleans()
-        self.seed = _seed(self.seed)
+        self.check_booleans()
+        self.seed = seed(self.seed)
         self.solver_options = dict(self.solver_options or {})
         try:
             check_solver_options(self.solver, self.solver_options, self.positive)
@@ -318,7 +230,7 @@ AUTOENCODER_EPOCHS = 10
 
 
 @dataclass
-class AmortizedConfig(_Config):
+class AmortizedConfig(Config):
     """Every setting of :func:`sparsolve.fit_amortized`, the backprop training of the
     learned-G encoder (see sparsolve.amortized.train)."""
 
@@ -399,21 +311,21 @@ class AmortizedConfig(_Config):
             raise ValueError(f"norm={self.norm!r} applies to mode='autoencoder' only; "
                              "the decoder is frozen in mode='amortize'")
         self.beta = AMORTIZED_BETA if self.beta is None else nonnegative_float(self.beta, "beta")
-        self.n_atoms = _optional(self.n_atoms, positive_int, "n_atoms")
-        self.lr = _optional(self.lr, positive_float, "lr")
+        self.n_atoms = optional(self.n_atoms, positive_int, "n_atoms")
+        self.lr = optional(self.lr, positive_float, "lr")
         choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
         self.batch_size = positive_int(self.batch_size, "batch_size")
-        self.n_epochs = _optional(self.n_epochs, positive_int, "n_epochs")
+        self.n_epochs = optional(self.n_epochs, positive_int, "n_epochs")
         if self.max_steps is not None:
             self.max_steps = positive_int(self.max_steps, "max_steps", minimum=0)
         choice(self.dtype, "dtype", ("float32", "float64"))
-        self.seed = _seed(self.seed)
+        self.seed = seed(self.seed)
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
-        self._check_booleans()
+        self.check_booleans()
         if self.accelerate and not self.tied:
             raise ValueError("accelerate=True needs tied=True (the momentum runs one G and γ); "
                              "pass tied=True or accelerate=False")
-        self.gamma = _optional(self.gamma, positive_float, "gamma")
+        self.gamma = optional(self.gamma, positive_float, "gamma")
 
     def resolved(self, n_samples: int):
         """This config with the defaults that depend on the start and the data filled in
@@ -432,4 +344,6 @@ class AmortizedConfig(_Config):
         return dataclasses.replace(self, lr=lr, n_epochs=n_epochs)
 
 
+# field_docs and default_help (fields.py) and check_solver_options (the solvers' registry) are read
+# from here by the command line and the estimator.
 __all__ = ["FitConfig", "AmortizedConfig", "field_docs", "default_help", "check_solver_options"]

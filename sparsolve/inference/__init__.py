@@ -26,7 +26,7 @@ from .omp import OMP
 from .problem import lipschitz, top_eigenvalue
 
 __all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVER_CHOICES", "Solver",
-           "solver_class", "solver_for", "lipschitz", "top_eigenvalue"]
+           "solver_class", "solver_for", "check_solver_options", "lipschitz", "top_eigenvalue"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -52,6 +52,21 @@ def solver_for(solver, X):
 def solver_class(name):
     """The registered solver class called ``name``; a ValueError listing them otherwise."""
     return REGISTRY[choice(name, "solver", tuple(REGISTRY))]
+
+
+def check_solver_options(solver: str, options: dict, positive: bool = False) -> None:
+    """Refuse, before any data is read, solver options that the named solver's own check
+    (:meth:`sparsolve.inference.base.Solver.check`: names and values) refuses; what needs the data
+    (fista's fused=True, omp's n_nonzero_coefs ≤ n_atoms) is checked again by encode.  FitConfig and
+    the command line's ``--solver-option`` both check here.  solver="auto" takes none: which solver
+    it runs, and so which options apply, depends on the data's device."""
+    if solver == AUTO:
+        if options:
+            raise ValueError(f"solver options {sorted(options)} need a named solver (auto picks cd or fista by "
+                             f"the data's device, and each solver takes its own options): pick one of "
+                             f"{', '.join(REGISTRY)}")
+        return
+    solver_class(solver).check(options, positive=positive)
 
 
 @dataclass
