@@ -277,7 +277,8 @@ class AmortizedConfig(Config):
     """passes over the data; default (without max_steps) {AUTOENCODER_EPOCHS} for mode=autoencoder, and for
     mode=amortize from the data size n, with k = ⌈n/batch_size⌉ steps an epoch: {AMORTIZED_EPOCHS} epochs, but
     at least {AMORTIZED_STEPS[0]:,} steps and at most about {AMORTIZED_STEPS[1]:,},
-    min(max({AMORTIZED_EPOCHS}, ⌈{AMORTIZED_STEPS[0]:,}/k⌉), ⌈{AMORTIZED_STEPS[1]:,}/k⌉).  Why: on 8×8 patches the held-out gap
+    min(max({AMORTIZED_EPOCHS}, ⌈{AMORTIZED_STEPS[0]:,}/k⌉), ⌈{AMORTIZED_STEPS[1]:,}/k⌉).  Why: on 8×8 patches the
+    held-out gap
     falls with the steps up to about 5,000 and then stops, at every depth t* tried (1, 2, 5;
     benchmarks/RESULTS.md, amortized); on 2,000 patches (the problem of tests/test_amortized.py's
     schedule check) 96 steps ended at twice the gap of 1,000 (5.7 % against 2.8 %), and 4,000 gained nothing"""

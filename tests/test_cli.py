@@ -178,7 +178,8 @@ def test_help_shows_the_defaults_the_code_uses(monkeypatch, tmp_path):
     assert epochs and (plain.n_epochs, mod.n_epochs) == (int(epochs[1]), int(epochs[2]))
     assert FitConfig(8, 0.1, max_steps=3).resolved(1000).n_epochs is None and shown["max_steps"] == "no cap"
     assert shown["beta"] == "α" and plain.beta == plain.alpha
-    per_atom, per_batch = map(int, re.fullmatch(r"max\((\d+)·n_atoms, (\d+)·batch_size\)", shown["dead_after"]).groups())
+    formula = re.fullmatch(r"max\((\d+)·n_atoms, (\d+)·batch_size\)", shown["dead_after"])
+    per_atom, per_batch = map(int, formula.groups())
     assert plain.dead_after == max(per_atom * 8, per_batch * plain.batch_size) == 512
 
     X = np.random.default_rng(0).standard_normal((120, 6))

@@ -56,6 +56,7 @@ from .history import HISTORY_KEYS, INT_KEYS, History
 from .model import SparseCodingModel
 from .reducer import Identity
 
+
 def initial_dictionary(X, n_atoms, rng):
     """Distinct rows of the first batch, scaled to unit norm, topped up with Gaussian
     atoms when the batch has fewer usable rows than n_atoms."""
@@ -123,12 +124,15 @@ class Learner:
         D = self._current(X)
         state = rule.to(self.state, X)
 
+        # 1. encode
         Z, converged, top = self._encode(X, D, solver, warm_key)
         b = X.shape[0]
         R = X - reducer.reconstruct(Z, D)
         r2 = (R * R).sum(axis=1)
         nonzero = Z != 0
+        # 2. the update rule's statistics, of the global batch
         stats, used, rows = reducer.statistics(rule, X, Z, R, D, nonzero.any(axis=0), b)
+        # 3. its M-step, 4. the norm rule, 5. dead atoms
         new, state = reducer.apply(rule, D, stats, state, self.t + 1)
         new = rule.norm.project(new, previous=D)
         new, resampled, dead, read = self._dead_atoms(new, X, r2, used, rows, state, syncing)
@@ -144,6 +148,7 @@ class Learner:
         if syncing:
             backend.synchronize(new)  # otherwise the queued update counts in the next step's seconds
         self.seconds += time.perf_counter() - start
+        # 6. the record
         record = reducer.figures(self._record(X, Z, nonzero, r2, new, dead, resampled, converged), b)
         self.pending.append((record, check))
         if syncing and (not read or self.sync_every(X) == 1):  # else this record joins the next read
@@ -275,29 +280,30 @@ class Learner:
         return Z, info.converged, top
 
     def _dead_atoms(self, new, X, r2, used, rows, state, syncing):
-        """(D, atoms resampled, dead mask, whether the device was read): the idle counters see
-        which atoms the (global) batch of ``rows`` rows used (``used``: booleans on any device),
-        and on a ``syncing`` step the dead ones are resampled (dead.py) and the update rule starts
-        their ``state`` afresh (in place), as a new atom's.  The counts are read, with the pending
-        records, only when their host ceiling says that an atom may be dead."""
+        """(D, atoms resampled, the dead mask of this rank's atoms, whether the device was read): the
+        idle counters see which atoms the (global) batch of ``rows`` rows used (``used``: booleans on
+        any device), and on a ``syncing`` step the dead ones are resampled (dead.py) and the update
+        rule starts their ``state`` afresh (in place), as a new atom's.  The counts are read, with
+        the pending records, only when their host ceiling says that an atom may be dead."""
         self.idle.observe(used, rows)
         if not (self.config.resample_dead and syncing and self.idle.may_be_dead()):
             return new, 0, self.idle.dead(), False
         idle = self.sync(counts=self.idle.idle)  # an atom may be dead: which ones
         reducer = self.reducer
-        dead = reducer.all_atoms(idle >= self.idle.dead_after)
+        mine = idle >= self.idle.dead_after
+        dead = reducer.all_atoms(mine)  # every rank decides on every atom, and draws alike
         if not dead.any():
-            return new, 0, dead, True
+            return new, 0, mine, True
         every, atoms = dead_atoms.resample(reducer.all_atoms(new), *reducer.global_rows(X, r2), dead, self.rng,
                                            self.rule.norm)
         replaced = np.zeros(dead.shape, bool)
         replaced[atoms] = True
-        mine = np.flatnonzero(reducer.own_atoms(replaced))  # this rank's atoms among them
-        self.idle.reset(mine)
-        idle[mine] = 0
+        ours = np.flatnonzero(reducer.own_atoms(replaced))  # this rank's atoms among them
+        self.idle.reset(ours)
+        idle[ours] = 0
         self.idle.settle(idle.max(initial=0))
-        self.rule.reset_atoms(state, mine)
-        return reducer.own_atoms(every), int(atoms.size), dead, True
+        self.rule.reset_atoms(state, ours)
+        return reducer.own_atoms(every), int(atoms.size), mine, True
 
     def _record(self, X, Z, nonzero, r2, new, dead, resampled, converged):
         """The step's record (``nonzero``: Z ≠ 0; ``new``: the step's new atoms); the batch

@@ -124,7 +124,10 @@ class Reducer:
         return rule.apply(D, stats, state, step)
 
     def figures(self, record, rows):
-        """The step's record with its per-row means taken over the global batch."""
+        """The step's record with its figures taken over the global batch and the whole dictionary:
+        ``record`` has this rank's per-row means over its ``rows`` rows (objective, mse, l1, nnz_frac,
+        converged_frac) and its per-atom figures over the atoms it holds (norm_min, norm_mean,
+        norm_max, dead_frac)."""
         return record
 
     # ---- atoms and codes ----------------------------------------------------------------------
