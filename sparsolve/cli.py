@@ -22,7 +22,7 @@ import typing
 from pathlib import Path
 
 from . import __version__
-from .config import FitConfig, check_solver_options, field_docs
+from .config import FitConfig, check_solver_options, default_help, field_docs
 from .data.images import WHITENED_ALPHA
 from .inference import REGISTRY, solver_class
 
@@ -37,11 +37,11 @@ IMAGE_EPOCHS = 2
 # The command line's own defaults and short names for some fields.
 # n_atoms and alpha stay None here: each kind of data picks its own (see _fit).
 _CLI_DEFAULTS = {"n_atoms": None, "alpha": None, "seed": 0}
-_DEFAULT_HELP = {"n_atoms": f"{DEFAULT_ATOMS}; {IMAGE_ATOMS} for the default data",
-                 "alpha": f"{DEFAULT_ALPHA}; {WHITENED_ALPHA} for the default whitened data",
-                 "n_epochs": f"1; {IMAGE_EPOCHS} for the default data"}
+_CLI_HELP = {"n_atoms": f"{DEFAULT_ATOMS}; {IMAGE_ATOMS} for the default data",
+             "alpha": f"{DEFAULT_ALPHA}; {WHITENED_ALPHA} for the default whitened data",
+             "seed": str(_CLI_DEFAULTS["seed"])}
+_CLI_MORE = {"n_epochs": f"; {IMAGE_EPOCHS} for the default data"}
 _ALIASES = {"n_atoms": ["--atoms"], "n_epochs": ["--epochs"]}
-_CHOICES = {"solver": "SOLVERS", "update": "UPDATES", "norm": "FIT_NORMS"}
 # Dict fields: one KEY=VALUE a flag, the flag repeated.
 _REPEATED = {"solver_options": "--solver-option"}
 
@@ -67,9 +67,13 @@ def _solver_option_help(doc):
             "e.g. --solver lca --solver-option threshold=nonneg --solver-option accelerate=false")
 
 
-def _add_config_flags(parser):
-    from . import config as cfg
+def default_shown(name) -> str:
+    """The default that ``sparsolve fit --help`` shows for a FitConfig field (default_help's words,
+    or the command line's own)."""
+    return _CLI_HELP.get(name) or default_help(FitConfig)[name] + _CLI_MORE.get(name, "")
 
+
+def _add_config_flags(parser):
     docs = field_docs(FitConfig)
     for f in dataclasses.fields(FitConfig):
         if f.name in _REPEATED:
@@ -80,18 +84,14 @@ def _add_config_flags(parser):
         flag = "--" + f.name.replace("_", "-")
         default = _CLI_DEFAULTS.get(f.name, f.default)
         kind = _scalar(f.type)
-        doc = docs.get(f.name, "")
-        shown = _DEFAULT_HELP.get(f.name, default)
-        help_text = (doc if "default" in doc and f.name not in _DEFAULT_HELP else f"{doc} (default: {shown})")
-        help_text = help_text.replace("%", "%%")
+        help_text = f"{docs.get(f.name, '')} (default: {default_shown(f.name)})".replace("%", "%%")
         names = [*_ALIASES.get(f.name, []), flag]
         if kind is bool:
             parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
                                 help=help_text)
             continue
-        choices = getattr(cfg, _CHOICES[f.name]) if f.name in _CHOICES else None
-        if f.name == "device":
-            choices = [c for c in cfg.FIT_DEVICES if c is not None]
+        choices = FitConfig.CHOICES.get(f.name)
+        choices = None if choices is None else [c for c in choices if c is not None]
         parser.add_argument(*names, dest=f.name, type=kind, default=default, choices=choices, help=help_text)
 
 
@@ -158,6 +158,7 @@ def _solver_options(args):
 def _fit(args):
     from .learning import distributed, fit
     from .learning.checkpoint import check_writable
+    from .learning.reducer import default_reducer
 
     args.solver_options = _solver_options(args)
     config = {f.name: getattr(args, f.name) for f in dataclasses.fields(FitConfig)}
@@ -200,7 +201,8 @@ def _fit(args):
         source = f"{args.data} {X.shape}"
     if args.data is not None:
         png = args.png
-    distributed.init_from_env(args.device)  # distributed seam: under torchrun, join its group so fit runs data-parallel
+    distributed.init_from_env(args.device)  # under torchrun: join its group, so that the fit's reducer spans the ranks
+    reducer = default_reducer(config)
     try:
         model = fit(X, None, None, config=config, checkpoint=args.checkpoint, progress=not args.no_progress)
     except (ValueError, TypeError) as e:
@@ -208,8 +210,8 @@ def _fit(args):
     except KeyboardInterrupt:
         saved = f"; the checkpoint {args.checkpoint} holds the run so far" if args.checkpoint else ""
         _fail(f"interrupted{saved}")
-    if not distributed.is_rank0():
-        return 0  # distributed seam: every rank holds the same model; rank 0 saves and reports it
+    if not reducer.is_root:
+        return 0  # every rank holds the same model; rank 0 saves and reports it
     out = model.save(args.out)
     h = model.history
     print(f"data:       {source}")

@@ -29,7 +29,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .config import FitConfig, field_docs
+from .config import FitConfig, default_help, field_docs
 from .learning.fit import fit as learn
 from .learning.fit import new_learner
 
@@ -132,9 +132,18 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
 DictionaryLearning.__init__.__signature__ = inspect.Signature(
     [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default) for name, _, default, _ in PARAMETERS])
+
+
+def _shown(field, default):
+    """The default as the docstring says it: FitConfig's words where the estimator keeps its default."""
+    words = default_help(FitConfig)
+    same = field in words and default == {f.name: f.default for f in dataclasses.fields(FitConfig)}[field]
+    return words[field] if same else repr(default)
+
+
 DictionaryLearning.__doc__ = (
     "Learn a dictionary D with sparse codes: X ≈ Z D, min ½‖x − zD‖² + α‖z‖₁ per row.\n\n"
     "    Parameters (generated from sparsolve.config.FitConfig)\n    ----------\n"
-    + "".join(f"    {name} : {doc} (default {default!r}).\n" for name, _, default, doc in PARAMETERS))
+    + "".join(f"    {name} : {doc} (default {_shown(field, default)}).\n" for name, field, default, doc in PARAMETERS))
 
 __all__ = ["DictionaryLearning", "EXPECTED_FAILED_CHECKS", "PARAMETERS"]

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import backend
-from . import distributed
 from ..checks import finite_rows
+from .reducer import Identity
 
 # Rows hashed into a fingerprint: spread over the data, so that other data of the same
 # shape and dtype differs in them, and few, so that a memmap reads almost nothing.
@@ -134,12 +134,15 @@ def as_batch(batch, index):
 
 
 class Source:
-    """Batches of an array (by permutation) or an iterable (as given), with positions."""
+    """Batches of an array (by permutation) or an iterable (as given), with positions; ``reducer``
+    (learning/reducer.py; default: one process) says which of a global batch's rows, or which
+    batches, are this rank's."""
 
-    def __init__(self, X, config, entropy):
+    def __init__(self, X, config, entropy, reducer=None):
         self.X = X
         self.config = config
         self.entropy = entropy
+        self.reducer = Identity() if reducer is None else reducer
         self.array = is_array(X)
         self.n = X.shape[0] if self.array else None
         self.per_epoch = math.ceil(self.n / config.batch_size) if self.array else None
@@ -178,7 +181,7 @@ class Source:
 
             def fetch(index):
                 """The batch, or on CUDA a copy under way (its next batch's copy overlaps a step)."""
-                rows = distributed.local_part(np.sort(order[index * bs:(index + 1) * bs]))  # distributed seam
+                rows = self.reducer.local_rows(np.sort(order[index * bs:(index + 1) * bs]))
                 batch = take(self.X, rows)
                 if device in (None, "cpu") or backend.on_gpu(batch):
                     return lambda: backend.to_device(batch, device)
@@ -194,7 +197,7 @@ class Source:
             for index, batch in enumerate(self.X, start=skip):
                 yield index, backend.to_device(as_batch(batch, index), device), None
         else:
-            for index, batch in distributed.enumerate_batches(self.X):  # distributed seam
+            for index, batch in self.reducer.local_batches(self.X):
                 if index < skip:
                     continue
                 yield index, backend.to_device(as_batch(batch, index), device), None

@@ -16,11 +16,14 @@ import numpy as np
 
 from .. import backend
 from ..config import FitConfig
-from . import checkpoint as ckpt
-from . import distributed, norms, training
 from ..data.shards import ShardStream, open_shards
+from ..rules import norm_rule
+from . import checkpoint as ckpt
+from . import training
 from .batches import Source, as_batch, check_data, check_storage, fingerprint, is_array, stateful, take
-from .learner import Learner, host_record, on_host
+from .history import host_record, on_host
+from .learner import Learner
+from .reducer import default_reducer
 from .offset import Offset
 
 
@@ -58,7 +61,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
         config = FitConfig(n_atoms, alpha, solver_options={**options.pop("solver_options", {}), **solver_options},
                            **options)
     learner, source, position, data_id = _start(X, config, dict_init, checkpoint)
-    callback = distributed.stop_together(callback)  # distributed seam: a stop on any rank stops every rank
+    callback = learner.reducer.stop_together(callback)  # a stop on any rank stops every rank
     X = source.X
     if learner.config.center and learner.offset is None:  # a resumed run keeps its checkpoint's offset
         learner.offset = (Offset.of_array(X, learner.config.center_samples, learner.entropy) if is_array(X)
@@ -72,7 +75,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
             return
         for epoch, index, batch, key in source.batches(position):
             if learner.offset is not None:  # center=True: the learner sees x − b (offset.py)
-                batch = learner.offset.center(batch, f"batch {index}")
+                batch = learner.offset.center(batch, learner.reducer, f"batch {index}")
             record = learner.step(batch, index=index, warm_key=key)
             position = (epoch, index + 1)
             if callback is not None or learner.t == total:
@@ -86,7 +89,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
             ckpt.save(learner, checkpoint, position, data_id, X.state_dict() if stateful(X) else None)
 
     training.run(steps(), total=total, initial=learner.t, desc="sparsolve.fit",
-                 progress=progress and distributed.is_rank0(),  # distributed seam: one bar, rank 0's
+                 progress=progress and learner.reducer.is_root,  # one bar, rank 0's
                  save=None if checkpoint is None else save, checkpoint_every=learner.config.checkpoint_every,
                  callback=callback, to_host=host_record, postfix_every=10, ready=on_host,
                  postfix=lambda r: {"loss": f"{r['objective']:.4g}", "nnz": f"{r['nnz_frac']:.3f}",
@@ -111,7 +114,8 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
     D0 = None if dict_init is None else initial(dict_init, config, n_features)
     n_features = n_features or (None if D0 is None else D0.shape[1])
     entropy = int(np.random.SeedSequence(config.seed).entropy)
-    entropy = distributed.agree(  # distributed seam: the ranks' settings must match; rank 0's entropy for all
+    reducer = default_reducer(config)
+    entropy = reducer.agree(  # the ranks' settings must match; rank 0's entropy for all
         {**dataclasses.asdict(config), "n_features": n_features}, entropy, X if whole_data and is_array(X) else None,
         checkpoint=None if checkpoint is None else str(checkpoint), dict_init=dict_init,
         resuming=checkpoint is not None and ckpt.npz_path(checkpoint).exists())
@@ -120,11 +124,11 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
     if checkpoint is not None:
         ckpt.check_writable(checkpoint, "checkpoint")
         if ckpt.npz_path(checkpoint).exists():
-            learner, position, saved_data, stream = ckpt.restore(checkpoint)
+            learner, position, saved_data, stream = ckpt.restore(checkpoint, reducer)
             ckpt.check_resume(checkpoint, learner, config, n_features, saved_data, data_id, entropy)
             learner.config = config
     if learner is None:
-        learner = Learner(config, n_features, entropy, D0)
+        learner = Learner(config, n_features, entropy, D0, reducer)
     if isinstance(X, (str, os.PathLike)):  # the order's seed is the run's, so a resume reads the same order
         X = ShardStream(X, config.batch_size, seed=learner.entropy % (1 << 63), shuffle=config.shuffle,
                         device=config.device)
@@ -134,7 +138,7 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
         first = backend.to_device(as_batch(take(X, np.arange(1)), 0), config.device)
         check_storage(first, config.storage)
         learner.plan_memory(learner.computed(first))
-    return learner, Source(X, config, learner.entropy), position, data_id
+    return learner, Source(X, config, learner.entropy, reducer), position, data_id
 
 
 def new_learner(X, config, dict_init=None):
@@ -153,4 +157,4 @@ def initial(dict_init, config, n_features):
     Dh = backend.to_numpy(D).astype(np.float64)
     if not np.isfinite(Dh).all() or (np.linalg.norm(Dh, axis=1) == 0).any():
         raise ValueError("dict_init contains NaN/Inf or zero rows; every atom needs a finite, nonzero row")
-    return norms.project(Dh, config.norm)
+    return norm_rule(config.norm).project(Dh)
