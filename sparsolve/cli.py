@@ -23,7 +23,7 @@ import typing
 from pathlib import Path
 
 from . import __version__, io
-from .config import FitConfig, check_solver_options, field_docs
+from .config import FitConfig, check_solver_options, default_help, field_docs
 from .data.images import WHITENED_ALPHA
 from .inference import REGISTRY, solver_class
 
@@ -38,15 +38,15 @@ IMAGE_EPOCHS = 2
 # The command line's own defaults and short names for some fields.
 # n_atoms and alpha stay None here: each kind of data picks its own (see _fit).
 _CLI_DEFAULTS = {"n_atoms": None, "alpha": None, "seed": 0}
-_DEFAULT_HELP = {"n_atoms": f"{DEFAULT_ATOMS}; {IMAGE_ATOMS} for the default data",
-                 "alpha": f"{DEFAULT_ALPHA}; {WHITENED_ALPHA} for the default whitened data"}
-# What the command line adds to a field's own stated default.
-_DEFAULT_NOTE = {"n_epochs": f"{IMAGE_EPOCHS} without DATA"}
-# Fields whose help differs on the command line: its data are files, so "keep the data where it is"
-# (device None) means the CPU, and is no choice to offer.
-_HELP = {"device": "where the steps run: cpu, or cuda (torch) (default: cpu)"}
+_CLI_HELP = {"n_atoms": f"{DEFAULT_ATOMS}; {IMAGE_ATOMS} for the default data",
+             "alpha": f"{DEFAULT_ALPHA}; {WHITENED_ALPHA} for the default whitened data",
+             "seed": str(_CLI_DEFAULTS["seed"]),
+             "device": "cpu"}
+_CLI_MORE = {"n_epochs": f"; {IMAGE_EPOCHS} for the default data"}
+# Fields whose docstring differs on the command line: its data are files, so "keep the data where
+# it is" (device None) means the CPU, and is no choice to offer.
+_CLI_DOCS = {"device": "where the steps run: cpu, or cuda (torch)"}
 _ALIASES = {"n_atoms": ["--atoms"], "n_epochs": ["--epochs"]}
-_CHOICES = {"solver": "SOLVERS", "update": "UPDATES", "norm": "FIT_NORMS"}
 # Dict fields: one KEY=VALUE a flag, the flag repeated.
 _REPEATED = {"solver_options": "--solver-option"}
 
@@ -72,9 +72,13 @@ def _solver_option_help(doc):
             "e.g. --solver lca --solver-option threshold=nonneg --solver-option accelerate=false")
 
 
-def _add_config_flags(parser):
-    from . import config as cfg
+def default_shown(name) -> str:
+    """The default that ``sparsolve fit --help`` shows for a FitConfig field (default_help's words,
+    or the command line's own)."""
+    return _CLI_HELP.get(name) or default_help(FitConfig)[name] + _CLI_MORE.get(name, "")
 
+
+def _add_config_flags(parser):
     docs = field_docs(FitConfig)
     flags = {}  # field -> its flags, as argparse names them in errors
     for f in dataclasses.fields(FitConfig):
@@ -87,24 +91,16 @@ def _add_config_flags(parser):
         flag = "--" + f.name.replace("_", "-")
         default = _CLI_DEFAULTS.get(f.name, f.default)
         kind = _scalar(f.type)
-        doc = docs.get(f.name, "")
-        shown = _DEFAULT_HELP.get(f.name, default)
-        if f.name in _HELP:
-            help_text = _HELP[f.name]
-        elif "default" in doc:  # the field states its own default: once
-            help_text = f"{doc[:-1]}; {_DEFAULT_NOTE[f.name]})" if f.name in _DEFAULT_NOTE else doc
-        else:
-            help_text = f"{doc} (default: {shown})"
-        help_text = help_text.replace("%", "%%")
+        doc = _CLI_DOCS.get(f.name) or docs.get(f.name, "")
+        help_text = f"{doc} (default: {default_shown(f.name)})".replace("%", "%%")
         names = [*_ALIASES.get(f.name, []), flag]
         flags[f.name] = "/".join(names)
         if kind is bool:
             parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
                                 help=help_text)
             continue
-        choices = getattr(cfg, _CHOICES[f.name]) if f.name in _CHOICES else None
-        if f.name == "device":
-            choices = [c for c in cfg.FIT_DEVICES if c is not None]
+        choices = FitConfig.CHOICES.get(f.name)
+        choices = None if choices is None else [c for c in choices if c is not None]
         parser.add_argument(*names, dest=f.name, type=kind, default=default, choices=choices, help=help_text)
     return flags
 
@@ -159,14 +155,13 @@ def _fail(message):
     raise SystemExit(f"sparsolve fit: {message}")
 
 
-def _interrupted(args, model):
+def _interrupted(args, model, reducer):
     """Ctrl-C: say what was kept -- the checkpoint, or the model so far saved next to --out (a
-    sibling, so that --out itself only ever holds a finished run) -- and exit with 130."""
-    from .learning import distributed
-
+    sibling, so that --out itself only ever holds a finished run) by rank 0 (``reducer.is_root``) --
+    and exit with 130."""
     if args.checkpoint:
         said = f"; the checkpoint {args.checkpoint} holds the run so far: run the same command to resume it"
-    elif model is None or not distributed.is_rank0():
+    elif model is None or not reducer.is_root:
         said = "; nothing was trained yet" if model is None else "; rank 0 keeps the model"
     else:
         out = Path(args.out)
@@ -215,6 +210,7 @@ def _solver_options(args):
 def _fit(args):
     from .learning import distributed, fit
     from .learning.checkpoint import check_writable
+    from .learning.reducer import default_reducer
 
     args.solver_options = _solver_options(args)
     config = {f.name: getattr(args, f.name) for f in dataclasses.fields(FitConfig)}
@@ -265,7 +261,8 @@ def _fit(args):
         except (OSError, ValueError) as e:
             _fail(e)
         source = f"{args.data} {X.shape}"
-    distributed.init_from_env(args.device)  # distributed seam: under torchrun, join its group so fit runs data-parallel
+    distributed.init_from_env(args.device)  # under torchrun: join its group, so that the fit's reducer spans the ranks
+    reducer = default_reducer(config)
     try:
         model = fit(X, None, None, config=config, checkpoint=args.checkpoint, progress=not args.no_progress)
     except (ValueError, TypeError) as e:
@@ -273,9 +270,9 @@ def _fit(args):
     except io.SaveError as e:  # the checkpoint could not be written: it names where it went instead
         _fail(f"{e}; resume from it with --checkpoint {e.fallback}" if e.fallback else e)
     except KeyboardInterrupt as e:
-        _interrupted(args, getattr(e, "model", None))
-    if not distributed.is_rank0():
-        return 0  # distributed seam: every rank holds the same model; rank 0 saves and reports it
+        _interrupted(args, getattr(e, "model", None), reducer)
+    if not reducer.is_root:
+        return 0  # every rank holds the same model; rank 0 saves and reports it
     try:
         out = model.save(args.out)
     except OSError as e:  # a SaveError names where the model went instead

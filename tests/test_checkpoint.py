@@ -112,3 +112,37 @@ def test_unwritable_checkpoint_path_is_refused_before_training(patches, tmp_path
     with pytest.raises(ValueError, match="is a directory"):
         sparsolve.fit(patches, 8, 0.01, max_steps=2, checkpoint=tmp_path / "dir.npz", **FIT)
     assert calls == []
+
+
+def test_a_checkpoint_whose_statistics_have_the_wrong_shape_is_refused_naming_them(patches, tmp_path):
+    """Checked on load, every array against the config's shapes: not a numpy broadcast error mid-resume."""
+    from sparsolve import io
+
+    ckpt = tmp_path / "run.npz"
+    sparsolve.fit(patches, 16, 0.01, max_steps=2, checkpoint=ckpt, **FIT)
+    arrays, meta = io.load_npz(ckpt, "fit_checkpoint")
+    io.save_npz(ckpt, "fit_checkpoint", {**arrays, "stats_A": arrays["stats_A"][:15]}, meta)
+    with pytest.raises(ModelFileError, match=r"'stats_A' has shape \(15, 16\) .*expected shape \(16, 16\)"):
+        sparsolve.fit(patches, 16, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+    io.save_npz(ckpt, "fit_checkpoint", {**arrays, "idle": arrays["idle"][:3]}, meta)
+    with pytest.raises(ModelFileError, match=r"'idle' has shape \(3,\)"):
+        sparsolve.fit(patches, 16, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+
+
+@pytest.mark.parametrize("update", ["online", "sgd"])
+def test_checkpoints_of_the_earlier_format_resume(tmp_path, update):
+    """tests/data/fit_checkpoint_<update>_v0.npz were written by sparsolve before the update rules became
+    objects (commit 5f86974), by the fit below stopped in its step 3 (so saved at step 2).  Resumed
+    by this sparsolve, they give the uninterrupted run's dictionary, bit for bit."""
+    import shutil
+    from pathlib import Path
+
+    X = natural_image_patches(8, 400, seed=3)
+    settings = dict(solver="cd", update=update, lr=0.01, batch_size=100, n_epochs=2, seed=5, progress=False)
+    path = tmp_path / "old.npz"
+    shutil.copy(Path(__file__).parent / "data" / f"fit_checkpoint_{update}_v0.npz", path)
+    assert sparsolve.load(path).history["step"] == [1, 2]
+    resumed = sparsolve.fit(X, 8, 0.1, checkpoint=path, checkpoint_every=2, **settings)
+    whole = sparsolve.fit(X, 8, 0.1, **settings)
+    np.testing.assert_array_equal(resumed.dictionary, whole.dictionary)
+    assert resumed.history["step"] == whole.history["step"] == list(range(1, 9))

@@ -3,7 +3,7 @@
 A read of a torch tensor's values on the host (``.item()``, ``bool()``, ``.numpy()``, ...) is
 what costs a GPU run a sync.  Here they are counted on CPU torch, attributed to the module of
 sparsolve that asked: fit's own (sparsolve.learning), not encode's certificates (inference)
-nor the host kernel of the online update (updates.online, which a GPU run replaces by the
+nor the update rules' (the online update's host kernel, sparsolve.rules.online, which a GPU run replaces by the
 blocked pass without reads: tests/gpu/test_gpu_learning.py).
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from sparsolve.learning.fit import fit
 torch = pytest.importorskip("torch")
 from host_reads import counting  # noqa: E402  (needs torch)
 
-FIT_MODULES = ("sparsolve.learning.",)
-NOT_COUNTED = ("sparsolve.learning.updates",)
+FIT_MODULES = ("sparsolve.learning.", "sparsolve.rules.")
+NOT_COUNTED = ("sparsolve.rules.online", "sparsolve.rules.sgd", "sparsolve.rules.mod")  # the update rules' own
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import backend
-from . import distributed
 from ..checks import finite_rows
 from .digests import describe  # noqa: F401 -- with fingerprint, for fit_amortized's checkpoints
+from .reducer import Identity
 
 # Rows hashed into a fingerprint: spread over the data, so that other data of the same
 # shape and dtype differs in them, and few, so that a memmap reads almost nothing.
@@ -154,17 +154,20 @@ def as_batch(batch, index):
 
 
 class Source:
-    """Batches of an array (by permutation) or an iterable (as given), with positions.
+    """Batches of an array (by permutation) or an iterable (as given), with positions; ``reducer``
+    (learning/reducer.py; default: one process) says which of a global batch's rows, or which
+    batches, are this rank's.
 
     ``digests`` (a :class:`~.digests.Digests`, with a checkpoint): each consumed batch's digest
     is recorded, and a resume first replays the batches its table lists and refuses other data
     (naming ``where``, the checkpoint).  Streams that resume themselves are neither recorded nor
     replayed: their identity covers them.  ``step``: the steps taken before ``position``."""
 
-    def __init__(self, X, config, entropy, digests=None, where="the checkpoint", step=0):
+    def __init__(self, X, config, entropy, reducer=None, digests=None, where="the checkpoint", step=0):
         self.X = X
         self.config = config
         self.entropy = entropy
+        self.reducer = Identity() if reducer is None else reducer
         self.array = is_array(X)
         self.n = X.shape[0] if self.array else None
         self.per_epoch = math.ceil(self.n / config.batch_size) if self.array else None
@@ -215,13 +218,13 @@ class Source:
             bs = self.config.batch_size
             order = self._order(epoch)
             full = bs >= self.n
-            part, parts = distributed.rank(), distributed.world_size()
+            part, parts = self.reducer.rank, self.reducer.world_size
             memmap = isinstance(self.X, np.memmap)
 
             def fetch(index):
                 """(the batch, or on CUDA a copy under way (its next batch's copy overlaps a step); its
                 digest, taken from the rows as read, before any copy)."""
-                rows = distributed.local_part(np.sort(order[index * bs:(index + 1) * bs]))  # distributed seam
+                rows = self.reducer.local_rows(np.sort(order[index * bs:(index + 1) * bs]))
                 batch = take(self.X, rows)
                 if memmap:  # not scanned up front (that would read the file): its rows as they come
                     finite = np.isfinite(batch).all(axis=1)
@@ -243,8 +246,8 @@ class Source:
             for index, batch in enumerate(self.X, start=skip):
                 yield index, backend.to_device(as_batch(batch, index), device), None
         else:
-            P, rank = distributed.world_size(), distributed.rank()
-            for index, batch in distributed.enumerate_batches(self.X):  # distributed seam
+            P, rank = self.reducer.world_size, self.reducer.rank
+            for index, batch in self.reducer.local_batches(self.X):
                 own = index - P + 1 + rank  # the stream index of this rank's batch
                 if index < skip:
                     self._replay(epoch, own, batch)
@@ -294,7 +297,7 @@ class Source:
         hint = "" if isinstance(self.X, Sequence) else (
             " (a stream that gives other batches on each pass, e.g. a shuffled DataLoader, resumes only if it "
             "keeps its own position: state_dict and load_state_dict)")
-        if distributed.world_size() == 1:  # at P ranks, batches of an incomplete last group are not read
+        if self.reducer.world_size == 1:  # at P ranks, batches of an incomplete last group are not read
             for row in self.digests.table:
                 key = (int(row[1]), int(row[2]))
                 if key < tuple(position) and key not in self._seen:

@@ -29,10 +29,11 @@ of mixed values changes with any change of entries (a plain weighted sum would m
 flips: 2⁶³·(w₁ + w₂) ≡ 0), and stays on the device until a checkpoint reads the pending digests
 at once.  A run keeps the kind its first batch chose, and a resume recomputes the kind its checkpoint used.
 
-Data-parallel runs (distributed.py): an array's step is cut into P parts, and rank r digests its
-own part (r, P); a stream's batch is digested by the rank that reads it.  Rank 0 gathers the
-digests when it writes a checkpoint, so a checkpoint of P ranks can be resumed at any world size:
-each rank re-reads the parts p ≡ rank (mod its world size), and every rank raises the same error.
+Data-parallel runs (the fit's reducer, reducer.py): an array's step is cut into P parts, and rank r
+digests its own part (r, P); a stream's batch is digested by the rank that reads it.  Rank 0
+gathers the digests when it writes a checkpoint, so a checkpoint of P ranks can be resumed at any
+world size: each rank re-reads the parts p ≡ rank (mod its world size), and every rank raises the
+same error.
 """
 from __future__ import annotations
 
@@ -41,7 +42,6 @@ import hashlib
 import numpy as np
 
 from .. import backend
-from . import distributed
 
 #: Columns of the digest table a checkpoint stores (int64; a digest is its 64 bits as a signed int).
 COLUMNS = ("step", "epoch", "index", "part", "parts", "digest")
@@ -101,10 +101,12 @@ class DataChanged(ValueError):
 class Digests:
     """The digest table of the batches a run consumed, and the check of a resumed run's replay.
 
-    ``table``: a restored checkpoint's table (the steps read before the resume), whose entries the
-    replay must reproduce; ``how``: its digest kind (None: chosen by the first batch)."""
+    ``reducer``: the fit's (reducer.py), which says this rank's place and gathers the ranks'
+    digests; ``table``: a restored checkpoint's table (the steps read before the resume), whose
+    entries the replay must reproduce; ``how``: its digest kind (None: chosen by the first batch)."""
 
-    def __init__(self, how=None, table=None):
+    def __init__(self, reducer, how=None, table=None):
+        self.reducer = reducer
         self.how = how
         self.table = np.zeros((0, len(COLUMNS)), np.int64) if table is None else np.asarray(table, np.int64)
         self.new = []  # (step, epoch, index, part, parts, digest as int or device scalar)
@@ -127,8 +129,8 @@ class Digests:
         """The whole table on rank 0 (every rank's new digests gathered; None on the others)."""
         rows = _materialise(self.new)
         self.new = []
-        rows = distributed.gather_rows(rows)  # distributed seam: every rank's parts
-        if not distributed.is_rank0():
+        rows = self.reducer.gather(rows)  # every rank's parts
+        if not self.reducer.is_root:
             return None
         # by (step, part): every new step comes after the table's, so only the new rows need sorting
         self.table = np.concatenate([self.table, rows[np.lexsort((rows[:, 3], rows[:, 0]))]])
@@ -141,7 +143,7 @@ class Digests:
 
     def mine(self):
         """The table rows this rank replays: parts p ≡ rank (mod world size), by step."""
-        P, r = distributed.world_size(), distributed.rank()
+        P, r = self.reducer.world_size, self.reducer.rank
         return [row for row in self.table if int(row[3]) % P == r]
 
     def check(self, row, batch):
@@ -161,7 +163,7 @@ class Digests:
             bad.append((int(self._missing[0]), "missing"))
         first = min(bad) if bad else None
         self._checks, self._missing = [], None
-        first = _first_on_any_rank(first)
+        first = self._first_on_any_rank(first)
         if first is None:
             return
         step, what = first
@@ -171,6 +173,18 @@ class Digests:
         raise DataChanged(f"{where} was written on other data: the batch of step {step} (epoch {int(row[1])}, "
                           f"batch {int(row[2])}) {said}; resume on the data it read, or use another checkpoint "
                           f"path{hint}")
+
+    def _first_on_any_rank(self, first):
+        """The smallest (step, what) over the ranks (None where a rank found nothing)."""
+        P, r = self.reducer.world_size, self.reducer.rank
+        codes = np.zeros(2 * P)
+        if first is not None:
+            codes[2 * r] = first[0]
+            codes[2 * r + 1] = 1.0 if first[1] == "differs" else 2.0
+        codes = self.reducer.sum(codes, "all-reduce of the resume's data check")
+        found = [(int(codes[2 * q]), "differs" if codes[2 * q + 1] == 1 else "missing")
+                 for q in range(P) if codes[2 * q + 1] > 0]
+        return min(found) if found else None
 
 
 def _materialise(rows):
@@ -184,21 +198,6 @@ def _materialise(rows):
         for i, v in zip(on_device, read):
             values[i] = int(v)
     return np.array([[*map(int, r[:5]), int(v)] for r, v in zip(rows, values)], dtype=np.int64)
-
-
-def _first_on_any_rank(first):
-    """The smallest (step, what) over the ranks (None where a rank found nothing)."""
-    P = distributed.world_size()
-    if P == 1:
-        return first
-    codes = np.zeros(2 * P)
-    if first is not None:
-        codes[2 * distributed.rank()] = first[0]
-        codes[2 * distributed.rank() + 1] = 1.0 if first[1] == "differs" else 2.0
-    (codes,) = distributed.all_reduce_sum(codes, what="all-reduce of the resume's data check")
-    found = [(int(codes[2 * r]), "differs" if codes[2 * r + 1] == 1 else "missing")
-             for r in range(P) if codes[2 * r + 1] > 0]
-    return min(found) if found else None
 
 
 # ---- identity ---------------------------------------------------------------------------------
