@@ -22,11 +22,14 @@ def optional(value, check, name: str):
 
 
 def seed(value, name: str = "seed"):
-    """``value`` as an int seed, or None: a TypeError for anything else (bools, floats, strings)."""
+    """``value`` as an int seed ≥ 0, or None: a TypeError for anything else (bools, floats, strings),
+    a ValueError below 0 (numpy's SeedSequence takes none)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be an integer ≥ 0 or None, got {value}")
     return int(value)
 
 

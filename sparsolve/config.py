@@ -39,7 +39,8 @@ from .inference import REGISTRY, SOLVER_CHOICES, check_solver_options
 from .rules import NORM_RULES, UPDATE_RULES
 
 FIT_DEVICES = (None, "cpu", "cuda")
-#: Rows per step when batch_size is not given (an update rule meant for full batches takes every row).
+#: Rows per step when batch_size is not given: min(BATCH_SIZE, rows), so that small data still
+#: trains (an update rule meant for full batches takes every row).
 BATCH_SIZE = 256
 #: Passes over the data when neither n_epochs nor max_steps is given (a rule may have its own).
 N_EPOCHS = 1
@@ -183,11 +184,13 @@ class FitConfig(Config):
 
     def resolved(self, n_rows=None):
         """This config with the data-dependent defaults filled in (``n_rows``: the rows of
-        an array, None for an iterable)."""
+        an array, None for an iterable).  The default batch size is min(BATCH_SIZE, n_rows), or
+        every row for an update rule meant for full batches; a given one larger than the data is
+        refused."""
         rule = UPDATE_RULES[self.update]
         batch_size = self.batch_size
         if batch_size is None:
-            batch_size = n_rows if (n_rows is not None and rule.full_batch) else BATCH_SIZE
+            batch_size = n_rows if (n_rows is not None and (rule.full_batch or n_rows < BATCH_SIZE)) else BATCH_SIZE
         if n_rows is not None and batch_size > n_rows:
             raise ValueError(f"batch_size={batch_size} is larger than the data ({n_rows} rows); "
                              f"use batch_size <= {n_rows}")
@@ -210,7 +213,7 @@ class FitConfig(Config):
                       if rule.default_epochs)
         caps = ", ".join(f"{n} for {s}" for s, n in LEARNING_MAX_ITER.items())
         return {
-            "batch_size": f"{BATCH_SIZE}" + "".join(f"; all rows for update={name}" for name in full),
+            "batch_size": f"{BATCH_SIZE}, or all rows when there are fewer" + "".join(f"; all rows for update={name}" for name in full),
             "n_epochs": f"{N_EPOCHS}{own}; none when only max_steps is given",
             "max_steps": "no cap",
             "max_iter": f"{caps}; encode's own for " + " and ".join(s for s in REGISTRY if s not in LEARNING_MAX_ITER),

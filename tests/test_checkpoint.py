@@ -62,9 +62,11 @@ def test_corrupt_checkpoint_is_reported_and_left_intact(patches, tmp_path):
 def test_resume_on_other_data_is_refused_naming_both(patches, tmp_path):
     ckpt = tmp_path / "run.npz"
     sparsolve.fit(patches, 8, 0.01, max_steps=2, checkpoint=ckpt, **FIT)
-    other = patches[::-1].copy()
-    with pytest.raises(ValueError, match=r"other data: it saw an array of shape \(1200, 64\).*rows #"):
-        sparsolve.fit(other, 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+    with pytest.raises(ValueError, match=r"other data: it saw an array of shape \(1200, 64\), float64, this fit "
+                                         r"has an array of shape \(1100, 64\)"):
+        sparsolve.fit(patches[:1100], 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+    with pytest.raises(ValueError, match=r"other data: the batch of step 1 \(epoch 0, batch 0\) differs"):
+        sparsolve.fit(patches[::-1].copy(), 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
     more = sparsolve.fit(patches, 8, 0.01, max_steps=3, checkpoint=ckpt, **FIT)  # the same data resumes
     assert more.history["step"] == [1, 2, 3]
 
@@ -144,3 +146,24 @@ def test_checkpoints_of_the_earlier_format_resume(tmp_path, update):
     whole = sparsolve.fit(X, 8, 0.1, **settings)
     np.testing.assert_array_equal(resumed.dictionary, whole.dictionary)
     assert resumed.history["step"] == whole.history["step"] == list(range(1, 9))
+
+
+def test_a_checkpoint_of_the_earlier_format_is_checked_on_what_it_recorded(tmp_path):
+    """An earlier checkpoint has no digests: its sample of rows refuses other data, and its resumed
+    run's next save records the digests of the batches read from the resume on."""
+    import shutil
+    from pathlib import Path
+
+    from sparsolve import io
+
+    X = natural_image_patches(8, 400, seed=3)
+    settings = dict(solver="cd", update="online", lr=0.01, batch_size=100, n_epochs=2, seed=5, progress=False)
+    path = tmp_path / "old.npz"
+    shutil.copy(Path(__file__).parent / "data" / "fit_checkpoint_online_v0.npz", path)
+    with pytest.raises(ValueError, match=r"written on other data: it saw an array of shape \(400, 64\), float64, "
+                                         r"rows #\w+, this fit has an array of shape \(400, 64\), float64, rows #"):
+        sparsolve.fit(X + 1.0, 8, 0.1, checkpoint=path, **settings)
+    sparsolve.fit(X, 8, 0.1, checkpoint=path, checkpoint_every=2, max_steps=4, **settings)
+    arrays, meta = io.load_npz(path, "fit_checkpoint")
+    assert meta["data"]["digest"] == "sha256" and arrays["consumed"][:, 0].tolist() == [3, 4]
+

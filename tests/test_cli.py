@@ -1,4 +1,5 @@
 """The command line: ``sparsolve fit`` and ``python -m sparsolve``."""
+import re
 import shutil
 import subprocess
 import sys
@@ -59,15 +60,16 @@ def test_missing_data_file(tmp_path):
 @pytest.mark.parametrize("flags, says", [(["--alpha", "0"], "alpha must be a finite number > 0"),
                                          (["--batch-size", "0"], "batch_size must be ≥ 1"),
                                          (["--tol", "-1"], "tol must be a finite number > 0")])
-def test_bad_settings_are_reported_before_the_data_is_read(tmp_path, monkeypatch, flags, says):
+def test_bad_settings_are_reported_before_the_data_is_read(tmp_path, monkeypatch, capsys, flags, says):
     import sparsolve.data
 
     def refuse(*args, **kwargs):
         raise AssertionError("the data was read before the settings were checked")
 
     monkeypatch.setattr(sparsolve.data, "read_matrix", refuse)
-    with pytest.raises(SystemExit, match=says):
+    with pytest.raises(SystemExit):
         main(["fit", str(tmp_path / "X.npy"), *flags, "--out", str(tmp_path / "m.npz"), "--no-progress"])
+    assert re.search(f"argument {flags[0]}: {says}", capsys.readouterr().err)
 
 
 def test_npz_archive_and_directory_get_one_line_errors(tmp_path):
@@ -125,6 +127,74 @@ def test_a_directory_of_shards_is_streamed(tmp_path, capsys):
     assert model.dictionary.shape == (8, 64) and model.history["samples_seen"][-1] == 600
 
 
+# ---- errors found before any training, each naming its flag ---------------------------------------
+
+@pytest.fixture
+def small_data(tmp_path):
+    path = tmp_path / "X.npy"
+    np.save(path, natural_image_patches(8, 300, seed=4))
+    return path
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    import sparsolve.learning
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started before the flags were checked")
+
+    monkeypatch.setattr(sparsolve.learning, "fit", refuse)
+
+
+@pytest.mark.parametrize("png, says", [("pic.xyz", r"--png=.*pic.xyz'?: matplotlib cannot write .xyz files; use one of "
+                                                   r".*png"),
+                                       ("blocker/pic.png", r"--png=.*cannot be written")])
+def test_png_is_checked_before_training(small_data, tmp_path, no_training, png, says):
+    (tmp_path / "blocker").write_text("")
+    with pytest.raises(SystemExit, match=says):
+        main(["fit", str(small_data), "--out", str(tmp_path / "m.npz"), "--png", str(tmp_path / png),
+              "--no-progress"])
+
+
+def test_out_that_is_a_directory_is_refused(small_data, tmp_path, no_training):
+    (tmp_path / "models").mkdir()
+    for flag in ("--out", "--checkpoint"):
+        args = {"--out": str(tmp_path / "m.npz"), flag: str(tmp_path / "models")}
+        with pytest.raises(SystemExit, match=rf"{flag}=.*models' is a directory; give a file path such as "):
+            main(["fit", str(small_data), *[v for kv in args.items() for v in kv], "--no-progress"])
+    assert not (tmp_path / "models.npz").exists()
+
+
+@pytest.mark.parametrize("flags, says", [(["--seed", "-1"], r"argument --seed: seed must be an integer ≥ 0"),
+                                         (["--atoms", "0"], r"argument --atoms/--n-atoms: n_atoms must be ≥ 1"),
+                                         (["--tol", "-1"], r"argument --tol: tol must be a finite number > 0")])
+def test_bad_values_name_their_flag(small_data, tmp_path, no_training, capsys, flags, says):
+    with pytest.raises(SystemExit) as e:
+        main(["fit", str(small_data), *flags, "--out", str(tmp_path / "m.npz"), "--no-progress"])
+    assert e.value.code == 2
+    assert re.search(says, capsys.readouterr().err)
+
+
+def test_flags_without_the_subcommand_run_fit(tmp_path, capsys):
+    """Bare ``sparsolve`` runs fit on the default data, so ``sparsolve --no-progress`` (and any fit
+    flag, or DATA alone) does too."""
+    out = tmp_path / "m.npz"
+    assert main(["--no-progress", "--atoms", "8", "--max-steps", "1", "--out", str(out), "--png",
+                 str(tmp_path / "m.png")]) == 0
+    assert sparsolve.load(out).history["step"] == [1]
+
+
+def test_help_states_each_default_once_and_offers_only_valid_devices(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    text = text[text.index("options:"):]
+    epochs = text[text.index("--epochs N_EPOCHS, --n-epochs N_EPOCHS"):text.index("--max-steps MAX_STEPS")]
+    assert epochs.count("(default") == 1 and "2 for the default data" in epochs, epochs
+    device = text[text.index("--device {cpu,cuda}"):text.index("--storage")]
+    assert "none" not in device.lower(), device
+
+
 def _help_defaults():
     """{FitConfig field: the default its flag's help shows}, from ``sparsolve fit --help`` as printed."""
     import dataclasses
@@ -158,7 +228,7 @@ def test_help_shows_the_defaults_the_code_uses(monkeypatch, tmp_path):
 
     shown = _help_defaults()
     depends = {"n_atoms", "alpha", "batch_size", "n_epochs", "max_steps", "max_iter", "beta", "dead_after",
-               "sync_every", "seed"}
+               "sync_every", "seed", "device"}
     for f in dataclasses.fields(FitConfig):
         if f.name in shown and f.name not in depends:
             assert shown[f.name] == ("none" if f.default is None else str(f.default)), f.name
@@ -170,9 +240,11 @@ def test_help_shows_the_defaults_the_code_uses(monkeypatch, tmp_path):
     model = sparsolve.load(tmp_path / "m.npz")
     assert shown["n_atoms"].startswith(f"{model.n_atoms}; ") and shown["alpha"].startswith(f"{model.alpha:g}; ")
     assert shown["seed"] == str(model.settings["seed"])
+    assert shown["device"] == "cpu" and model.settings["device"] is None  # a file's rows stay on the host
 
     plain, mod = FitConfig(8, 0.1).resolved(1000), FitConfig(8, 0.1, update="mod").resolved(1000)
-    assert shown["batch_size"] == f"{plain.batch_size}; all rows for update=mod" and mod.batch_size == 1000
+    assert shown["batch_size"] == f"{plain.batch_size}, or all rows when there are fewer; all rows for update=mod"
+    assert mod.batch_size == 1000 and FitConfig(8, 0.1).resolved(100).batch_size == 100
     epochs = re.match(r"(\d+); (\d+) for update=mod; none when only max_steps is given; 2 for the default data",
                       shown["n_epochs"])
     assert epochs and (plain.n_epochs, mod.n_epochs) == (int(epochs[1]), int(epochs[2]))

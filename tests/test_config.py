@@ -98,9 +98,9 @@ def test_cli_flags_and_estimator_parameters_are_generated_from_the_fields():
     for f in dataclasses.fields(FitConfig):
         flag = "--solver-option" if f.name == "solver_options" else "--" + f.name.replace("_", "-")
         assert flag in fit_help, f.name
-        if f.name not in ("device", "checkpoint_every", "seed"):
+        if f.name not in ("device", "checkpoint_every", "seed", "n_atoms"):
             assert f.name in params, f.name
-    assert "random_state" in params
+    assert "random_state" in params and "n_components" in params  # scikit-learn's names
     assert docs["forget"].split()[0] in fit_help
 
 

@@ -3,7 +3,8 @@
 A checkpoint holds the full state of a :class:`~.learner.Learner` -- dictionary, the update
 rule's state (its ``state_dict``: the online statistics, Adam's moments), idle counters, step,
 epoch and batch position, the RNG state and the history -- plus ``asdict`` of its
-:class:`~sparsolve.config.FitConfig` and the data's fingerprint (:func:`.batches.fingerprint`).
+:class:`~sparsolve.config.FitConfig`, the data's identity and a digest of every batch the run read
+(digests.py).
 Arrays split among ranks (atoms, codes) are joined by the learner's reducer before they are
 written, and split again on resume; rank 0 writes.  On resume every array is checked against the
 shape and dtype the config and the dictionary imply, before any of it is used.  It is written
@@ -24,7 +25,8 @@ from .. import backend, io
 from ..config import FitConfig
 from ..rules.base import checked_arrays
 from . import dead as dead_atoms
-from .batches import describe
+from .batches import fingerprint
+from .digests import COLUMNS, difference
 from .history import History, history_arrays, history_from_arrays
 from .learner import Learner
 from .offset import Offset
@@ -39,24 +41,17 @@ def npz_path(path) -> Path:
 
 
 def check_writable(path, name: str) -> Path:
-    """Refuse, before any training, an output path that cannot be written."""
-    path = npz_path(path)
-    if path.is_dir():
-        raise ValueError(f"{name}={str(path)!r} is a directory; give a file path such as {str(path / 'model.npz')!r}")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # the first folder that exists: save_npz creates the rest
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{name}={str(path)!r} cannot be written ({folder} is not a writable folder); "
-                         "choose another path")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"{name}={str(path)!r} exists and is read-only; choose another path")
-    return path
+    """Refuse, before any training, an output path that cannot be written (a directory given as
+    ``path`` itself, not only as its ``.npz`` form: ``--out existing_dir`` is not ``existing_dir.npz``)."""
+    if Path(path).is_dir():
+        io.check_writable(path, name)
+    return io.check_writable(npz_path(path), name)
 
 
-def save(learner: Learner, path, position, data_fingerprint, stream=None) -> Path:
+def save(learner: Learner, path, position, data_fingerprint, stream=None, consumed=None) -> Path:
     """Write the learner's state; ``stream``: a stateful stream's ``state_dict()`` (a ShardStream's
-    position in its epoch), which a resume hands back to the stream's ``load_state_dict``."""
+    position in its epoch), which a resume hands back to the stream's ``load_state_dict``;
+    ``consumed``: the digest table of the batches read (digests.py)."""
     learner.sync()  # the steps since the last read: their history, and their finite checks first
     reducer = learner.reducer
     rule_arrays, rule_values = learner.rule.state_dict(learner.state)
@@ -68,6 +63,8 @@ def save(learner: Learner, path, position, data_fingerprint, stream=None) -> Pat
         return None
     arrays = {k: backend.to_numpy(v) for k, v in arrays.items()}
     arrays.update(history_arrays(learner.history.as_dict()))
+    if consumed is not None:
+        arrays["consumed"] = consumed
     if learner.top is not None:
         arrays["top_vector"] = backend.to_numpy(learner.top)
     offset_arrays, offset_meta = learner.offset.state() if learner.offset is not None else ({}, None)
@@ -82,8 +79,8 @@ def save(learner: Learner, path, position, data_fingerprint, stream=None) -> Pat
 
 
 def restore(path, reducer=None):
-    """(learner, (epoch, batch), data fingerprint, stream state or None) from a checkpoint file,
-    for a fit under ``reducer`` (default: one process)."""
+    """(learner, (epoch, batch), data identity, stream state or None, digest table of the batches
+    read or None) from a checkpoint file, for a fit under ``reducer`` (default: one process)."""
     arrays, meta = io.load_npz(npz_path(path), CHECKPOINT_KIND)
     try:
         config = FitConfig(**meta["config"])
@@ -113,10 +110,13 @@ def restore(path, reducer=None):
         position = tuple(int(v) for v in meta["position"])
         fingerprint = meta["data"]
         stream = meta.get("stream")
+        consumed = arrays.get("consumed")
+        if consumed is not None:
+            checked_arrays(arrays, {"consumed": (consumed.shape[0], len(COLUMNS))}, "int64")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise io.ModelFileError(f"checkpoint {path} is incomplete, damaged or from an older sparsolve ({e}); "
                                 "delete it to start afresh") from e
-    return learner, position, fingerprint, stream
+    return learner, position, fingerprint, stream, consumed
 
 
 def check_resume(path, learner: Learner, config: FitConfig, n_features, saved_data, data, entropy):
@@ -131,8 +131,18 @@ def check_resume(path, learner: Learner, config: FitConfig, n_features, saved_da
     if config.seed is not None and entropy != learner.entropy:
         raise ValueError(f"checkpoint {path} was written with another seed; use the same seed or another path")
     if saved_data is not None and data is not None and saved_data != data:
-        raise ValueError(f"checkpoint {path} was written on other data: it saw {describe(saved_data)}, this fit "
-                         f"has {describe(data)}; use that data or another checkpoint path")
+        raise ValueError(f"checkpoint {path} was written on other data: {difference(saved_data, data)}; use that "
+                         "data or another checkpoint path")
+
+
+def earlier_identity(X):
+    """What a checkpoint of the earlier format (before digests.py) recorded of the data ``X`` (an
+    array, an iterable or a shard directory's path): shape, dtype and a hash of a sample of rows
+    (batches.fingerprint), or a directory's path.  Such a checkpoint is resumed on that check alone;
+    its next save records the digests of every batch read from the resume on."""
+    if isinstance(X, (str, os.PathLike)):
+        return {"identity": f"the shards in {os.fspath(X)}"}
+    return fingerprint(X)
 
 
 def model_from_checkpoint(path):

@@ -15,7 +15,8 @@ that there are other processes:
              indexed by atoms: this rank's share of it, or every rank's shares joined);
 * codes:     ``own_codes`` / ``all_codes`` (a checkpoint's warm-start codes);
 * control:   ``is_root`` (rank 0 writes and reports), ``stop_together`` (a callback's stop ends
-             every rank).
+             every rank), ``any`` and ``sum`` (a flag or a host vector over the ranks), ``gather``
+             (every rank's rows of a host table: the digests of the batches each read, digests.py).
 
 :class:`Identity` is one process: every answer is the input.  :class:`DataParallel` is the same data
 on P ranks under a torch.distributed process group (issue 14):
@@ -84,6 +85,10 @@ class Reducer:
     def sum(self, values, what):
         """Σ_r values_r: a host vector summed over the ranks (``what`` names it in a failure)."""
         return values
+
+    def gather(self, table):
+        """Every rank's rows of the host array ``table``, joined in rank order (on every rank)."""
+        return table
 
     def stop_together(self, callback):
         """``callback`` (``callback(step, D, record)``, False stops; None: none) as one that stops
@@ -246,6 +251,9 @@ class DataParallel(Reducer):
     def sum(self, values, what):
         (values,) = distributed.all_reduce_sum(values, what=what)
         return values
+
+    def gather(self, table):
+        return distributed.gather_rows(table)
 
     def statistics(self, rule, X, Z, R, D, used, rows):
         """Each statistic as Σ_r b_r S_r / b (module docstring), ``used`` true where any rank used

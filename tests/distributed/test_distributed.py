@@ -97,6 +97,14 @@ def test_checkpoint_from_two_ranks_resumes_on_one(two_ranks, name, tmp_path):
     np.testing.assert_allclose(resumed.history["mse"], whole.history["mse"], rtol=1e-7)
 
 
+def test_a_resume_on_changed_data_is_refused_on_every_rank(two_ranks):
+    """Rank 1 alone read the changed row (its part of step 1); rank 0 refuses with it, not later
+    in a collective."""
+    saved, _ = two_ranks
+    for r in (0, 1):
+        assert "the batch of step 1 (epoch 0, batch 0) differs" in str(saved[r]["resume_error"])
+
+
 def test_startup_mismatches_name_both_values(two_ranks):
     saved, _ = two_ranks
     for r in (0, 1):
