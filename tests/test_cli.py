@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import sparsolve
+from sparsolve.data import PICTURE_PATCH
 from sparsolve.cli import main
 from sparsolve.data import natural_image_patches
 
@@ -33,7 +34,8 @@ def test_default_run_on_natural_images_saves_a_png(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "natural-image patches" in printed and "nonzeros" in printed and str(png) in printed
-    assert sparsolve.load(out).n_features == 64
+    assert "Gabor-like" in printed and "localised" in printed
+    assert sparsolve.load(out).n_features == PICTURE_PATCH ** 2  # the default picture: 12×12 patches
 
 
 def test_python_dash_m(tmp_path):
