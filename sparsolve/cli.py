@@ -225,8 +225,8 @@ def _fit(args):
 
         g = gabor_stats(model.dictionary)
         print(f"gabor:      {g.frac_good:.0%} of the atoms are Gabor-like (R² ≥ {g.threshold:g} for a fitted "
-              f"2-D Gabor), median R² {g.median_r2:.2f}; {g.frac_localized:.0%} are localised (envelope over "
-              f"≤ {g.localized:.0%} of the patch; median {g.summary()['median_envelope_area']:.0%})")
+              f"2-D Gabor), median R² {g.median_r2:.2f}; {g.frac_localized:.0%} are localised (the fitted "
+              f"envelope covers ≤ {g.localized:.0%} of the patch; median {g.summary()['median_envelope_area']:.0%})")
     print(f"saved:      {out}")
     if png is not None:
         from .plot import plot_dictionary
