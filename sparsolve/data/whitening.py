@@ -28,12 +28,13 @@ def whiten_images(images, cutoff: float = WHITEN_CUTOFF) -> list[np.ndarray]:
     1/|f|, so the ramp |f| flattens it (whitens): every scale carries the same power and
     sparse coding is not dominated by the low frequencies.  The roll-off
     ``exp(−(|f|/f0)⁴)`` (``f0 = cutoff``) then removes the highest frequencies, where
-    sampling artefacts, sensor and compression noise dominate, smoothly rather than by a
-    hard truncation of principal components; a hard band limit would ring, and patches
-    whitened by a rank-k ZCA lose the high frequencies that a localised atom's envelope
-    needs, so they learn whole-patch gratings (Olshausen & Field 1997, *Vision Research*
-    37:3311, section 4; their f0 = 200 cycles per 512-pixel picture is 0.39 cycles per
-    pixel).  Cut patches from the filtered images, remove each patch's mean, and learn.
+    sampling artefacts, sensor and compression noise dominate, smoothly (Olshausen & Field
+    1997, *Vision Research* 37:3311; their f0 = 200 cycles per 512-pixel picture is 0.39
+    cycles per pixel).  Patches whitened by a hard cut of their principal components
+    instead (:func:`sparsolve.data.image_whitening`, ``whiten="zca"``) lose the high frequencies that a
+    small envelope needs, and many of their atoms are gratings across the whole patch
+    (benchmarks/picture.py).  Cut patches from the filtered images, remove each patch's
+    mean, and learn.
 
     The FFT treats an image as periodic; each image is first mirrored to twice its size
     (its symmetric extension has no jump at the borders), filtered, and cropped back.
