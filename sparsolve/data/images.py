@@ -68,8 +68,8 @@ WHITEN_EPS = 0.1
 # 3 seeds, benchmarks/picture.py, which varies each choice on its own).  12×12 rather than 8×8:
 # the envelopes are about the same size in pixels (23–27 at half maximum), so on 8×8 patches they
 # cover 37% of the patch (median) against 19%, and only 58% of the atoms count as localised;
-# 16×16 scores no better (0.85 and 0.80).  Complete (144 atoms) rather than overcomplete: with the same samples,
-# 192 and 288 atoms are 0.89 and 0.75 Gabor-like (each atom sees fewer updates).
+# 16×16 scores no better (0.85 and 0.80).  Complete (144 atoms) rather than overcomplete: with
+# the same samples, 192 and 288 atoms are 0.89 and 0.75 Gabor-like (each sees fewer updates).
 PICTURE_PATCH = 12
 PICTURE_ATOMS = 144
 # α for PICTURE_PATCH patches whitened by whiten="of" (unit variance per pixel): about 6
@@ -123,7 +123,7 @@ def natural_image_patches(patch_size: int = 8, n_patches: int = 10000, *, seed=0
        (reproducible from ``seed``);
     3. if ``remove_mean``: ``x_i <- x_i - mean(x_i)`` per patch.  With
        ``whiten="of"``, ``patch_size = PICTURE_PATCH`` (12) and ``alpha =
-       WHITENED_ALPHA`` (2), ``sparsolve.fit(X, 192, 2.0, n_epochs=5)`` on 20,000
+       WHITENED_ALPHA`` (2), ``sparsolve.fit(X, 144, 2.0, n_epochs=5)`` on 20,000
        patches learns localised Gabor-like atoms;
     4. ``whiten="zca"`` fits and applies :func:`image_whitening` to the patches:
        ZCA ``Y = (X − μ) W^T`` with ``W = U_k diag(r) U_k^T`` on the leading
