@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import sparsolve
-from sparsolve.cli import main
+from sparsolve.data import PICTURE_PATCH
+from sparsolve.cli import IMAGE_EPOCHS, main
 from sparsolve.data import natural_image_patches
 
 
@@ -34,7 +35,8 @@ def test_default_run_on_natural_images_saves_a_png(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "natural-image patches" in printed and "nonzeros" in printed and str(png) in printed
-    assert sparsolve.load(out).n_features == 64
+    assert "Gabor-like" in printed and "localised" in printed
+    assert sparsolve.load(out).n_features == PICTURE_PATCH ** 2  # the default picture: 12×12 patches
 
 
 def test_python_dash_m(tmp_path):
@@ -190,7 +192,7 @@ def test_help_states_each_default_once_and_offers_only_valid_devices(capsys):
     text = " ".join(capsys.readouterr().out.split())
     text = text[text.index("options:"):]
     epochs = text[text.index("--epochs N_EPOCHS, --n-epochs N_EPOCHS"):text.index("--max-steps MAX_STEPS")]
-    assert epochs.count("(default") == 1 and "2 for the default data" in epochs, epochs
+    assert epochs.count("(default") == 1 and f"{IMAGE_EPOCHS} for the default data" in epochs, epochs
     device = text[text.index("--device {cpu,cuda}"):text.index("--storage")]
     assert "none" not in device.lower(), device
 
@@ -245,9 +247,9 @@ def test_help_shows_the_defaults_the_code_uses(monkeypatch, tmp_path):
     plain, mod = FitConfig(8, 0.1).resolved(1000), FitConfig(8, 0.1, update="mod").resolved(1000)
     assert shown["batch_size"] == f"{plain.batch_size}, or all rows when there are fewer; all rows for update=mod"
     assert mod.batch_size == 1000 and FitConfig(8, 0.1).resolved(100).batch_size == 100
-    epochs = re.match(r"(\d+); (\d+) for update=mod; none when only max_steps is given; 2 for the default data",
+    epochs = re.match(r"(\d+); (\d+) for update=mod; none when only max_steps is given; (\d+) for the default data",
                       shown["n_epochs"])
-    assert epochs and (plain.n_epochs, mod.n_epochs) == (int(epochs[1]), int(epochs[2]))
+    assert epochs and (plain.n_epochs, mod.n_epochs, IMAGE_EPOCHS) == tuple(int(e) for e in epochs.groups())
     assert FitConfig(8, 0.1, max_steps=3).resolved(1000).n_epochs is None and shown["max_steps"] == "no cap"
     assert shown["beta"] == "α" and plain.beta == plain.alpha
     formula = re.fullmatch(r"max\((\d+)·n_atoms, (\d+)·batch_size\)", shown["dead_after"])
