@@ -5,13 +5,7 @@ import pytest
 
 import sparsolve
 from sparsolve import io
-from sparsolve.data import natural_image_patches
 from sparsolve.io import ModelFileError
-
-
-@pytest.fixture(scope="module")
-def patches():
-    return natural_image_patches(8, 800, seed=11)
 
 
 @pytest.fixture(scope="module")

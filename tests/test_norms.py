@@ -3,15 +3,9 @@ import numpy as np
 import pytest
 
 import sparsolve
-from sparsolve.data import natural_image_patches
 from sparsolve.learning import norms
 
 FIT = dict(solver="cd", batch_size=250, seed=0, progress=False)
-
-
-@pytest.fixture(scope="module")
-def patches():
-    return natural_image_patches(8, 2000, seed=5)
 
 
 def _mean(values):
