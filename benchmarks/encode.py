@@ -31,7 +31,7 @@ listed.  Section "## Inference: cd and SPAMS interleaved (benchmarks/encode.py
 
 ``--reads``: encode on torch CPU tensors down the path a GPU takes (the numpy views that a
 CPU run works on, backend.host_view, switched off), fista and lca on 8×8 patches with 256
-random atoms, tol 1e-4: the host reads per encode (tests/host_reads.py counts them: by the
+random atoms, tol 1e-4: the host reads per encode (benchmarks/host_reads.py counts them: by the
 loop and the solvers, and by all of sparsolve) and the seconds, median of 5.  With
 ``--loop-before`` (an earlier inference/loop.py, e.g. ``git show REV:sparsolve/inference/loop.py``)
 that loop runs too, interleaved with the current one on the same data.  Then fit on the same
@@ -542,7 +542,6 @@ def run_reads(args, n=2_000, repeats=5):
 
     import torch
 
-    sys.path.insert(0, str(HERE.parent / "tests"))
     from host_reads import counting
 
     from sparsolve import backend

@@ -4,7 +4,7 @@
 
 On CUDA each torch operation that runs a kernel is one launch (~5–10 µs of host and driver time
 each on an H100: an estimate, not measured here), so at small batches the launches, not the
-arithmetic, can set fit's speed.  This counts them without a GPU (tests/launch_counts.py): fit runs on
+arithmetic, can set fit's speed.  This counts them without a GPU (benchmarks/launch_counts.py): fit runs on
 CPU torch tensors down the path CUDA tensors take (no numpy views, the device branches, sync_every
 16, the Triton kernels of the online pass and of FISTA's step each counted as their one launch, a
 copy between host and device as one launch too), and every launch is attributed to the phase of
@@ -49,7 +49,6 @@ from sparsolve.learning.learner import Learner
 
 from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from launch_counts import BOOKKEEPING, INFERENCE, UPDATE, Launches, gpu_path, phase  # noqa: E402
 
 SECTION = "## Kernel launches per fit step (benchmarks/launches.py)"
@@ -211,7 +210,7 @@ def main():
         before = {name: ({(a, b): v for a, b, v in r}, it, ce) for name, r, it, ce in saved["runs"]}
         label = f"; before → now: {saved['sparsolve']} (saved) → {Path(sparsolve.__file__).parent}"
     text = (f"Machine: {machine()}; load average {load:.1f} at the start.  Counted on CPU torch tensors down the "
-            f"CUDA path (tests/launch_counts.py): no numpy views, sync_every 16, FISTA to 1e-3 with its fused step "
+            f"CUDA path (benchmarks/launch_counts.py): no numpy views, sync_every 16, FISTA to 1e-3 with its fused step "
             f"(one launch an iteration, as with Triton on CUDA), the online pass's in-block steps one launch a block, "
             f"a copy between host and device one launch; {args.steps} steps a run, means over steps 2–{args.steps} "
             f"(the host read of the records at the end shared out over all steps){label}; "

@@ -38,7 +38,6 @@ from sparsolve.learning import _online_triton, norms, updates
 
 from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from launch_counts import Launches, gpu_path  # noqa: E402
 
 SECTION = "## The online update (benchmarks/online_update.py)"
@@ -94,7 +93,7 @@ def graphed(fn):
 
 
 def launches(m, p, norm):
-    """Kernel launches of one pass on CPU tensors down the CUDA path (tests/launch_counts.py: as
+    """Kernel launches of one pass on CPU tensors down the CUDA path (benchmarks/launch_counts.py: as
     many as on CUDA, where each of these torch operations is one launch): the in-block Python
     loop, and the Triton path with its kernel counted as its one launch (so it needs neither a GPU
     nor Triton)."""
