@@ -81,6 +81,13 @@ def machine() -> dict:
     """What a timing depends on: CPU or GPU, cores, BLAS and its threads, torch and numba threads,
     the load average now."""
     info = {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(), "load": load_average()}
+    torch = sys.modules.get("torch")
+    if torch is not None:  # read before threadpoolctl's inspection, which can reset torch's count
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    if "numba" in sys.modules:
+        info["numba_threads"] = sys.modules["numba"].get_num_threads()
     try:
         from threadpoolctl import threadpool_info
 
@@ -88,13 +95,8 @@ def machine() -> dict:
                         for i in threadpool_info() if i["user_api"] == "blas"]
     except ImportError:
         info["blas"] = None
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        info["torch_threads"] = torch.get_num_threads()
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-    if "numba" in sys.modules:
-        info["numba_threads"] = sys.modules["numba"].get_num_threads()
+    if torch is not None and torch.get_num_threads() != info["torch_threads"]:
+        torch.set_num_threads(info["torch_threads"])
     return info
 
 
@@ -189,6 +191,7 @@ def record(case: str, *, title: str, tables: dict | None = None, figures: dict |
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+    print("\n".join(section(payload)[4:]), flush=True)  # the section, without its anchor and heading
     print(f"wrote {_shown(path)}", flush=True)
     if folder.resolve() == RESULTS_DIR.resolve():
         write_results()
@@ -322,6 +325,23 @@ def _provenance(c: dict) -> str:
     return f"*Case `{c['case']}`: {c['date']}{at}; `{c.get('command')}`.*"
 
 
+def section(c: dict, reading: str | None = None) -> list[str]:
+    """One case's section of RESULTS.md, as lines."""
+    out = [f'<a id="{c["case"]}"></a>', "", f"## {c['title']}", "", _provenance(c), "",
+           f"Machine: {_machine_line(c['machine'])}.", ""]
+    if c.get("comparison"):
+        out += [f"Comparison: {c['comparison']}.", ""]
+    if c.get("notes"):
+        out += [c["notes"].strip(), ""]
+    for caption, rows in c.get("tables", {}).items():
+        out += [f"**{caption}**", "", markdown_table(rows), ""]
+    if c.get("figures"):
+        out += ["Figures: " + ", ".join(f"`{k}` = {_cell(v)}" for k, v in c["figures"].items()) + ".", ""]
+    if reading:
+        out += ["*Reading:*", "", reading, ""]
+    return out
+
+
 def render(results_dir: Path | None = None, readings_path: Path = READINGS_MD) -> str:
     found = cases(results_dir)
     notes = readings(readings_path)
@@ -331,18 +351,7 @@ def render(results_dir: Path | None = None, readings_path: Path = READINGS_MD) -
            "in `benchmarks/READINGS.md`.", ""]
     out += [f"* [{c['title']}](#{c['case']})" for c in found] + [""]
     for c in found:
-        out += [f'<a id="{c["case"]}"></a>', "", f"## {c['title']}", "", _provenance(c), "",
-                f"Machine: {_machine_line(c['machine'])}.", ""]
-        if c.get("comparison"):
-            out += [f"Comparison: {c['comparison']}.", ""]
-        if c.get("notes"):
-            out += [c["notes"].strip(), ""]
-        for caption, rows in c.get("tables", {}).items():
-            out += [f"**{caption}**", "", markdown_table(rows), ""]
-        if c.get("figures"):
-            out += ["Figures: " + ", ".join(f"`{k}` = {_cell(v)}" for k, v in c["figures"].items()) + ".", ""]
-        if c["case"] in notes:
-            out += ["*Reading:*", "", notes[c["case"]], ""]
+        out += section(c, notes.get(c["case"]))
     orphan = sorted(set(notes) - {c["case"] for c in found})
     if orphan:
         out += ["## Readings without a result", ""]
