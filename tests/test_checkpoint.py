@@ -73,6 +73,7 @@ def test_keyboard_interrupt_saves_a_checkpoint(patches, tmp_path, ctrl_c_at):
     np.testing.assert_array_equal(resumed.dictionary, full.dictionary)
 
 
+@pytest.mark.slow  # a subprocess
 def test_sigterm_saves_a_checkpoint(tmp_path):
     ckpt = tmp_path / "run.npz"
     script = textwrap.dedent(f"""

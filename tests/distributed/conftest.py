@@ -14,8 +14,9 @@ import sparsolve
 from cases import CASES, data, iterable_batches
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def compiled_kernels():
+    """Asked for by every test that starts ranks (test_distributed.launch), before it starts them."""
     for case in CASES.values():
         kwargs = {**case["kwargs"], "max_steps": 2}
         kwargs.pop("n_epochs", None)

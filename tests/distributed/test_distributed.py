@@ -70,12 +70,13 @@ def launch(scenario, out, *, wait_for=(0, 1), limit_s=90, world=2, startup_s=STA
 
 
 @pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory):
+def two_ranks(tmp_path_factory, compiled_kernels):
     out = tmp_path_factory.mktemp("two_ranks")
     saved, _, _ = launch("fits", out)
     return saved, out
 
 
+@pytest.mark.slow  # ranks are subprocesses
 @pytest.mark.parametrize("name", [n for n, c in CASES.items() if "resume_after" not in c])
 def test_two_ranks_equal_one_process_on_the_same_global_batches(two_ranks, name):
     saved, _ = two_ranks
@@ -92,6 +93,7 @@ def test_two_ranks_equal_one_process_on_the_same_global_batches(two_ranks, name)
         assert sum(single.history["resampled"]) > 0
 
 
+@pytest.mark.slow  # ranks are subprocesses
 @pytest.mark.parametrize("name", [n for n, c in CASES.items() if "resume_after" in c])
 def test_checkpoint_from_two_ranks_resumes_on_one(two_ranks, name, tmp_path):
     saved, out = two_ranks
@@ -106,6 +108,7 @@ def test_checkpoint_from_two_ranks_resumes_on_one(two_ranks, name, tmp_path):
     np.testing.assert_allclose(resumed.history["mse"], whole.history["mse"], rtol=1e-7)
 
 
+@pytest.mark.slow  # ranks are subprocesses
 def test_startup_mismatches_name_both_values(two_ranks):
     saved, _ = two_ranks
     for r in (0, 1):
@@ -118,8 +121,9 @@ def test_startup_mismatches_name_both_values(two_ranks):
         assert "needs at least 2 rows in every batch" in small and "a batch has 1" in small
 
 
+@pytest.mark.slow  # ranks are subprocesses
 @pytest.mark.parametrize("how", ["kill", "hang"])
-def test_a_lost_rank_ends_the_other_within_the_timeout(tmp_path, how):
+def test_a_lost_rank_ends_the_other_within_the_timeout(tmp_path, how, compiled_kernels):
     saved, _, _ = launch(how, tmp_path, wait_for=(0,), limit_s=60)
     error, seconds = str(saved[0]["error"]), float(saved[0]["seconds"])
     assert "another rank died, hung" in error and "checkpoint is intact" in error, error
@@ -139,6 +143,7 @@ def test_single_process_is_untouched():
     assert list(distributed.enumerate_batches("ab")) == [(0, "a"), (1, "b")]
 
 
+@pytest.mark.slow  # ranks are subprocesses
 def test_cli_under_torchrun_saves_the_single_process_model(tmp_path):
     """``torchrun -m sparsolve fit`` as users type it: rank 0 alone reports and saves."""
     np.save(tmp_path / "X.npy", data())
