@@ -203,7 +203,7 @@ def main():
                 med = statistics.median(t)
                 rows.append({"m × p": f"{m} × {p}", "norm": norm, "path": LABELS[name],
                              "ms per pass (median)": round(1e3 * med, 2), "passes": len(t),
-                             f"× {chosen[0]}": round(med / base, 2)})
+                             f"× {chosen[0]}": float(f"{med / base:.3g}")})
                 print(rows[-1], flush=True)
         del D, A, B
     if not args.no_write:
