@@ -215,7 +215,7 @@ def validate(payload: dict, source: str = "result") -> dict:
         if not isinstance(payload[key], kind):
             raise ValueError(f"{source}: {key!r} is {type(payload[key]).__name__}")
     for name, value in payload["figures"].items():
-        if not isinstance(value, (int, float, str)) or isinstance(value, bool):
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
             raise ValueError(f"{source}: figure {name!r} is {type(value).__name__}; a figure is a number")
     for caption, rows in payload["tables"].items():
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
