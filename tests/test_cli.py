@@ -39,6 +39,7 @@ def test_default_run_on_natural_images_saves_a_png(tmp_path, capsys):
     assert sparsolve.load(out).n_features == PICTURE_PATCH ** 2  # the default picture: 12×12 patches
 
 
+@pytest.mark.slow  # a subprocess: a fresh interpreter imports torch and sparsolve
 def test_python_dash_m(tmp_path):
     out = tmp_path / "m.npz"
     command = [sys.executable, "-m", "sparsolve", "fit", "--atoms", "8", "--max-steps", "1", "--solver", "fista",
@@ -48,6 +49,7 @@ def test_python_dash_m(tmp_path):
     assert out.exists() and (tmp_path / "m.png").exists()
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(shutil.which("sparsolve") is None, reason="the console script is not installed")
 def test_console_script_help():
     result = subprocess.run(["sparsolve", "fit", "--help"], capture_output=True, text=True, timeout=120)

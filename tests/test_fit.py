@@ -74,11 +74,6 @@ def test_history_has_every_quantity(planted_data):
     assert all(0 <= v <= 1 for v in model.history["nnz_frac"])
 
 
-@pytest.fixture(scope="module")
-def patches():
-    return natural_image_patches(8, 1200, seed=3)
-
-
 FIT = dict(solver="cd", batch_size=100, seed=7, progress=False)
 
 

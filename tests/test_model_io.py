@@ -5,13 +5,7 @@ import pytest
 
 import sparsolve
 from sparsolve import io
-from sparsolve.data import natural_image_patches
 from sparsolve.io import ModelFileError
-
-
-@pytest.fixture(scope="module")
-def patches():
-    return natural_image_patches(8, 800, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +21,7 @@ def test_model_methods(model, patches):
     expected = sparsolve.objective(X, model.dictionary, Z, 0.01).mean()
     assert model.score(X, tol=1e-8) == pytest.approx(expected, rel=1e-6)
     torch = pytest.importorskip("torch")
-    Zt = model.encode(torch.from_numpy(X), tol=1e-8)
+    Zt = model.encode(torch.tensor(X), tol=1e-8)  # a copy: the shared patches are read-only
     assert isinstance(Zt, torch.Tensor)
     np.testing.assert_allclose(Zt.numpy(), Z, atol=1e-6)
 

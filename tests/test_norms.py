@@ -1,17 +1,10 @@
 """Norm rules: the L1 cheat shows without one, and each rule holds the atoms where it says."""
 import numpy as np
-import pytest
 
 import sparsolve
-from sparsolve.data import natural_image_patches
 from sparsolve.rules import norm_rule
 
 FIT = dict(solver="cd", batch_size=250, seed=0, progress=False)
-
-
-@pytest.fixture(scope="module")
-def patches():
-    return natural_image_patches(8, 2000, seed=5)
 
 
 def _mean(values):

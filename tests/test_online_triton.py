@@ -97,6 +97,7 @@ def test_the_cases_reach_the_tails():
     assert 64 > 3 * _online_triton.CHUNK and 64 % _online_triton.CHUNK == 0 and 7 < _online_triton.CHUNK
 
 
+@pytest.mark.slow  # a subprocess in Triton's interpreter
 @pytest.mark.parametrize("name", list(CASES))
 def test_interpreted_kernel_equals_the_loop_and_the_numba_pass(interpreted, name):
     results, launches = interpreted

@@ -9,8 +9,9 @@ Triton kernels (the online pass's in-block steps, FISTA's fused step) each count
 launch they make, their results computed uncounted, so neither a GPU nor Triton is needed.
 A copy between host and device (backend.like to a tensor, backend.to_numpy of one) counts as
 one launch too: on CUDA it is one call into the driver, and on CPU tensors it runs no kernel.
-Used by tests/test_launches.py, ``benchmarks/launches.py`` (a fit step by phase) and
-``benchmarks/online_update.py --launches`` (one online pass).
+Used by ``benchmarks/launches.py`` (a fit step by phase) and ``benchmarks/online_update.py
+--launches`` (one online pass), which report the counts; no test pins them (issue 25: a count
+is a property of today's code, not of what users get).
 """
 from __future__ import annotations
 
