@@ -172,12 +172,13 @@ def record(case: str, *, title: str, tables: dict | None = None, figures: dict |
         if not isinstance(rows, (list, tuple)) or not all(isinstance(r, dict) for r in rows):
             raise TypeError(f"tables[{caption!r}]: a list of dicts, one per row")
     info = machine()
+    load_after = info.pop("load")
     payload = {
         "case": case,
         "title": title,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": _command(),
-        "machine": {**info, "load_before": load_before, "load_after": info.pop("load")},
+        "machine": {**info, "load_before": load_before, "load_after": load_after},
         "versions": versions(),
         "comparison": comparison,
         "figures": _jsonable(figures or {}),
