@@ -1,0 +1,328 @@
+"""The methods of ``benchmarks/synthsaebench.py``, each trained by its own library's code.
+
+Every trainer has the same shape, ``train(knob, run) -> model``: it reads ``run.batches()``
+(the cached training pool, the same samples in the same order for every method of a seed),
+stops after ``run.samples`` samples, and calls ``run.checkpoint(samples_seen, model,
+scaler)`` at the samples of ``run.checkpoints`` (the learning curve; the time spent there is
+not counted as training time).  The returned model is what SAELens's
+``eval_sae_on_synthetic_data`` scores: anything with ``W_dec``, ``encode``, ``decode`` and
+``eval``.
+
+* SAELens (``BatchTopK``, ``TopK``, ``JumpReLU``, ``Matryoshka``): its ``SAETrainer`` with the
+  trainer config of its ``SyntheticSAERunnerConfig`` (the runner SynthSAEBench trains with),
+  lr 3e-4, batch 1,024, Adam, a linear warm-up over the first 5% of steps (at most 1,000) and
+  SAELens's linear decay over the last 20%; ``dead_feature_window`` scaled to the run (a
+  tenth of its steps, at most SAELens's 1,000) so that its dead-latent losses (TopK's AuxK,
+  JumpReLU's pre-activation loss) fire within the run.  Architectures as in
+  SynthSAEBench's experiments: Matryoshka at the published inner widths (scaled) with its
+  Matryoshka aux loss; JumpReLU with SAELens's quadratic L0 loss around the target L0
+  (Gemma Scope 2's, SAELens's own way to aim at an L0), Anthropic's pre-activation loss for
+  dead latents, inputs normalised (``expected_average_only_in``), bandwidth 2, initial
+  threshold 0.5 and decoder norm 0.5 (the published JumpReLU's settings).
+* sparsify (``TopK``): its ``SparseCoder`` trained by the steps of its ``Trainer`` (which only
+  takes a Hugging Face model): b_dec at the first batch's mean, unit-norm decoder, its
+  ``fvu`` loss + AuxK (α = 1/32, OpenAI's; latents dead after the same window as SAELens's),
+  the decoder-parallel gradient removed, and its ``adam`` optimiser path: Adam at lr 3e-4
+  with its linear warm-up and linear decay to 0 (transformers' schedule).
+* sparsolve: ``sparsolve.fit`` (exact inference in the learning step, cd, non-negative
+  codes, unit-norm atoms, its defaults otherwise) scored through exact inference,
+  ``sparsolve.encode`` certified to a relative duality gap of 1e-4.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+LR = 3e-4
+AUXK_ALPHA = 1 / 32
+EXACT_TOL = 1e-4
+
+
+class Clock:
+    """Training time, wall and CPU (this process), without the time spent in checkpoints."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+        self._start = None
+
+    def start(self):
+        self._start = (time.perf_counter(), time.process_time())
+
+    def stop(self):
+        if self._start is not None:
+            self.wall += time.perf_counter() - self._start[0]
+            self.cpu += time.process_time() - self._start[1]
+            self._start = None
+
+
+@dataclass
+class Run:
+    """What a trainer needs: the data, the budget, the checkpoints and the size."""
+
+    size: object
+    pool: np.ndarray
+    seed: int
+    samples: int
+    checkpoints: list
+    on_checkpoint: object  # (samples_seen, model, scaler, clock) -> None
+    target: float | None = None  # the L0 the knob aims at (JumpReLU's quadratic loss)
+    clock: Clock = field(default_factory=Clock)
+
+    @property
+    def steps(self):
+        return self.samples // self.size.batch
+
+    def offset(self):
+        """Seed s reads the pool from row s · n/3 on (wrapping), the same rows for every method."""
+        return (self.seed * len(self.pool) // 3) % len(self.pool)
+
+    def batches(self, batch=None):
+        """Torch batches of the pool from the seed's offset, for as many samples as the run has."""
+        batch = batch or self.size.batch
+        n, row = len(self.pool), self.offset()
+        for _ in range(self.samples // batch):
+            if row + batch > n:
+                row = 0
+            yield torch.from_numpy(np.array(self.pool[row:row + batch]))
+            row += batch
+
+    def checkpoint(self, samples_seen, model, scaler=None):
+        self.clock.stop()
+        self.on_checkpoint(samples_seen, model, scaler, self.clock)
+        self.clock.start()
+
+    def dead_window_steps(self):
+        """SAELens's dead_feature_window (steps) scaled to the run: a tenth of it, at most the default 1,000."""
+        return max(10, min(1000, self.steps // 10))
+
+
+# ---- SAELens --------------------------------------------------------------------------------
+SAELENS = ("BatchTopK", "TopK", "JumpReLU", "Matryoshka")
+
+
+def saelens_config(arch, knob, run):
+    from sae_lens import (BatchTopKTrainingSAEConfig, JumpReLUTrainingSAEConfig, MatryoshkaBatchTopKTrainingSAEConfig,
+                          TopKTrainingSAEConfig)
+
+    common = dict(d_in=run.size.hidden_dim, d_sae=run.size.width, device="cpu")
+    if arch == "BatchTopK":
+        return BatchTopKTrainingSAEConfig(k=knob, **common)
+    if arch == "TopK":
+        return TopKTrainingSAEConfig(k=int(knob), **common)
+    if arch == "Matryoshka":
+        return MatryoshkaBatchTopKTrainingSAEConfig(k=knob, matryoshka_widths=list(run.size.matryoshka_widths),
+                                                    use_matryoshka_aux_loss=True, **common)
+    if arch == "JumpReLU":  # knob: the target L0 of the quadratic loss
+        return JumpReLUTrainingSAEConfig(jumprelu_sparsity_loss_mode="quadratic", target_l0=float(knob),
+                                         l0_coefficient=1.0, pre_act_loss_coefficient=3e-6,
+                                         normalize_activations="expected_average_only_in", jumprelu_bandwidth=2.0,
+                                         jumprelu_init_threshold=0.5, decoder_init_norm=0.5, **common)
+    raise ValueError(f"unknown SAELens architecture {arch!r}; choose from {SAELENS}")
+
+
+def train_saelens(arch, knob, run):
+    from sae_lens import LoggingConfig
+    from sae_lens.registry import get_sae_training_class
+    from sae_lens.synthetic import SyntheticSAERunnerConfig
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    torch.manual_seed(run.seed)
+    cfg = saelens_config(arch, knob, run)
+    sae = get_sae_training_class(cfg.architecture())[0](cfg)
+    steps, window = run.steps, run.dead_window_steps()
+    runner = SyntheticSAERunnerConfig(  # the runner's trainer settings; only the data comes from our pool
+        synthetic_model="unused: the pool is passed as the data provider", sae=cfg,
+        training_samples=steps * run.size.batch, batch_size=run.size.batch, lr=LR,
+        lr_warm_up_steps=min(1000, steps // 20), lr_decay_steps=steps // 5, device="cpu",
+        n_checkpoints=0, checkpoint_path=None, output_path=None, dead_feature_window=window,
+        feature_sampling_window=2 * window, n_batches_for_norm_estimate=min(100, max(1, steps // 20)),
+        logger=LoggingConfig(log_to_wandb=False))
+    # The trainer's activation-norm estimate reads its batches from the data provider before
+    # training: it gets the run's first batches, and training then starts at the same first
+    # row as every other method's.
+    estimate = runner.n_batches_for_norm_estimate if cfg.normalize_activations == "expected_average_only_in" else 0
+    data = itertools.chain(itertools.islice(run.batches(), estimate), run.batches())
+    holder = {}
+
+    def snapshot(checkpoint_path=None):  # SAETrainer's save_checkpoint_fn, at our thresholds
+        trainer = holder["trainer"]
+        sae.eval()
+        run.checkpoint(trainer.n_training_samples, sae, trainer.activation_scaler)
+        sae.train()
+
+    trainer = SAETrainer(cfg=runner.to_sae_trainer_config(), sae=sae, data_provider=data, save_checkpoint_fn=snapshot)
+    holder["trainer"] = trainer
+    # Checkpoints at our sample counts (the trainer checkpoints when it has passed each one).
+    trainer.checkpoint_thresholds = [c - 1 for c in run.checkpoints if c < steps * run.size.batch]
+    run.clock.start()
+    trainer.fit()  # folds the activation scaler into the weights at the end
+    run.clock.stop()
+    sae.eval()
+    return sae, {"dead_feature_window_steps": window, "warm_up_steps": min(1000, steps // 20),
+                 "decay_steps": steps // 5, "steps": steps}
+
+
+# ---- sparsify -------------------------------------------------------------------------------
+class SparsifyForEval(torch.nn.Module):
+    """A sparsify SparseCoder as SAELens's evaluator reads an SAE: dense codes in, out."""
+
+    def __init__(self, sae):
+        super().__init__()
+        self.sae = sae
+
+    @property
+    def W_dec(self):
+        return self.sae.W_dec.detach()
+
+    @torch.no_grad()
+    def encode(self, x):
+        acts, idx, _ = self.sae.encode(x)
+        return torch.zeros(len(x), self.sae.num_latents).scatter_(1, idx, acts.float())
+
+    @torch.no_grad()
+    def decode(self, z):
+        return z @ self.sae.W_dec + self.sae.b_dec
+
+
+def train_sparsify(k, run):
+    from sparsify import SparseCoder, SparseCoderConfig
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.manual_seed(run.seed)
+    sae = SparseCoder(run.size.hidden_dim, SparseCoderConfig(num_latents=run.size.width, k=int(k)),
+                      torch.device("cpu"), dtype=torch.float32)
+    steps = run.steps
+    warmup = min(1000, steps // 20)  # sparsify's default 1,000, scaled to the run as SAELens's
+    opt = torch.optim.Adam(sae.parameters(), lr=LR)
+    schedule = get_linear_schedule_with_warmup(opt, warmup, steps)
+    dead_after = run.dead_window_steps() * run.size.batch  # tokens, as sparsify's dead_feature_threshold
+    since_fired = torch.zeros(run.size.width, dtype=torch.long)
+    checkpoints = list(run.checkpoints)
+    seen = 0
+    run.clock.start()
+    for step, x in enumerate(run.batches()):
+        if step == 0:
+            sae.b_dec.data = x.mean(0)  # the Trainer's first step: centred pre-activations
+        sae.set_decoder_norm_to_unit_norm()
+        out = sae(x, dead_mask=since_fired > dead_after)
+        (out.fvu + AUXK_ALPHA * out.auxk_loss).backward()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        opt.step()
+        opt.zero_grad()
+        schedule.step()
+        with torch.no_grad():
+            since_fired += len(x)
+            since_fired[out.latent_indices.flatten().unique()] = 0
+        seen += len(x)
+        while checkpoints and seen >= checkpoints[0] and seen < run.samples:
+            checkpoints.pop(0)
+            sae.set_decoder_norm_to_unit_norm()
+            run.checkpoint(seen, SparsifyForEval(sae))
+    run.clock.stop()
+    sae.set_decoder_norm_to_unit_norm()
+    return SparsifyForEval(sae), {"warm_up_steps": warmup, "dead_after_tokens": dead_after, "steps": steps,
+                                  "auxk_alpha": AUXK_ALPHA}
+
+
+# ---- sparsolve ------------------------------------------------------------------------------
+class ExactInference(torch.nn.Module):
+    """TEMP until branch sae lands (its adapter replaces this): a sparsolve dictionary as
+    SAELens's evaluator reads an SAE.  ``encode`` is exact inference,
+    argmin_z ½‖x − b − zD‖² + α‖z‖₁ (z ≥ 0), certified to a relative duality gap of 1e-4;
+    ``decode`` is zD + b.  b is the decoder offset."""
+
+    def __init__(self, D, alpha, offset=None):
+        super().__init__()
+        self.D = np.ascontiguousarray(D, dtype=np.float32)
+        self.alpha = float(alpha)
+        self.offset = np.zeros(self.D.shape[1], np.float32) if offset is None else np.asarray(offset, np.float32)
+
+    @property
+    def W_dec(self):
+        return torch.from_numpy(self.D)
+
+    def codes(self, X):
+        import sparsolve
+        from sparsolve.inference import ConvergenceWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return sparsolve.encode(np.asarray(X, np.float32) - self.offset, self.D, self.alpha, solver="cd",
+                                    positive=True, tol=EXACT_TOL)
+
+    @torch.no_grad()
+    def encode(self, x):
+        return torch.from_numpy(np.asarray(self.codes(x.numpy()), np.float32))
+
+    @torch.no_grad()
+    def decode(self, z):
+        return z @ torch.from_numpy(self.D) + torch.from_numpy(self.offset)
+
+
+def residual_offset(D, alpha, X):
+    """TEMP until fit(center=True) lands: the decoder offset b = mean(x − zD) of exact codes
+    on X (the least-squares bias for the codes, as an SAE's b_dec would settle)."""
+    Z = ExactInference(D, alpha).codes(X)
+    return (np.asarray(X, np.float64) - Z @ D.astype(np.float64)).mean(0).astype(np.float32)
+
+
+def train_fit(alpha, run, *, batch=256, offset="residual"):
+    """``sparsolve.fit`` on the pool's stream; ``offset``: how the decoder offset is set (TEMP
+    until fit(center=True) lands): "none" (b = 0), "mean" (the training stream's first
+    8,192 samples' mean subtracted before fit, as centring by the mean would), "residual"
+    (fit on the raw samples, then b = the mean residual of exact codes on 2,048 of them)."""
+    import sparsolve
+
+    mean = None
+    if offset == "mean":
+        mean = next(Run(run.size, run.pool, run.seed, 8192, [], None).batches(8192)).numpy().mean(0)
+    recent = []  # the last 2,048 training samples, for the residual offset
+
+    def stream():
+        for x in run.batches(batch):
+            x = x.numpy()
+            recent.append(x)
+            del recent[:-max(1, 2048 // batch)]
+            yield x if mean is None else x - mean
+
+    def model_at(D):
+        D = np.asarray(D, np.float32)
+        if offset == "residual":
+            return ExactInference(D, alpha, residual_offset(D, alpha, np.concatenate(recent)))
+        return ExactInference(D, alpha, mean)
+
+    checkpoints = list(run.checkpoints)
+    # Compile the numba kernels (fit's and encode's) before the clock starts: a one-off cost.
+    warm = np.asarray(run.pool[:2 * batch], np.float32)
+    sparsolve.fit(warm, n_atoms=run.size.width, alpha=alpha, solver="cd", positive=True, batch_size=batch,
+                  max_steps=2, seed=0, progress=False)
+    ExactInference(warm[:run.size.width], alpha).codes(warm[:8])
+
+    def callback(step, D, record):
+        seen = step * batch
+        while checkpoints and seen >= checkpoints[0] and seen < run.samples:
+            checkpoints.pop(0)
+            run.checkpoint(seen, model_at(D))
+
+    run.clock.start()
+    model = sparsolve.fit(stream(), n_atoms=run.size.width, alpha=alpha, solver="cd", positive=True,
+                          batch_size=batch, max_steps=run.samples // batch, seed=run.seed, progress=False,
+                          callback=callback)
+    run.clock.stop()
+    return model_at(model.dictionary), {"batch": batch, "offset": offset, "steps": run.samples // batch,
+                                        "dead_frac_last": model.history["dead_frac"][-1]}
+
+
+METHODS = {
+    **{f"SAELens {a}": (lambda a: lambda knob, run: train_saelens(a, knob, run))(a) for a in SAELENS},
+    "sparsify TopK": train_sparsify,
+    "sparsolve fit": train_fit,
+}
+KNOB = {"SAELens BatchTopK": "k", "SAELens TopK": "k", "SAELens Matryoshka": "k", "SAELens JumpReLU": "target L0",
+        "sparsify TopK": "k", "sparsolve fit": "α"}
