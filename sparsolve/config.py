@@ -158,6 +158,10 @@ class FitConfig(_Config):
     """bfloat16: batches and dictionary stored in bfloat16 (torch tensors only; half the memory and transfer of float32), every product, the codes and the statistics in float32; its rounding, 2⁻⁸ ≈ 3.9e-3 relative per element, lets tol certify no gap below 2⁻⁷ ≈ 7.8e-3 (pass tol=0.01); none: the data's own float32 or float64"""
     sync_every: int | None = None
     """steps between reads of the device (finite checks, history, dead atoms, progress bar): the steps whose number is a multiple of it read; a NaN or Inf in a batch still raises its error, at the next read at the latest; the history is exact for every value, and the dictionary the same except that dead atoms are resampled at read steps only, up to sync_every − 1 steps after they die (default 1 on the host, 16 on a GPU; a callback reads every step)"""
+    center: bool = False
+    """learn with a decoder bias: x ≈ zD + b, b the data's mean offset (an SAE's b_dec), subtracted before every step, so the dictionary and the lasso's certified codes are those of the centred data x − b; the model keeps b (model.offset) and its encode, decode and score apply it.  b is the mean of an array's rows (a seeded sample of center_samples rows when it has more); of an iterable, a running mean of the batches as they arrive, frozen after center_samples rows (the batches before are centred by the mean so far)"""
+    center_samples: int = 65536
+    """rows that estimate center's offset b (see center): enough for its error, σ/√center_samples per feature, to be far below the codes' scale"""
     seed: int | None = None
     """seeds the first dictionary, the batch order and the dead-atom resampling"""
     solver_options: dict = field(default_factory=dict)
@@ -193,6 +197,8 @@ class FitConfig(_Config):
         self.lr = _optional(self.lr, positive_float, "lr")
         self.forget = nonnegative_float(self.forget, "forget")
         self.positive, self.shuffle, self.resample_dead = bool(self.positive), bool(self.shuffle), bool(self.resample_dead)
+        self.center = boolean(self.center, "center")
+        self.center_samples = positive_int(self.center_samples, "center_samples", "rows that estimate the offset")
         self.seed = _seed(self.seed)
         self.solver_options = dict(self.solver_options or {})
         try:

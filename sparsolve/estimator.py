@@ -3,7 +3,7 @@
 A thin adapter: ``fit`` runs :func:`sparsolve.fit` and keeps its
 :class:`~sparsolve.SparseCodingModel`; ``partial_fit`` advances the same
 :class:`~sparsolve.learning.learner.Learner` by one step per call; ``transform`` is
-the model's ``encode`` and ``inverse_transform`` is Z D.  ``components_`` is the
+the model's ``encode`` and ``inverse_transform`` its ``decode``, Z D (+ b with center=True).  ``components_`` is the
 dictionary D (n_atoms, n_features), as in scikit-learn's DictionaryLearning.
 
 The parameters are generated from the fields of :class:`sparsolve.config.FitConfig`
@@ -86,6 +86,10 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
     def partial_fit(self, X, y=None):
         """One dictionary-learning step on the batch X (the whole of it)."""
         first = not hasattr(self, "_learner") or self._learner is None
+        if self.center:
+            raise ValueError("partial_fit cannot estimate center's offset from one batch at a time; use fit, or "
+                             "center the data first (a Pipeline with StandardScaler(with_std=False)) and pass "
+                             "center=False")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first)
         if first:
             D0 = self.model_.dictionary if hasattr(self, "model_") else None
@@ -110,13 +114,13 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
         return self.model_.encode(X, tol=self.transform_tol)
 
     def inverse_transform(self, X):
-        """Z D: the data a code stands for."""
+        """Z D + b: the data a code stands for (b the offset of center=True, else 0)."""
         check_is_fitted(self, "model_")
         Z = np.asarray(X, dtype=self.components_.dtype)
         if Z.ndim != 2 or Z.shape[1] != self.n_components_:
             raise ValueError(f"inverse_transform expects codes of shape (n_samples, {self.n_components_}), "
                              f"got {Z.shape}")
-        return Z @ self.components_
+        return self.model_.decode(Z)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

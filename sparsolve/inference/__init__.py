@@ -20,12 +20,13 @@ from .base import Solver
 from .cd import CD
 from .fista import FISTA
 from .ista import ISTA
+from .l0 import alpha_for_l0
 from .lca import LCA
 from .loop import DivergenceError
 from .omp import OMP
 from .problem import lipschitz, top_eigenvalue
 
-__all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVERS", "Solver",
+__all__ = ["encode", "alpha_for_l0", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVERS", "Solver",
            "solver_class", "lipschitz", "top_eigenvalue"]
 
 

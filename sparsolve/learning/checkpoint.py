@@ -23,6 +23,7 @@ from . import dead as dead_atoms
 from . import distributed
 from .batches import describe
 from .learner import History, Learner, history_arrays, history_from_arrays
+from .offset import Offset
 from .updates import Adam
 
 CHECKPOINT_KIND = "fit_checkpoint"
@@ -69,12 +70,14 @@ def save(learner: Learner, path, position, data_fingerprint, stream=None) -> Pat
     adam = learner.adam.state()
     if adam is not None:
         arrays["adam_mean"], arrays["adam_square"] = adam["mean"], adam["square"]
+    offset_arrays, offset_meta = learner.offset.state() if learner.offset is not None else ({}, None)
+    arrays.update(offset_arrays)
     meta = {"config": dataclasses.asdict(learner.config), "n_features": learner.n_features,
             "entropy": str(learner.entropy), "data": data_fingerprint, "t": learner.t, "weight": learner.weight,
             "samples_seen": learner.samples_seen, "seconds": learner.seconds,
             "rng": learner.rng.bit_generator.state, "position": list(position),
             "warm_key": None if learner.warm is None else learner.warm[0],
-            "adam_t": None if adam is None else adam["t"], "stream": stream}
+            "adam_t": None if adam is None else adam["t"], "stream": stream, "offset": offset_meta}
     return io.save_npz(path, CHECKPOINT_KIND, arrays, meta)
 
 
@@ -97,6 +100,8 @@ def restore(path):
                 if "adam_mean" in arrays else None)
         learner.adam = Adam.from_state(adam, like=learner.D, settings=learner.adam.settings)
         learner.history = History(history_from_arrays(arrays))
+        if meta.get("offset") is not None:  # center=True; older checkpoints have no entry
+            learner.offset = Offset.from_state(arrays, meta["offset"])
         position = tuple(int(v) for v in meta["position"])
         fingerprint = meta["data"]
         stream = meta.get("stream")

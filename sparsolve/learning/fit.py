@@ -21,6 +21,7 @@ from . import distributed, norms, training
 from ..data.shards import ShardStream, open_shards
 from .batches import Source, as_batch, check_data, check_storage, fingerprint, is_array, stateful, take
 from .learner import Learner, host_record, on_host
+from .offset import Offset
 
 
 def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, checkpoint=None, config=None, **options):
@@ -41,7 +42,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
     n_atoms, alpha, **options : the fields of :class:`sparsolve.config.FitConfig` (solver,
         update, norm, batch_size, n_epochs, max_steps, positive, tol, max_iter, beta, lr,
         forget, shuffle, resample_dead, dead_after, checkpoint_every, device, storage, sync_every,
-        seed); any
+        center, center_samples, seed); any
         other keyword is an option of the inference solver (e.g. ``gamma`` for lca).
     config : a FitConfig instead of n_atoms, alpha and the options (pass None for those).
     dict_init : (n_atoms, n_features) starting dictionary (default: rows of the first batch).
@@ -59,6 +60,9 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
     learner, source, position, data_id = _start(X, config, dict_init, checkpoint)
     callback = distributed.stop_together(callback)  # distributed seam: a stop on any rank stops every rank
     X = source.X
+    if learner.config.center and learner.offset is None:  # a resumed run keeps its checkpoint's offset
+        learner.offset = (Offset.of_array(X, learner.config.center_samples, learner.entropy) if is_array(X)
+                          else Offset(learner.config.center_samples))
     max_steps = learner.config.max_steps
     total = source.total_steps()
 
@@ -67,6 +71,8 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
         if max_steps is not None and learner.t >= max_steps:
             return
         for epoch, index, batch, key in source.batches(position):
+            if learner.offset is not None:  # center=True: the learner sees x − b (offset.py)
+                batch = learner.offset.center(batch, f"batch {index}")
             record = learner.step(batch, index=index, warm_key=key)
             position = (epoch, index + 1)
             if callback is not None or learner.t == total:

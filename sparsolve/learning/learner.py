@@ -199,6 +199,7 @@ class Learner:
         self.warm = None  # (key, Z) of the last step, for full-batch warm starts
         self.top = None  # the top eigenvector behind the last step's L: the next step's power iteration starts there
         self.plan = None  # the memory plan for the batches' device (plan_memory); derived, not checkpointed
+        self.offset = None  # center=True: the data's offset b (offset.Offset), which fit subtracts before a step
         self.pending = []  # (record, finite check or None) of the steps since the last host read
 
     def step(self, X, *, index=0, warm_key=None):
@@ -440,7 +441,8 @@ class Learner:
         self.sync()
         return SparseCodingModel(self.dictionary(), cfg.alpha, solver=cfg.solver, positive=cfg.positive,
                                  solver_options=cfg.solver_options, settings=settings,
-                                 history=self.history.as_dict())
+                                 history=self.history.as_dict(),
+                                 offset=None if self.offset is None else self.offset.value())
 
 
 def _asdict(config):

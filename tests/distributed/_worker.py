@@ -33,6 +33,8 @@ def fits(rank, out):
             kwargs.pop("n_epochs", None)
         model = sparsolve.fit(X, progress=False, **kwargs)
         saved[f"{name}/D"] = model.dictionary
+        if model.offset is not None:
+            saved[f"{name}/offset"] = model.offset
         for k in ("mse", "nnz_frac", "samples_seen", "resampled", "dead_frac"):
             saved[f"{name}/{k}"] = np.asarray(model.history[k], dtype=np.float64)
     base = dict(n_atoms=8, alpha=0.1, solver="cd", batch_size=50, max_steps=1, seed=0, progress=False)

@@ -72,6 +72,8 @@ def test_two_ranks_equal_one_process_on_the_same_global_batches(two_ranks, name)
     single = sparsolve.fit(X, progress=False, **case["kwargs"])
     for r in (0, 1):
         np.testing.assert_allclose(saved[r][f"{name}/D"], single.dictionary, rtol=0, atol=1e-7)
+        if single.offset is not None:  # center=True: both ranks centre by the single process's b
+            np.testing.assert_allclose(saved[r][f"{name}/offset"], single.offset, rtol=0, atol=1e-12)
         np.testing.assert_allclose(saved[r][f"{name}/mse"], single.history["mse"], rtol=1e-7)
         np.testing.assert_allclose(saved[r][f"{name}/nnz_frac"], single.history["nnz_frac"], rtol=1e-7)
         np.testing.assert_array_equal(saved[r][f"{name}/samples_seen"], single.history["samples_seen"])
