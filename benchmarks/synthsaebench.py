@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import sparsolve
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import synthsaebench_data as data  # noqa: E402
@@ -126,7 +128,7 @@ def checkpoints_for(samples, batch):
     return [p for p in points if p < samples]
 
 
-def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print, synth=None, held=None):
+def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print, synth=None, held=None, device="cpu"):
     """Train one cell, score it, write its JSON; return the result (read from disk when it exists)."""
     path = cell_path(size_name, arm, method, knob, seed, cache)
     if path.exists():
@@ -135,8 +137,8 @@ def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print,
             return result
         log(f"# {path.name}: cached with {result['samples']:,} samples, not {samples:,}: rerunning")
     size = data.SIZES[size_name]
-    synth = synth or data.load_model(size_name, cache, log)
-    held = held or data.heldout(size_name, synth, cache, log)
+    synth = synth or data.load_model(size_name, cache, log, device)
+    held = held or data.heldout(size_name, synth, cache, log, device)
     pool = data.train_pool(size_name, synth, cache, log)
     curve_set = held.first(size.curve_heldout)
     curve = []
@@ -148,7 +150,7 @@ def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print,
         log(f"  {method} {knob} seed {seed}: {seen:,} samples, {clock.cpu:.0f} s cpu: MCC {metrics['mcc']:.3f} "
             f"F1 {metrics['f1']:.3f} EV {metrics['explained_variance']:.3f} L0 {metrics['sae_l0']:.1f}")
 
-    run = methods.Run(size, pool, seed, samples, checkpoints_for(samples, size.batch), on_checkpoint)
+    run = methods.Run(size, pool, seed, samples, checkpoints_for(samples, size.batch), on_checkpoint, device=device)
     if method == "sparsolve fit":
         run.checkpoints = checkpoints_for(samples, FIT_BATCH[size_name])
         model, info = methods.train_fit(knob, run, batch=FIT_BATCH[size_name])
@@ -156,7 +158,7 @@ def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print,
         model, info = methods.METHODS[method](knob, run)
     final = evaluate(model, synth, held, size.batch)
     result = {"size": size_name, "arm": arm, "method": method, "knob_name": methods.KNOB[method], "knob": knob,
-              "seed": seed, "samples": samples, "wall": run.clock.wall, "cpu": run.clock.cpu,
+              "seed": seed, "samples": samples, "device": device, "wall": run.clock.wall, "cpu": run.clock.cpu,
               "load_before": load_before, "load_after": os.getloadavg(), "info": info, "final": final,
               "curve": curve + [{"samples": samples, "wall": run.clock.wall, "cpu": run.clock.cpu,
                                  **evaluate(model, synth, curve_set, size.batch)}]}
@@ -175,31 +177,15 @@ def calibration_path(size, cache=None):
     return data.folder(size, cache) / "calibration.json"
 
 
-def alpha_for_l0(D, X, target, lo=1e-3, hi=None, steps=14, rel=0.02):
-    """TEMP until branch sae lands (sparsolve.alpha_for_l0): α at which exact inference on D gives
-    mean L0 = target on X, by bisection in log α; returns (α, the L0 it gave)."""
-    hi = hi or float(np.abs(X @ D.T).max())  # at α ≥ max⟨x, d⟩ every code is 0
-    best = None
-    for _ in range(steps):
-        alpha = math.sqrt(lo * hi)
-        l0 = float((methods.ExactInference(D, alpha).codes(X) != 0).sum(1).mean())
-        if best is None or abs(l0 - target) < abs(best[1] - target):
-            best = (alpha, l0)
-        if abs(l0 - target) <= rel * target:
-            break
-        lo, hi = (alpha, hi) if l0 > target else (lo, alpha)
-    return best
-
-
-def calibrate(size_name, cache=None, log=print, pilot_samples=None, alpha0=None):
+def calibrate(size_name, cache=None, log=print, pilot_samples=None, alpha0=None, device="cpu"):
     """CPU seconds per training sample of every method (at the first target), and fit's α for
     each target L0: a pilot fit, then bisection of exact inference's L0 on its dictionary."""
     path = calibration_path(size_name, cache)
     if path.exists():
         return json.loads(path.read_text())
     size = data.SIZES[size_name]
-    synth = data.load_model(size_name, cache, log)
-    held = data.heldout(size_name, synth, cache, log)
+    synth = data.load_model(size_name, cache, log, device)
+    held = data.heldout(size_name, synth, cache, log, device)
     pool = data.train_pool(size_name, synth, cache, log)
     target = size.targets[-1]
     n_held = min(2048, held.n)
@@ -208,11 +194,11 @@ def calibrate(size_name, cache=None, log=print, pilot_samples=None, alpha0=None)
     for method in methods.METHODS:
         knob = target
         samples = 32 * size.batch
-        run = methods.Run(size, pool, 0, samples, [], None)
+        run = methods.Run(size, pool, 0, samples, [], None, device=device)
         if method == "sparsolve fit":
             knob = alpha0 or ALPHAS[size_name][len(ALPHAS[size_name]) // 2]
             run.samples = samples = 32 * FIT_BATCH[size_name]
-            model, _ = methods.train_fit(knob, run, batch=FIT_BATCH[size_name], offset="none")
+            model, _ = methods.train_fit(knob, run, batch=FIT_BATCH[size_name])
         else:
             model, _ = methods.METHODS[method](knob, run)
         start = time.process_time()
@@ -226,13 +212,15 @@ def calibrate(size_name, cache=None, log=print, pilot_samples=None, alpha0=None)
     # fit's α at the targets: a pilot run, then bisection on its dictionary.
     pilot = pilot_samples or GRID[size_name]["samples"] // 8
     alpha = alpha0 or ALPHAS[size_name][len(ALPHAS[size_name]) // 2]
-    run = methods.Run(size, pool, 0, pilot, [], None)
-    model, _ = methods.train_fit(alpha, run, batch=FIT_BATCH[size_name], offset="none")
-    l0 = float((model.codes(X_held) != 0).sum(1).mean())
+    run = methods.Run(size, pool, 0, pilot, [], None, device=device)
+    model, _ = methods.train_fit(alpha, run, batch=FIT_BATCH[size_name])
+    l0 = float((model.encode(torch.from_numpy(X_held)) != 0).sum(1).float().mean())
     out["pilot"] = {"alpha": alpha, "samples": pilot, "cpu": run.clock.cpu, "l0": l0}
     out["alpha_for_target"] = {}
     for t in size.targets:
-        a, got = alpha_for_l0(model.D, X_held, t)
+        Xc, D = X_held - model.model.offset, model.model.dictionary
+        a = sparsolve.alpha_for_l0(Xc, D, t, positive=True)
+        got = float((sparsolve.encode(Xc, D, a, solver="cd", positive=True, tol=methods.EXACT_TOL) != 0).sum(1).mean())
         out["alpha_for_target"][str(t)] = {"alpha": a, "l0": got}
         log(f"# fit: α {a:.4g} gives L0 {got:.2f} (target {t}) on the pilot's dictionary "
             f"({pilot:,} samples at α {alpha}: L0 {l0:.2f})")
@@ -296,24 +284,25 @@ def compute_arm(size_name, seed, samples, cache=None):
     return cells
 
 
-def run_grid(size_name, cache=None, seeds=None, samples=None, arms=("data", "compute"), only=None, log=print):
+def run_grid(size_name, cache=None, seeds=None, samples=None, arms=("data", "compute"), only=None, log=print,
+             device="cpu"):
     """Every cell of the final grid, skipping those already on disk (so a rerun resumes)."""
-    calib = calibrate(size_name, cache, log)
+    calib = calibrate(size_name, cache, log, device=device)
     seeds = seeds if seeds is not None else GRID[size_name]["seeds"]
     samples = samples or GRID[size_name]["samples"]
-    synth = data.load_model(size_name, cache, log)
-    held = data.heldout(size_name, synth, cache, log)
+    synth = data.load_model(size_name, cache, log, device)
+    held = data.heldout(size_name, synth, cache, log, device)
     data.train_pool(size_name, synth, cache, log)
     log(f"# {size_name}: seeds {list(seeds)}, {samples:,} samples (equal data), load {os.getloadavg()[0]:.1f}")
     for seed in seeds:
         cells = data_arm(size_name, seed, samples, calib) if "data" in arms else []
         for cell in cells:
             if only is None or cell[1] in only:
-                run_cell(size_name, *cell, cache=cache, log=log, synth=synth, held=held)
+                run_cell(size_name, *cell, cache=cache, log=log, synth=synth, held=held, device=device)
         if "compute" in arms:
             for cell in compute_arm(size_name, seed, samples, cache):
                 if only is None or cell[1] in only:
-                    run_cell(size_name, *cell, cache=cache, log=log, synth=synth, held=held)
+                    run_cell(size_name, *cell, cache=cache, log=log, synth=synth, held=held, device=device)
 
 
 # ---- the report -----------------------------------------------------------------------------
@@ -609,20 +598,22 @@ def main(argv=None):
     p.add_argument("--cache", type=Path, default=None, help="default benchmarks/_out/synthsaebench")
     p.add_argument("--results-dir", type=Path, default=None, help="record()'s folder (default benchmarks/results)")
     p.add_argument("--figures-dir", type=Path, default=None, help="the plots' folder (default examples/results)")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda (benchmarks/gpu_check.sh synth)")
+    p.add_argument("--threads", type=int, default=1, help="torch, numba and BLAS threads (1 on the shared CPU)")
     args = p.parse_args(argv)
-    threads(1)
+    threads(args.threads)
     if args.command == "calibrate":
-        calibrate(args.size, args.cache)
+        calibrate(args.size, args.cache, device=args.device)
         return
     if args.command in ("run", "all"):
-        run_grid(args.size, args.cache, args.seeds, args.samples, only=args.methods)
+        run_grid(args.size, args.cache, args.seeds, args.samples, only=args.methods, device=args.device)
     if args.command in ("report", "all"):
         report(args.size, args.cache, args.samples, results_dir=args.results_dir, figures_dir=args.figures_dir)
     if args.command != "cell":
         return
     knob = int(args.knob) if args.knob == int(args.knob) and methods.KNOB[args.method] == "k" else args.knob
     run_cell(args.size, args.arm, args.method, knob, args.seed, args.samples or GRID[args.size]["samples"],
-             args.cache)
+             args.cache, device=args.device)
 
 
 if __name__ == "__main__":

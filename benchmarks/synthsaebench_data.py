@@ -112,8 +112,10 @@ def _atomic_save(path: Path, array: np.ndarray):
     os.replace(tmp, path)
 
 
-def load_model(name: str, cache: Path | None = None, log=print):
-    """The size's SyntheticModel, built by SAELens (and saved) on the first call, loaded after."""
+def load_model(name: str, cache: Path | None = None, log=print, device: str = "cpu"):
+    """The size's SyntheticModel on ``device``, built there by SAELens (and saved) on the first
+    call, loaded after.  (Built on CUDA it draws other numbers than on the CPU: the cache is
+    per machine kind, and the build records its device.)"""
     from sae_lens.synthetic import SyntheticModel
 
     size = SIZES[name]
@@ -122,14 +124,14 @@ def load_model(name: str, cache: Path | None = None, log=print):
         log(f"# building the {name} synthetic model with SAELens ({size.num_features:,} features, "
             f"{size.hidden_dim} dims, {size.orthogonalization_steps} orthogonalisation steps) ...")
         start = time.perf_counter()
-        model = SyntheticModel(model_config(size), device="cpu")
+        model = SyntheticModel(model_config(size), device=device)
         tmp = path.with_name(f".model.{os.getpid()}.tmp")
         model.save(tmp)
         (tmp / "built.json").write_text(json.dumps({"seconds": time.perf_counter() - start, "load": os.getloadavg(),
-                                                    "torch_threads": torch.get_num_threads()}))
+                                                    "torch_threads": torch.get_num_threads(), "device": device}))
         os.replace(tmp, path)
         log(f"# built in {time.perf_counter() - start:.0f} s: {path}")
-    return SyntheticModel.load_from_disk(path, device="cpu")
+    return SyntheticModel.load_from_disk(path, device=device)
 
 
 def _draw(model, n, seed, chunk, hidden):
@@ -153,7 +155,7 @@ def train_pool(name: str, model=None, cache: Path | None = None, log=print) -> n
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(size.pool, size.hidden_dim))
         row = 0
         for _, hidden in _draw(model, size.pool, TRAIN_SEED, 8192, hidden=True):
-            out[row:row + len(hidden)] = hidden.numpy()
+            out[row:row + len(hidden)] = hidden.cpu().numpy()
             row += len(hidden)
         out.flush()
         del out
@@ -173,6 +175,7 @@ class Heldout:
     num_features: int
     limit: int | None = None
     position: int = field(default=0)
+    device: str = "cpu"
 
     @property
     def n(self):
@@ -180,7 +183,7 @@ class Heldout:
 
     def first(self, n):
         """The same set, its first n rows only (the learning curves' checkpoints)."""
-        return Heldout(self.indptr, self.indices, self.values, self.num_features, min(n, self.n))
+        return Heldout(self.indptr, self.indices, self.values, self.num_features, min(n, self.n), device=self.device)
 
     def reset(self):
         self.position = 0
@@ -195,7 +198,7 @@ class Heldout:
         out[torch.from_numpy(rows), torch.from_numpy(self.indices[lo:hi].astype(np.int64))] = torch.from_numpy(
             self.values[lo:hi])
         self.position += n
-        return out
+        return out.to(self.device)
 
     __call__ = sample
 
@@ -203,7 +206,7 @@ class Heldout:
         return np.bincount(self.indices[:self.indptr[self.n]], minlength=self.num_features)
 
 
-def heldout(name: str, model=None, cache: Path | None = None, log=print) -> Heldout:
+def heldout(name: str, model=None, cache: Path | None = None, log=print, device: str = "cpu") -> Heldout:
     """The held-out set (``Size.heldout`` rows), drawn once under its own seed and cached."""
     size = SIZES[name]
     base = folder(name, cache)
@@ -213,6 +216,7 @@ def heldout(name: str, model=None, cache: Path | None = None, log=print) -> Held
         log(f"# drawing {size.heldout:,} held-out samples from the {name} model ...")
         indptr, indices, values = [np.zeros(1, np.int64)], [], []
         for feats, _ in _draw(model, size.heldout, HELDOUT_SEED, 4096, hidden=False):
+            feats = feats.cpu()
             nz = feats.nonzero()
             counts = np.bincount(nz[:, 0].numpy(), minlength=len(feats))
             indptr.append(indptr[-1][-1] + np.cumsum(counts))
@@ -223,7 +227,7 @@ def heldout(name: str, model=None, cache: Path | None = None, log=print) -> Held
         for k in ("indices", "values", "indptr"):  # indptr last: its presence marks a complete set
             _atomic_save(paths[k], arrays[k])
     a = {k: np.load(p) for k, p in paths.items()}
-    return Heldout(a["indptr"], a["indices"], a["values"], size.num_features)
+    return Heldout(a["indptr"], a["indices"], a["values"], size.num_features, device=device)
 
 
 def describe(name: str) -> dict:
@@ -239,12 +243,14 @@ def main(argv=None):
     p.add_argument("size", choices=sorted(SIZES))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--model-only", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--cache", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = load_model(args.size)
+    model = load_model(args.size, args.cache, device=args.device)
     if not args.model_only:
-        heldout(args.size, model)
-        train_pool(args.size, model)
+        heldout(args.size, model, args.cache)
+        train_pool(args.size, model, args.cache)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,10 @@ not counted as training time).  The returned model is what SAELens's
   ``fvu`` loss + AuxK (α = 1/32, OpenAI's; latents dead after the same window as SAELens's),
   the decoder-parallel gradient removed, and its ``adam`` optimiser path: Adam at lr 3e-4
   with its linear warm-up and linear decay to 0 (transformers' schedule).
-* sparsolve: ``sparsolve.fit`` (exact inference in the learning step, cd, non-negative
-  codes, unit-norm atoms, its defaults otherwise) scored through exact inference,
-  ``sparsolve.encode`` certified to a relative duality gap of 1e-4.
+* sparsolve: ``sparsolve.fit`` (exact inference in the learning step -- cd on the CPU, fista
+  on a GPU --, non-negative codes, unit-norm atoms, a decoder bias by ``center=True``, its
+  defaults otherwise) scored through exact inference (``sparsolve.sae.ExactSAE``: every code
+  certified to a relative duality gap of 1e-4).
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ class Run:
     samples: int
     checkpoints: list
     on_checkpoint: object  # (samples_seen, model, scaler, clock) -> None
-    target: float | None = None  # the L0 the knob aims at (JumpReLU's quadratic loss)
+    device: str = "cpu"
     clock: Clock = field(default_factory=Clock)
 
     @property
@@ -82,14 +83,15 @@ class Run:
         """Seed s reads the pool from row s · n/3 on (wrapping), the same rows for every method."""
         return (self.seed * len(self.pool) // 3) % len(self.pool)
 
-    def batches(self, batch=None):
-        """Torch batches of the pool from the seed's offset, for as many samples as the run has."""
+    def batches(self, batch=None, device=None):
+        """Torch batches of the pool from the seed's offset, for as many samples as the run has,
+        on ``device`` (default the run's)."""
         batch = batch or self.size.batch
         n, row = len(self.pool), self.offset()
         for _ in range(self.samples // batch):
             if row + batch > n:
                 row = 0
-            yield torch.from_numpy(np.array(self.pool[row:row + batch]))
+            yield torch.from_numpy(np.array(self.pool[row:row + batch])).to(device or self.device)
             row += batch
 
     def checkpoint(self, samples_seen, model, scaler=None):
@@ -110,7 +112,7 @@ def saelens_config(arch, knob, run):
     from sae_lens import (BatchTopKTrainingSAEConfig, JumpReLUTrainingSAEConfig, MatryoshkaBatchTopKTrainingSAEConfig,
                           TopKTrainingSAEConfig)
 
-    common = dict(d_in=run.size.hidden_dim, d_sae=run.size.width, device="cpu")
+    common = dict(d_in=run.size.hidden_dim, d_sae=run.size.width, device=run.device)
     if arch == "BatchTopK":
         return BatchTopKTrainingSAEConfig(k=knob, **common)
     if arch == "TopK":
@@ -139,7 +141,7 @@ def train_saelens(arch, knob, run):
     runner = SyntheticSAERunnerConfig(  # the runner's trainer settings; only the data comes from our pool
         synthetic_model="unused: the pool is passed as the data provider", sae=cfg,
         training_samples=steps * run.size.batch, batch_size=run.size.batch, lr=LR,
-        lr_warm_up_steps=min(1000, steps // 20), lr_decay_steps=steps // 5, device="cpu",
+        lr_warm_up_steps=min(1000, steps // 20), lr_decay_steps=steps // 5, device=run.device,
         n_checkpoints=0, checkpoint_path=None, output_path=None, dead_feature_window=window,
         feature_sampling_window=2 * window, n_batches_for_norm_estimate=min(100, max(1, steps // 20)),
         logger=LoggingConfig(log_to_wandb=False))
@@ -183,7 +185,7 @@ class SparsifyForEval(torch.nn.Module):
     @torch.no_grad()
     def encode(self, x):
         acts, idx, _ = self.sae.encode(x)
-        return torch.zeros(len(x), self.sae.num_latents).scatter_(1, idx, acts.float())
+        return torch.zeros(len(x), self.sae.num_latents, device=x.device).scatter_(1, idx, acts.float())
 
     @torch.no_grad()
     def decode(self, z):
@@ -196,13 +198,13 @@ def train_sparsify(k, run):
 
     torch.manual_seed(run.seed)
     sae = SparseCoder(run.size.hidden_dim, SparseCoderConfig(num_latents=run.size.width, k=int(k)),
-                      torch.device("cpu"), dtype=torch.float32)
+                      torch.device(run.device), dtype=torch.float32)
     steps = run.steps
     warmup = min(1000, steps // 20)  # sparsify's default 1,000, scaled to the run as SAELens's
     opt = torch.optim.Adam(sae.parameters(), lr=LR)
     schedule = get_linear_schedule_with_warmup(opt, warmup, steps)
     dead_after = run.dead_window_steps() * run.size.batch  # tokens, as sparsify's dead_feature_threshold
-    since_fired = torch.zeros(run.size.width, dtype=torch.long)
+    since_fired = torch.zeros(run.size.width, dtype=torch.long, device=run.device)
     checkpoints = list(run.checkpoints)
     seen = 0
     run.clock.start()
@@ -231,92 +233,58 @@ def train_sparsify(k, run):
 
 
 # ---- sparsolve ------------------------------------------------------------------------------
-class ExactInference(torch.nn.Module):
-    """TEMP until branch sae lands (its adapter replaces this): a sparsolve dictionary as
-    SAELens's evaluator reads an SAE.  ``encode`` is exact inference,
-    argmin_z ½‖x − b − zD‖² + α‖z‖₁ (z ≥ 0), certified to a relative duality gap of 1e-4;
-    ``decode`` is zD + b.  b is the decoder offset."""
-
-    def __init__(self, D, alpha, offset=None):
-        super().__init__()
-        self.D = np.ascontiguousarray(D, dtype=np.float32)
-        self.alpha = float(alpha)
-        self.offset = np.zeros(self.D.shape[1], np.float32) if offset is None else np.asarray(offset, np.float32)
-
-    @property
-    def W_dec(self):
-        return torch.from_numpy(self.D)
-
-    def codes(self, X):
-        import sparsolve
-        from sparsolve.inference import ConvergenceWarning
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            return sparsolve.encode(np.asarray(X, np.float32) - self.offset, self.D, self.alpha, solver="cd",
-                                    positive=True, tol=EXACT_TOL)
-
-    @torch.no_grad()
-    def encode(self, x):
-        return torch.from_numpy(np.asarray(self.codes(x.numpy()), np.float32))
-
-    @torch.no_grad()
-    def decode(self, z):
-        return z @ torch.from_numpy(self.D) + torch.from_numpy(self.offset)
-
-
-def residual_offset(D, alpha, X):
-    """TEMP until fit(center=True) lands: the decoder offset b = mean(x − zD) of exact codes
-    on X (the least-squares bias for the codes, as an SAE's b_dec would settle)."""
-    Z = ExactInference(D, alpha).codes(X)
-    return (np.asarray(X, np.float64) - Z @ D.astype(np.float64)).mean(0).astype(np.float32)
-
-
-def train_fit(alpha, run, *, batch=256, offset="residual"):
-    """``sparsolve.fit`` on the pool's stream; ``offset``: how the decoder offset is set (TEMP
-    until fit(center=True) lands): "none" (b = 0), "mean" (the training stream's first
-    8,192 samples' mean subtracted before fit, as centring by the mean would), "residual"
-    (fit on the raw samples, then b = the mean residual of exact codes on 2,048 of them)."""
+def exact_sae(D, alpha, offset, device="cpu"):
+    """A dictionary as SAELens's evaluator reads an SAE, exact inference its encoder
+    (sparsolve.sae.ExactSAE): argmin_z ½‖x − b − zD‖² + α‖z‖₁ (z ≥ 0), certified to a relative
+    duality gap of 1e-4 (cd on the CPU, fista on a GPU); decode zD + b."""
     import sparsolve
+    from sparsolve.sae import ExactSAE
 
-    mean = None
-    if offset == "mean":
-        mean = next(Run(run.size, run.pool, run.seed, 8192, [], None).batches(8192)).numpy().mean(0)
-    recent = []  # the last 2,048 training samples, for the residual offset
+    model = sparsolve.SparseCodingModel(np.asarray(D, np.float32), alpha, positive=True, offset=offset)
+    return ExactSAE(model, tol=EXACT_TOL, device=device)
+
+
+def train_fit(alpha, run, *, batch=256):
+    """``sparsolve.fit`` on the pool's stream with a decoder bias (center=True: the running mean of
+    the first 65,536 samples, fit's default), then exact inference.  The checkpoints' offset is
+    the same running mean, kept by the library's own Offset on the same batches (and checked
+    against the model's at the end)."""
+    import sparsolve
+    from sparsolve.inference import ConvergenceWarning
+    from sparsolve.learning.offset import Offset
+
+    config = dict(n_atoms=run.size.width, alpha=alpha, positive=True, batch_size=batch, center=True,
+                  device=run.device)
+    if run.device == "cpu":  # compile the numba kernels (fit's and encode's) before the clock starts: a one-off
+        warm = np.array(run.pool[:2 * batch], np.float32)
+        sparsolve.fit(warm, **config, max_steps=2, seed=0, progress=False)
+        exact_sae(warm[:run.size.width] - warm.mean(0), alpha, warm.mean(0)).encode(torch.from_numpy(warm[:8]))
+    seen_offset = Offset(sparsolve.FitConfig(**config).center_samples)
+    checkpoints = list(run.checkpoints)
 
     def stream():
-        for x in run.batches(batch):
+        for x in run.batches(batch, device="cpu"):
             x = x.numpy()
-            recent.append(x)
-            del recent[:-max(1, 2048 // batch)]
-            yield x if mean is None else x - mean
-
-    def model_at(D):
-        D = np.asarray(D, np.float32)
-        if offset == "residual":
-            return ExactInference(D, alpha, residual_offset(D, alpha, np.concatenate(recent)))
-        return ExactInference(D, alpha, mean)
-
-    checkpoints = list(run.checkpoints)
-    # Compile the numba kernels (fit's and encode's) before the clock starts: a one-off cost.
-    warm = np.asarray(run.pool[:2 * batch], np.float32)
-    sparsolve.fit(warm, n_atoms=run.size.width, alpha=alpha, solver="cd", positive=True, batch_size=batch,
-                  max_steps=2, seed=0, progress=False)
-    ExactInference(warm[:run.size.width], alpha).codes(warm[:8])
+            seen_offset.center(x)
+            yield x
 
     def callback(step, D, record):
         seen = step * batch
         while checkpoints and seen >= checkpoints[0] and seen < run.samples:
             checkpoints.pop(0)
-            run.checkpoint(seen, model_at(D))
+            run.checkpoint(seen, exact_sae(D, alpha, seen_offset.value(), run.device))
 
     run.clock.start()
-    model = sparsolve.fit(stream(), n_atoms=run.size.width, alpha=alpha, solver="cd", positive=True,
-                          batch_size=batch, max_steps=run.samples // batch, seed=run.seed, progress=False,
-                          callback=callback)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = sparsolve.fit(stream(), **config, max_steps=run.samples // batch, seed=run.seed, progress=False,
+                              callback=callback)
     run.clock.stop()
-    return model_at(model.dictionary), {"batch": batch, "offset": offset, "steps": run.samples // batch,
-                                        "dead_frac_last": model.history["dead_frac"][-1]}
+    if not np.allclose(model.offset, seen_offset.value()):
+        raise AssertionError("the checkpoints' offset is not the one fit learnt")
+    return exact_sae(model.dictionary, alpha, model.offset, run.device), {
+        "batch": batch, "steps": run.samples // batch, "center": True,
+        "offset_norm": float(np.linalg.norm(model.offset)), "dead_frac_last": model.history["dead_frac"][-1]}
 
 
 METHODS = {
