@@ -55,14 +55,12 @@ import synthsaebench_methods as methods  # noqa: E402
 #: of the TopK family; JumpReLU's knob is its quadratic loss's target L0; fit's α values are
 #: set by ``calibrate`` (bisection of the trained dictionary's L0) and read from ALPHAS.
 GRID = {
-    "cpu": {"k": (8, 10, 12, 14), "jumprelu": (10, 12), "seeds": (0, 1, 2), "samples": 2 ** 21},
-    "16k": {"k": (20, 25), "jumprelu": (25,), "seeds": (0,), "samples": 2 ** 18},
+    "cpu": {"k": (10, 12), "jumprelu": (10, 12), "seeds": (0, 1, 2), "samples": 2 ** 19},
+    "16k": {"k": (20, 25), "jumprelu": (20, 25), "seeds": (0,), "samples": 2 ** 21},
     "tiny": {"k": (3, 4), "jumprelu": (4,), "seeds": (0,), "samples": 2 ** 12},
 }
 #: fit's α per size: the values whose trained L0 brackets the targets densely (from calibrate).
 ALPHAS = {"cpu": (0.9, 1.05, 1.2, 1.4), "16k": (1.2,), "tiny": (0.6, 0.8)}
-#: fit's batch (its default) per size.
-FIT_BATCH = {"cpu": 256, "16k": 256, "tiny": 64}
 
 
 def threads(n=1):
@@ -152,8 +150,7 @@ def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print,
 
     run = methods.Run(size, pool, seed, samples, checkpoints_for(samples, size.batch), on_checkpoint, device=device)
     if method == "sparsolve fit":
-        run.checkpoints = checkpoints_for(samples, FIT_BATCH[size_name])
-        model, info = methods.train_fit(knob, run, batch=FIT_BATCH[size_name])
+        model, info = methods.train_fit(knob, run)
     else:
         model, info = methods.METHODS[method](knob, run)
     final = evaluate(model, synth, held, size.batch)
@@ -197,8 +194,7 @@ def calibrate(size_name, cache=None, log=print, pilot_samples=None, alpha0=None,
         run = methods.Run(size, pool, 0, samples, [], None, device=device)
         if method == "sparsolve fit":
             knob = alpha0 or ALPHAS[size_name][len(ALPHAS[size_name]) // 2]
-            run.samples = samples = 32 * FIT_BATCH[size_name]
-            model, _ = methods.train_fit(knob, run, batch=FIT_BATCH[size_name])
+            model, _ = methods.train_fit(knob, run)
         else:
             model, _ = methods.METHODS[method](knob, run)
         start = time.process_time()
@@ -210,10 +206,10 @@ def calibrate(size_name, cache=None, log=print, pilot_samples=None, alpha0=None,
         log(f"# {method:20s} {knob}: {1e6 * run.clock.cpu / samples:8.1f} µs cpu a training sample "
             f"({run.clock.wall / max(run.clock.cpu, 1e-9):.1f}× wall), encode {1e6 * encode_cpu / n_held:8.1f} µs a sample")
     # fit's α at the targets: a pilot run, then bisection on its dictionary.
-    pilot = pilot_samples or GRID[size_name]["samples"] // 8
+    pilot = pilot_samples or GRID[size_name]["samples"] // 2
     alpha = alpha0 or ALPHAS[size_name][len(ALPHAS[size_name]) // 2]
     run = methods.Run(size, pool, 0, pilot, [], None, device=device)
-    model, _ = methods.train_fit(alpha, run, batch=FIT_BATCH[size_name])
+    model, _ = methods.train_fit(alpha, run)
     l0 = float((model.encode(torch.from_numpy(X_held)) != 0).sum(1).float().mean())
     out["pilot"] = {"alpha": alpha, "samples": pilot, "cpu": run.clock.cpu, "l0": l0}
     out["alpha_for_target"] = {}
@@ -287,9 +283,9 @@ def compute_arm(size_name, seed, samples, cache=None):
 def run_grid(size_name, cache=None, seeds=None, samples=None, arms=("data", "compute"), only=None, log=print,
              device="cpu"):
     """Every cell of the final grid, skipping those already on disk (so a rerun resumes)."""
-    calib = calibrate(size_name, cache, log, device=device)
-    seeds = seeds if seeds is not None else GRID[size_name]["seeds"]
     samples = samples or GRID[size_name]["samples"]
+    calib = calibrate(size_name, cache, log, device=device, pilot_samples=samples // 2)
+    seeds = seeds if seeds is not None else GRID[size_name]["seeds"]
     synth = data.load_model(size_name, cache, log, device)
     held = data.heldout(size_name, synth, cache, log, device)
     data.train_pool(size_name, synth, cache, log)
@@ -542,7 +538,6 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
     data_cells = [c for c in load_cells(size_name, "data", cache) if c["samples"] == samples]
     compute_cells = load_cells(size_name, "compute", cache)
     fit_cells = [c for c in data_cells if c["method"] == "sparsolve fit"]
-    calib = calibrate(size_name, cache, log)
     loads = [c["load_before"][0] for c in data_cells + compute_cells] + [c["load_after"][0] for c in data_cells + compute_cells]
     load_text = (f"load average (1 min) {min(loads):.1f}–{max(loads):.1f} during the cells" if loads else "")
     settings = (f"SynthSAEBench {size_name}: {size.num_features:,} ground-truth features in {size.hidden_dim} dims, "
@@ -603,7 +598,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     threads(args.threads)
     if args.command == "calibrate":
-        calibrate(args.size, args.cache, device=args.device)
+        calibrate(args.size, args.cache, device=args.device,
+                  pilot_samples=args.samples // 2 if args.samples else None)
         return
     if args.command in ("run", "all"):
         run_grid(args.size, args.cache, args.seeds, args.samples, only=args.methods, device=args.device)

@@ -25,8 +25,8 @@ not counted as training time).  The returned model is what SAELens's
   the decoder-parallel gradient removed, and its ``adam`` optimiser path: Adam at lr 3e-4
   with its linear warm-up and linear decay to 0 (transformers' schedule).
 * sparsolve: ``sparsolve.fit`` (exact inference in the learning step -- cd on the CPU, fista
-  on a GPU --, non-negative codes, unit-norm atoms, a decoder bias by ``center=True``, its
-  defaults otherwise) scored through exact inference (``sparsolve.sae.ExactSAE``: every code
+  on a GPU --, non-negative codes, unit-norm atoms, a decoder bias by ``center=True``, the
+  SAEs' batch of 1,024, its defaults otherwise) scored through exact inference (``sparsolve.sae.ExactSAE``: every code
   certified to a relative duality gap of 1e-4).
 """
 from __future__ import annotations
@@ -53,10 +53,17 @@ class Clock:
         self._start = None
 
     def start(self):
+        self._sync()
         self._start = (time.perf_counter(), time.process_time())
+
+    @staticmethod
+    def _sync():
+        if torch.cuda.is_available():  # the queued kernels belong to the interval they were launched in
+            torch.cuda.synchronize()
 
     def stop(self):
         if self._start is not None:
+            self._sync()
             self.wall += time.perf_counter() - self._start[0]
             self.cpu += time.process_time() - self._start[1]
             self._start = None
@@ -244,14 +251,16 @@ def exact_sae(D, alpha, offset, device="cpu"):
     return ExactSAE(model, tol=EXACT_TOL, device=device)
 
 
-def train_fit(alpha, run, *, batch=256):
-    """``sparsolve.fit`` on the pool's stream with a decoder bias (center=True: the running mean of
-    the first 65,536 samples, fit's default), then exact inference.  The checkpoints' offset is
-    the same running mean, kept by the library's own Offset on the same batches (and checked
-    against the model's at the end)."""
+def train_fit(alpha, run, *, batch=None):
+    """``sparsolve.fit`` on the pool's stream, in the SAEs' batches (1,024: SynthSAEBench's), with
+    a decoder bias (center=True: the running mean of the first 65,536 samples, fit's default),
+    then exact inference.  The checkpoints' offset is the same running mean, kept by the
+    library's own Offset on the same batches (and checked against the model's at the end)."""
     import sparsolve
     from sparsolve.inference import ConvergenceWarning
     from sparsolve.learning.offset import Offset
+
+    batch = batch or run.size.batch
 
     config = dict(n_atoms=run.size.width, alpha=alpha, positive=True, batch_size=batch, center=True,
                   device=run.device)
