@@ -52,12 +52,14 @@ import synthsaebench_data as data  # noqa: E402
 import synthsaebench_methods as methods  # noqa: E402
 
 #: The final grid per size: the knobs each method sweeps around the target L0s.  k is the L0
-#: of the TopK family; JumpReLU's knob is its quadratic loss's target L0; fit's α values are
-#: set by ``calibrate`` (bisection of the trained dictionary's L0) and read from ALPHAS.
+#: of the TopK family; JumpReLU's knob is its quadratic loss's target L0 (which it overshoots
+#: by about a fifth in a short run, hence one knob below the targets); fit's α values are set by
+#: ``calibrate`` (bisection of the trained dictionary's L0) and read from ALPHAS.  ``long``:
+#: the samples of the long arm (every SAE at the last target, seed 0).
 GRID = {
-    "cpu": {"k": (10, 12), "jumprelu": (10, 12), "seeds": (0, 1, 2), "samples": 2 ** 19},
-    "16k": {"k": (20, 25), "jumprelu": (20, 25), "seeds": (0,), "samples": 2 ** 21},
-    "tiny": {"k": (3, 4), "jumprelu": (4,), "seeds": (0,), "samples": 2 ** 12},
+    "cpu": {"k": (10, 12), "jumprelu": (8, 10, 12), "seeds": (0, 1, 2), "samples": 2 ** 19, "long": 2 ** 22},
+    "16k": {"k": (20, 25), "jumprelu": (16, 20, 25), "seeds": (0,), "samples": 2 ** 21, "long": 2 ** 23},
+    "tiny": {"k": (3, 4), "jumprelu": (4,), "seeds": (0,), "samples": 2 ** 12, "long": 2 ** 13},
 }
 #: fit's α per size: the values whose trained L0 brackets the targets densely (from calibrate).
 ALPHAS = {"cpu": (0.9, 1.05, 1.2, 1.4), "16k": (1.2,), "tiny": (0.6, 0.8)}
@@ -280,7 +282,7 @@ def compute_arm(size_name, seed, samples, cache=None):
     return cells
 
 
-def run_grid(size_name, cache=None, seeds=None, samples=None, arms=("data", "compute"), only=None, log=print,
+def run_grid(size_name, cache=None, seeds=None, samples=None, arms=("data", "compute", "long"), only=None, log=print,
              device="cpu"):
     """Every cell of the final grid, skipping those already on disk (so a rerun resumes)."""
     samples = samples or GRID[size_name]["samples"]
@@ -299,6 +301,11 @@ def run_grid(size_name, cache=None, seeds=None, samples=None, arms=("data", "com
             for cell in compute_arm(size_name, seed, samples, cache):
                 if only is None or cell[1] in only:
                     run_cell(size_name, *cell, cache=cache, log=log, synth=synth, held=held, device=device)
+        if "long" in arms and seed == 0:  # the SAEs trained far longer: where they get to
+            for m in SAES:
+                if only is None or m in only:
+                    run_cell(size_name, "long", m, data.SIZES[size_name].targets[-1], seed, GRID[size_name]["long"],
+                             cache=cache, log=log, synth=synth, held=held, device=device)
 
 
 # ---- the report -----------------------------------------------------------------------------
@@ -501,7 +508,8 @@ def plot_curves(size_name, cells, path):
         mine = [c for c in cells if c["method"] == method]
         if not mine:
             continue
-        for arm_cells, ls in ((([c for c in mine if c["arm"] == "data"]), "-"), ([c for c in mine if c["arm"] == "compute"], "--")):
+        for arm_cells, ls in (([c for c in mine if c["arm"] == "data"], "-"), ([c for c in mine if c["arm"] == "compute"], "--"),
+                              ([c for c in mine if c["arm"] == "long"], ":")):
             per_seed = {}
             for c in arm_cells:
                 best = per_seed.get(c["seed"])
@@ -523,7 +531,7 @@ def plot_curves(size_name, cells, path):
             axes[row][col].grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"SynthSAEBench {size_name}: learning curves at L0 ≈ {t} (solid: equal-data runs; dashed: "
-                 f"equal-compute runs); mean over seeds", fontsize=10)
+                 f"equal-compute runs; dotted: the SAEs' long runs, seed 0); mean over seeds", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -537,6 +545,7 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
     samples = samples or GRID[size_name]["samples"]
     data_cells = [c for c in load_cells(size_name, "data", cache) if c["samples"] == samples]
     compute_cells = load_cells(size_name, "compute", cache)
+    long_cells = load_cells(size_name, "long", cache)
     fit_cells = [c for c in data_cells if c["method"] == "sparsolve fit"]
     loads = [c["load_before"][0] for c in data_cells + compute_cells] + [c["load_after"][0] for c in data_cells + compute_cells]
     load_text = (f"load average (1 min) {min(loads):.1f}–{max(loads):.1f} during the cells" if loads else "")
@@ -555,6 +564,12 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
                 figures.update(figs)
         tables[f"Where each method got to ({arm}; cells nearest L0 {size.targets[-1]})"] = convergence_rows(cells, size.targets)
         tables[f"Recovery by feature frequency, L0 = {size.targets[-1]} ({arm})"] = third_rows(cells, size.targets[-1])
+        if arm == "equal compute" and long_cells:
+            t = size.targets[-1]
+            rows, _ = target_rows(long_cells + [c for c in fit_cells if c["seed"] == 0], t)
+            tables[f"More compute for the SAEs: {long_cells[0]['samples']:,} samples each (seed 0), fit's "
+                   f"{samples:,} beside them (L0 = {t})"] = rows
+            tables["Where the long runs got to"] = convergence_rows(long_cells, size.targets)
         if size_name == "16k":
             tables["Published SAELens rows (SynthSAEBench-16k, width 4,096, 200M samples)"] = PUBLISHED
         results[arm] = (tables, figures, notes)
@@ -565,7 +580,7 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
         figures_dir.mkdir(parents=True, exist_ok=True)
         stem = "synthsaebench" if size_name == "cpu" else f"synthsaebench_{size_name}"
         plot(size_name, data_cells, compute_cells, fit_cells, figures_dir / f"{stem}.png")
-        plot_curves(size_name, data_cells + compute_cells, figures_dir / f"{stem}_curves.png")
+        plot_curves(size_name, data_cells + compute_cells + long_cells, figures_dir / f"{stem}_curves.png")
         comparison = {"equal data": f"equal data: every method trains on the same {samples:,} samples",
                       "equal compute": "equal compute: each SAE trains for as many samples as fit's CPU time "
                                        "(one thread) buys it; the times are in the tables"}
@@ -589,7 +604,10 @@ def main(argv=None):
     p.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], default=None)
     p.add_argument("--methods", type=lambda v: [x.strip() for x in v.split(",")], default=None,
                    help="run only these methods' cells (comma-separated)")
-    p.add_argument("--arm", default="data")
+    p.add_argument("--arm", default="data", help="the cell command's arm")
+    p.add_argument("--arms", type=lambda v: [x.strip() for x in v.split(",")], default=["data", "compute", "long"],
+                   help="the run command's arms: data (equal samples), compute (equal CPU time), long (the SAEs "
+                        "8x longer, seed 0)")
     p.add_argument("--cache", type=Path, default=None, help="default benchmarks/_out/synthsaebench")
     p.add_argument("--results-dir", type=Path, default=None, help="record()'s folder (default benchmarks/results)")
     p.add_argument("--figures-dir", type=Path, default=None, help="the plots' folder (default examples/results)")
@@ -602,7 +620,8 @@ def main(argv=None):
                   pilot_samples=args.samples // 2 if args.samples else None)
         return
     if args.command in ("run", "all"):
-        run_grid(args.size, args.cache, args.seeds, args.samples, only=args.methods, device=args.device)
+        run_grid(args.size, args.cache, args.seeds, args.samples, arms=args.arms, only=args.methods,
+                 device=args.device)
     if args.command in ("report", "all"):
         report(args.size, args.cache, args.samples, results_dir=args.results_dir, figures_dir=args.figures_dir)
     if args.command != "cell":
