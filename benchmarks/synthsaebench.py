@@ -570,8 +570,9 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
             tables[f"More compute for the SAEs: {long_cells[0]['samples']:,} samples each (seed 0), fit's "
                    f"{samples:,} beside them (L0 = {t})"] = rows
             tables["Where the long runs got to"] = convergence_rows(long_cells, size.targets)
-        if size_name == "16k":
-            tables["Published SAELens rows (SynthSAEBench-16k, width 4,096, 200M samples)"] = PUBLISHED
+        if arm == "equal data":
+            tables["Published SAELens rows, for reference (SynthSAEBench-16k" +
+                   ("" if size_name == "16k" else ", not this model") + ": width 4,096, 200M samples, L0 25)"] = PUBLISHED
         results[arm] = (tables, figures, notes)
         for line in notes[1:]:
             log(line)
