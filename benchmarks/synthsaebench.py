@@ -52,14 +52,14 @@ import synthsaebench_data as data  # noqa: E402
 import synthsaebench_methods as methods  # noqa: E402
 
 #: The final grid per size: the knobs each method sweeps around the target L0s.  k is the L0
-#: of the TopK family; JumpReLU's knob is its quadratic loss's target L0 (which it overshoots
-#: by about a fifth in a short run, hence one knob below the targets); fit's α values are set by
-#: ``calibrate`` (bisection of the trained dictionary's L0) and read from ALPHAS.  ``long``:
-#: the samples of the long arm (every SAE at the last target, seed 0).
+#: of the TopK family; JumpReLU's knob is its initial threshold (what sets its L0 in a short run:
+#: synthsaebench_methods.JUMPRELU_KNOB); fit's α values are set by ``calibrate`` (bisection of
+#: the trained dictionary's L0) and read from ALPHAS.  ``long``: the samples of the long arm
+#: (every SAE at the last target, seed 0).
 GRID = {
-    "cpu": {"k": (10, 12), "jumprelu": (8, 10, 12), "seeds": (0, 1, 2), "samples": 2 ** 19, "long": 2 ** 22},
-    "16k": {"k": (20, 25), "jumprelu": (16, 20, 25), "seeds": (0,), "samples": 2 ** 21, "long": 2 ** 23},
-    "tiny": {"k": (3, 4), "jumprelu": (4,), "seeds": (0,), "samples": 2 ** 12, "long": 2 ** 13},
+    "cpu": {"k": (10, 12), "jumprelu": (2.0, 2.5, 3.0), "seeds": (0, 1, 2), "samples": 2 ** 19, "long": 2 ** 22},
+    "16k": {"k": (20, 25), "jumprelu": (2.0, 2.5, 3.0), "seeds": (0,), "samples": 2 ** 21, "long": 2 ** 23},
+    "tiny": {"k": (3, 4), "jumprelu": (2.0,), "seeds": (0,), "samples": 2 ** 12, "long": 2 ** 13},
 }
 #: fit's α per size: the values whose trained L0 brackets the targets densely (from calibrate).
 ALPHAS = {"cpu": (0.9, 1.05, 1.2, 1.4), "16k": (1.2,), "tiny": (0.6, 0.8)}
@@ -273,13 +273,19 @@ def compute_arm(size_name, seed, samples, cache=None):
     cells = []
     for t in size.targets:
         for m in SAES:
-            path = cell_path(size_name, "data", m, t, seed, cache)
-            if not path.exists():
+            own = nearest_cell(size_name, "data", m, seed, samples, t, cache)
+            if own is None:
                 continue
-            own = json.loads(path.read_text())
             n = int(budget / (own["cpu"] / own["samples"])) // size.batch * size.batch
-            cells.append(("compute", m, t, seed, max(size.batch, n)))
+            cells.append(("compute", m, own["knob"], seed, max(size.batch, n)))
     return cells
+
+
+def nearest_cell(size_name, arm, method, seed, samples, target, cache=None):
+    """The method's cell of this arm and seed whose held-out L0 is nearest the target."""
+    mine = [c for c in load_cells(size_name, arm, cache) if c["method"] == method and c["seed"] == seed
+            and c["samples"] == samples]
+    return min(mine, key=lambda c: abs(c["final"]["sae_l0"] - target), default=None)
 
 
 def run_grid(size_name, cache=None, seeds=None, samples=None, arms=("data", "compute", "long"), only=None, log=print,
@@ -302,9 +308,11 @@ def run_grid(size_name, cache=None, seeds=None, samples=None, arms=("data", "com
                 if only is None or cell[1] in only:
                     run_cell(size_name, *cell, cache=cache, log=log, synth=synth, held=held, device=device)
         if "long" in arms and seed == 0:  # the SAEs trained far longer: where they get to
+            t = data.SIZES[size_name].targets[-1]
             for m in SAES:
-                if only is None or m in only:
-                    run_cell(size_name, "long", m, data.SIZES[size_name].targets[-1], seed, GRID[size_name]["long"],
+                own = nearest_cell(size_name, "data", m, seed, samples, t, cache)
+                if (only is None or m in only) and own is not None:
+                    run_cell(size_name, "long", m, own["knob"], seed, GRID[size_name]["long"],
                              cache=cache, log=log, synth=synth, held=held, device=device)
 
 

@@ -18,7 +18,7 @@ not counted as training time).  The returned model is what SAELens's
   Matryoshka aux loss; JumpReLU with SAELens's quadratic L0 loss around the target L0
   (Gemma Scope 2's, SAELens's own way to aim at an L0), Anthropic's pre-activation loss for
   dead latents, inputs normalised (``expected_average_only_in``), bandwidth 2 and decoder norm
-  0.5 (the published JumpReLU's settings), initial threshold 2.0 (see JUMPRELU_INIT_THRESHOLD).
+  0.5 (the published JumpReLU's settings), its initial threshold the sweep's knob (JUMPRELU_KNOB).
 * sparsify (``TopK``): its ``SparseCoder`` trained by the steps of its ``Trainer`` (which only
   takes a Hugging Face model): b_dec at the first batch's mean, unit-norm decoder, its
   ``fvu`` loss + AuxK (α = 1/32, OpenAI's; latents dead after the same window as SAELens's),
@@ -41,12 +41,15 @@ import numpy as np
 import torch
 
 LR = 3e-4
-#: JumpReLU's initial threshold (on inputs normalised to E‖x‖ = √d).  The published 0.5 starts at
-#: L0 165 on the CPU copy and is still at L0 224 after 512 steps: at lr 3e-4 Adam moves the
-#: threshold by at most 3e-4 a step, so a short run stays where it starts.  From 2.0 it starts
-#: below the target and its quadratic L0 loss brings it up (L0 14.8 for a target of 12 after
-#: 524,288 samples; calibration runs of 2026-12-05).
-JUMPRELU_INIT_THRESHOLD = 2.0
+#: JumpReLU's sparsity knob in a run this short is its initial threshold (on inputs normalised to
+#: E‖x‖ = √d), not its L0 loss.  At lr 3e-4 Adam moves the threshold by at most 3e-4 a step, and
+#: the quadratic loss's gradient reaches only the threshold (DeepMind's straight-through
+#: estimator), so the L0 stays near where the threshold starts: on the CPU copy after 524,288
+#: samples the published start 0.5 ends at L0 224; 2.0 at L0 14–15 whatever the target (8, 10
+#: or 12) or the loss's weight (1 or 10); 2.5 at 11.5; Anthropic's estimator (to the inputs
+#: too) moves 2.0 only to 13.1 (calibration runs of 2026-12-05).  So the sweep varies the start
+#: and the quadratic loss aims at the last target L0.
+JUMPRELU_KNOB = "initial threshold"
 AUXK_ALPHA = 1 / 32
 EXACT_TOL = 1e-4
 
@@ -133,12 +136,11 @@ def saelens_config(arch, knob, run):
     if arch == "Matryoshka":
         return MatryoshkaBatchTopKTrainingSAEConfig(k=knob, matryoshka_widths=list(run.size.matryoshka_widths),
                                                     use_matryoshka_aux_loss=True, **common)
-    if arch == "JumpReLU":  # knob: the target L0 of the quadratic loss
-        return JumpReLUTrainingSAEConfig(jumprelu_sparsity_loss_mode="quadratic", target_l0=float(knob),
+    if arch == "JumpReLU":  # knob: the initial threshold (see JUMPRELU_KNOB)
+        return JumpReLUTrainingSAEConfig(jumprelu_sparsity_loss_mode="quadratic", target_l0=float(run.size.targets[-1]),
                                          l0_coefficient=1.0, pre_act_loss_coefficient=3e-6,
                                          normalize_activations="expected_average_only_in", jumprelu_bandwidth=2.0,
-                                         jumprelu_init_threshold=JUMPRELU_INIT_THRESHOLD, decoder_init_norm=0.5,
-                                         **common)
+                                         jumprelu_init_threshold=float(knob), decoder_init_norm=0.5, **common)
     raise ValueError(f"unknown SAELens architecture {arch!r}; choose from {SAELENS}")
 
 
@@ -308,5 +310,5 @@ METHODS = {
     "sparsify TopK": train_sparsify,
     "sparsolve fit": train_fit,
 }
-KNOB = {"SAELens BatchTopK": "k", "SAELens TopK": "k", "SAELens Matryoshka": "k", "SAELens JumpReLU": "target L0",
+KNOB = {"SAELens BatchTopK": "k", "SAELens TopK": "k", "SAELens Matryoshka": "k", "SAELens JumpReLU": JUMPRELU_KNOB,
         "sparsify TopK": "k", "sparsolve fit": "α"}
