@@ -4,6 +4,7 @@
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh          # part 1 (run it first)
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh scale    # part 2: learning at scale (#13)
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh saes     # part 3: versus the SAE libraries (#15)
+#     PYTHONPATH=. bash benchmarks/gpu_check.sh synth    # part 4: SynthSAEBench-16k (#22), rerun to continue
 #
 # Each part stays under 8 minutes (every step has its own time limit).  Part 1's steps,
 # most important first:
@@ -34,6 +35,14 @@
 # 1. fit (exact, fista on cuda) against sparsify TopK and SAELens TopK (table, recovery,
 #    and the inference-only comparison: amortisation and dictionary gaps);
 # 2. the seed's autoencoder at t* = 0 and 5 (each 16,384² G makes t* = 5 the slow one).
+# Part 4 ("synth"), for #22 (unmeasured: no GPU was lent when it was written): SynthSAEBench-16k
+# itself, the published config built on the GPU by SAELens (its own cache,
+# benchmarks/_out/synthsaebench_gpu: CUDA draws other numbers than the CPU), then
+# benchmarks/synthsaebench.py on CUDA, seed 0, 2,097,152 samples a cell (1% of the published
+# 200M): the calibration (step costs, fit's α at L0 20 and 25), the equal-data cells (every
+# method at L0 20 and 25) and the equal-compute cells (each SAE for fit's time), then the
+# report beside the published rows.  Cells are cached as they finish: run the part again to
+# continue where a time limit stopped it.
 # The GPU machine has no package registry.  Before the session, download the peers and
 # their non-torch dependencies here (the versions tested on the CPU; add
 # --python-version/--platform if the GPU machine's Python is not 3.11 on x86_64):
@@ -108,6 +117,33 @@ if [ "${1:-}" = "saes" ]; then
     echo
     echo "=== summary (part 3: saes)"
     grep -hE '^(!!!|\| )' "$LOGS"/gpu_check_versus_saes_*.log 2>/dev/null
+    printf '%s\n' "" "| step | result | time |" "|---|---|---|" "${SUMMARY[@]}" "total $((SECONDS - START)) s"
+    exit 0
+fi
+
+if [ "${1:-}" = "synth" ]; then
+    if ! python -c "import sparsify, sae_lens" > /dev/null 2>&1; then
+        if [ -d shared/wheels ]; then
+            python -m pip install -q --no-index --find-links shared/wheels eai-sparsify sae-lens 2>&1 | tail -n 3
+        else
+            echo "!!! shared/wheels is missing: the peers cannot be installed (see this script's header)"
+        fi
+    fi
+    SYN_CACHE=benchmarks/_out/synthsaebench_gpu
+    SYN=(--size 16k --device cuda --threads 8 --cache "$SYN_CACHE" --samples 2097152 --seeds 0)
+    step synth_build_cuda 120 python benchmarks/synthsaebench_data.py 16k --device cuda --threads 8 --cache "$SYN_CACHE"
+    step synth_calibrate_cuda 150 python benchmarks/synthsaebench.py calibrate "${SYN[@]}"
+    step synth_run_cuda 165 python benchmarks/synthsaebench.py run "${SYN[@]}"
+    step synth_report 45 python benchmarks/synthsaebench.py report "${SYN[@]}" --results-dir "$SYN_CACHE/results" \
+        --figures-dir "$SYN_CACHE/figures"
+    if [ -n "${OUT:-}" ]; then
+        mkdir -p "$OUT/synthsaebench_gpu"
+        cp -r "$SYN_CACHE/results" "$SYN_CACHE/figures" "$SYN_CACHE/16k/calibration.json" "$SYN_CACHE/16k/cells" \
+            "$OUT/synthsaebench_gpu/" 2>/dev/null
+    fi
+    echo
+    echo "=== summary (part 4: synth)"
+    grep -hE '^(#|L0 |SAELens|sparsify|sparsolve|!!!)' "$LOGS"/gpu_check_synth_*.log 2>/dev/null | tail -n 60
     printf '%s\n' "" "| step | result | time |" "|---|---|---|" "${SUMMARY[@]}" "total $((SECONDS - START)) s"
     exit 0
 fi
