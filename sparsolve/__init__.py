@@ -20,6 +20,8 @@ _LAZY = {
     "compare": "sparsolve.amortized",
     "FitConfig": "sparsolve.config",
     "AmortizedConfig": "sparsolve.config",
+    "encode_conv": "sparsolve.conv",
+    "fit_conv": "sparsolve.conv",
 }
 
 

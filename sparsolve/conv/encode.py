@@ -66,7 +66,7 @@ def encode_conv(X, D, alpha, *, boundary="valid", solver="auto", positive=False,
     given = X
     X, D = backend.host_view(X), backend.host_view(D)
     init = None if init is None else backend.host_view(init)
-    form = algo.form if algo.form != "auto" else choose_form(X, g)
+    form = algo.form if algo.form != "auto" else getattr(algo, "AUTO_FORM", None) or choose_form(X, g)
     n = X.shape[0]
     work = X
     if algo.runs_on_host:  # numba kernels: float64 host copies

@@ -120,6 +120,7 @@ class ConvOperator:
         self.geometry = geometry
         self.form = form
         self.spectrum = _spectrum(D, geometry) if form == "fft" else None
+        self._energy = self._gram = None  # made on first use by regularized_solve
 
     def synthesize(self, Z):
         g = self.geometry
@@ -145,6 +146,43 @@ class ConvOperator:
         elif g.boundary == "circular":
             R = backend.pad(R, [(0, f - 1) for f in g.filters], circular=True)
         return backend.correlate(R, self.D, g.ndim)
+
+
+    def transform(self, A):
+        """Â: the Fourier transform of signals or codes A on the frame."""
+        g = self.geometry
+        return backend.rfftn(A, g.frame, g.axes)
+
+    def drive(self, X):
+        """(Dᵀx)^: the analysis of the signals X in the Fourier domain, (n, K, *F)."""
+        return _mix(self.transform(X), self.spectrum, conjugate=True)
+
+    def regularized_solve(self, drive, B, rho):
+        """z = (DᵀD + ρI)⁻¹ ((Dᵀx)^ + ρB̂), back in space, for the codes B (n, K, *P) and one ρ per signal;
+        ``drive`` from :meth:`drive`.  Circular boundary and FFT form only, where DᵀD is diagonal in the
+        Fourier domain: at each frequency (AᴴA + ρI)⁻¹b = (b − Aᴴ(ρI + AAᴴ)⁻¹Ab)/ρ with A = D̂(ω) (C×K)."""
+        g = self.geometry
+        if g.boundary != "circular" or self.form != "fft":
+            raise ValueError("the Fourier-domain solve needs boundary='circular' and form='fft'")
+        xp = backend.namespace(drive)
+        r = rho.reshape((-1,) + (1,) * (drive.ndim - 1))
+        b = drive + r * self.transform(B)
+        Ab = _mix(b, self.spectrum, conjugate=False)  # (n, C, *F)
+        if self.spectrum.shape[1] == 1:
+            if self._energy is None:
+                self._energy = (abs(self.spectrum[:, 0]) ** 2).sum(axis=0)  # Σ_k |D̂_k|², (*F)
+            w = Ab / (r + self._energy[None, None])
+        else:
+            if self._gram is None:  # AAᴴ per frequency, (*F, C, C)
+                S = xp.moveaxis(xp.moveaxis(self.spectrum, 0, -1), 0, -2)  # (*F, C, K)
+                self._gram = S @ xp.conj(xp.swapaxes(S, -1, -2))
+            C = self.spectrum.shape[1]
+            eye = backend.eye(self._gram.real, C)
+            system = self._gram[None] + rho.reshape((-1,) + (1,) * (self._gram.ndim)) * eye
+            rhs = xp.moveaxis(Ab, 1, -1)[..., None]  # (n, *F, C, 1)
+            w = xp.moveaxis(xp.linalg.solve(system, rhs)[..., 0], -1, 1)
+        zf = (b - _mix(w, self.spectrum, conjugate=True)) / r
+        return backend.irfftn(zf, g.frame, g.axes)
 
 
 def _spectrum(D, g: Geometry):

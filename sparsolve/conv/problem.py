@@ -60,6 +60,14 @@ class ConvProblem:
         C = self.op.analyze(R).reshape(Z.shape)
         return C, _row_sums(R * R), _row_sums(self.X * R)
 
+    def spectral_drive(self):
+        """(Dᵀx)^ of every signal, for the Fourier-domain solve (:mod:`.admm`)."""
+        return self.op.drive(self.X)
+
+    def regularized_solve(self, drive, B, rho):
+        """(DᵀD + ρI)⁻¹ (Dᵀx + ρB) for flat codes B and one ρ per signal, as flat rows."""
+        return self.op.regularized_solve(drive, self.codes(B), rho).reshape(B.shape)
+
     def take(self, keep):
         """The sub-problem of the signals ``keep`` (an index array)."""
         return replace(self, X=self.X[keep], xsq=self.xsq[keep])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..inference.fista import FISTA
 from ..inference.ista import ISTA
 from ..inference.lca import LCA
+from .admm import ADMM
 from .cd import ConvCD
 from .operator import BOUNDARIES, FORMS
 
@@ -21,4 +22,5 @@ def _convolutional(cls):
         "__module__": __name__, "__doc__": cls.__doc__, "FORMS": FORMS, "BOUNDARIES": BOUNDARIES,
         "OPTION_TYPES": {**cls.OPTION_TYPES, "form": FORMS}})
 
-REGISTRY = {cls.name: cls for cls in (_convolutional(ISTA), _convolutional(FISTA), _convolutional(LCA), ConvCD)}
+REGISTRY = {cls.name: cls for cls in (_convolutional(ISTA), _convolutional(FISTA), _convolutional(LCA), ADMM,
+                                      ConvCD)}
