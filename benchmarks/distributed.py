@@ -136,18 +136,24 @@ def launch(data, world, threads, device, tmp, limit_s=900):
 
 
 def seam_overhead():
-    """Seconds per step that the seams cost without a process group."""
-    from sparsolve.learning import distributed
+    """Seconds per step that the reducer's seams cost without a process group."""
+    from sparsolve.learning.reducer import default_reducer
 
     A, B, used = np.zeros((256, 256)), np.zeros((256, 64)), np.zeros(256, bool)
     record, rows = {"objective": 1.0, "mse": 1.0, "l1": 1.0, "nnz_frac": 1.0, "converged_frac": 1.0}, np.arange(8)
+    reducer = default_reducer()
+
+    class Rule:
+        def statistics(self, X, Z, R, D):
+            return A, B
+
     n = 20000
     t = time.perf_counter()
     for _ in range(n):  # the seams one step passes through
-        distributed.local_part(rows)
-        distributed.step_sums((A, B), used, 512)
-        distributed.mean_figures(record, 512)
-        distributed.is_rank0()
+        reducer.local_rows(rows)
+        reducer.statistics(Rule(), None, None, None, None, used, 512)
+        reducer.figures(record, 512)
+        reducer.is_root
     per_step = (time.perf_counter() - t) / n
     return per_step
 

@@ -10,11 +10,11 @@ do not).
         --sizes 1024x256 4096x768 16384x768 --paths loop blocked graph-loop graph --budget 3
     PYTHONPATH=. python benchmarks/online_update.py --launches --sizes 1024x256 4096x768 --rules unit
 
-Paths: ``blocked`` is updates.online_blocked as fit runs it (on CUDA torch with Triton: the
+Paths: ``blocked`` is sparsolve.rules.online.online_blocked as fit runs it (on CUDA torch with Triton: the
 kernel of sparsolve/learning/_online_triton.py for "unit" and "ball"); ``loop`` the same pass with
-its in-block steps as the Python loop (updates._in_block_steps, as cupy and Triton-less machines
+its in-block steps as the Python loop (sparsolve.rules.online._in_block_steps, as cupy and Triton-less machines
 run it); ``graph`` and ``graph-loop`` those two captured once in a CUDA graph (static shapes) and
-replayed; ``per-atom`` the torch path before #13; ``numba`` updates.online on the host.
+replayed; ``per-atom`` the torch path before #13; ``numba`` sparsolve.rules.online.online on the host.
 Prints one table row per (size, norm rule, path): the median ms per pass and its ratio to the
 first path.  On CUDA every timed pass ends with a synchronize.  Rounds stop after ``--repeats``
 or once a size and rule has had ``--budget`` seconds.  Without CUDA, ``--device cuda`` prints
@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from sparsolve import backend
-from sparsolve.learning import _online_triton, norms, updates
+from sparsolve.rules import _online_triton, norm_rule
+from sparsolve.rules import online as updates
 
 from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
 
@@ -51,8 +52,8 @@ def per_atom_loop(D, A_bar, B_bar, norm, decay):
     for j in np.flatnonzero(diag > 1e-12):
         ajj = float(diag[j])
         u = (B_bar[j] - A_bar[j] @ D + ajj * D[j]) / (ajj + decay)
-        if norm in norms.FLOOR:
-            u = u / torch.clip(torch.sqrt((u * u).sum()), norms.FLOOR[norm], None)
+        if norm_rule(norm).floor is not None:
+            u = u / torch.clip(torch.sqrt((u * u).sum()), norm_rule(norm).floor, None)
         D[j] = u
     return D
 
@@ -74,7 +75,7 @@ def python_loop(D, A_bar, B_bar, norm, decay):
     usable = _online_triton.usable
     _online_triton.usable = lambda D: False
     try:
-        return updates.online_blocked(D, A_bar, B_bar, norm, decay)
+        return updates.online_blocked(D, A_bar, B_bar, norm_rule(norm), decay)
     finally:
         _online_triton.usable = usable
 
@@ -99,12 +100,12 @@ def launches(m, p, norm):
     loop, and the Triton path with its kernel counted as its one launch (so it needs neither a GPU
     nor Triton)."""
     D, A, B = problem(m, p, "cpu", torch.float32)
-    decay = norms.decay(norm, 0.1)
+    decay = norm_rule(norm).decay(0.1)
     with gpu_path():
         with Launches() as loop:
             python_loop(D, A, B, norm, decay)
         with Launches() as kernel:
-            updates.online_blocked(D, A, B, norm, decay)
+            updates.online_blocked(D, A, B, norm_rule(norm), decay)
     return loop.count, kernel.count
 
 
@@ -172,16 +173,16 @@ def main():
         D, A, B = problem(m, p, args.device, dtype)
         sync = (lambda: backend.synchronize(D))
         for norm in args.rules:
-            decay = norms.decay(norm, 0.1)
-            paths = {"blocked": lambda: updates.online_blocked(D, A, B, norm, decay),
+            decay = norm_rule(norm).decay(0.1)
+            paths = {"blocked": lambda: updates.online_blocked(D, A, B, norm_rule(norm), decay),
                      "loop": lambda: python_loop(D, A, B, norm, decay),
                      "per-atom": lambda: per_atom_loop(D, A, B, norm, decay),
-                     "numba": lambda: updates.online(D, A, B, norm, decay)}
+                     "numba": lambda: updates.online(D, A, B, norm_rule(norm), decay)}
             paths = {name: paths[name] for name in chosen if name in paths}
             for fn in paths.values():
                 fn()  # compile / warm up
             if "graph" in chosen:
-                paths["graph"] = graphed(lambda: updates.online_blocked(D, A, B, norm, decay))
+                paths["graph"] = graphed(lambda: updates.online_blocked(D, A, B, norm_rule(norm), decay))
             if "graph-loop" in chosen:
                 paths["graph-loop"] = graphed(lambda: python_loop(D, A, B, norm, decay))
             paths = {name: paths[name] for name in chosen}

@@ -72,7 +72,7 @@ def time_split(sync):
     """Wrap fit's inference and update calls, and its per-batch step, in ``sync`` and timers.
     Yields a dict of seconds: inference, update, step (whole steps); found by name in whatever
     module of sparsolve.learning holds them, so the split survives fit's reorganisation."""
-    from sparsolve.learning import norms, updates
+    from sparsolve.rules import NORM_RULES, UPDATE_RULES
 
     seconds = {"inference": 0.0, "update": 0.0, "step": 0.0}
     patched = []
@@ -100,9 +100,11 @@ def time_split(sync):
         learner = getattr(module, "Learner", None)
         if learner is not None and getattr(learner, "__module__", "") == module.__name__:
             patch(learner, "step", "step")
-    for name in ("batch_statistics", "running_statistics", "online", "sgd", "mod"):
-        patch(updates, name, "update")
-    patch(norms, "project", "update")
+    for cls in UPDATE_RULES.values():
+        patch(cls, "statistics", "update")
+        patch(cls, "apply", "update")
+    for cls in NORM_RULES.values():
+        patch(cls, "project", "update")
     try:
         yield seconds
     finally:

@@ -5,7 +5,7 @@ Shapes follow scikit-learn: X is (n_samples, n_features), a dictionary D is
 and X ≈ Z @ D.
 """
 from .gap import duality_gap, kkt_residual, objective
-from .inference import ConvergenceWarning, DivergenceError, EncodeInfo, encode
+from .inference import ConvergenceWarning, DivergenceError, EncodeInfo, alpha_for_l0, encode
 
 __version__ = "0.1.0"
 
@@ -18,6 +18,7 @@ _LAZY = {
     "LearnedG": "sparsolve.amortized",
     "fit_amortized": "sparsolve.amortized",
     "compare": "sparsolve.amortized",
+    "from_sae": "sparsolve.sae",
     "FitConfig": "sparsolve.config",
     "AmortizedConfig": "sparsolve.config",
     "encode_conv": "sparsolve.conv",
@@ -36,6 +37,7 @@ def __getattr__(name):
 __all__ = [
     *_LAZY,
     "encode",
+    "alpha_for_l0",
     "objective",
     "duality_gap",
     "kkt_residual",

@@ -245,6 +245,15 @@ def concat(parts, axis: int = 0):
     return xp.cat(parts, dim=axis) if is_torch(parts[0]) else xp.concatenate(parts, axis=axis)
 
 
+def bits(x):
+    """The raw bits of ``x``'s entries as signed integers of its item size (a view, on its
+    device): what a digest of the data reads, for every dtype, bfloat16 included."""
+    width = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}[x.element_size() if is_torch(x) else x.dtype.itemsize]
+    if is_torch(x):
+        return x.contiguous().view(getattr(_torch(), width))
+    return namespace(x).ascontiguousarray(x).view(width)
+
+
 def no_grad(x):
     """A context that stops torch from recording a graph for work on ``x`` (no-op otherwise)."""
     return _torch().no_grad() if is_torch(x) else contextlib.nullcontext()

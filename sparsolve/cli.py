@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 import types
 import typing
 from pathlib import Path
 
-from . import __version__
-from .config import FitConfig, check_solver_options, field_docs
+from . import __version__, io
+from .config import FitConfig, check_solver_options, default_help, field_docs
 from .data.images import WHITENED_ALPHA
 from .inference import REGISTRY, solver_class
 
@@ -37,11 +38,15 @@ IMAGE_EPOCHS = 2
 # The command line's own defaults and short names for some fields.
 # n_atoms and alpha stay None here: each kind of data picks its own (see _fit).
 _CLI_DEFAULTS = {"n_atoms": None, "alpha": None, "seed": 0}
-_DEFAULT_HELP = {"n_atoms": f"{DEFAULT_ATOMS}; {IMAGE_ATOMS} for the default data",
-                 "alpha": f"{DEFAULT_ALPHA}; {WHITENED_ALPHA} for the default whitened data",
-                 "n_epochs": f"1; {IMAGE_EPOCHS} for the default data"}
+_CLI_HELP = {"n_atoms": f"{DEFAULT_ATOMS}; {IMAGE_ATOMS} for the default data",
+             "alpha": f"{DEFAULT_ALPHA}; {WHITENED_ALPHA} for the default whitened data",
+             "seed": str(_CLI_DEFAULTS["seed"]),
+             "device": "cpu"}
+_CLI_MORE = {"n_epochs": f"; {IMAGE_EPOCHS} for the default data"}
+# Fields whose docstring differs on the command line: its data are files, so "keep the data where
+# it is" (device None) means the CPU, and is no choice to offer.
+_CLI_DOCS = {"device": "where the steps run: cpu, or cuda (torch)"}
 _ALIASES = {"n_atoms": ["--atoms"], "n_epochs": ["--epochs"]}
-_CHOICES = {"solver": "SOLVERS", "update": "UPDATES", "norm": "FIT_NORMS"}
 # Dict fields: one KEY=VALUE a flag, the flag repeated.
 _REPEATED = {"solver_options": "--solver-option"}
 
@@ -67,12 +72,18 @@ def _solver_option_help(doc):
             "e.g. --solver lca --solver-option threshold=nonneg --solver-option accelerate=false")
 
 
-def _add_config_flags(parser):
-    from . import config as cfg
+def default_shown(name) -> str:
+    """The default that ``sparsolve fit --help`` shows for a FitConfig field (default_help's words,
+    or the command line's own)."""
+    return _CLI_HELP.get(name) or default_help(FitConfig)[name] + _CLI_MORE.get(name, "")
 
+
+def _add_config_flags(parser):
     docs = field_docs(FitConfig)
+    flags = {}  # field -> its flags, as argparse names them in errors
     for f in dataclasses.fields(FitConfig):
         if f.name in _REPEATED:
+            flags[f.name] = _REPEATED[f.name]
             help_text = _solver_option_help(docs.get(f.name, "")).replace("%", "%%")
             parser.add_argument(_REPEATED[f.name], dest=f.name, action="append", type=_key_value, default=None,
                                 metavar="KEY=VALUE", help=help_text)
@@ -80,19 +91,18 @@ def _add_config_flags(parser):
         flag = "--" + f.name.replace("_", "-")
         default = _CLI_DEFAULTS.get(f.name, f.default)
         kind = _scalar(f.type)
-        doc = docs.get(f.name, "")
-        shown = _DEFAULT_HELP.get(f.name, default)
-        help_text = (doc if "default" in doc and f.name not in _DEFAULT_HELP else f"{doc} (default: {shown})")
-        help_text = help_text.replace("%", "%%")
+        doc = _CLI_DOCS.get(f.name) or docs.get(f.name, "")
+        help_text = f"{doc} (default: {default_shown(f.name)})".replace("%", "%%")
         names = [*_ALIASES.get(f.name, []), flag]
+        flags[f.name] = "/".join(names)
         if kind is bool:
             parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
                                 help=help_text)
             continue
-        choices = getattr(cfg, _CHOICES[f.name]) if f.name in _CHOICES else None
-        if f.name == "device":
-            choices = [c for c in cfg.FIT_DEVICES if c is not None]
+        choices = FitConfig.CHOICES.get(f.name)
+        choices = None if choices is None else [c for c in choices if c is not None]
         parser.add_argument(*names, dest=f.name, type=kind, default=default, choices=choices, help=help_text)
+    return flags
 
 
 def _parser():
@@ -104,8 +114,8 @@ def _parser():
     f.add_argument("data", nargs="?", help="a .npy file of shape (n_samples, n_features), or a directory of "
                    ".npy shards (streamed); "
                    f"default: {DEFAULT_PATCHES} 8×8 natural-image patches")
-    _add_config_flags(f)
-    f.set_defaults(command_parser=f)  # for errors found after parsing, worded as argparse words its own
+    f.set_defaults(command_parser=f,  # for errors found after parsing, worded as argparse words its own
+                   config_flags=_add_config_flags(f))
     f.add_argument("--checkpoint", default=None, help="checkpoint file: resume from it, save to it "
                    "(also on Ctrl-C)")
     f.add_argument("--out", default="model.npz", help="where to save the model (default: model.npz)")
@@ -115,14 +125,56 @@ def _parser():
     return p
 
 
+COMMANDS = ("fit",)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser().parse_args(argv or ["fit"])
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["fit", *argv]  # bare `sparsolve` runs fit, and so do its flags or DATA alone
+    args = _parser().parse_args(argv)
     return _fit(args)
+
+
+def _check_picture(png):
+    """Refuse, before any training, a --png that matplotlib cannot write: an unknown format (by its
+    extension; none means PNG, as matplotlib appends it) or an unwritable place."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from .io import check_writable
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(png).suffix.lower()[1:]
+    if suffix and suffix not in kinds:
+        raise ValueError(f"--png={png!r}: matplotlib cannot write .{suffix} files; use one of "
+                         f"{', '.join('.' + k for k in sorted(kinds))}")
+    check_writable(png if suffix else f"{png}.png", "--png")
 
 
 def _fail(message):
     raise SystemExit(f"sparsolve fit: {message}")
+
+
+def _interrupted(args, model, reducer):
+    """Ctrl-C: say what was kept -- the checkpoint, or the model so far saved next to --out (a
+    sibling, so that --out itself only ever holds a finished run) by rank 0 (``reducer.is_root``) --
+    and exit with 130."""
+    if args.checkpoint:
+        said = f"; the checkpoint {args.checkpoint} holds the run so far: run the same command to resume it"
+    elif model is None or not reducer.is_root:
+        said = "; nothing was trained yet" if model is None else "; rank 0 keeps the model"
+    else:
+        out = Path(args.out)
+        kept = out.with_name(f"{out.name[:-4] if out.suffix == '.npz' else out.name}.interrupted.npz")
+        try:
+            kept = model.save(kept)
+        except OSError as e:
+            _fail(f"interrupted; {e}")
+        steps = len(model.history.get("step", []))
+        said = (f" after step {steps}; the model so far is saved at {kept} (a run without --checkpoint cannot be "
+                "resumed: pass --checkpoint run.npz to stop and resume runs)")
+    print(f"sparsolve fit: interrupted{said}", file=sys.stderr)
+    raise SystemExit(130)
 
 
 def _solver_options(args):
@@ -158,6 +210,7 @@ def _solver_options(args):
 def _fit(args):
     from .learning import distributed, fit
     from .learning.checkpoint import check_writable
+    from .learning.reducer import default_reducer
 
     args.solver_options = _solver_options(args)
     config = {f.name: getattr(args, f.name) for f in dataclasses.fields(FitConfig)}
@@ -168,10 +221,21 @@ def _fit(args):
             config[name] = value
     if args.data is None and config["n_epochs"] is None and config["max_steps"] is None:
         config["n_epochs"] = IMAGE_EPOCHS
-    try:  # every setting, and --out, before any data is read
+    try:  # every setting before any data is read, each error naming its flag
         config = FitConfig(**config)
-        check_writable(args.out, "--out")
     except (ValueError, TypeError) as e:
+        field = re.match(r"\w+", str(e))
+        if field and field.group() in args.config_flags:
+            args.command_parser.error(f"argument {args.config_flags[field.group()]}: {e}")
+        _fail(e)
+    try:  # and every output path
+        check_writable(args.out, "--out")
+        if args.checkpoint is not None:
+            check_writable(args.checkpoint, "--checkpoint")
+        png = args.png or (str(Path(args.out).with_suffix(".png")) if args.data is None else None)
+        if png is not None:
+            _check_picture(png)
+    except ValueError as e:
         _fail(e)
     if args.data is None:
         from .data import natural_image_patches
@@ -179,7 +243,6 @@ def _fit(args):
         X = natural_image_patches(8, DEFAULT_PATCHES, seed=args.seed, whiten="zca")
         source = (f"{DEFAULT_PATCHES} 8x8 natural-image patches (scikit-learn sample images, mean removed, "
                   "rank-24 ZCA-whitened)")
-        png = args.png or str(Path(args.out).with_suffix(".png"))
     elif Path(args.data).is_dir():
         from .data.shards import open_shards
 
@@ -198,19 +261,22 @@ def _fit(args):
         except (OSError, ValueError) as e:
             _fail(e)
         source = f"{args.data} {X.shape}"
-    if args.data is not None:
-        png = args.png
-    distributed.init_from_env(args.device)  # distributed seam: under torchrun, join its group so fit runs data-parallel
+    distributed.init_from_env(args.device)  # under torchrun: join its group, so that the fit's reducer spans the ranks
+    reducer = default_reducer(config)
     try:
         model = fit(X, None, None, config=config, checkpoint=args.checkpoint, progress=not args.no_progress)
     except (ValueError, TypeError) as e:
         _fail(e)
-    except KeyboardInterrupt:
-        saved = f"; the checkpoint {args.checkpoint} holds the run so far" if args.checkpoint else ""
-        _fail(f"interrupted{saved}")
-    if not distributed.is_rank0():
-        return 0  # distributed seam: every rank holds the same model; rank 0 saves and reports it
-    out = model.save(args.out)
+    except io.SaveError as e:  # the checkpoint could not be written: it names where it went instead
+        _fail(f"{e}; resume from it with --checkpoint {e.fallback}" if e.fallback else e)
+    except KeyboardInterrupt as e:
+        _interrupted(args, getattr(e, "model", None), reducer)
+    if not reducer.is_root:
+        return 0  # every rank holds the same model; rank 0 saves and reports it
+    try:
+        out = model.save(args.out)
+    except OSError as e:  # a SaveError names where the model went instead
+        _fail(e)
     h = model.history
     print(f"data:       {source}")
     print(f"model:      {model.n_atoms} atoms x {model.n_features} features, alpha={model.alpha:g}, "

@@ -3,7 +3,7 @@
 A read of a torch tensor's values on the host (``.item()``, ``bool()``, ``.numpy()``, ...) is
 what costs a GPU run a sync.  Here they are counted on CPU torch, attributed to the module of
 sparsolve that asked: fit's own (sparsolve.learning), not encode's certificates (inference)
-nor the host kernel of the online update (updates.online, which a GPU run replaces by the
+nor the update rules' (the online update's host kernel, sparsolve.rules.online, which a GPU run replaces by the
 blocked pass without reads: tests/gpu/test_gpu_learning.py).
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from sparsolve.learning.fit import fit
 torch = pytest.importorskip("torch")
 from host_reads import counting  # noqa: E402  (needs torch)
 
-FIT_MODULES = ("sparsolve.learning.",)
-NOT_COUNTED = ("sparsolve.learning.updates",)
+FIT_MODULES = ("sparsolve.learning.", "sparsolve.rules.")
+NOT_COUNTED = ("sparsolve.rules.online", "sparsolve.rules.sgd", "sparsolve.rules.mod")  # the update rules' own
 
 
 @pytest.fixture
@@ -126,17 +126,18 @@ def test_a_resume_keeps_the_dead_atom_schedule(tmp_path):
 
 def test_a_bad_batch_is_caught_at_the_next_read_with_the_same_error(tmp_path):
     X = _data()
-    X[5 * 50 + 7, 3] = float("nan")  # batch index 5 (shuffle=False), its row 7
+    X[5 * 50 + 7, 3] = float("nan")  # batch index 5, its row 7
+    batches = np.split(X, 12)  # a stream: an in-memory array is scanned whole before training
     settings = dict(SETTINGS, shuffle=False)
     with pytest.raises(ValueError, match="batch 5 has NaN or Inf values .first in row 7") as now:
-        fit(X, 8, 0.05, sync_every=1, **settings)
+        fit(batches, 8, 0.05, sync_every=1, **settings)
     with pytest.raises(ValueError) as later:
-        fit(X, 8, 0.05, sync_every=4, checkpoint=tmp_path / "c", checkpoint_every=4, **settings)
+        fit(batches, 8, 0.05, sync_every=4, checkpoint=tmp_path / "c", checkpoint_every=4, **settings)
     assert str(later.value) == str(now.value)
     # the checkpoint stands at step 4, written by a read that had checked every batch before it;
     # the save at step 8 read batch 5 first and refused
-    saved, _, _, _ = ckpt.restore(tmp_path / "c")
-    clean = fit(X, 8, 0.05, sync_every=1, **dict(settings, max_steps=4))
+    saved = ckpt.restore(tmp_path / "c")[0]
+    clean = fit(batches, 8, 0.05, sync_every=1, **dict(settings, max_steps=4))
     assert saved.t == 4
     np.testing.assert_array_equal(saved.D, clean.dictionary)
     assert saved.history.as_dict()["objective"] == clean.history["objective"]

@@ -20,7 +20,8 @@ from launch_counts import BOOKKEEPING, INFERENCE, UPDATE, Launches, gpu_path, ph
 import sparsolve  # noqa: E402
 from sparsolve.config import FitConfig  # noqa: E402
 from sparsolve.inference import fista, loop  # noqa: E402
-from sparsolve.learning import updates  # noqa: E402
+from sparsolve.rules import norm_rule  # noqa: E402
+from sparsolve.rules import online as updates  # noqa: E402
 from sparsolve.learning.fit import new_learner  # noqa: E402
 
 # Launches of one step on the GPU path (update "online" under "unit"; 2 blocks of 64 atoms), before
@@ -108,10 +109,10 @@ def test_an_online_pass_is_ten_launches_a_block(m, block):
     Z = torch.from_numpy(np.abs(rng.standard_normal((4 * m, m))) * (rng.random((4 * m, m)) < 0.1))
     A, B = updates.batch_statistics(Z @ D, Z)
     with gpu_path(), Launches() as counter:
-        new = updates.online_blocked(D, A, B, "unit", 0.0, block=block)
+        new = updates.online_blocked(D, A, B, norm_rule("unit"), 0.0, block=block)
     # D's copy, used, where, reciprocal, the couplings of the full blocks (3), a short block's (3): 16 a
     # block before
     assert counter.count == 10 * math.ceil(m / block) + 7 + (3 if m % block else 0)
-    reference = updates.online(D.numpy(), A.numpy(), B.numpy(), "unit", 0.0)
+    reference = updates.online(D.numpy(), A.numpy(), B.numpy(), norm_rule("unit"), 0.0)
     np.testing.assert_allclose(new.numpy(), reference, rtol=0, atol=1e-10)
     np.testing.assert_allclose(np.linalg.norm(new.numpy(), axis=1), 1.0)

@@ -17,6 +17,12 @@ CASES = {
     "online_resume": dict(kwargs=dict(COMMON, update="online", batch_size=100, n_epochs=2, seed=3), resume_after=3),
     # Full-batch mod warm-starts every step from the last codes, which the checkpoint gathers.
     "mod_resume": dict(kwargs=dict(COMMON, update="mod", n_epochs=4, seed=4), resume_after=2),
+    # center=True: an array's mean from the same seeded rows on every rank; an iterable's running mean
+    # all-reduced over the ranks' batches (frozen after the second global step's 200 rows).
+    "center_array": dict(kwargs=dict(COMMON, update="online", batch_size=100, seed=5, center=True,
+                                     center_samples=300)),
+    "center_iterable": dict(kwargs=dict(COMMON, update="sgd", seed=6, center=True, center_samples=150),
+                            iterable=True),
 }
 # The GPU case: FISTA (cd runs on the host) to a tight gap, rows again solved independently.
 GPU_KWARGS = dict(CASES["online"]["kwargs"], solver="fista", max_iter=20000)

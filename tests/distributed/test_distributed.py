@@ -21,6 +21,7 @@ import sparsolve
 from sparsolve.cli import main
 from sparsolve.learning import distributed
 from sparsolve.learning.checkpoint import model_from_checkpoint
+from sparsolve.learning.reducer import DataParallel, Identity, default_reducer
 
 from cases import CASES, GPU_KWARGS, data, global_batches
 
@@ -72,6 +73,8 @@ def test_two_ranks_equal_one_process_on_the_same_global_batches(two_ranks, name)
     single = sparsolve.fit(X, progress=False, **case["kwargs"])
     for r in (0, 1):
         np.testing.assert_allclose(saved[r][f"{name}/D"], single.dictionary, rtol=0, atol=1e-7)
+        if single.offset is not None:  # center=True: both ranks centre by the single process's b
+            np.testing.assert_allclose(saved[r][f"{name}/offset"], single.offset, rtol=0, atol=1e-12)
         np.testing.assert_allclose(saved[r][f"{name}/mse"], single.history["mse"], rtol=1e-7)
         np.testing.assert_allclose(saved[r][f"{name}/nnz_frac"], single.history["nnz_frac"], rtol=1e-7)
         np.testing.assert_array_equal(saved[r][f"{name}/samples_seen"], single.history["samples_seen"])
@@ -92,6 +95,14 @@ def test_checkpoint_from_two_ranks_resumes_on_one(two_ranks, name, tmp_path):
     assert resumed.history["step"][-1] > case["resume_after"]
     np.testing.assert_allclose(resumed.dictionary, whole.dictionary, rtol=0, atol=1e-7)
     np.testing.assert_allclose(resumed.history["mse"], whole.history["mse"], rtol=1e-7)
+
+
+def test_a_resume_on_changed_data_is_refused_on_every_rank(two_ranks):
+    """Rank 1 alone read the changed row (its part of step 1); rank 0 refuses with it, not later
+    in a collective."""
+    saved, _ = two_ranks
+    for r in (0, 1):
+        assert "the batch of step 1 (epoch 0, batch 0) differs" in str(saved[r]["resume_error"])
 
 
 def test_startup_mismatches_name_both_values(two_ranks):
@@ -118,13 +129,21 @@ def test_a_lost_rank_ends_the_other_within_the_timeout(tmp_path, how):
 
 
 def test_single_process_is_untouched():
-    """Without a process group every seam hands its input back."""
-    assert not distributed.active() and distributed.world_size() == 1 and distributed.is_rank0()
-    A, B, used = np.ones((2, 2)), np.ones((2, 3)), np.array([True, False])
-    assert distributed.step_sums((A, B), used, 7) == ((A, B), used, 7)
-    rows = np.arange(5)
-    assert distributed.local_part(rows) is rows and distributed.gather_rows(rows) is rows
-    assert list(distributed.enumerate_batches("ab")) == [(0, "a"), (1, "b")]
+    """Without a process group the fit's reducer is the identity: every answer is its input."""
+    assert not distributed.active() and distributed.world_size() == 1
+    reducer = default_reducer()
+    assert isinstance(reducer, Identity) and reducer.is_root
+    rows, used = np.arange(5), np.array([True, False])
+    assert reducer.local_rows(rows) is rows and reducer.global_rows(rows) is rows
+    assert distributed.gather_rows(rows) is rows
+    assert list(reducer.local_batches("ab")) == [(0, "a"), (1, "b")]
+    assert reducer.own_atoms(rows) is rows and reducer.all_atoms(rows) is rows and reducer.n_atoms(5) == 5
+
+    class Rule:
+        def statistics(self, X, Z, R, D):
+            return (X,)
+
+    assert reducer.statistics(Rule(), rows, None, None, None, used, 7) == ((rows,), used, 7)
 
 
 def test_cli_under_torchrun_saves_the_single_process_model(tmp_path):
@@ -148,14 +167,15 @@ def test_rank_parts_tile_the_global_batch(monkeypatch):
     """Any world size: the ranks' parts of a batch, in rank order, are the batch; of a stream,
     rank r gets batch kP + r of each whole group, and a broken last group is dropped."""
     rows = np.arange(11)
+    reducer = DataParallel()
     for P in (2, 3, 4):
         monkeypatch.setattr(distributed, "world_size", lambda P=P: P)
         parts, streams = [], []
         for r in range(P):
             monkeypatch.setattr(distributed, "rank", lambda r=r: r)
-            parts.append(distributed.local_part(rows))
+            parts.append(reducer.local_rows(rows))
             with pytest.warns(UserWarning, match="dropped") if (r == 0 and 10 % P) else _no_warning():
-                streams.append(list(distributed.enumerate_batches(range(10))))
+                streams.append(list(reducer.local_batches(range(10))))
         np.testing.assert_array_equal(np.concatenate(parts), rows)
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
         whole = 10 // P * P
