@@ -67,7 +67,7 @@ def test_the_update_lowers_its_quadratic_and_matches_the_gradient():
         R = X - ConvOperator(D2, g, "direct").synthesize(Z)
         exact = 0.5 * (R ** 2).sum() / 3 - 0.5 * (X ** 2).sum() / 3
         assert np.isclose(upd.loss(D2), exact, rtol=1e-10)
-        after = upd.run(D2, lambda d: d, passes=3)
+        after = upd.run(D2, lambda d, previous: d, passes=3)
         assert upd.loss(after) < upd.loss(D2)
 
 

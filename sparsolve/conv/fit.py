@@ -7,10 +7,10 @@ dictionary learning in convolutional form, as alphacsc's online learner.  The ru
 training loop that ``fit`` and ``fit_amortized`` share (progress bar, checkpoints every
 ``checkpoint_every`` steps and at the end, the callback, Ctrl-C and SIGTERM).
 
-This is the one module of :mod:`sparsolve.conv` that uses :mod:`sparsolve.learning`: the norm rules
-(``norms.project``, ``norms.decay``), the running means (``updates.running_statistics``), the loop
-(``training.run``) and the data's fingerprint and output checks.  (Merge note: point these at the rule
-objects when learning/ has them.)
+The norm rules are sparsolve.rules' objects (each filter a row of D flattened), the running means
+those of its online rule.  This is the one module of :mod:`sparsolve.conv` that uses
+:mod:`sparsolve.learning`: the loop (``training.run``), the data's fingerprint and the checks of the
+checkpoint's path.
 """
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ import numpy as np
 from .. import backend, io
 from ..checks import finite_rows
 from ..inference import ConvergenceWarning
-from ..learning import norms, training, updates
+from ..learning import training
 from ..learning.batches import describe, fingerprint
 from ..learning.checkpoint import check_writable, npz_path
+from ..rules import norm_rule
+from ..rules.online import running_statistics
 from .config import ConvFitConfig
 from .encode import encode_conv, resolve_solver
 from .model import ConvModel
@@ -163,7 +165,8 @@ class _State:
             if not np.isfinite(D).all() or (np.abs(D.reshape(shape[0], -1)).sum(axis=1) == 0).any():
                 raise ValueError("dict_init has NaN/Inf values or all-zero filters; every filter must be finite and "
                                  "nonzero")
-        D = norms.project(D.reshape(shape[0], -1), config.norm).reshape(shape)
+        rule = norm_rule(config.norm)
+        D = rule.project(rule.start(D.reshape(shape[0], -1))).reshape(shape)
         return cls(config, D, entropy)
 
     def step(self, X):
@@ -185,13 +188,13 @@ class _State:
             nnz = backend.item((flat_z != 0).sum()) / flat_z.size
             half_r2 = 0.5 * xsq + backend.item(FilterUpdate(A_b, B_b, g.filters).loss(D))
             A, B = (None, None) if self.A is None else (backend.match(self.A, X), backend.match(self.B, X))
-            A, B, weight = updates.running_statistics(A, B, self.weight, A_b, B_b, self.t + 1, cfg.forget)
-            decay = norms.decay(cfg.norm, cfg.beta)
+            A, B, weight = running_statistics(A, B, self.weight, A_b, B_b, self.t + 1, cfg.forget)
+            rule = norm_rule(cfg.norm)
 
-            def project(d):
-                return norms.project(d.reshape(1, -1), cfg.norm).reshape(d.shape)
+            def project(d, previous):
+                return rule.project(d.reshape(1, -1), previous.reshape(1, -1)).reshape(d.shape)
 
-            new = FilterUpdate(A, B, g.filters).run(D, project, decay, cfg.passes)
+            new = FilterUpdate(A, B, g.filters).run(D, project, rule.decay(cfg.beta), cfg.passes)
         self.D, self.A, self.B, self.weight = new, A, B, weight
         self.t += 1
         self.samples_seen += n

@@ -84,8 +84,9 @@ class FilterUpdate:
         return (D * H).sum()
 
     def run(self, D, project, decay=0.0, passes=1):
-        """D after ``passes`` sweeps over the filters; ``project(d)`` puts one filter (1, C, *f) under the
-        norm rule, ``decay`` is 2β of the penalty rule (0 otherwise)."""
+        """D after ``passes`` sweeps over the filters; ``project(d, previous)`` puts one filter (1, C, *f)
+        under the norm rule (``previous``: the filter before the step, for one that came out zero),
+        ``decay`` is 2β of the penalty rule (0 otherwise)."""
         D = D + 0
         Df = backend.rfftn(D, self.grid, self.axes)
         crop = (..., *(slice(0, f) for f in self.filters))
@@ -94,7 +95,7 @@ class FilterUpdate:
                 if self.L[k] <= 0:
                     continue
                 grad = backend.irfftn(self.gradient_spectrum(Df, k), self.grid, self.axes)[crop] + decay * D[k]
-                new = project(D[k:k + 1] - grad[None] / (self.L[k] + decay))
+                new = project(D[k:k + 1] - grad[None] / (self.L[k] + decay), D[k:k + 1])
                 D[k] = new[0]
                 Df[k] = backend.rfftn(new, self.grid, self.axes)[0]
         return D
