@@ -159,8 +159,9 @@ def test_lca_and_warm_starts():
     assert (again.n_iter == 0).all() and again.converged.all()
 
 
-def test_auto_is_cd_on_the_host_and_fista_for_same():
+def test_auto_is_admm_for_circular_cd_on_the_host_and_fista_for_same():
     X, D = _problem(1)
+    assert encode_conv(X, D, 0.3, boundary="circular", return_info=True)[1].solver == "admm"
     assert encode_conv(X, D, 0.3, boundary="valid", return_info=True)[1].solver == "cd"
     assert encode_conv(X, D, 0.3, boundary="same", return_info=True)[1].solver == "fista"
 

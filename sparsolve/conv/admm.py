@@ -27,7 +27,7 @@ Boundary "circular" only (the others are not diagonal in the Fourier domain), an
 from __future__ import annotations
 
 from .. import backend
-from ..checks import choice, positive_float
+from ..checks import choice, positive_float, positive_int
 from ..inference.base import Iterative
 from ..prox import prox_l1
 from .operator import FORMS
@@ -43,9 +43,10 @@ class ADMM(Iterative):
     BOUNDARIES = ("circular",)
     FORMS = FORMS
     AUTO_FORM = "fft"  # what form="auto" means here: the solve is in the Fourier domain
-    OPTIONS = {**Iterative.OPTIONS, "relax": 1.8, "rho": None, "rho_ratio": 1.2, "rho_scaling": 10.0}
+    OPTIONS = {**Iterative.OPTIONS, "relax": 1.8, "rho": None, "rho_ratio": 1.2, "rho_scaling": 10.0,
+               "rho_every": 5}
     OPTION_TYPES = {**Iterative.OPTION_TYPES, "form": FORMS, "relax": float, "rho": float, "rho_ratio": float,
-                    "rho_scaling": float}
+                    "rho_scaling": float, "rho_every": int}
 
     @classmethod
     def _check(cls, opts, positive, X, D):
@@ -60,30 +61,49 @@ class ADMM(Iterative):
             raise ValueError(f"rho_ratio must be > 1, got {opts['rho_ratio']}")
         if positive_float(opts["rho_scaling"], "rho_scaling") <= 1:
             raise ValueError(f"rho_scaling must be > 1, got {opts['rho_scaling']}")
+        positive_int(opts["rho_every"], "rho_every", "steps between updates of ρ")
 
     def init(self, prob, Z0):
         rho = (50.0 * prob.alpha + 1.0) if self.rho is None else float(self.rho)
-        return {"y": Z0 + 0, "u": Z0 * 0, "rho": backend.ones(Z0, (Z0.shape[0],)) * rho,
-                "Dtx": prob.spectral_drive()}
+        self._steps = 0
+        # A warm start y₀ ≠ 0 starts with u = c(y₀)/ρ, the scaled dual that a solution has (c = α·sign y on
+        # its support), so a start at the solution stays there, where u = 0 would send the next x-step
+        # away from it; a cold start with u = 0, as SPORCO (u = Dᵀx/ρ took more steps)
+        xp = backend.namespace(Z0)
+        warm = abs(Z0).sum(axis=1) > 0
+        u = Z0 * 0
+        if bool(warm.any()):
+            u = xp.where(warm[:, None], prob.correlation(Z0) / rho, u)
+        return {"y": Z0 + 0, "u": u, "rho": backend.ones(Z0, (Z0.shape[0],)) * rho, "Dtx": prob.spectral_drive()}
 
     def step(self, prob, s):
-        xp = backend.namespace(s["y"])
         y, u, rho = s["y"], s["u"], s["rho"]
         z = prob.regularized_solve(s["Dtx"], y - u, rho)
-        zr = self.relax * z + (1 - self.relax) * y
-        y_new = prox_l1(zr + u, prob.alpha / rho[:, None], prob.positive)
-        u = u + zr - y_new
-        # residual balancing, per signal
-        primal = xp.sqrt(((z - y_new) ** 2).sum(axis=1)) / xp.clip(
-            xp.maximum(xp.sqrt((z * z).sum(axis=1)), xp.sqrt((y_new * y_new).sum(axis=1))), 1e-30, None)
-        dual = xp.sqrt(((y_new - y) ** 2).sum(axis=1)) / xp.clip(xp.sqrt((u * u).sum(axis=1)), 1e-30, None)
+        v = z - y
+        v *= self.relax
+        v += y  # the relaxed z̃
+        v += u
+        y_new = prox_l1(v, prob.alpha / rho[:, None], prob.positive)
+        v -= y_new  # the new u
+        self._steps += 1
+        if self._steps % self.rho_every == 0:
+            s["rho"], v = self._balanced(z, y, y_new, v, rho)
+        s["u"], s["y"] = v, y_new
+
+    def _balanced(self, z, y, y_new, u, rho):
+        """(ρ, u) after residual balancing (module docstring), per signal."""
+        xp = backend.namespace(z)
+
+        def norm(a):
+            return xp.sqrt((a * a).sum(axis=1))
+
+        primal = norm(z - y_new) / xp.clip(xp.maximum(norm(z), norm(y_new)), 1e-30, None)
+        dual = norm(y_new - y) / xp.clip(norm(u), 1e-30, None)
         ratio = primal / xp.clip(dual, 1e-30, None)
         factor = xp.clip(xp.sqrt(ratio), 1 / self.rho_scaling, self.rho_scaling)
         outside = (ratio > self.rho_ratio) | (ratio < 1 / self.rho_ratio)
         factor = xp.where(outside, factor, factor * 0 + 1)
-        s["rho"] = rho * factor
-        s["u"] = u / factor[:, None]
-        s["y"] = y_new
+        return rho * factor, u / factor[:, None]
 
     def current(self, prob, s):
         return s["y"]

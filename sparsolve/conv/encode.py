@@ -43,17 +43,19 @@ def encode_conv(X, D, alpha, *, boundary="valid", solver="auto", positive=False,
     boundary : "valid" (codes where the whole filter fits: P = S − f + 1, as alphacsc), "same" (P = S,
         filters centred on their code and cut off at the edges) or "circular" (P = S, the signal is
         periodic, as SPORCO); see :mod:`sparsolve.conv.operator`.
-    solver : "auto" (cd on the host for "valid" and "circular", else fista), "cd" (locally greedy
-        coordinate descent, numba; valid and circular), "fista", "ista" or "lca" (inference's solvers on
-        the convolutional problem, any boundary, numpy, torch or cupy).
+    solver : "auto" (admm for "circular", cd on the host for "valid", else fista), "admm" (ADMM with the
+        Fourier-domain x-step; circular), "cd" (locally greedy coordinate descent, numba; valid and
+        circular), "fista", "ista" or "lca" (inference's solvers on the convolutional problem, any
+        boundary); all but cd on numpy, torch or cupy.
     tol : relative duality gap per signal: a signal stops once gap ≤ tol · F(z).
     max_iter : iterations (sweeps over the segments for cd); a per-solver default.
     init : warm start, codes of shape (n, K, *P).
     return_info : also return an :class:`sparsolve.EncodeInfo` (one entry per signal; ``rel_gap`` is the
         float64 certificate of the returned codes).
     **options : per solver -- every solver: ``form`` ("auto", "fft", "direct": how the convolutions are
-        computed); fista, ista, lca: ``check_every``, ``L`` (a known ‖D‖₂²), ``trace`` (as encode's, with
-        the codes as flat rows); fista: ``restart``, ``fused``; lca: ``gamma``, ``threshold``, ``accelerate``.
+        computed); fista, ista, lca, admm: ``check_every``, ``trace`` (as encode's, with the codes as flat
+        rows); fista, ista, lca: ``L`` (a known ‖D‖₂²); fista: ``restart``, ``fused``; lca: ``gamma``,
+        ``threshold``, ``accelerate``; admm: ``relax``, ``rho``, ``rho_ratio``, ``rho_scaling``, ``rho_every``.
 
     The codes have the kind, device and dtype of X.  Their certificate is computed again, in float64,
     from the codes returned; a signal that the solver certified in float32 but float64 does not is
@@ -141,9 +143,12 @@ def _chunk_rows(X, g) -> int:
 
 
 def resolve_solver(solver, X, boundary):
-    """``solver`` with "auto" resolved: cd on the host where it takes the boundary, fista otherwise."""
+    """``solver`` with "auto" resolved: admm for "circular" (its Fourier-domain solve takes the fewest
+    steps), cd on the host for "valid", fista otherwise (benchmarks/conv_encode.py)."""
     if solver != "auto":
         return solver
+    if boundary in REGISTRY["admm"].BOUNDARIES:
+        return "admm"
     if not backend.on_gpu(X) and boundary in REGISTRY["cd"].BOUNDARIES:
         return "cd"
     return "fista"

@@ -166,12 +166,15 @@ class ConvOperator:
             raise ValueError("the Fourier-domain solve needs boundary='circular' and form='fft'")
         xp = backend.namespace(drive)
         r = rho.reshape((-1,) + (1,) * (drive.ndim - 1))
-        b = drive + r * self.transform(B)
+        b = self.transform(B)
+        b *= r
+        b += drive
         Ab = _mix(b, self.spectrum, conjugate=False)  # (n, C, *F)
         if self.spectrum.shape[1] == 1:
             if self._energy is None:
                 self._energy = (abs(self.spectrum[:, 0]) ** 2).sum(axis=0)  # Σ_k |D̂_k|², (*F)
-            w = Ab / (r + self._energy[None, None])
+            Ab /= r + self._energy[None, None]
+            w = Ab
         else:
             if self._gram is None:  # AAᴴ per frequency, (*F, C, C)
                 S = xp.moveaxis(xp.moveaxis(self.spectrum, 0, -1), 0, -2)  # (*F, C, K)
@@ -181,7 +184,9 @@ class ConvOperator:
             system = self._gram[None] + rho.reshape((-1,) + (1,) * (self._gram.ndim)) * eye
             rhs = xp.moveaxis(Ab, 1, -1)[..., None]  # (n, *F, C, 1)
             w = xp.moveaxis(xp.linalg.solve(system, rhs)[..., 0], -1, 1)
-        zf = (b - _mix(w, self.spectrum, conjugate=True)) / r
+        b -= _mix(w, self.spectrum, conjugate=True)
+        b /= r
+        zf = b
         return backend.irfftn(zf, g.frame, g.axes)
 
 
