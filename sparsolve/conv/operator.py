@@ -157,16 +157,29 @@ class ConvOperator:
         """(Dᵀx)^: the analysis of the signals X in the Fourier domain, (n, K, *F)."""
         return _mix(self.transform(X), self.spectrum, conjugate=True)
 
-    def regularized_solve(self, drive, B, rho):
+    def regularized_solve(self, drive, B, rho, fused=False):
         """z = (DᵀD + ρI)⁻¹ ((Dᵀx)^ + ρB̂), back in space, for the codes B (n, K, *P) and one ρ per signal;
         ``drive`` from :meth:`drive`.  Circular boundary and FFT form only, where DᵀD is diagonal in the
-        Fourier domain: at each frequency (AᴴA + ρI)⁻¹b = (b − Aᴴ(ρI + AAᴴ)⁻¹Ab)/ρ with A = D̂(ω) (C×K)."""
+        Fourier domain: at each frequency (AᴴA + ρI)⁻¹b = (b − Aᴴ(ρI + AAᴴ)⁻¹Ab)/ρ with A = D̂(ω) (C×K).
+        ``fused``: on host arrays with one channel, one numba kernel (:mod:`.fused`) for the per-frequency
+        work."""
         g = self.geometry
         if g.boundary != "circular" or self.form != "fft":
             raise ValueError("the Fourier-domain solve needs boundary='circular' and form='fft'")
         xp = backend.namespace(drive)
         r = rho.reshape((-1,) + (1,) * (drive.ndim - 1))
         b = self.transform(B)
+        if fused and isinstance(b, np.ndarray) and self.spectrum.shape[1] == 1:
+            from . import fused as kernels  # the host fast path (numba)
+
+            if self._energy is None:
+                self._energy = (abs(self.spectrum[:, 0]) ** 2).sum(axis=0)
+            n, K = b.shape[:2]
+            zf = np.empty_like(b)
+            kernels.spectral_solve(drive.reshape(n, K, -1), b.reshape(n, K, -1), np.ascontiguousarray(rho, np.float64),
+                                   self.spectrum[:, 0].reshape(K, -1), self._energy.reshape(-1).astype(np.float64),
+                                   zf.reshape(n, K, -1))
+            return backend.irfftn(zf, g.frame, g.axes)
         b *= r
         b += drive
         Ab = _mix(b, self.spectrum, conjugate=False)  # (n, C, *F)

@@ -69,9 +69,9 @@ class ConvProblem:
         """(Dᵀx)^ of every signal, for the Fourier-domain solve (:mod:`.admm`)."""
         return self.op.drive(self.X)
 
-    def regularized_solve(self, drive, B, rho):
+    def regularized_solve(self, drive, B, rho, fused=False):
         """(DᵀD + ρI)⁻¹ (Dᵀx + ρB) for flat codes B and one ρ per signal, as flat rows."""
-        return self.op.regularized_solve(drive, self.codes(B), rho).reshape(B.shape)
+        return self.op.regularized_solve(drive, self.codes(B), rho, fused).reshape(B.shape)
 
     def take(self, keep):
         """The sub-problem of the signals ``keep`` (an index array)."""
