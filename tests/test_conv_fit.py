@@ -127,3 +127,32 @@ def test_bad_settings_and_data_are_refused_before_any_work():
         fit_conv(X + 1, 2, 3, 0.1)
     with pytest.raises(TypeError, match="unknown option"):
         fit_conv(X + 1, 2, 3, 0.1, solver="fista", gamma=1.0, batch_size=2)
+
+
+def test_the_command_line_fits_saves_and_refuses_bad_flags(tmp_path, capsys):
+    import dataclasses
+
+    import sparsolve.cli
+
+    X, _ = planted_signals(n=8, length=60)
+    data = tmp_path / "signals.npy"
+    np.save(data, X)
+    out = tmp_path / "conv.npz"
+    assert sparsolve.cli.main(["fit-conv", str(data), "--filters", "3", "--filter-size", "5", "--alpha", "0.05",
+                               "--batch-size", "4", "--max-steps", "2", "--no-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "saved:" in printed and "2 steps" in printed
+    model = sparsolve.load(out)
+    assert model.filters.shape == (3, 1, 5) and model.settings["max_steps"] == 2
+    # every setting of ConvFitConfig is a flag of fit-conv
+    parser = sparsolve.cli._parser()
+    helptext = parser._subparsers._group_actions[0].choices["fit-conv"].format_help()
+    for f in dataclasses.fields(ConvFitConfig):
+        flag = "--solver-option" if f.name == "solver_options" else "--" + f.name.replace("_", "-")
+        assert flag in helptext, flag
+    with pytest.raises(SystemExit):
+        sparsolve.cli.main(["fit-conv", str(data), "--boundary", "same"])
+    assert "invalid choice: 'same'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sparsolve.cli.main(["fit-conv", str(data), "--solver", "admm", "--solver-option", "gamma=1"])
+    assert "unknown option" in capsys.readouterr().err

@@ -74,12 +74,12 @@ class ConvFitConfig(Config):
         self.n_filters = positive_int(self.n_filters, "n_filters", "the number of filters, e.g. n_filters=32")
         self.filter_size = positive_int(self.filter_size, "filter_size", "the filters' side, e.g. filter_size=8")
         self.alpha = positive_float(self.alpha, "alpha")
-        for name, choices in self.CHOICES.items():
-            choice(getattr(self, name), name, choices)
-        if self.boundary not in FIT_BOUNDARIES:
+        if self.boundary in BOUNDARIES and self.boundary not in FIT_BOUNDARIES:
             raise ValueError(f"fit_conv learns with boundary {' or '.join(map(repr, FIT_BOUNDARIES))}, not "
                              f"{self.boundary!r} (its cut-off filters have no Toeplitz statistics); encode_conv "
                              f"codes with any boundary")
+        for name, choices in self.CHOICES.items():
+            choice(getattr(self, name), name, choices)
         self.batch_size = positive_int(self.batch_size, "batch_size")
         self.n_epochs = optional(self.n_epochs, positive_int, "n_epochs")
         self.max_steps = optional(self.max_steps, positive_int, "max_steps")
@@ -103,7 +103,7 @@ class ConvFitConfig(Config):
 
     RUN_FIELDS = ("n_epochs", "max_steps", "checkpoint_every", "device", "seed")
     #: The fields that name one of a few choices, and those choices.
-    CHOICES = {"boundary": BOUNDARIES, "solver": CONV_SOLVERS, "norm": tuple(NORM_RULES), "device": CONV_DEVICES}
+    CHOICES = {"boundary": FIT_BOUNDARIES, "solver": CONV_SOLVERS, "norm": tuple(NORM_RULES), "device": CONV_DEVICES}
 
     @staticmethod
     def default_words():
