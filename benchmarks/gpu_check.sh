@@ -4,6 +4,7 @@
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh          # part 1 (run it first)
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh scale    # part 2: learning at scale (#13)
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh saes     # part 3: versus the SAE libraries (#15)
+#     PYTHONPATH=. bash benchmarks/gpu_check.sh conv     # convolutional sparse coding (#26), under 7 minutes
 #
 # Each part stays under 8 minutes (every step has its own time limit).  Part 1's steps,
 # most important first:
@@ -98,6 +99,16 @@ if [ "${1:-}" = "saes" ]; then
     echo
     echo "=== summary (part 3: saes)"
     grep -hE '^(!!!|\| )' "$LOGS"/gpu_check_versus_saes_*.log 2>/dev/null
+    printf '%s\n' "" "| step | result | time |" "|---|---|---|" "${SUMMARY[@]}" "total $((SECONDS - START)) s"
+    exit 0
+fi
+
+if [ "${1:-}" = "conv" ]; then  # convolutional sparse coding (#26): not yet measured on a GPU
+    step conv_gpu_tests 90 python -m pytest -q -m gpu -p no:cacheprovider tests/gpu/test_gpu_conv.py
+    step conv_gpu 300 python benchmarks/conv_gpu.py --device cuda --images 256 --cpu-images 8
+    echo
+    echo "=== summary (conv)"
+    grep -hE "^\{|passed|failed" "$LOGS"/gpu_check_conv_*.log 2>/dev/null
     printf '%s\n' "" "| step | result | time |" "|---|---|---|" "${SUMMARY[@]}" "total $((SECONDS - START)) s"
     exit 0
 fi
