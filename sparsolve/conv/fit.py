@@ -9,8 +9,11 @@ training loop that ``fit`` and ``fit_amortized`` share (progress bar, checkpoint
 
 The norm rules are sparsolve.rules' objects (each filter a row of D flattened), the running means
 those of its online rule.  This is the one module of :mod:`sparsolve.conv` that uses
-:mod:`sparsolve.learning`: the loop (``training.run``), the data's fingerprint and the checks of the
-checkpoint's path.
+:mod:`sparsolve.learning`: the loop (``training.run``), the data's fingerprint, the checks of the
+checkpoint's path, and the reducer (``learning.reducer.default_reducer``): under a torch.distributed
+process group (torchrun) each rank codes its share of every batch, and the statistics -- per-signal
+means -- are summed over the ranks weighted by their signals, as ``fit``'s are, so every rank takes
+the step a single process would take on the whole batch; rank 0 writes the checkpoints.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from ..inference import ConvergenceWarning
 from ..learning import training
 from ..learning.batches import describe, fingerprint
 from ..learning.checkpoint import check_writable, npz_path
+from ..learning.reducer import default_reducer
 from ..rules import norm_rule
 from ..rules.online import running_statistics
 from .config import ConvFitConfig
@@ -69,31 +73,38 @@ def fit_conv(X, n_filters=None, filter_size=None, alpha=None, *, config=None, di
         raise TypeError("pass either config= or the settings (n_filters, filter_size, alpha, ...), not both")
     _check_data(X, config)
     config = config.resolved(int(X.shape[0]))
+    reducer = default_reducer()
     if checkpoint is not None:
         check_writable(checkpoint, "checkpoint")
     data_id = fingerprint(X)
+    entropy = reducer.agree({**dataclasses.asdict(config), "n_channels": int(X.shape[1])},
+                            int(np.random.SeedSequence(config.seed).entropy), X, checkpoint=str(checkpoint),
+                            dict_init=dict_init)
     state = None
     if checkpoint is not None and npz_path(checkpoint).exists():
-        state = _restore(checkpoint, config, data_id, X)
+        state = _restore(checkpoint, config, data_id, entropy)
     if state is None:
-        state = _State.fresh(X, config, dict_init)
+        state = _State.fresh(X, config, dict_init, entropy)
+    state.reducer = reducer
     total = _total_steps(config, X.shape[0])
 
     def steps():
         for epoch, index, rows in _batches(config, X.shape[0], state):
             if config.max_steps is not None and state.t >= config.max_steps:
                 return
-            batch = backend.to_device(backend.take_rows(X, rows), config.device)
+            batch = backend.to_device(backend.take_rows(X, reducer.local_rows(rows)), config.device)
             record = state.step(batch)
             state.position = (epoch, index + 1)
             yield state.t, state.D, record
 
     def save():
-        _save(checkpoint, state, data_id)
+        if reducer.is_root:
+            _save(checkpoint, state, data_id)
 
-    training.run(steps(), total=total, initial=state.t, desc="sparsolve.fit_conv", progress=progress,
+    training.run(steps(), total=total, initial=state.t, desc="sparsolve.fit_conv", progress=progress and reducer.is_root,
                  save=None if checkpoint is None else save, checkpoint_every=config.checkpoint_every,
-                 callback=callback, postfix=lambda r: {"loss": f"{r['objective']:.4g}", "nnz": f"{r['nnz_frac']:.4f}"})
+                 callback=reducer.stop_together(callback),
+                 postfix=lambda r: {"loss": f"{r['objective']:.4g}", "nnz": f"{r['nnz_frac']:.4f}"})
     return state.model()
 
 
@@ -151,10 +162,10 @@ class _State:
         self.seconds = 0.0
         self.position = (0, 0)
         self.history = {k: [] for k in HISTORY_KEYS}
+        self.reducer = None  # set by fit_conv (learning.reducer: one process, or data-parallel ranks)
 
     @classmethod
-    def fresh(cls, X, config, dict_init):
-        entropy = int(np.random.SeedSequence(config.seed).entropy)
+    def fresh(cls, X, config, dict_init, entropy):
         shape = (config.n_filters, int(X.shape[1]), *(config.filter_size,) * (X.ndim - 2))
         if dict_init is None:
             D = _windows(X, shape, np.random.default_rng([entropy, 0]))
@@ -181,11 +192,11 @@ class _State:
                                       tol=cfg.tol, max_iter=cfg.max_iter, return_info=True, **cfg.solver_options)
             n = X.shape[0]
             g = geometry_of(X, D, cfg.boundary)
-            A_b, B_b = statistics(ConvOperator(D, g, "fft"), X, Z)
-            flat_x, flat_z = X.reshape(n, -1), Z.reshape(n, -1)
-            xsq = backend.item((flat_x * flat_x).sum()) / n
-            l1 = backend.item(abs(flat_z).sum()) / n
-            nnz = backend.item((flat_z != 0).sum()) / flat_z.size
+            # the batch's per-signal means, summed over the ranks weighted by their signals (the reducer)
+            stats, _, rows = self.reducer.statistics(_Statistics(g, cfg.alpha, info.converged), X, Z, None, D,
+                                                     np.zeros(0, bool), n)
+            A_b, B_b, figures = stats
+            xsq, l1, nnz, converged = (float(v) for v in backend.to_numpy(figures))
             half_r2 = 0.5 * xsq + backend.item(FilterUpdate(A_b, B_b, g.filters).loss(D))
             A, B = (None, None) if self.A is None else (backend.match(self.A, X), backend.match(self.B, X))
             A, B, weight = running_statistics(A, B, self.weight, A_b, B_b, self.t + 1, cfg.forget)
@@ -197,13 +208,14 @@ class _State:
             new = FilterUpdate(A, B, g.filters).run(D, project, rule.decay(cfg.beta), cfg.passes)
         self.D, self.A, self.B, self.weight = new, A, B, weight
         self.t += 1
-        self.samples_seen += n
+        self.samples_seen += rows
         backend.synchronize(new)
         self.seconds += time.perf_counter() - start
         lengths = np.sqrt((backend.to_numpy(new).reshape(new.shape[0], -1) ** 2).sum(axis=1))
-        record = {"step": self.t, "objective": half_r2 + cfg.alpha * l1, "mse": 2 * half_r2 / flat_x.shape[1],
-                  "l1": l1, "nnz_frac": nnz, "norm_min": float(lengths.min()), "norm_mean": float(lengths.mean()),
-                  "norm_max": float(lengths.max()), "converged_frac": float(info.converged.mean()),
+        record = {"step": self.t, "objective": half_r2 + cfg.alpha * l1, "mse": 2 * half_r2 / int(np.prod(X.shape[1:])),
+                  "l1": l1, "nnz_frac": nnz,
+                  "norm_min": float(lengths.min()), "norm_mean": float(lengths.mean()),
+                  "norm_max": float(lengths.max()), "converged_frac": converged,
                   "samples_seen": self.samples_seen, "seconds": self.seconds}
         for k in HISTORY_KEYS:
             self.history[k].append(record[k])
@@ -212,6 +224,25 @@ class _State:
     def model(self):
         return ConvModel(backend.to_numpy(self.D), self.config.alpha, boundary=self.config.boundary,
                          positive=self.config.positive, settings=dataclasses.asdict(self.config), history=self.history)
+
+
+class _Statistics:
+    """The step's statistics as the reducer asks an update rule for them (``statistics(X, Z, R, D)``:
+    per-signal means): the codes' A and B (update.statistics), and the batch's mean ‖x‖², ‖z‖₁, share
+    of nonzero codes and share of converged signals, for the record."""
+
+    def __init__(self, geometry, alpha, converged):
+        self.geometry, self.alpha, self.converged = geometry, alpha, converged
+
+    def statistics(self, X, Z, R, D):
+        n = X.shape[0]
+        xp = backend.namespace(X)
+        A, B = statistics(ConvOperator(D, self.geometry, "fft"), X, Z)
+        flat_x, flat_z = X.reshape(n, -1), Z.reshape(n, -1)
+        figures = xp.stack([(flat_x * flat_x).sum() / n, abs(flat_z).sum() / n,
+                            backend.astype(flat_z != 0, backend.dtype_name(X)).mean(),
+                            flat_x[0, 0] * 0 + float(np.mean(self.converged))])
+        return A, B, figures
 
 
 def _windows(X, shape, rng):
@@ -243,7 +274,7 @@ def _save(path, state, data_id):
     return io.save_npz(path, CHECKPOINT_KIND, arrays, meta)
 
 
-def _restore(path, config, data_id, X):
+def _restore(path, config, data_id, entropy):
     """The state saved at ``path``, after refusing another config, seed or data."""
     arrays, meta = io.load_npz(npz_path(path), CHECKPOINT_KIND)
     with io.reading(path):
@@ -254,9 +285,10 @@ def _restore(path, config, data_id, X):
         if meta["data"] != data_id:
             raise ValueError(f"checkpoint {path} was written on other data: it saw {describe(meta['data'])}, this fit "
                              f"has {describe(data_id)}; use that data or another checkpoint path")
-        entropy = int(meta["entropy"])
-        if config.seed is not None and entropy != int(np.random.SeedSequence(config.seed).entropy):
+        saved_entropy = int(meta["entropy"])
+        if config.seed is not None and saved_entropy != entropy:
             raise ValueError(f"checkpoint {path} was written with another seed; use the same seed or another path")
+        entropy = saved_entropy
         state = _State(dataclasses.replace(config), arrays["filters"], entropy)
         if "stats_A" in arrays:
             state.A, state.B = arrays["stats_A"], arrays["stats_B"]
