@@ -211,7 +211,7 @@ def main(argv=None):
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--sporco-lambda", type=float, default=0.05)
-    p.add_argument("--sporco-solvers", default="admm,fista")
+    p.add_argument("--sporco-solvers", default="admm")
     p.add_argument("--signals", type=int, default=100)
     p.add_argument("--length", type=int, default=2048)
     p.add_argument("--alphacsc-lambda", type=float, default=0.1)
