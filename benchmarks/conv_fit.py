@@ -12,8 +12,9 @@ fit_conv runs its defaults (batches of 8 images, solver "auto": admm for circula
 block coordinate descent a step).  Training and held-out crops come from the left 80% and the right 20% of
 the photos' width.
 
-Each method trains for ``--seconds`` of wall time; its filters are copied after every step with the
-training time so far (the copies are not timed).  Afterwards every snapshot's held-out objective,
+Each method trains for ``--seconds`` of its own steps' wall time, the two interleaved step by step so
+that the shared machine's load falls on both; its filters are copied after every step with the training
+time so far (the copies are not timed).  Afterwards every snapshot's held-out objective,
 mean_x min_z ½‖x − Σ d_k ∗ z_k‖² + λ Σ‖z_k‖₁ over the held-out crops, is computed by encode_conv to a
 certified relative gap of 1e-3 (admm, float64).  Reported: each method's learning curve, SPORCO's final
 held-out objective F_S at its time T_S, and the time fit_conv took to reach F_S (target: ≤ T_S / 2).
@@ -67,38 +68,49 @@ def held_out_objective(X, D, init=None):
     return float(np.mean(F)), Z
 
 
-def run_sporco(X, D0, seconds, seed):
-    from sporco.dictlrn import onlinecdl
+class Sporco:
+    """SPORCO's online learner, one image a step (its example's loop), with a record of its filters after
+    every step and of the wall time its steps took."""
 
-    opt = onlinecdl.OnlineConvBPDNDictLearn.Options({
-        "Verbose": False, "ZeroMean": False, "eta_a": 10.0, "eta_b": 20.0, "DataType": np.float32,
-        "CBPDN": {"rho": 3.0, "AutoRho": {"Enabled": False}, "RelaxParam": 1.0, "RelStopTol": 1e-7,
-                  "MaxMainIter": 50, "FastSolve": False, "DataType": np.float32}})
-    S = np.moveaxis(X[:, 0], 0, -1)  # (H, W, N)
-    rng = np.random.default_rng(seed)
-    learner = onlinecdl.OnlineConvBPDNDictLearn(np.moveaxis(D0[:, 0], 0, -1).copy(), LAMBDA, opt)
-    snaps, spent = [], 0.0
-    while spent < seconds:
+    def __init__(self, X, D0, seed):
+        from sporco.dictlrn import onlinecdl
+
+        opt = onlinecdl.OnlineConvBPDNDictLearn.Options({
+            "Verbose": False, "ZeroMean": False, "eta_a": 10.0, "eta_b": 20.0, "DataType": np.float32,
+            "CBPDN": {"rho": 3.0, "AutoRho": {"Enabled": False}, "RelaxParam": 1.0, "RelStopTol": 1e-7,
+                      "MaxMainIter": 50, "FastSolve": False, "DataType": np.float32}})
+        self.S = np.moveaxis(X[:, 0], 0, -1)  # (H, W, N)
+        self.rng = np.random.default_rng(seed)
         t = time.perf_counter()
-        learner.solve(S[..., [int(rng.integers(S.shape[-1]))]])
-        spent += time.perf_counter() - t
-        D = np.moveaxis(learner.getdict().squeeze(), -1, 0)[:, None].copy()
-        snaps.append((spent, D))
-    return snaps
+        self.learner = onlinecdl.OnlineConvBPDNDictLearn(np.moveaxis(D0[:, 0], 0, -1).copy(), LAMBDA, opt)
+        self.spent = time.perf_counter() - t
+        self.snaps = []
+
+    def step(self):
+        t = time.perf_counter()
+        self.learner.solve(self.S[..., [int(self.rng.integers(self.S.shape[-1]))]])
+        self.spent += time.perf_counter() - t
+        self.snaps.append((self.spent, np.moveaxis(self.learner.getdict().squeeze(), -1, 0)[:, None].copy()))
 
 
-def run_sparsolve(X, D0, seconds, seed, batch_size):
-    snaps, spent = [], [0.0]
+def run_interleaved(X, D0, seconds, seed, batch_size):
+    """Both learners for ``seconds`` of their own step time each, interleaved step by step (after each of
+    fit_conv's steps SPORCO steps until its time has caught up), so that the shared machine's slow and
+    quick spells fall on both.  fit_conv's time is its own record (the callback's work is not in it)."""
+    sporco = Sporco(X, D0, seed)
+    ours = []
 
     def callback(step, D, record):
-        spent[0] = record["seconds"]
-        snaps.append((spent[0], np.array(D, dtype=np.float32)))
-        return spent[0] < seconds
+        ours.append((record["seconds"], np.array(D, dtype=np.float32)))
+        while sporco.spent < min(record["seconds"], seconds):
+            sporco.step()
+        return record["seconds"] < seconds
 
-    n_epochs = 1000  # ended by the callback at ``seconds``
-    fit_conv(X, D0.shape[0], D0.shape[-1], LAMBDA, boundary="circular", batch_size=batch_size, n_epochs=n_epochs,
+    fit_conv(X, D0.shape[0], D0.shape[-1], LAMBDA, boundary="circular", batch_size=batch_size, n_epochs=1000,
              dict_init=D0, seed=seed, progress=False, callback=callback)
-    return snaps
+    while sporco.spent < seconds:
+        sporco.step()
+    return sporco.snaps, ours
 
 
 def curve(snaps, X_test, points):
@@ -128,8 +140,7 @@ def main(argv=None):
     D0 = np.moveaxis(D0, -1, 0)[:, None]
     D0 = (D0 / np.sqrt((D0 ** 2).sum(axis=(1, 2, 3), keepdims=True))).astype(np.float32)
     load_before = os.getloadavg()[0]
-    sporco_snaps = run_sporco(X, D0, args.seconds, 0)
-    ours_snaps = run_sparsolve(X, D0, args.seconds, 0, args.batch_size)
+    sporco_snaps, ours_snaps = run_interleaved(X, D0, args.seconds, 0, args.batch_size)
     print(f"steps: SPORCO {len(sporco_snaps)}, fit_conv {len(ours_snaps)}", flush=True)
     sporco_curve = curve(sporco_snaps, X_test, args.points)
     ours_curve = curve(ours_snaps, X_test, 2 * args.points)

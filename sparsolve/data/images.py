@@ -170,9 +170,11 @@ def natural_image_crops(crop: int = 64, n_crops: int = 256, *, seed=0, whiten: b
         if split is not None:
             im = im[:, :cut] if split == "train" else im[:, cut:]
         images.append(correlate2d(im, kernel, mode="valid") if whiten else im - im.mean())
+    if any(min(im.shape) < crop for im in images):
+        smallest = min(min(im.shape) for im in images)
+        raise ValueError(f"crop={crop} is larger than the photos' {split or 'whole'} region ({smallest} pixels on "
+                         f"its short side after whitening); use crop <= {smallest}")
     sizes = np.array([(im.shape[0] - crop + 1) * (im.shape[1] - crop + 1) for im in images], dtype=np.float64)
-    if (sizes <= 0).any():
-        raise ValueError(f"crop={crop} is larger than the photos' {split or 'whole'} region; use a smaller crop")
     which = rng.choice(len(images), size=n_crops, p=sizes / sizes.sum())
     out = np.empty((n_crops, 1, crop, crop))
     for i, k in enumerate(which):
