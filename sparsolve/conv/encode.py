@@ -79,7 +79,7 @@ def encode_conv(X, D, alpha, *, boundary="valid", solver="auto", positive=False,
     L = lipschitz(D, g) if getattr(algo, "L", None) is None else float(algo.L)
     flat = (n, g.code_size)
     Z0 = backend.zeros(work, flat) if init is None else init.reshape(flat)
-    step = _chunk_rows(work, g)
+    step = _chunk_rows(work, g, n)
     with backend.no_grad(work):
         parts = []
         for lo in range(0, n, step):
@@ -108,38 +108,42 @@ def _certified(algo, X, D, g, form, Z, alpha, positive, tol, max_iter, n_iter, L
     """(Z, rel_gap, converged, n_iter) with each signal's certificate recomputed in float64 from its
     codes; signals whose float64 gap is above tol (the solver's own certificate was in float32) are run
     again in float64 from their codes, once."""
-    X64, D64 = backend.astype(X, "float64"), backend.astype(backend.match(D, X), "float64")
-    Z64 = backend.astype(Z, "float64")
-    rel = _rel_gap(X64, D64, Z64, g, form, alpha, positive)
+    op64 = ConvOperator(backend.astype(backend.match(D, X), "float64"), g, form)
+    rel = _rel_gap(X, Z, op64, alpha, positive)
     converged = rel <= tol
     redo = np.flatnonzero(~converged & (n_iter < max_iter))
     if redo.size and tol > 0 and backend.dtype_name(Z) != "float64":
-        idx = backend.like(redo, X64)
-        prob = ConvProblem.build(X64[idx], ConvOperator(D64, g, form), alpha, positive, L)
-        again = algo.run(prob, Z64[idx], tol=tol, max_iter=max_iter)
-        Z64[idx] = again.Z
+        idx = backend.like(redo, X)
+        X64, Z64 = backend.astype(X[idx], "float64"), backend.astype(Z[idx], "float64")
+        again = algo.run(ConvProblem.build(X64, op64, alpha, positive, L), Z64, tol=tol, max_iter=max_iter)
         Z[idx] = backend.match(again.Z, Z)
         n_iter[redo] += again.n_iter
-        rel[redo] = _rel_gap(X64[idx], D64, backend.match(Z[idx], X64), g, form, alpha, positive)
+        rel[redo] = _rel_gap(X64, again.Z, op64, alpha, positive)
         converged = rel <= tol
     return Z, rel, converged, n_iter
 
 
-def _rel_gap(X64, D64, Z64, g, form, alpha, positive):
-    prob = ConvProblem.build(X64, ConvOperator(D64, g, form), alpha, positive, 1.0)
-    C, r2, xr = prob.terms(Z64)
-    gap, F = gap_from_terms(r2, xr, abs(Z64).sum(axis=1), dual_scale(C, alpha, positive), alpha)
-    gap, F = backend.to_numpy(gap), backend.to_numpy(F)
+def _rel_gap(X, Z, op64, alpha, positive):
+    """gap/F of each signal in float64 (op64: the operator in float64), a chunk of signals at a time."""
+    out = []
+    step = _chunk_rows(op64.D, op64.geometry, X.shape[0])
+    for lo in range(0, X.shape[0], step):
+        X64, Z64 = backend.astype(X[lo:lo + step], "float64"), backend.astype(Z[lo:lo + step], "float64")
+        C, r2, xr = ConvProblem.build(X64, op64, alpha, positive, 1.0).terms(Z64)
+        gap, F = gap_from_terms(r2, xr, abs(Z64).sum(axis=1), dual_scale(C, alpha, positive), alpha)
+        out.append((backend.to_numpy(gap), backend.to_numpy(F)))
+    gap, F = (np.concatenate(parts) for parts in zip(*out))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(F > 0, gap / np.where(F > 0, F, 1), np.where(gap == 0, 0.0, np.nan))
 
 
-def _chunk_rows(X, g) -> int:
-    """Signals per chunk: what fits in half the device's free memory (backend.free_bytes)."""
-    item = 8 if backend.dtype_name(X) == "float64" else 4
+def _chunk_rows(like, g, n) -> int:
+    """Signals per chunk, of n: what fits in half the free memory of ``like``'s device (backend.free_bytes),
+    in ``like``'s dtype."""
+    item = 8 if backend.dtype_name(like) == "float64" else 4
     per_signal = item * (_CODE_ARRAYS * g.code_size + 2 * _FRAME_ARRAYS * (g.n_filters + g.channels)
                          * int(np.prod(g.frame)))
-    return max(1, min(max(1, X.shape[0]), backend.free_bytes(X) // 2 // per_signal))
+    return max(1, min(max(1, n), backend.free_bytes(like) // 2 // per_signal))
 
 
 def resolve_solver(solver, X, boundary):
