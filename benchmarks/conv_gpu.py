@@ -10,8 +10,10 @@ the time to a worst relative gap of 1e-3 for ``--images`` images as float32 CUDA
 image), both certified in float64 by encode_conv.  Then, on the device, the time of one synthesis and one
 analysis of the batch by FFT and directly (cuDNN) for filters 4×4, 8×8, 12×12 and 16×16.
 
-Run by ``bash benchmarks/gpu_check.sh conv``; ``--device cpu --images 4 --cpu-images 2`` is the smoke run
-the tests make on a CPU.  Results go through benchmarks/harness.py (``conv_gpu``), unless ``--no-record``.
+Run by ``bash benchmarks/gpu_check.sh conv``.  With ``--device cpu`` the "device" is the host itself (torch
+CPU tensors, which encode_conv runs as numpy views): what it measures is the products' table, FFT against
+direct by filter size on the CPU, which sets ``choose_form``'s host rule.  Results go through
+benchmarks/harness.py (``conv_cuda`` or ``conv_cpu``), unless ``--no-record``.
 """
 from __future__ import annotations
 
@@ -112,7 +114,7 @@ def main(argv=None):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from harness import record
 
-    record("conv_gpu" if args.device != "cpu" else "conv_gpu_smoke",
+    record(f"conv_{args.device.split(':')[0]}",
            title=f"Convolutional inference on {args.device} against the CPU (benchmarks/conv_gpu.py)",
            tables={f"{args.images} whitened {args.size}×{args.size} crops, 32 filters 8×8, α = {ALPHA}, float32, "
                    "worst relative gap 1e-3 (float64 certificate)": rows,
