@@ -5,6 +5,7 @@
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh scale    # part 2: learning at scale (#13)
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh saes     # part 3: versus the SAE libraries (#15)
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh synth    # part 4: SynthSAEBench-16k (#22), rerun to continue
+#     PYTHONPATH=. bash benchmarks/gpu_check.sh conv     # convolutional sparse coding (#26), under 7 minutes
 #
 # Each part stays under 8 minutes (every step has its own time limit).  Part 1's steps,
 # most important first:
@@ -144,6 +145,16 @@ if [ "${1:-}" = "synth" ]; then
     echo
     echo "=== summary (part 4: synth)"
     grep -hE '^(#|L0 |SAELens|sparsify|sparsolve|!!!)' "$LOGS"/gpu_check_synth_*.log 2>/dev/null | tail -n 60
+    printf '%s\n' "" "| step | result | time |" "|---|---|---|" "${SUMMARY[@]}" "total $((SECONDS - START)) s"
+    exit 0
+fi
+
+if [ "${1:-}" = "conv" ]; then  # convolutional sparse coding (#26): not yet measured on a GPU
+    step conv_gpu_tests 90 python -m pytest -q -m gpu -p no:cacheprovider tests/gpu/test_gpu_conv.py
+    step conv_gpu 300 python benchmarks/conv_gpu.py --device cuda --images 256 --cpu-images 8
+    echo
+    echo "=== summary (conv)"
+    grep -hE "^\{|passed|failed" "$LOGS"/gpu_check_conv_*.log 2>/dev/null
     printf '%s\n' "" "| step | result | time |" "|---|---|---|" "${SUMMARY[@]}" "total $((SECONDS - START)) s"
     exit 0
 fi

@@ -67,8 +67,8 @@ def _key_value(text):
     return key.strip(), value
 
 
-def _solver_option_help(doc):
-    kinds = "; ".join(f"{name}: {cls.option_usage()}" for name, cls in REGISTRY.items() if cls.option_usage())
+def _solver_option_help(doc, registry=REGISTRY):
+    kinds = "; ".join(f"{name}: {cls.option_usage()}" for name, cls in registry.items() if cls.option_usage())
     return (f"{doc}, as KEY=VALUE, once per option, read as the --solver declares it ({kinds}); "
             "e.g. --solver lca --solver-option threshold=nonneg --solver-option accelerate=false")
 
@@ -79,28 +79,32 @@ def default_shown(name) -> str:
     return _CLI_HELP.get(name) or default_help(FitConfig)[name] + _CLI_MORE.get(name, "")
 
 
-def _add_config_flags(parser):
-    docs = field_docs(FitConfig)
+def _add_config_flags(parser, cls=FitConfig, *, cli_defaults=_CLI_DEFAULTS, shown=None, aliases=_ALIASES,
+                      docs_here=_CLI_DOCS, registry=REGISTRY):
+    """One flag a field of the settings dataclass ``cls`` (FitConfig for fit, ConvFitConfig for
+    fit-conv); ``shown(name)`` words a field's default; returns {field: its flags}."""
+    shown = default_shown if shown is None else shown
+    docs = field_docs(cls)
     flags = {}  # field -> its flags, as argparse names them in errors
-    for f in dataclasses.fields(FitConfig):
+    for f in dataclasses.fields(cls):
         if f.name in _REPEATED:
             flags[f.name] = _REPEATED[f.name]
-            help_text = _solver_option_help(docs.get(f.name, "")).replace("%", "%%")
+            help_text = _solver_option_help(docs.get(f.name, ""), registry).replace("%", "%%")
             parser.add_argument(_REPEATED[f.name], dest=f.name, action="append", type=_key_value, default=None,
                                 metavar="KEY=VALUE", help=help_text)
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = _CLI_DEFAULTS.get(f.name, f.default)
+        default = cli_defaults.get(f.name, f.default)
         kind = _scalar(f.type)
-        doc = _CLI_DOCS.get(f.name) or docs.get(f.name, "")
-        help_text = f"{doc} (default: {default_shown(f.name)})".replace("%", "%%")
-        names = [*_ALIASES.get(f.name, []), flag]
+        doc = docs_here.get(f.name) or docs.get(f.name, "")
+        help_text = f"{doc} (default: {shown(f.name)})".replace("%", "%%")
+        names = [*aliases.get(f.name, []), flag]
         flags[f.name] = "/".join(names)
         if kind is bool:
             parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
                                 help=help_text)
             continue
-        choices = FitConfig.CHOICES.get(f.name)
+        choices = cls.CHOICES.get(f.name)
         choices = None if choices is None else [c for c in choices if c is not None]
         parser.add_argument(*names, dest=f.name, type=kind, default=default, choices=choices, help=help_text)
     return flags
@@ -123,10 +127,11 @@ def _parser():
     f.add_argument("--png", default=None, help="save a picture of the dictionary here "
                    "(default with no DATA: the --out path with .png)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_fit_conv_parser(sub)
     return p
 
 
-COMMANDS = ("fit",)
+COMMANDS = ("fit", "fit-conv")
 
 
 def main(argv=None):
@@ -134,6 +139,8 @@ def main(argv=None):
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["fit", *argv]  # bare `sparsolve` runs fit, and so do its flags or DATA alone
     args = _parser().parse_args(argv)
+    if args.command == "fit-conv":
+        return _fit_conv(args)
     return _fit(args)
 
 
@@ -178,30 +185,32 @@ def _interrupted(args, model, reducer):
     raise SystemExit(130)
 
 
-def _solver_options(args):
+def _solver_options(args, cls=FitConfig, lookup=solver_class, check=check_solver_options):
     """The --solver-option pairs as the solver's typed options, checked by the solver (the check that
-    FitConfig runs) before any data is read; an argparse error naming the flag and the solver's options."""
+    the config runs) before any data is read; an argparse error naming the flag and the solver's options.
+    ``cls``, ``lookup`` and ``check``: the settings and the solvers' registry of the command (fit's, or
+    fit-conv's)."""
     pairs = args.solver_options or []
     options = dict(pairs)  # a key given twice: the last one, as argparse does for a flag
     if not pairs:
         return options
     flag = _REPEATED["solver_options"]
-    fields = {f.name: f for f in dataclasses.fields(FitConfig)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     try:
         if args.solver != "auto":
-            cls = solver_class(args.solver)
+            solver = lookup(args.solver)
             for key in options:
                 if key in fields:
                     own = "--" + key.replace("_", "-")
                     own = f"{own} or --no-{own[2:]}" if _scalar(fields[key].type) is bool else f"{own} {options[key]}"
-                    raise ValueError(f"{key} is a setting of fit, not of the solver: write {own}")
-                options[key] = cls.parse_option(key, options[key])
-        check_solver_options(args.solver, options, args.positive)
+                    raise ValueError(f"{key} is a setting of {args.command}, not of the solver: write {own}")
+                options[key] = solver.parse_option(key, options[key])
+        check(args.solver, options, args.positive)
     except (ValueError, TypeError) as e:
         if args.solver == "auto":
             fix = "; e.g. --solver lca"
         else:
-            usage = solver_class(args.solver).option_usage()
+            usage = lookup(args.solver).option_usage()
             fix = (f"; --solver {args.solver} takes {flag} {usage}" if usage else
                    f"; --solver {args.solver} takes no {flag}")
         args.command_parser.error(f"argument {flag}: {e}{fix}")
@@ -299,4 +308,129 @@ def _fit(args):
 
         plot_dictionary(model.dictionary, title=f"{model.n_atoms} atoms, alpha={model.alpha:g}", path=png)
         print(f"dictionary: {png}")
+    return 0
+
+
+# ---- sparsolve fit-conv: convolutional dictionary learning (sparsolve.conv) ---------------------------------
+
+# The main job without DATA: whitened crops of the photos (sparsolve.data.natural_image_crops), and a
+# setting that learns a bank of oriented edges (examples/results/conv_filters.png).
+CONV_CROPS, CONV_CROP = 256, 64
+CONV_FILTERS, CONV_FILTER_SIZE, CONV_ALPHA, CONV_EPOCHS = 32, 8, 1.0, 2
+_CONV_CLI_DEFAULTS = {"n_filters": None, "filter_size": None, "alpha": None, "seed": 0}
+_CONV_CLI_HELP = {"n_filters": f"{CONV_FILTERS}", "filter_size": f"{CONV_FILTER_SIZE}",
+                  "alpha": f"{CONV_ALPHA}, for the default whitened crops", "seed": "0", "device": "cpu",
+                  "n_epochs": f"1; {CONV_EPOCHS} for the default data"}
+_CONV_ALIASES = {"n_filters": ["--filters"], "n_epochs": ["--epochs"]}
+
+
+def _add_fit_conv_parser(sub):
+    from .conv.config import ConvFitConfig
+    from .conv.solvers import REGISTRY as CONV_REGISTRY
+
+    words = default_help(ConvFitConfig)
+    f = sub.add_parser("fit-conv", help="learn convolutional filters (default data: whitened crops of photos)",
+                       description="Learn filters d_k with x ≈ Σ_k d_k ∗ z_k, min ½‖x − Σ d_k ∗ z_k‖² + α Σ‖z_k‖₁ "
+                                   "per signal or image.")
+    f.add_argument("data", nargs="?", help="a .npy file of shape (n_signals, channels, length) or (n_images, "
+                   f"channels, height, width); default: {CONV_CROPS} whitened {CONV_CROP}×{CONV_CROP} crops of "
+                   "the scikit-learn photos")
+    f.set_defaults(command_parser=f, config_flags=_add_config_flags(
+        f, ConvFitConfig, cli_defaults=_CONV_CLI_DEFAULTS, aliases=_CONV_ALIASES, docs_here=_CLI_DOCS,
+        registry=CONV_REGISTRY, shown=lambda name: _CONV_CLI_HELP.get(name) or words[name]))
+    f.add_argument("--checkpoint", default=None, help="checkpoint file: resume from it, save to it (also on Ctrl-C)")
+    f.add_argument("--out", default="conv_model.npz", help="where to save the model (default: conv_model.npz)")
+    f.add_argument("--png", default=None, help="save a picture of the filters here (default with no DATA: the "
+                   "--out path with .png)")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _conv_check(solver, options, positive):
+    from .conv.solvers import REGISTRY as CONV_REGISTRY
+
+    if solver == "auto":
+        if options:
+            raise ValueError(f"solver options {sorted(options)} need a named solver: pick one of "
+                             f"{', '.join(CONV_REGISTRY)}")
+        return
+    CONV_REGISTRY[solver].check(options, positive=positive)
+
+
+def _fit_conv(args):
+    import numpy as np
+
+    from .conv import fit_conv
+    from .conv.config import ConvFitConfig
+    from .conv.solvers import REGISTRY as CONV_REGISTRY
+    from .learning.checkpoint import check_writable
+
+    def fail(message):
+        raise SystemExit(f"sparsolve fit-conv: {message}")
+
+    args.solver_options = _solver_options(args, ConvFitConfig, CONV_REGISTRY.__getitem__, _conv_check)
+    config = {f.name: getattr(args, f.name) for f in dataclasses.fields(ConvFitConfig)}
+    for name, value in {"n_filters": CONV_FILTERS, "filter_size": CONV_FILTER_SIZE, "alpha": CONV_ALPHA}.items():
+        if config[name] is None:
+            config[name] = value
+    if args.data is None and config["n_epochs"] is None and config["max_steps"] is None:
+        config["n_epochs"] = CONV_EPOCHS
+    try:  # every setting before any data is read, each error naming its flag
+        config = ConvFitConfig(**config)
+    except (ValueError, TypeError) as e:
+        field = re.match(r"\w+", str(e))
+        if field and field.group() in args.config_flags:
+            args.command_parser.error(f"argument {args.config_flags[field.group()]}: {e}")
+        fail(e)
+    try:
+        check_writable(args.out, "--out")
+        if args.checkpoint is not None:
+            check_writable(args.checkpoint, "--checkpoint")
+        png = args.png or (str(Path(args.out).with_suffix(".png")) if args.data is None else None)
+        if png is not None:
+            _check_picture(png)
+    except ValueError as e:
+        fail(e)
+    if args.data is None:
+        from .data import natural_image_crops
+
+        X = natural_image_crops(CONV_CROP, CONV_CROPS, seed=args.seed, split="train")
+        source = (f"{CONV_CROPS} {CONV_CROP}x{CONV_CROP} crops of the scikit-learn sample images (grey, whitened by "
+                  "the patch recipe's rank-24 ZCA as a convolution)")
+    else:
+        try:
+            X = np.load(args.data, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            fail(f"cannot read {args.data} as a .npy array: {e}")
+        source = f"{args.data} {X.shape}"
+    try:
+        model = fit_conv(X, config=config, checkpoint=args.checkpoint, progress=not args.no_progress)
+    except (ValueError, TypeError) as e:
+        fail(e)
+    except KeyboardInterrupt:
+        saved = f"; the checkpoint {args.checkpoint} holds the run so far" if args.checkpoint else ""
+        print(f"sparsolve fit-conv: interrupted{saved}", file=sys.stderr)
+        raise SystemExit(130) from None
+    out = model.save(args.out)
+    h = model.history
+    print(f"data:       {source}")
+    print(f"model:      {model.n_filters} filters of {'×'.join(map(str, model.filters.shape[2:]))} "
+          f"({model.filters.shape[1]} channel(s)), alpha={model.alpha:g}, boundary={model.boundary}, norm={config.norm}")
+    print(f"training:   {h['step'][-1]} steps, {h['samples_seen'][-1]} signals, {h['seconds'][-1]:.1f} s")
+    print(f"last batch: objective {h['objective'][-1]:.5g}, mse {h['mse'][-1]:.3g}, nonzero codes "
+          f"{h['nnz_frac'][-1]:.2%}, filter norms {h['norm_min'][-1]:.3g}..{h['norm_max'][-1]:.3g}")
+    square = model.filters.ndim == 4 and model.filters.shape[1] == 1
+    if square:
+        from .gabor import gabor_stats
+
+        g = gabor_stats(model.as_patch_dictionary(), model.filters.shape[2:])
+        print(f"gabor:      {g.frac_good:.0%} of the filters are Gabor-like (R² ≥ {g.threshold:g} for a fitted "
+              f"2-D Gabor), median R² {g.median_r2:.2f}; orientations 0/45/90/135°: "
+              f"{g.orientation_histogram().tolist()}")
+    print(f"saved:      {out}")
+    if png is not None and square:
+        from .plot import plot_dictionary
+
+        plot_dictionary(model.as_patch_dictionary(), patch_shape=model.filters.shape[2:],
+                        title=f"{model.n_filters} filters, alpha={model.alpha:g}", path=png)
+        print(f"filters:    {png}")
     return 0

@@ -36,6 +36,8 @@ _BUILTIN_KINDS = {
     "sparse_coding_model": "sparsolve.learning",
     "fit_checkpoint": "sparsolve.learning",
     "learned_g": "sparsolve.amortized",
+    "conv_model": "sparsolve.conv.model",
+    "conv_fit_checkpoint": "sparsolve.conv.fit",
 }
 _LOADERS: dict = {}
 

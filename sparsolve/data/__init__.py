@@ -23,7 +23,7 @@ patches is an array ``X`` of shape ``(n_samples, n_features)``.
 from .cifar import CIFAR10_URL, load_cifar10, load_cifar10_torchvision
 from .files import read_matrix
 from .images import (PICTURE_ATOMS, PICTURE_PATCH, SPLITS, TRAIN_WIDTH, WHITENED_ALPHA, image_whitening,
-                     load_natural_images, natural_image_patches)
+                     load_natural_images, natural_image_crops, natural_image_patches, whitening_filter)
 from .patches import contrast_normalize, extract_patches, patch_shape, remove_mean
 from .shards import ShardStream
 from .synthetic import SyntheticActivations
@@ -39,6 +39,8 @@ __all__ = [
     "whiten_images",
     "WHITEN_CUTOFF",
     "natural_image_patches",
+    "natural_image_crops",
+    "whitening_filter",
     "image_whitening",
     "WHITENED_ALPHA",
     "PICTURE_PATCH",

@@ -157,3 +157,62 @@ def natural_image_patches(patch_size: int = 8, n_patches: int = 10000, *, seed=0
     if whitening is not None:
         X = whitening.transform(X) if whitening.fitted else whitening.fit_transform(X)
     return X
+
+
+def whitening_filter(size: int = 8, *, n_patches: int = 20000, seed=0) -> np.ndarray:
+    """The patch recipe's whitening as a convolution filter, (2·size − 1, 2·size − 1).
+
+    The ZCA matrix W of :func:`image_whitening` (rank 3/8, fitted on ``n_patches`` mean-removed
+    size×size patches of the photos, as ``natural_image_patches(whiten="zca")`` does) maps a patch to its
+    whitened pixels, pixel p taking Σ_q W[p, q] x_q.  On natural images it is close to shift-invariant,
+    W[p, q] ≈ k(q − p); the filter is that k, each offset's entries W[p, p + δ] averaged over the pixels p
+    that have it (the single centre row would carry the rank cut's position-dependent noise).  Correlating
+    a whole photo with k whitens every pixel as the patch recipe whitens a patch's pixels; k passes no
+    constant, as W does not (the patches' means were removed before it was fitted)."""
+    whitening = image_whitening(size * size)
+    natural_image_patches(size, n_patches, seed=seed, whiten=whitening)  # fits it, in place
+    W = whitening.whitening_.reshape(size, size, size, size)  # W[p_row, p_col, q_row, q_col]
+    k = np.zeros((2 * size - 1, 2 * size - 1))
+    count = np.zeros_like(k)
+    for i in range(size):
+        for j in range(size):
+            k[size - 1 - i:2 * size - 1 - i, size - 1 - j:2 * size - 1 - j] += W[i, j]
+            count[size - 1 - i:2 * size - 1 - i, size - 1 - j:2 * size - 1 - j] += 1
+    k /= count
+    return k - k.mean()
+
+
+def natural_image_crops(crop: int = 64, n_crops: int = 256, *, seed=0, whiten: bool = True, split=None,
+                        filter_size: int = 8) -> np.ndarray:
+    """Whole-image data for convolutional sparse coding: ``n_crops`` grey crop×crop windows of the photos,
+    shape (n_crops, 1, crop, crop), float64.
+
+    Each photo is first correlated with :func:`whitening_filter` (``whiten=True``, the patch recipe as a
+    convolution; only the pixels whose whole filter window lies in the photo are kept) or has its mean
+    removed (``whiten=False``); then the crops are drawn uniformly over the positions, from ``seed``.
+    ``split`` as :func:`natural_image_patches`: "train" draws from the left 80% of each photo's width,
+    "test" from the rest, so held-out crops share no pixel with training ones."""
+    from scipy.signal import correlate2d
+
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    rng = np.random.default_rng(seed)
+    kernel = whitening_filter(filter_size) if whiten else None
+    images = []
+    for im in load_natural_images(grey=True):
+        cut = int(TRAIN_WIDTH * im.shape[1])
+        if split is not None:
+            im = im[:, :cut] if split == "train" else im[:, cut:]
+        images.append(correlate2d(im, kernel, mode="valid") if whiten else im - im.mean())
+    if any(min(im.shape) < crop for im in images):
+        smallest = min(min(im.shape) for im in images)
+        raise ValueError(f"crop={crop} is larger than the photos' {split or 'whole'} region ({smallest} pixels on "
+                         f"its short side after whitening); use crop <= {smallest}")
+    sizes = np.array([(im.shape[0] - crop + 1) * (im.shape[1] - crop + 1) for im in images], dtype=np.float64)
+    which = rng.choice(len(images), size=n_crops, p=sizes / sizes.sum())
+    out = np.empty((n_crops, 1, crop, crop))
+    for i, k in enumerate(which):
+        im = images[k]
+        top, left = rng.integers(im.shape[0] - crop + 1), rng.integers(im.shape[1] - crop + 1)
+        out[i, 0] = im[top:top + crop, left:left + crop]
+    return out
