@@ -13,7 +13,7 @@ The rule
 * ``alpha`` = ALPHA_PER_SCALE · s = 0.1 · s, where s = √(mean ‖x‖²) is the data's scale, the root
   mean square of the rows' norms, over SCALE_ROWS = 4,096 evenly spaced rows (all of them when there
   are fewer; centred by their mean with ``center=True``, as the learner's rows are).  α scales with
-  the data, as the lasso's does: X·c gives α·c and the same dictionary.
+  the data, as the lasso's does: X·c gives α·c and the same dictionary (up to rounding).
 * ``l0=k`` instead: α is the one at which the codes of the sampled rows have a mean of k non-zeros
   (:func:`sparsolve.alpha_for_l0`) under a first dictionary like the learner's, n_atoms of the
   sampled rows scaled to unit norm.  The learned dictionary explains the data with fewer atoms than
@@ -22,20 +22,30 @@ The rule
 Why these numbers
 -----------------
 Measured by ``benchmarks/choose.py`` (benchmarks/RESULTS.md, "Choosing n_atoms and α"): one epoch of
-``fit(X, solver="lca")`` on 20,000 rows, scored on 2,000 held-out rows, for α = c · s and n_atoms =
-f · n_features over c ∈ {0.05, 0.1, 0.15, 0.2} and f ∈ {1, 2, 4}, on the library's own data:
+``fit(X, solver="lca")`` on 20,000 rows, scored on 2,000 held-out rows, for α = c · s with c ∈
+{0.05, 0.1, 0.2} and n_atoms = f · n_features with f ∈ {1, 2, 4}, on the library's own data:
 
-* 8×8 ZCA-whitened natural-image patches (``natural_image_patches(whiten="zca")``, s ≈ 4.7): at
-  c = 0.1 and 2× (α ≈ 0.47, 128 atoms) about half the atoms are Gabor-like (R² ≥ 0.8), 5 non-zeros
-  a patch and 3–4% of the variance unexplained.  Smaller c gives more non-zeros and fewer Gabors
-  (c = 0.05: 0.4), larger c more Gabors and a worse fit (c = 0.2: 0.6 and 11%); 4× gives fewer
-  Gabor-like atoms (0.4) from the 24 dimensions the whitening keeps.
-* The same patches unwhitened (mean removed only, s ≈ 0.67, so α ≈ 0.067 at c = 0.1): about half
-  Gabor-like too, 7–8 non-zeros a patch, 12% unexplained.
-* Synthetic activations with planted features (``SyntheticActivations``): with up to n_features
-  planted features, 2× at c = 0.05–0.15 recovers every one (|cos| > 0.9).  In superposition, with
-  2 · n_features planted, 2× recovers about three quarters of them and 4× all: the rule cannot see
-  how many features are planted, so there pass ``n_atoms`` at least twice the number you expect.
+* 8×8 ZCA-whitened natural-image patches (``natural_image_patches(whiten="zca")``, s ≈ 4.7): under
+  the rule (α ≈ 0.47, 128 atoms) 54–56% of the atoms are Gabor-like (R² ≥ 0.8), with 4.8 non-zeros
+  a patch and 3.4% of the variance unexplained (FVU).  c = 0.05 gives 5.8 non-zeros, 1.1% FVU and
+  42% Gabor-like; c = 0.2 gives 3.5, 11% and 59%.  64 atoms gave 61% Gabor-like at 4.5% FVU, 256
+  atoms 41% at 2.7%: the whitening keeps 24 dimensions, which many atoms over-cover.
+* The same patches unwhitened (mean removed only, s ≈ 0.67, so α ≈ 0.07): 52–56% Gabor-like,
+  7.6 non-zeros a patch, 12% FVU (c = 0.05: 35%, 11.6, 3.9%; c = 0.2: 59%, 3.8, 29%).
+* Synthetic activations (``SyntheticActivations``): with as many planted features as dimensions
+  (64), 2× recovers every one (|cos| > 0.9) at every c, and 1× 83%.  In superposition, 128 planted
+  in 64 dimensions with power-law frequencies (exponent 1: some are rare), 2× recovers 71–72% and 4×
+  98%; 512 planted in 256 dimensions (exponent 0.5), 2× recovers 97%.  The rule cannot see how many
+  features are planted: where they outnumber the dimensions, pass ``n_atoms`` of at least twice the
+  number you expect.
+* ``l0=k`` for k = 3, 5, 10: the learned codes had 0.65–0.9 k non-zeros on the patches, and on the
+  synthetic data 1.05 k (k = 3) and 0.85 k (k = 5), their own 5.9 for k = 10.  For an exact L0, code
+  the trained model at it: ``model.encode(X, l0=k)``.
+
+c = 0.1 is the middle of that range: on every set more than half the patches' atoms are Gabor-like
+with the variance explained to within 12%, and planted features are found; a smaller c buys a closer
+fit with denser codes and fewer Gabor-like atoms, a larger one sparser codes and a poorer fit.  On
+the shared 2-core machine (load 10–14) each of these fits took 2–9 s, the 512-atom one 18 s.
 
 Choosing them yourself
 ----------------------
@@ -70,6 +80,7 @@ from .. import backend
 from ..config import ALPHA_PER_SCALE, ATOMS_PER_FEATURE, SCALE_ROWS, FitConfig
 from ..inference import alpha_for_l0
 from .batches import is_array, take
+from .learner import initial_dictionary
 
 log = logging.getLogger("sparsolve")
 
@@ -136,8 +147,6 @@ def sample_rows(X) -> np.ndarray:
 def _alpha_for_l0(rows, n_atoms, config):
     """α for ``config.l0`` on half the sampled rows, under a first dictionary made, as the learner
     makes its own (learner.initial_dictionary), of the other half's rows at unit norm."""
-    from .learner import initial_dictionary
-
     coded, atoms = (rows[1::2], rows[::2]) if rows.shape[0] > 1 else (rows, rows)
     D = initial_dictionary(atoms, n_atoms, np.random.default_rng(0))
     most = min(n_atoms, rows.shape[1])
