@@ -502,7 +502,8 @@ def threads_for(x, mult_adds: float, *, kernels: bool = False):
     ``x``, over all three thread pools a call can use on the host: the BLAS, torch's intra-op pool
     (OpenMP and MKL) and numba's parallel kernels.  ``kernels``: the call runs numba's parallel
     kernels (cd, omp), whose surrounding products always run on one BLAS thread
-    (:func:`single_threaded_blas`).
+    (:func:`single_threaded_blas`); numba's count is set for such calls only (asking for it starts
+    numba's thread pool, which a call without kernels never needs).
 
     * small work on the host (``mult_adds`` < :data:`SMALL_PRODUCT`): one thread in all three.  A
       second thread only waits, spinning, for the other to be scheduled: on the 2-core machine
@@ -519,10 +520,11 @@ def threads_for(x, mult_adds: float, *, kernels: bool = False):
             pass
         elif _fixed_threads:
             stack.enter_context(_blas_limit(_fixed_threads[0]))
-            stack.enter_context(_numba_threads(_fixed_threads[0]))
+            if kernels:
+                stack.enter_context(_numba_threads(_fixed_threads[0]))
         else:
             stack.enter_context(single_threaded_blas() if kernels else blas_threads_for(x, mult_adds))
-            if mult_adds < SMALL_PRODUCT:
+            if kernels and mult_adds < SMALL_PRODUCT:
                 stack.enter_context(_numba_threads(1))
         yield
 

@@ -57,11 +57,15 @@ def one_thread(seen):
 @pytest.mark.parametrize("kind", ["numpy", "torch"])
 def test_small_work_runs_on_one_thread_of_each_library_and_restores(two_threads, kind):
     a = np.zeros((2, 2)) if kind == "numpy" else torch.zeros(2, 2)
-    with backend.threads_for(a, 256 * 256 * 256):
+    with backend.threads_for(a, 256 * 256 * 256, kernels=True):  # a call of numba's kernels (cd, omp)
         assert one_thread(counts())
-        with backend.threads_for(a, 256 * 256 * 64, kernels=True):  # re-entrant
+        with backend.threads_for(a, 256 * 256 * 64):  # re-entrant
             assert one_thread(counts())
         assert one_thread(counts())
+    assert counts() == two_threads
+    with backend.threads_for(a, 256 * 256 * 256):  # no kernels: numba's count is not asked for
+        blas, torch_threads, numba_threads = counts()
+        assert blas == (1,) * len(blas) and torch_threads == 1 and numba_threads == two_threads[2]
     assert counts() == two_threads
     with backend.threads_for(a, 10 * backend.SMALL_PRODUCT):  # large work: the libraries' own
         assert counts() == two_threads
@@ -84,7 +88,7 @@ def test_set_threads_fixes_every_call(two_threads):
     with backend.threads_for(np.zeros(1), 10 * backend.SMALL_PRODUCT, kernels=True):
         assert one_thread(counts())  # even where the rule would leave two
     assert sparsolve.set_threads(2) == 1
-    with backend.threads_for(np.zeros(1), 1.0):
+    with backend.threads_for(np.zeros(1), 1.0, kernels=True):
         blas, torch_threads, numba_threads = counts()
         assert blas == (2,) * len(blas) and torch_threads == 2 and numba_threads == 2
     assert sparsolve.set_threads(None) == 2
