@@ -464,6 +464,14 @@ def cannot_store(x, dtype: str) -> str | None:
 
 # ---- threads for a whole call: host BLAS, torch's intra-op pool and numba's kernels ------------
 
+#: Below this many multiply-adds per product, torch's CPU work runs on one intra-op thread even
+#: where the BLAS rule (SMALL_PRODUCT) gives the BLAS two: a network's loop is mostly element-wise
+#: ops, each of which waits for the second thread.  Measured with LearnedG.encode (t* = 5, 128–256
+#: atoms of 64 features) on the 2-core machine at load 13–18 (benchmarks/threads.py): two threads
+#: took 1.4–160× the time of one up to 2.6e8 multiply-adds a product; from 6.6e8 they took
+#: 0.73–0.96× beside a busy loop on each core, 1.28–1.35× without.
+SMALL_TORCH_WORK = 5e8
+
 #: The environment variable that fixes the threads of every sparsolve call (read once, at import):
 #: SPARSOLVE_THREADS=4 is ``set_threads(4)``; unset, or "auto", is the rule by size.
 THREADS_ENV = "SPARSOLVE_THREADS"
@@ -506,11 +514,16 @@ def threads_for(x, mult_adds: float, *, kernels: bool = False):
     numba's thread pool, which a call without kernels never needs).
 
     * small work on the host (``mult_adds`` < :data:`SMALL_PRODUCT`): one thread in all three.  A
-      second thread only waits, spinning, for the other to be scheduled: on the 2-core machine
-      under load, fit_amortized's 150 steps took 46.5 s on torch's two threads and 2.5 s on one,
-      LearnedG.encode 380 ms against 5–24 ms, cd's kernels 2.39 s against 1.40 s
-      (benchmarks/RESULTS.md, "threads");
-    * larger work: :func:`blas_threads_for`'s BLAS and the libraries' own torch and numba threads;
+      second thread mostly waits, spinning, for the other to be scheduled: on the shared 2-core
+      machine (load 13–18, benchmarks/threads.py, results/threads.json) fit_amortized's 150 steps
+      took 70.9 s on torch's two threads and 9.6 s on one, compare reported a learned-G encoder at
+      214 ms per 1,000 rows against 5.1, and cd on 256–2,000 rows took 0.9–4.4× (median 2.3×) as
+      long on two numba threads as on one;
+    * torch up to :data:`SMALL_TORCH_WORK`: one intra-op thread still (torch's second thread loses
+      over a wider range than the BLAS's);
+    * larger work: :func:`blas_threads_for`'s BLAS and the libraries' own torch and numba threads
+      (from 2.6e8 multiply-adds two numba threads took 0.63–0.78× the time of one beside a busy loop
+      on each core, 0.98–1.07× without);
     * GPU arrays: nothing changes.
 
     :func:`set_threads` (or ``SPARSOLVE_THREADS``) fixes one count for every call instead.  Every
@@ -526,6 +539,8 @@ def threads_for(x, mult_adds: float, *, kernels: bool = False):
             stack.enter_context(single_threaded_blas() if kernels else blas_threads_for(x, mult_adds))
             if kernels and mult_adds < SMALL_PRODUCT:
                 stack.enter_context(_numba_threads(1))
+            if mult_adds < SMALL_TORCH_WORK:
+                stack.enter_context(_torch_threads(1))
         yield
 
 

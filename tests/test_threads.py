@@ -67,8 +67,11 @@ def test_small_work_runs_on_one_thread_of_each_library_and_restores(two_threads,
         blas, torch_threads, numba_threads = counts()
         assert blas == (1,) * len(blas) and torch_threads == 1 and numba_threads == two_threads[2]
     assert counts() == two_threads
-    with backend.threads_for(a, 10 * backend.SMALL_PRODUCT):  # large work: the libraries' own
+    with backend.threads_for(a, backend.SMALL_TORCH_WORK):  # large work: the libraries' own
         assert counts() == two_threads
+    with backend.threads_for(a, backend.SMALL_PRODUCT):  # the BLAS's own threads, torch on one still
+        blas, torch_threads, numba_threads = counts()
+        assert blas == two_threads[0] and torch_threads == 1 and numba_threads == two_threads[2]
     with backend.threads_for(a, 10 * backend.SMALL_PRODUCT, kernels=True):  # numba's kernels use every core
         blas, torch_threads, numba_threads = counts()
         assert blas == (1,) * len(blas) and numba_threads == two_threads[2]
@@ -165,9 +168,13 @@ def test_learned_g_encode_and_forward_on_one_thread(two_threads, X, D_learned, a
 
 def test_learned_g_keeps_the_libraries_threads_for_large_work(two_threads, D_learned, alpha):
     enc = recording(D_learned, alpha, t_star=1)
-    rows = int(backend.SMALL_PRODUCT // (enc.n_atoms * max(enc.n_atoms, enc.n_features))) + 1
-    enc.encode(np.zeros((rows, enc.n_features), dtype=np.float32))
-    assert enc.seen[0][1] == 2
+    per_row = enc.n_atoms * max(enc.n_atoms, enc.n_features)
+    enc.encode(np.zeros((int(backend.SMALL_TORCH_WORK // per_row) + 1, enc.n_features), dtype=np.float32))
+    assert enc.seen[-1][1] == 2
+    # between the BLAS's threshold and torch's: one torch thread still
+    enc.encode(np.zeros((int(backend.SMALL_PRODUCT // per_row) + 1, enc.n_features), dtype=np.float32))
+    assert enc.seen[-1][1] == 1
+    assert counts() == two_threads
 
 
 def test_fit_amortized_steps_on_one_torch_thread(two_threads, X, D_learned, alpha):

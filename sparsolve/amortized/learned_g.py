@@ -333,8 +333,9 @@ class LearnedG(torch.nn.Module):
     def threads(self, x):
         """The threads for running the network on the rows of ``x`` (:func:`sparsolve.backend.threads_for`,
         by the size of one product, rows × n_atoms × max(n_atoms, n_features)): on the host, one
-        torch thread for a few thousand rows, where a second one only waits to be scheduled
-        (``encode`` of 2,000 rows under load: 380 ms on two threads against 5–24 ms on one)."""
+        torch thread up to tens of thousands of rows, where a second one mostly waits to be
+        scheduled (``encode`` of 2,000 rows, 128 atoms, t* = 5, on the shared 2-core machine: 257 ms
+        on two threads, 28 ms on one; benchmarks/threads.py)."""
         rows = x.numel() // max(1, x.shape[-1])
         return backend.threads_for(x, rows * self.n_atoms * max(self.n_atoms, self.n_features))
 
