@@ -447,7 +447,7 @@ def synchronize(x) -> None:
         cupy.cuda.Device(x.device.id).synchronize()
 
 
-_blas_controller = []  # the ThreadpoolController, made on first use
+_blas_controller = []  # (modules imported, ThreadpoolController) of the last use: _blas_controller_()
 _blas_lock = threading.RLock()
 
 
@@ -470,29 +470,45 @@ def single_threaded_blas():
     while the thread that set the limit is alive (seen with OpenBLAS 0.3.31), so
     one thread at a time holds it and restores it itself: other threads wait here.
     The kernels inside use every core anyway.  Re-entrant, for fit's step around encode."""
-    with _blas_lock:
-        if not _blas_controller:
-            from threadpoolctl import ThreadpoolController
-
-            _blas_controller.append(ThreadpoolController())  # inspects the loaded libraries once, ~1 ms
-        with _blas_controller[0].limit(limits=1, user_api="blas"), _one_torch_thread():
-            yield
+    with _blas_limit(1):
+        yield
 
 
 @contextlib.contextmanager
-def _one_torch_thread():
-    """torch's intra-op threads (its OpenMP pool and MKL) at one within the context, restored
+def _torch_threads(n: int):
+    """torch's intra-op threads (its OpenMP pool and MKL) at ``n`` within the context, restored
     after (0.3 µs a switch).  Nothing where torch is not imported: numpy users never load it."""
     torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else 1
-    if before == 1:
+    before = torch.get_num_threads() if torch is not None else n
+    if before == n:
         yield
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _numba_threads(n: int):
+    """numba's parallel kernels (cd, omp) at ``n`` threads within the context, restored after.
+    numba's count is the calling thread's own, so no lock is needed; nothing where numba is not
+    imported (a kernel module imports it before its first call)."""
+    numba = sys.modules.get("numba")
+    if numba is None:
+        yield
+        return
+    before = numba.get_num_threads()
+    n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))  # numba refuses more than it started with
+    if before == n:
+        yield
+        return
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 # Below this many multiply-adds per product, host BLAS runs faster on one thread.
@@ -525,3 +541,107 @@ def cannot_store(x, dtype: str) -> str | None:
     if x.is_cuda and dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
         return f"the CUDA device {torch.cuda.get_device_name(x.device)} has no {dtype} support"
     return None
+
+
+# ---- threads for a whole call: host BLAS, torch's intra-op pool and numba's kernels ------------
+
+#: Below this many multiply-adds per product, torch's CPU work runs on one intra-op thread even
+#: where the BLAS rule (SMALL_PRODUCT) gives the BLAS two: a network's loop is mostly element-wise
+#: ops, each of which waits for the second thread.  Measured with LearnedG.encode (t* = 5, 128–256
+#: atoms of 64 features) on the 2-core machine at load 13–18 (benchmarks/threads.py): two threads
+#: took 1.4–160× the time of one up to 2.6e8 multiply-adds a product; from 6.6e8 they took
+#: 0.73–0.96× beside a busy loop on each core, 1.28–1.35× without.
+SMALL_TORCH_WORK = 5e8
+
+#: The environment variable that fixes the threads of every sparsolve call (read once, at import):
+#: SPARSOLVE_THREADS=4 is ``set_threads(4)``; unset, or "auto", is the rule by size.
+THREADS_ENV = "SPARSOLVE_THREADS"
+_fixed_threads = []  # [n] while set_threads(n) holds; empty: by size (threads_for)
+
+
+def set_threads(n=None):
+    """Fix the threads of every sparsolve call -- host BLAS, torch's intra-op pool and numba's
+    kernels -- at ``n``; ``None`` (the default) returns to the rule by size (:func:`threads_for`).
+    Returns the setting it replaces.  The environment variable ``SPARSOLVE_THREADS`` sets the same
+    at import.  The libraries' own settings (``torch.set_num_threads``, ``NUMBA_NUM_THREADS``,
+    ``OMP_NUM_THREADS``) are what sparsolve restores after each call and uses where the rule leaves
+    them; the rule and this override apply inside sparsolve's calls only."""
+    from .checks import positive_int
+
+    before = _fixed_threads[0] if _fixed_threads else None
+    n = None if n is None else positive_int(n, "n", "the threads of every sparsolve call, or None for the rule by size")
+    _fixed_threads[:] = [] if n is None else [n]
+    return before
+
+
+def _threads_from_env():
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value in ("", "auto"):
+        return
+    try:
+        set_threads(int(value))
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV}={value!r}: expected a positive whole number of threads, or 'auto' "
+                         "(the rule by size)") from None
+
+
+@contextlib.contextmanager
+def threads_for(x, mult_adds: float, *, kernels: bool = False):
+    """The threading for one call whose products are ``mult_adds`` multiply-adds each on arrays like
+    ``x``, over all three thread pools a call can use on the host: the BLAS, torch's intra-op pool
+    (OpenMP and MKL) and numba's parallel kernels.  ``kernels``: the call runs numba's parallel
+    kernels (cd, omp), whose surrounding products always run on one BLAS thread
+    (:func:`single_threaded_blas`); numba's count is set for such calls only (asking for it starts
+    numba's thread pool, which a call without kernels never needs).
+
+    * small work on the host (``mult_adds`` < :data:`SMALL_PRODUCT`): one thread in all three.  A
+      second thread mostly waits, spinning, for the other to be scheduled: on the shared 2-core
+      machine (load 13–18, benchmarks/threads.py, results/threads.json) fit_amortized's 150 steps
+      took 70.9 s on torch's two threads and 9.6 s on one, compare reported a learned-G encoder at
+      214 ms per 1,000 rows against 5.1, and cd on 256–2,000 rows took 0.9–4.4× (median 2.3×) as
+      long on two numba threads as on one;
+    * torch up to :data:`SMALL_TORCH_WORK`: one intra-op thread still (torch's second thread loses
+      over a wider range than the BLAS's);
+    * larger work: :func:`blas_threads_for`'s BLAS and the libraries' own torch and numba threads
+      (from 2.6e8 multiply-adds two numba threads took 0.63–0.78× the time of one beside a busy loop
+      on each core, 0.98–1.07× without);
+    * GPU arrays: nothing changes.
+
+    :func:`set_threads` (or ``SPARSOLVE_THREADS``) fixes one count for every call instead.  Every
+    count is restored when the context ends; re-entrant."""
+    with contextlib.ExitStack() as stack:
+        if on_gpu(x):
+            pass
+        elif _fixed_threads:
+            stack.enter_context(_blas_limit(_fixed_threads[0]))
+            if kernels:
+                stack.enter_context(_numba_threads(_fixed_threads[0]))
+        else:
+            stack.enter_context(single_threaded_blas() if kernels else blas_threads_for(x, mult_adds))
+            if kernels and mult_adds < SMALL_PRODUCT:
+                stack.enter_context(_numba_threads(1))
+            if mult_adds < SMALL_TORCH_WORK:
+                stack.enter_context(_torch_threads(1))
+        yield
+
+
+@contextlib.contextmanager
+def _blas_limit(n: int):
+    """Host BLAS and torch at ``n`` threads (set_threads), one thread at a time holding the limit,
+    as in :func:`single_threaded_blas`."""
+    with _blas_lock, _blas_controller_().limit(limits=n, user_api="blas"), _torch_threads(n):
+        yield
+
+
+def _blas_controller_():
+    """threadpoolctl's controller of the loaded BLAS libraries.  It lists them when it is made
+    (~1 ms), so it is made again when modules were imported since: scipy brings its own OpenBLAS,
+    which a controller made before it would leave on every core."""
+    if not _blas_controller or _blas_controller[0][0] != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller[:] = [(len(sys.modules), ThreadpoolController())]
+    return _blas_controller[0][1]
+
+
+_threads_from_env()

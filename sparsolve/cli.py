@@ -24,26 +24,25 @@ import typing
 from pathlib import Path
 
 from . import __version__, io
-from .config import FitConfig, check_solver_options, default_help, field_docs
+from .config import FitConfig, alpha_or_l0, check_solver_options, default_help, field_docs
 from .data.images import PICTURE_ATOMS, PICTURE_PATCH, WHITENED_ALPHA
 from .inference import REGISTRY, solver_class
 
-DEFAULT_ATOMS = 256
-DEFAULT_ALPHA = 0.02
 # The main job without DATA: the default picture (sparsolve.data.images), 100,000 samples of
 # whitened natural-image patches that learn localised Gabor-like atoms (benchmarks/picture.py).
 DEFAULT_PATCHES = 20000
 IMAGE_ATOMS = PICTURE_ATOMS
 IMAGE_EPOCHS = 5
 
-# The command line's own defaults and short names for some fields.
-# n_atoms and alpha stay None here: each kind of data picks its own (see _fit).
-_CLI_DEFAULTS = {"n_atoms": None, "alpha": None, "seed": 0}
-_CLI_HELP = {"n_atoms": f"{DEFAULT_ATOMS}; {IMAGE_ATOMS} for the default data",
-             "alpha": f"{DEFAULT_ALPHA}; {WHITENED_ALPHA} for the default whitened data",
-             "seed": str(_CLI_DEFAULTS["seed"]),
+# The command line's own defaults and short names for some fields.  n_atoms and alpha stay None
+# here: for a DATA file fit chooses them from the data, by the rule the Python API uses
+# (sparsolve.learning.choose); the default data has its own (see _fit).
+_CLI_DEFAULTS = {"seed": 0}
+_CLI_HELP = {"seed": str(_CLI_DEFAULTS["seed"]),
              "device": "cpu"}
-_CLI_MORE = {"n_epochs": f"; {IMAGE_EPOCHS} for the default data"}
+_CLI_MORE = {"n_epochs": f"; {IMAGE_EPOCHS} for the default data",
+             "n_atoms": f"; {IMAGE_ATOMS} for the default data",
+             "alpha": f"; {WHITENED_ALPHA} for the default whitened data"}
 # Fields whose docstring differs on the command line: its data are files, so "keep the data where
 # it is" (device None) means the CPU, and is no choice to offer.
 _CLI_DOCS = {"device": "where the steps run: cpu, or cuda (torch)"}
@@ -224,14 +223,17 @@ def _fit(args):
 
     args.solver_options = _solver_options(args)
     config = {f.name: getattr(args, f.name) for f in dataclasses.fields(FitConfig)}
-    defaults = ({"n_atoms": IMAGE_ATOMS, "alpha": WHITENED_ALPHA} if args.data is None else
-                {"n_atoms": DEFAULT_ATOMS, "alpha": DEFAULT_ALPHA})
-    for name, value in defaults.items():
-        if config[name] is None:
-            config[name] = value
+    chosen = [name for name in ("n_atoms", "alpha") if config[name] is None and not (name == "alpha" and
+                                                                                  config["l0"] is not None)]
+    if args.data is None:  # the default data's recipe; a DATA file's are chosen from it by fit
+        for name, value in {"n_atoms": IMAGE_ATOMS, "alpha": WHITENED_ALPHA}.items():
+            if name in chosen:
+                config[name] = value
+        chosen = []
     if args.data is None and config["n_epochs"] is None and config["max_steps"] is None:
         config["n_epochs"] = IMAGE_EPOCHS
     try:  # every setting before any data is read, each error naming its flag
+        alpha_or_l0(config["alpha"], config["l0"])
         config = FitConfig(**config)
     except (ValueError, TypeError) as e:
         field = re.match(r"\w+", str(e))
@@ -289,8 +291,9 @@ def _fit(args):
         _fail(e)
     h = model.history
     print(f"data:       {source}")
-    print(f"model:      {model.n_atoms} atoms x {model.n_features} features, alpha={model.alpha:g}, "
-          f"solver={model.solver}, update={args.update}, norm={args.norm}")
+    print(f"model:      {model.n_atoms} atoms x {model.n_features} features, alpha={model.alpha:.4g}, "
+          f"solver={model.solver}, update={args.update}, norm={args.norm}"
+          + (f" ({' and '.join(chosen)} chosen from the data: --help says how)" if chosen else ""))
     print(f"training:   {h['step'][-1]} steps, {h['samples_seen'][-1]} samples, {h['seconds'][-1]:.1f} s")
     print(f"last batch: objective {h['objective'][-1]:.5g}, mse {h['mse'][-1]:.3g}, "
           f"nonzeros {h['nnz_frac'][-1] * model.n_atoms:.1f} per sample, dead atoms {h['dead_frac'][-1]:.1%}, "

@@ -74,6 +74,22 @@ NORM_WORDS = listed(f"{name} ({rule.summary})" for name, rule in NORM_RULES.item
 #: fit_amortized's beta=None: the weight of the inverse penalty β Σ 1/‖w_e‖².
 AMORTIZED_BETA = 1e-3
 
+#: fit's n_atoms when it is not given (nor a dict_init): ATOMS_PER_FEATURE · n_features atoms,
+#: at most the rows of the data; α when neither alpha nor l0 is given: ALPHA_PER_SCALE times the
+#: data's scale s = √(mean ‖x‖²), over SCALE_ROWS evenly spaced rows (sparsolve.learning.choose,
+#: whose docstring gives the measurements behind both).
+ATOMS_PER_FEATURE = 2
+ALPHA_PER_SCALE = 0.1
+SCALE_ROWS = 4096
+
+
+def alpha_or_l0(alpha, l0) -> None:
+    """Refuse alpha and l0 given together.  (A chosen config holds both, α being the one chosen for
+    l0, so the user's entry points check what the user passed: fit's keywords, the command line's
+    flags, the estimator's parameters.)"""
+    if alpha is not None and l0 is not None:
+        raise ValueError(f"pass alpha or l0, not both (alpha={alpha}, l0={l0}): l0 chooses the α that reaches it")
+
 
 def deprecated(old: str, new: str) -> None:
     warnings.warn(f"{old} is deprecated and will be removed in the next release; write {new}",
@@ -85,10 +101,12 @@ class FitConfig(Config):
     """Every setting of :func:`sparsolve.fit`, the dictionary learning of
     min_D mean_x min_z ½‖x − zD‖² + α‖z‖₁ under a norm rule on the rows of D."""
 
-    n_atoms: int
-    """number of atoms m ≥ 1, the rows of the dictionary D"""
-    alpha: float
-    """the L1 weight α > 0 of ½‖x − zD‖² + α‖z‖₁"""
+    n_atoms: int | None = None
+    """number of atoms m ≥ 1, the rows of the dictionary D; none: chosen from the data (sparsolve.learning.choose)"""
+    alpha: float | None = None
+    """the L1 weight α > 0 of ½‖x − zD‖² + α‖z‖₁; none: chosen from the data, for l0 when it is given (sparsolve.learning.choose)"""
+    l0: float | None = None
+    """instead of alpha: the mean number of non-zero codes per row to aim for; α is the one that gives it under a first dictionary of the data's rows (sparsolve.alpha_for_l0), and the learned dictionary's codes come close (sparsolve.learning.choose).  A chosen config keeps both: α, and the l0 it was chosen for"""
     solver: str = "auto"
     """inference solver of sparsolve.encode: {SOLVER_WORDS}"""
     update: str = "online"
@@ -137,10 +155,12 @@ class FitConfig(Config):
     """options for the inference solver (e.g. gamma for lca)"""
 
     def __post_init__(self):
-        self.n_atoms = positive_int(self.n_atoms, "n_atoms", "the number of atoms, e.g. n_atoms=256")
+        if self.n_atoms is not None:
+            self.n_atoms = positive_int(self.n_atoms, "n_atoms", "the number of atoms, e.g. n_atoms=256")
         if isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool) and self.alpha == 0:
             raise ValueError("alpha must be a finite number > 0, got 0; with alpha=0 the codes are not sparse")
-        self.alpha = positive_float(self.alpha, "alpha")
+        self.alpha = optional(self.alpha, positive_float, "alpha")
+        self.l0 = optional(self.l0, positive_float, "l0")  # with alpha too: the target α was chosen for
         if self.device == "auto":
             deprecated("fit(device='auto') (it keeps the data where it is)", "device=None")
             self.device = None
@@ -186,7 +206,10 @@ class FitConfig(Config):
         """This config with the data-dependent defaults filled in (``n_rows``: the rows of
         an array, None for an iterable).  The default batch size is min(BATCH_SIZE, n_rows), or
         every row for an update rule meant for full batches; a given one larger than the data is
-        refused."""
+        refused.  n_atoms and alpha must be set (sparsolve.learning.choose sets them from the data)."""
+        if self.n_atoms is None or self.alpha is None:
+            raise ValueError("n_atoms and alpha must be chosen before the config is resolved: "
+                             "sparsolve.learning.choose.for_data(config, X) chooses them from the data")
         rule = UPDATE_RULES[self.update]
         batch_size = self.batch_size
         if batch_size is None:
@@ -213,6 +236,8 @@ class FitConfig(Config):
                       if rule.default_epochs)
         caps = ", ".join(f"{n} for {s}" for s, n in LEARNING_MAX_ITER.items())
         return {
+            "n_atoms": f"{ATOMS_PER_FEATURE}·n_features, at most the rows of the data; dict_init's rows when it is given",
+            "alpha": f"{ALPHA_PER_SCALE}·√(mean ‖x‖²) of the data; the α for l0 when it is given",
             "batch_size": f"{BATCH_SIZE}, or all rows when there are fewer" + "".join(f"; all rows for update={name}" for name in full),
             "n_epochs": f"{N_EPOCHS}{own}; none when only max_steps is given",
             "max_steps": "no cap",

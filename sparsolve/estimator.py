@@ -8,7 +8,8 @@ dictionary D (n_atoms, n_features), as in scikit-learn's DictionaryLearning.
 
 The parameters are generated from the fields of :class:`sparsolve.config.FitConfig`
 (same names, same meanings, same default solver), except where scikit-learn has its
-own convention: ``n_components`` is the number of atoms (None means n_features),
+own convention: ``n_components`` is the number of atoms (None means n_features; ``alpha=None``, the
+default, is fit's α chosen from the data, sparsolve.learning.choose),
 ``random_state`` is the seed,
 ``n_epochs`` defaults to 10 and ``batch_size`` to 256 (capped at the rows), dict
 options default to None, and ``device`` and ``checkpoint_every`` do not apply.  The codes'
@@ -33,7 +34,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .config import FitConfig, default_help, field_docs
+from .config import FitConfig, alpha_or_l0, default_help, field_docs
 from .learning.fit import fit as learn
 from .learning.fit import new_learner
 
@@ -45,7 +46,7 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 _LEFT_OUT = ("device", "checkpoint_every")
 _RENAMED = {"seed": "random_state", "n_atoms": "n_components"}
-_DEFAULTS = {"n_atoms": None, "alpha": 0.1, "n_epochs": 10, "batch_size": 256, "solver_options": None}
+_DEFAULTS = {"n_atoms": None, "n_epochs": 10, "batch_size": 256, "solver_options": None}
 _OWN = {"transform_tol": (1e-6, "the relative duality gap of transform")}
 
 
@@ -77,6 +78,7 @@ class DictionaryLearning(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         kw = {field: getattr(self, name) for name, field, _, _ in PARAMETERS if field is not None}
         kw["n_atoms"] = n_features if kw["n_atoms"] is None else kw["n_atoms"]
         kw["batch_size"] = None if kw["batch_size"] is None else min(kw["batch_size"], n_samples)
+        alpha_or_l0(kw["alpha"], kw["l0"])
         return FitConfig(**kw)
 
     def fit(self, X, y=None):

@@ -257,12 +257,13 @@ def read_kind(path) -> str:
     return _open(path)[0]
 
 
-def load_npz(path, kind: str | None = None):
-    """(arrays, meta) from a file written by :func:`save_npz`, checking its kind."""
-    found, arrays, meta = _open(path)
+def load_npz(path, kind: str | None = None, *, arrays: bool = True):
+    """(arrays, meta) from a file written by :func:`save_npz`, checking its kind.  ``arrays=False``
+    reads the metadata alone (arrays is then empty): a checkpoint's settings before its resume."""
+    found, entries, meta = _open(path, arrays)
     if kind is not None and found != kind:
         raise ModelFileError(f"{path} holds a {found!r}, not a {kind!r}; load it with the matching loader")
-    return arrays, meta
+    return entries, meta
 
 
 #: What sparsolve.load reads of a compressed file: at most this many bytes, or this many times the
@@ -321,7 +322,7 @@ def _npy_header_problem(f, size: int) -> str | None:
     return None
 
 
-def _open(path):
+def _open(path, with_arrays=True):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
@@ -336,7 +337,7 @@ def _open(path):
                       "sparsolve writes its files uncompressed); if you trust it, store it uncompressed (zip -0)")
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+            arrays = {k: f[k] for k in f.files if with_arrays or k in ("__kind__", "__meta__")}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise ModelFileError(f"{path} is not a readable sparsolve file (corrupt or truncated?): {e}") from e
     if "__kind__" not in arrays or "__meta__" not in arrays:

@@ -238,11 +238,16 @@ def test_help_shows_the_defaults_the_code_uses(monkeypatch, tmp_path):
             assert shown[f.name] == ("none" if f.default is None else str(f.default)), f.name
     # the command line's own, for a data file: what a run without the flags gets
     data = tmp_path / "X.npy"
-    np.save(data, natural_image_patches(8, 300, seed=4))
+    X = natural_image_patches(8, 300, seed=4)
+    np.save(data, X)
     assert main(["fit", str(data), "--max-steps", "1", "--batch-size", "100", "--out", str(tmp_path / "m"),
                  "--no-progress"]) == 0
     model = sparsolve.load(tmp_path / "m.npz")
-    assert shown["n_atoms"].startswith(f"{model.n_atoms}; ") and shown["alpha"].startswith(f"{model.alpha:g}; ")
+    # n_atoms and alpha: the rule the Python API uses, worded from its constants
+    from sparsolve.config import ALPHA_PER_SCALE, ATOMS_PER_FEATURE
+    assert shown["n_atoms"].startswith(f"{ATOMS_PER_FEATURE}·n_features, at most the rows") and model.n_atoms == 128
+    assert shown["alpha"].startswith(f"{ALPHA_PER_SCALE}·√(mean ‖x‖²) of the data")
+    assert model.alpha == pytest.approx(ALPHA_PER_SCALE * np.sqrt((X * X).sum(axis=1).mean()))
     assert shown["seed"] == str(model.settings["seed"])
     assert shown["device"] == "cpu" and model.settings["device"] is None  # a file's rows stay on the host
 

@@ -169,11 +169,9 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     plan = memory_plan(X, n, m, algo) if plan is None else plan
     form, step = plan.form, plan.chunk_rows
     rows = min(n, step)
-    if algo.runs_on_host:
-        blas = backend.single_threaded_blas()
-    else:
-        blas = backend.blas_threads_for(X, rows * m * (m if form == "gram" else p))
-    with backend.no_grad(X), blas:
+    # BLAS, torch and numba threads by the size of one chunk's products (backend.threads_for)
+    threads = backend.threads_for(X, rows * m * (m if form == "gram" else p), kernels=algo.runs_on_host)
+    with backend.no_grad(X), threads:
         if init is None:
             init = backend.zeros(X, (n, m))
         shared = algo.prepare(D, form)

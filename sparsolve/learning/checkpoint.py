@@ -78,6 +78,16 @@ def save(learner: Learner, path, position, data_fingerprint, stream=None, consum
     return io.save_npz(path, CHECKPOINT_KIND, arrays, meta)
 
 
+def saved_config(path) -> dict:
+    """The settings a checkpoint was written with (``asdict`` of its FitConfig), read without its
+    arrays."""
+    _, meta = io.load_npz(npz_path(path), CHECKPOINT_KIND, arrays=False)
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        raise io.ModelFileError(f"checkpoint {path} has no settings; delete it to start afresh")
+    return config
+
+
 def restore(path, reducer=None):
     """(learner, (epoch, batch), data identity, stream state or None, digest table of the batches
     read or None) from a checkpoint file, for a fit under ``reducer`` (default: one process)."""

@@ -16,11 +16,11 @@ import os
 import numpy as np
 
 from .. import backend
-from ..config import FitConfig
+from ..config import FitConfig, alpha_or_l0
 from ..data.shards import ShardStream, open_shards
 from ..rules import norm_rule
 from . import checkpoint as ckpt
-from . import training
+from . import choose, training
 from .batches import Source, as_batch, check_data, check_storage, is_array, scan_finite, stateful, take
 from .digests import Digests, identity
 from .history import host_record, on_host
@@ -31,7 +31,8 @@ from .offset import Offset
 log = logging.getLogger("sparsolve")
 
 
-def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, checkpoint=None, config=None, **options):
+def fit(X, n_atoms=None, alpha=None, *, dict_init=None, callback=None, progress=True, checkpoint=None, config=None,
+        **options):
     """Learn a dictionary D (n_atoms, n_features) for sparse codes of the rows of X,
 
         min_D  mean_x  min_z  ½‖x − zD‖² + α‖z‖₁      under the norm rule on the rows of D,
@@ -46,11 +47,14 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
         :class:`sparsolve.data.ShardStream`, or the path of a directory of ``.npy`` shards
         (streamed by one in batches of ``batch_size``, ordered by the seed), resumes mid-epoch
         from its checkpointed ``state_dict()``.
-    n_atoms, alpha, **options : the fields of :class:`sparsolve.config.FitConfig` (solver,
+    n_atoms, alpha, **options : the fields of :class:`sparsolve.config.FitConfig` (l0, solver,
         update, norm, batch_size, n_epochs, max_steps, positive, tol, max_iter, beta, lr,
         forget, shuffle, resample_dead, dead_after, checkpoint_every, device, storage, sync_every,
         center, center_samples, seed); any
-        other keyword is an option of the inference solver (e.g. ``gamma`` for lca).
+        other keyword is an option of the inference solver (e.g. ``gamma`` for lca).  Without
+        n_atoms or alpha, each is chosen from the data: 2 · n_features atoms (at most the rows),
+        α = 0.1 · √(mean ‖x‖²), or the α for ``l0=`` non-zeros a row (sparsolve.learning.choose,
+        which says why and how to choose them yourself); the model's ``settings`` keep them.
     config : a FitConfig instead of n_atoms, alpha and the options (pass None for those).
     dict_init : (n_atoms, n_features) starting dictionary (default: rows of the first batch).
     callback : ``callback(step, D, record)`` after every step; returning False stops.
@@ -60,6 +64,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
     Returns a :class:`SparseCodingModel`; its ``history`` has one entry per step.
     """
     if config is None:
+        alpha_or_l0(alpha, options.get("l0"))
         fields = {f.name for f in dataclasses.fields(FitConfig)}
         solver_options = {k: options.pop(k) for k in list(options) if k not in fields}
         config = FitConfig(n_atoms, alpha, solver_options={**options.pop("solver_options", {}), **solver_options},
@@ -137,6 +142,7 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
     if config.device == "cuda" and not backend.cuda_available():
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or device=None")
     n_rows, n_features = (X.shape[0], int(X.shape[1])) if is_array(X) else (None, None)
+    config = _chosen(X, config, dict_init, checkpoint)
     resolved = config.resolved(n_rows)
     if config.batch_size is None and n_rows is not None and resolved.batch_size == n_rows:
         log.info("batch_size=%d: the data's %d rows (batch_size was not given)", n_rows, n_rows)
@@ -180,6 +186,21 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
         learner.plan_memory(learner.computed(first))
     source = Source(X, config, learner.entropy, reducer, digests, where=f"checkpoint {checkpoint}", step=learner.t)
     return learner, source, position, data_id
+
+
+def _chosen(X, config, dict_init, checkpoint):
+    """``config`` with the n_atoms and alpha it lacks: a resumed checkpoint's (chosen from the same
+    data when it was begun; check_resume then compares the rest), else chosen from the data
+    (choose.py)."""
+    if config.n_atoms is not None and config.alpha is not None:
+        return config
+    if checkpoint is not None and ckpt.npz_path(checkpoint).exists():
+        saved = ckpt.saved_config(checkpoint)
+        taken = {k: saved[k] for k in ("n_atoms", "alpha") if getattr(config, k) is None and saved.get(k) is not None}
+        if taken and saved.get("l0") == config.l0:  # another l0 is another α: chosen afresh, and refused below
+            log.info("resuming with the checkpoint's %s", " and ".join(f"{k}={v:g}" for k, v in taken.items()))
+            config = dataclasses.replace(config, **taken)
+    return choose.for_source(config, X, dict_init)
 
 
 def new_learner(X, config, dict_init=None):

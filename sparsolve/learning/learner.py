@@ -109,13 +109,10 @@ class Learner:
         solver = solver_for(self.config.solver, X)
         # The step's own products (residual, statistics) would leave multi-threaded BLAS
         # workers spinning into the next batch's numba kernel (backend.single_threaded_blas),
-        # and small ones lose to BLAS threads on a shared machine (backend.blas_threads_for).
+        # and small ones lose to a second BLAS, torch or numba thread on a shared machine
+        # (backend.threads_for).
         m = self.config.n_atoms
-        if solver_class(solver).runs_on_host:
-            blas = backend.single_threaded_blas()
-        else:
-            blas = backend.blas_threads_for(X, X.shape[0] * m * max(m, X.shape[1]))
-        with blas:
+        with backend.threads_for(X, X.shape[0] * m * max(m, X.shape[1]), kernels=solver_class(solver).runs_on_host):
             return self._step(X, index, warm_key, solver)
 
     def _step(self, X, index, warm_key, solver):
