@@ -66,9 +66,10 @@ def lipschitz(D) -> float:
     return lipschitz_and_vector(D)[0]
 
 
-def lipschitz_and_vector(D, start=None):
+def lipschitz_and_vector(D, start=None, *, DtD=None):
     """(L, v): :func:`lipschitz`'s L, and the top eigenvector v of the smaller of DDᵀ and DᵀD,
-    for the next call to ``start`` at when D has moved a little (a learner's next step).
+    for the next call to ``start`` at when D has moved a little (a learner's next step).  ``DtD``:
+    DᵀD where D itself is not at hand (the sum of the atom shards' D_rᵀD_r); D is then None.
 
     The power iteration starts at (±start + 1/√n) / ‖·‖, not at ``start`` alone: the last top
     eigenvector can have lost every component along the eigenvector that is now the top one (an
@@ -76,7 +77,7 @@ def lipschitz_and_vector(D, start=None):
     and from there the iteration can never reach it -- L would come out too small and the solver
     diverge.  The cold start's 1/√n gives every direction at least half the share it has from a
     cold start; the sign makes ±start add to it rather than cancel it."""
-    M = D @ D.T if D.shape[0] <= D.shape[1] else D.T @ D
+    M = DtD if DtD is not None else D @ D.T if D.shape[0] <= D.shape[1] else D.T @ D
     if start is not None:
         xp = backend.namespace(start)
         mixed = xp.where(start.sum() < 0, -start, start) + backend.ones(start, start.shape) / start.shape[0] ** 0.5

@@ -97,18 +97,25 @@ def init_from_env(device="auto") -> bool:
 # ---- groups -----------------------------------------------------------------------------
 
 
+_GROUPS = {}  # (the default group, blocks) -> this rank's group: each made once per process
+
+
 def new_groups(blocks):
     """One process group per list of global ranks in ``blocks`` (every rank must call this with the
     same blocks, in the same order: torch's rule); the handle of the block this rank is in (None
-    when that block is every rank: the default group)."""
+    when that block is every rank: the default group).  A second call with the same blocks (a
+    second fit in the process) returns the groups made by the first."""
     dist = _dist()
-    me, world = dist.get_rank(), dist.get_world_size()
-    mine = None
-    for block in blocks:
-        group = None if len(block) == world else dist.new_group(list(block))
-        if me in block:
-            mine = group
-    return mine
+    key = (id(dist.group.WORLD), tuple(tuple(int(r) for r in block) for block in blocks))
+    if key not in _GROUPS:
+        me, world = dist.get_rank(), dist.get_world_size()
+        mine = None
+        for block in key[1]:
+            group = None if len(block) == world else dist.new_group(list(block))
+            if me in block:
+                mine = group
+        _GROUPS[key] = mine
+    return _GROUPS[key]
 
 
 def _global(dist, group, r):

@@ -45,7 +45,7 @@ import warnings
 
 import numpy as np
 
-from .. import backend, memory
+from .. import backend
 from ..checks import finite_rows
 from ..config import GPU_SYNC_EVERY
 from ..inference import ConvergenceWarning, solver_class, solver_for
@@ -247,9 +247,8 @@ class Learner:
         the batch) leave, and every step's encode follows it: its form, its rows per chunk."""
         if self.plan is None:
             cfg = self.config
-            m = self.reducer.n_atoms(cfg.n_atoms)
-            self.plan = memory.plan_for(X, int(X.shape[1]), m, max(cfg.batch_size, int(X.shape[0])),
-                                        update=cfg.update, form=self._solver_form(solver_for(cfg.solver, X)))
+            self.plan = self.reducer.plan(X, int(X.shape[1]), cfg.n_atoms, max(cfg.batch_size, int(X.shape[0])),
+                                          cfg.update, self._solver_form(solver_for(cfg.solver, X)))
         return self.plan
 
     def _solver_options(self, solver):
@@ -303,7 +302,7 @@ class Learner:
         self.idle.reset(ours)
         idle[ours] = 0
         self.idle.settle(idle.max(initial=0))
-        self.rule.reset_atoms(state, ours)
+        reducer.reset_atoms(self.rule, state, replaced)
         return reducer.own_atoms(every), int(atoms.size), mine, True
 
     def _record(self, X, Z, nonzero, r2, new, dead, resampled, converged):
