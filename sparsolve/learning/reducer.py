@@ -381,8 +381,8 @@ class DataParallel(Reducer):
                 yield index, batch
                 continue
             if flags.any() and self.is_root:
-                ended = [self._global_of_data_rank(q) for q in np.flatnonzero(flags == 0)]
-                more = [self._global_of_data_rank(q) for q in np.flatnonzero(flags)]
+                ended = [int(self._global_of_data_rank(q)) for q in np.flatnonzero(flags == 0)]
+                more = [int(self._global_of_data_rank(q)) for q in np.flatnonzero(flags)]
                 warnings.warn(f"the epoch ended at its batch {index}: rank(s) {ended} had no more batches, so the "
                               f"batches that rank(s) {more} drew for it were dropped (a step takes one batch from "
                               "every rank; the epoch ends when the first rank's stream ends)", stacklevel=2)
