@@ -56,8 +56,8 @@ def save(learner: Learner, path, position, data_fingerprint, streams=None, consu
     learner.sync()  # the steps since the last read: their history, and their finite checks first
     reducer = learner.reducer
     rule_arrays, rule_values = learner.rule.state_dict(learner.state)
-    arrays = {"dictionary": reducer.all_atoms(learner.dictionary()), "idle": reducer.all_atoms(learner.idle.idle),
-              **{k: reducer.all_atoms(v) for k, v in rule_arrays.items()}}
+    arrays = {"dictionary": reducer.saved_atoms(learner.dictionary()), "idle": reducer.saved_atoms(learner.idle.idle),
+              **{k: reducer.saved_atoms(v) for k, v in rule_arrays.items()}}
     if learner.warm is not None:
         arrays["warm_Z"] = reducer.all_codes(learner.warm[1])
     if not reducer.is_root:  # every rank took part in the gathers above; rank 0 alone writes

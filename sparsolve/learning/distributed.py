@@ -230,6 +230,30 @@ def all_gather_objects(obj, what, group=None):
 # ---- gathering rows ---------------------------------------------------------------------
 
 
+def gather_rows_to_first(a, group=None):
+    """``a``'s rows from every rank of ``group``, concatenated in rank order, on the group's first
+    rank only (None on the others): what one writer needs, without a copy of the whole on every rank."""
+    dist = _dist()
+    if dist is None or _size(dist, group) == 1:
+        return a
+    shapes = all_gather_objects(tuple(a.shape), "exchange of the gathered arrays' shapes", group)
+    torch = sys.modules["torch"]
+    most = max(shape[0] for shape in shapes)
+    mine = _as_comm(dist, a)
+    padded = mine
+    if mine.shape[0] != most:
+        padded = torch.zeros((most,) + tuple(mine.shape[1:]), dtype=mine.dtype, device=mine.device)
+        padded[:mine.shape[0]] = mine
+    first = dist.get_rank(group) == 0
+    parts = [torch.empty_like(padded) for _ in shapes] if first else None
+    _count("all-gather", [padded])
+    _wait("gather of rows to one rank", lambda: dist.gather(padded, parts, dst=_global(dist, group, 0), group=group))
+    if not first:
+        return None
+    return backend.from_torch(torch.cat([p[:shape[0]] for p, shape in zip(parts, shapes)]), a)
+
+
+
 def gather_rows(*arrays, group=None, what="data"):
     """Each array's rows from every rank of ``group``, concatenated in rank order (the global batch's
     rows in the order a single process holds them; or a dictionary's atoms from the ranks that hold

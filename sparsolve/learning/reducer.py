@@ -197,7 +197,11 @@ class Reducer:
         return a
 
     def all_atoms(self, a):
-        """Every rank's share of an array indexed by atoms, joined (what a checkpoint or model holds)."""
+        """Every rank's share of an array indexed by atoms, joined (what a model holds)."""
+        return a
+
+    def saved_atoms(self, a):
+        """:meth:`all_atoms` on rank 0, the checkpoint's writer (elsewhere what it may skip: None)."""
         return a
 
     def own_codes(self, Z):

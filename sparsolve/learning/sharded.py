@@ -28,7 +28,8 @@ A step, for the rows X (b × p) of data part d, on the rank of block J:
 So a step is the single-process step, to float rounding (sums over atoms are grouped by block).
 Memory per rank: the block's atoms and their state (online: Ā_J,: and B̄_J, m²/k + m·p/k floats and
 their temporaries), and what a step gathers (online: D and Z); sparsolve.memory plans it per rank.
-A checkpoint joins the blocks on rank 0, so it resumes on any grid or on one process.
+A checkpoint joins the blocks on rank 0 alone (gathered there, not on every rank), so it resumes
+on any grid or on one process; rank 0's host then holds the whole state while it writes.
 """
 from __future__ import annotations
 
@@ -199,6 +200,14 @@ class AtomSharded(DataParallel):
 
     def all_atoms(self, a):
         return self.shards.atoms(a)
+
+    def saved_atoms(self, a):
+        """Joined on rank 0 alone: the other data groups hold copies, and online's Ā joined is m × m."""
+        if self._rank != 0:  # rank 0 is block 0 of data group 0
+            return None
+        if backend.dtype_name(a) == "bool":
+            a = backend.astype(a, "uint8")
+        return distributed.gather_rows_to_first(a, self.shards.group)
 
     def own_codes(self, Z):
         rows = super().own_codes(Z)
