@@ -192,6 +192,10 @@ class Reducer:
         """How many of the dictionary's m atoms this rank holds."""
         return m
 
+    def atom_block(self, m):
+        """(first, stop): the atoms of the dictionary's m that this rank holds."""
+        return 0, m
+
     def own_atoms(self, a):
         """This rank's share of ``a``, an array indexed by atoms (its first axis): D, a rule's state."""
         return a

@@ -191,8 +191,11 @@ class AtomSharded(DataParallel):
     # ---- atoms and codes -----------------------------------------------------------------------------
 
     def n_atoms(self, m):
-        lo, hi = self.shards.block(self.shards.index)
+        lo, hi = self.atom_block(m)
         return hi - lo
+
+    def atom_block(self, m):
+        return self.shards.block(self.shards.index)
 
     def own_atoms(self, a):
         lo, hi = self.shards.block(self.shards.index)
