@@ -279,9 +279,12 @@ def gather_rows(*arrays, group=None, what="data"):
         if mine.shape[0] != most:  # all_gather needs equal sizes
             padded = torch.zeros((most,) + tuple(mine.shape[1:]), dtype=mine.dtype, device=mine.device)
             padded[:mine.shape[0]] = mine
-        parts = [torch.empty_like(padded) for _ in kinds]
+        # the parts are views of one buffer, which is the whole where no rank was padded
+        joined = torch.empty((most * len(kinds),) + tuple(padded.shape[1:]), dtype=padded.dtype, device=padded.device)
+        parts = list(joined.split(most))
         _count("all-gather", [padded])
         _wait("all-gather of rows from every rank", lambda: dist.all_gather(parts, padded, group=group))
-        whole = torch.cat([p[:shape[0]] for p, (shape, _) in zip(parts, kinds)])
-        out.append(backend.from_torch(whole, a))
+        if any(shape[0] != most for shape, _ in kinds):
+            joined = torch.cat([p[:shape[0]] for p, (shape, _) in zip(parts, kinds)])
+        out.append(backend.from_torch(joined, a))
     return out[0] if len(out) == 1 else tuple(out)

@@ -10,6 +10,7 @@ existing checkpoint resumes it, on the same config and data only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import warnings
@@ -140,8 +141,10 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or device=None")
     reducer = default_reducer(config)
     # what each rank holds: the data's mode, and its rows over every rank (local arrays: the sum)
-    mode, n_rows = reducer.survey(summary(X), config.rank_data) if whole_data else ("local", None)
-    n_features = int(X.shape[1]) if is_array(X) else None
+    n_rows, n_features = (int(X.shape[0]), int(X.shape[1])) if is_array(X) else (None, None)
+    mode = config.rank_data  # new_learner: X is a first batch, each rank's own (statistics are row-weighted)
+    if whole_data:
+        mode, n_rows = reducer.survey(functools.partial(summary, X), n_rows, config.rank_data)
     resolved = dataclasses.replace(config.resolved(n_rows), rank_data=mode)
     if config.batch_size is None and n_rows is not None and resolved.batch_size == n_rows:
         log.info("batch_size=%d: the data's %d rows (batch_size was not given)", n_rows, n_rows)

@@ -90,11 +90,11 @@ class Reducer:
 
     # ---- start-up and control ---------------------------------------------------------------
 
-    def survey(self, summary, rank_data="auto"):
-        """(the data's mode, "shared" or "local"; its rows over every rank, None for a stream), from
-        ``summary`` (batches.summary: what this rank was given), compared across the ranks before
-        any work."""
-        return "shared", (summary["shape"][0] if summary["kind"] == "array" else None)
+    def survey(self, describe, rows, rank_data="auto"):
+        """(the data's mode, "shared" or "local"; its rows over every rank, None for a stream): what
+        each rank was given -- ``describe()`` says it (batches.summary), ``rows`` this rank's rows of
+        an array (else None) -- compared across the ranks before any work."""
+        return "shared", rows
 
     def check_batches(self, batch_size):
         """Refuse a batch size that would leave some rank a step without rows."""
@@ -253,12 +253,12 @@ class DataParallel(Reducer):
 
     # ---- start-up ------------------------------------------------------------------------------
 
-    def survey(self, summary, rank_data="auto"):
+    def survey(self, describe, rows, rank_data="auto"):
         """Every rank's data, compared: widths and dtypes must agree (the error names both ranks and
         values); ``rank_data="shared"`` needs the same data everywhere, "local" takes each rank's own,
         and "auto" is shared where the arrays or shard directories are the same on every rank and
         local otherwise (streams: local).  Rank 0 logs the mode."""
-        mine = summary
+        mine = describe()
         every = distributed.all_gather_objects(mine, "startup exchange of what each rank's data is")
         self._check_alike(every)
         parts = self._data_parts(every)  # one description per data rank, in data-rank order

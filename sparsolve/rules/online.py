@@ -150,7 +150,7 @@ def online_sharded(D, A_rows, B_rows, norm, decay, shards):
     coupling = B_rows - A_rows @ every + A_rows[:, lo:hi] @ D  # B̃_s with every other block at its old atoms
     for t in range(shards.count):
         if t == s:
-            new_own = online(D, A_rows[:, lo:hi] + 0, coupling, norm, decay)
+            new_own = online(D, A_rows[:, lo:hi], coupling, norm, decay)
         if t == shards.count - 1:  # no block comes after the last: its atoms need not be sent
             break
         tlo, thi = shards.block(t)
