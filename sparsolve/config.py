@@ -142,7 +142,7 @@ class FitConfig(Config):
     shard: str = "none"
     """under torch.distributed, atoms: each rank holds only its block of the atoms (rows of D) and their statistics and codes, and inference sums the partial reconstructions Σ_r Z_r D_r (for dictionaries too large for one device); none: every rank holds all of D"""
     atom_shards: int | None = None
-    """with shard=atoms, how many ranks share one dictionary (their blocks make it up); the ranks form a data × atoms grid of world_size / atom_shards data groups"""
+    """with shard=atoms, how many ranks share one dictionary (their blocks make it up; none: every rank); the ranks form a data × atoms grid of world_size / atom_shards data groups"""
     seed: int | None = None
     """seeds the first dictionary, the batch order and the dead-atom resampling"""
     solver_options: dict = field(default_factory=dict)
@@ -257,7 +257,6 @@ class FitConfig(Config):
             "dead_after": f"max({DEAD_AFTER_PER_ATOM}·n_atoms, {DEAD_AFTER_PER_BATCH}·batch_size)",
             "sync_every": f"1 on the host, {GPU_SYNC_EVERY} on a GPU",
             "seed": "none: a fresh seed",
-            "atom_shards": "every rank, under shard=atoms",
         }
 
 

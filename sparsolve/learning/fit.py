@@ -22,13 +22,15 @@ from ..config import FitConfig
 from ..data.shards import ShardStream, open_shards
 from ..rules import norm_rule
 from . import checkpoint as ckpt
-from . import training
+from . import distributed, training
 from .batches import Source, as_batch, check_data, check_storage, is_array, scan_finite, stateful, summary, take
+from .data_parallel import DataParallel
 from .digests import Digests, identity
 from .history import host_record, on_host
 from .learner import Learner
-from .reducer import default_reducer
 from .offset import Offset
+from .reducer import Identity, Reducer
+from .sharded import AtomSharded
 
 log = logging.getLogger("sparsolve")
 
@@ -223,6 +225,17 @@ def _same_order(checkpoint, layout, reducer, partitioned):
                       "at all, and the batches read before cannot be checked again (they were other ranks' shares)",
                       stacklevel=4)
     return False
+
+
+def default_reducer(config=None) -> Reducer:
+    """The reducer for a fit in this process: under an initialised default process group
+    (torchrun; sparsolve.learning.distributed.init_from_env) :class:`DataParallel`, or with
+    ``config.shard == "atoms"`` :class:`AtomSharded`; else :class:`Identity`."""
+    if not distributed.active():
+        return Identity()
+    if config is not None and config.shard == "atoms":
+        return AtomSharded(config)
+    return DataParallel()
 
 
 def new_learner(X, config, dict_init=None):

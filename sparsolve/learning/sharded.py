@@ -41,7 +41,7 @@ from .. import backend, memory
 from ..inference import encode
 from ..inference.problem import lipschitz_and_vector
 from . import distributed
-from .reducer import DataParallel
+from .data_parallel import DataParallel
 
 
 class AtomGroup:

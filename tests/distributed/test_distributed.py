@@ -24,7 +24,9 @@ import sparsolve
 from sparsolve.cli import main
 from sparsolve.learning import distributed
 from sparsolve.learning.checkpoint import model_from_checkpoint
-from sparsolve.learning.reducer import DataParallel, Identity, default_reducer
+from sparsolve.learning.data_parallel import DataParallel
+from sparsolve.learning.fit import default_reducer
+from sparsolve.learning.reducer import Identity
 
 from cases import CASES, GPU_KWARGS, GRID_CASES, data, reference
 

@@ -14,7 +14,7 @@ from sparsolve.config import FitConfig
 from sparsolve.data import ShardStream
 from sparsolve.inference import lipschitz, solver_class
 from sparsolve.learning.batches import Source
-from sparsolve.learning.reducer import DataParallel
+from sparsolve.learning.data_parallel import DataParallel
 from sparsolve.rules import norm_rule
 from sparsolve.rules.online import online, online_sharded
 
