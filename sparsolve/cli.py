@@ -219,7 +219,7 @@ def _solver_options(args, cls=FitConfig, lookup=solver_class, check=check_solver
 def _fit(args):
     from .learning import distributed, fit
     from .learning.checkpoint import check_writable
-    from .learning.reducer import default_reducer
+    from .learning.fit import default_reducer
 
     args.solver_options = _solver_options(args)
     config = {f.name: getattr(args, f.name) for f in dataclasses.fields(FitConfig)}

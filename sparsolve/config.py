@@ -39,6 +39,12 @@ from .inference import REGISTRY, SOLVER_CHOICES, check_solver_options
 from .rules import NORM_RULES, UPDATE_RULES
 
 FIT_DEVICES = (None, "cpu", "cuda")
+RANK_DATA = ("auto", "shared", "local")
+SHARDS = ("none", "atoms")
+#: The solvers that shard="atoms" cannot run (they need every atom's Gram row, in atom order), and
+#: the one "auto" picks there.
+SOLVERS_NOT_SHARDED = ("cd", "omp")
+SHARDED_AUTO_SOLVER = "fista"
 #: Rows per step when batch_size is not given: min(BATCH_SIZE, rows), so that small data still
 #: trains (an update rule meant for full batches takes every row).
 BATCH_SIZE = 256
@@ -67,7 +73,7 @@ STORAGE_TOL = {"bfloat16": 2.0 ** -7}
 
 
 # The choices' words in the help, from the registries.
-SOLVER_WORDS = listed(["auto (cd on CPU, fista on GPU)", *REGISTRY])
+SOLVER_WORDS = listed(["auto (cd on CPU, fista on GPU and under shard=atoms)", *REGISTRY])
 UPDATE_WORDS = listed(f"{name} ({rule.summary})" for name, rule in UPDATE_RULES.items())
 NORM_WORDS = listed(f"{name} ({rule.summary})" for name, rule in NORM_RULES.items())
 
@@ -149,6 +155,12 @@ class FitConfig(Config):
     """learn with a decoder bias: x ≈ zD + b, b the data's mean offset (an SAE's b_dec), subtracted before every step, so the dictionary and the lasso's certified codes are those of the centred data x − b; the model keeps b (model.offset) and its encode, decode and score apply it.  b is the mean of an array's rows (a seeded sample of center_samples rows when it has more); of an iterable, a running mean of the batches as they arrive, frozen after center_samples rows (the batches before are centred by the mean so far)"""
     center_samples: int = 65536
     """rows that estimate center's offset b (see center): enough for its error, σ/√center_samples per feature, to be far below the codes' scale"""
+    rank_data: str = "auto"
+    """under torch.distributed, what each rank's X is: shared (the same data set on every rank: each step's global batch is drawn as on one process and each rank takes its part of its rows; a shard directory is dealt out by shards), local (the rank's own data, as DDP scripts pass X[rank::world]: a step's global batch is the union of the ranks' batches), or auto: shared where every rank holds the same array (shape and a hash of 16 rows) or shard directory (names and sizes), local otherwise and for other iterables; the log says which"""
+    shard: str = "none"
+    """under torch.distributed, atoms: each rank holds only its block of the atoms (rows of D) and their statistics and codes, and inference sums the partial reconstructions Σ_r Z_r D_r (for dictionaries too large for one device); none: every rank holds all of D"""
+    atom_shards: int | None = None
+    """with shard=atoms, how many ranks share one dictionary (their blocks make it up; none: every rank); the ranks form a data × atoms grid of world_size / atom_shards data groups"""
     seed: int | None = None
     """seeds the first dictionary, the batch order and the dead-atom resampling"""
     solver_options: dict = field(default_factory=dict)
@@ -184,6 +196,7 @@ class FitConfig(Config):
         self.forget = nonnegative_float(self.forget, "forget")
         self.check_booleans()
         self.center_samples = positive_int(self.center_samples, "center_samples", "rows that estimate the offset")
+        self.atom_shards = optional(self.atom_shards, positive_int, "atom_shards")
         self.seed = seed(self.seed)
         self.solver_options = dict(self.solver_options or {})
         try:
@@ -194,13 +207,34 @@ class FitConfig(Config):
             # fit routes every keyword that is not a field into solver_options: a misspelt setting lands here
             fields = [f.name for f in dataclasses.fields(self)]
             raise ValueError(f"{e}; if they are meant as settings of fit, those are {fields}") from None
+        self._check_sharding()
+
+    def _check_sharding(self):
+        """shard="atoms" with what it cannot run: a solver or update rule that needs every atom on every
+        rank, or atom_shards without it."""
+        if self.shard != "atoms":
+            if self.atom_shards is not None:
+                raise ValueError(f"atom_shards={self.atom_shards} needs shard='atoms'")
+            return
+        if self.solver in SOLVERS_NOT_SHARDED:
+            raise ValueError(f"shard='atoms' with solver={self.solver!r}: {self.solver} works coordinate by coordinate "
+                             "on the Gram matrix of all the atoms, in atom order, which crosses the shards at every "
+                             "coordinate; use solver='fista', 'ista' or 'lca' (or 'auto': fista under shard='atoms')")
+        if not UPDATE_RULES[self.update].shardable:
+            raise ValueError(f"shard='atoms' with update={self.update!r}: {UPDATE_RULES[self.update].not_shardable}; "
+                             "use update='online' or 'sgd'")
+        if self.solver_options.get("form") == "gram":
+            raise ValueError("shard='atoms' with solver option form='gram': the Gram form needs every atom's code "
+                             "on every rank; use form='factored' or 'auto'")
 
     # The seed is compared separately (checkpoint.check_resume): an unseeded resume takes
-    # the checkpoint's.
-    RUN_FIELDS = ("n_epochs", "max_steps", "checkpoint_every", "device", "seed", "sync_every")
+    # the checkpoint's.  How the ranks share the work may change at a resume (checkpoint.py).
+    RUN_FIELDS = ("n_epochs", "max_steps", "checkpoint_every", "device", "seed", "sync_every", "rank_data", "shard",
+                  "atom_shards")
     #: The fields that name one of a few choices, and those choices (the registries' names).
     CHOICES = {"solver": SOLVER_CHOICES, "update": tuple(UPDATE_RULES), "norm": tuple(NORM_RULES),
-               "device": FIT_DEVICES, "storage": (None, *STORAGE_TOL)}
+               "device": FIT_DEVICES, "storage": (None, *STORAGE_TOL), "rank_data": RANK_DATA,
+               "shard": SHARDS}
 
     def resolved(self, n_rows=None):
         """This config with the data-dependent defaults filled in (``n_rows``: the rows of
@@ -222,7 +256,9 @@ class FitConfig(Config):
             n_epochs = rule.default_epochs or N_EPOCHS
         dead_after = self.dead_after or max(DEAD_AFTER_PER_ATOM * self.n_atoms, DEAD_AFTER_PER_BATCH * batch_size)
         beta = self.alpha if self.beta is None else self.beta
-        return dataclasses.replace(self, batch_size=batch_size, n_epochs=n_epochs, dead_after=dead_after, beta=beta)
+        solver = SHARDED_AUTO_SOLVER if (self.shard == "atoms" and self.solver == "auto") else self.solver
+        return dataclasses.replace(self, batch_size=batch_size, n_epochs=n_epochs, dead_after=dead_after, beta=beta,
+                                   solver=solver)
 
     def max_iter_for(self, solver) -> int | None:
         """The inner loop's cap for ``solver`` in a learning step: max_iter, else

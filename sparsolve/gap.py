@@ -25,7 +25,12 @@ from .backend import namespace
 def dual_scale(c, alpha, positive: bool = False):
     """s = max(1, ‖c‖∞/α)  (max(1, max(c)/α) with z ≥ 0), one per row of c."""
     xp = namespace(c)
-    cmax = xp.amax(c, axis=-1) if positive else xp.amax(abs(c), axis=-1)
+    return scale_from_max(xp.amax(c, axis=-1) if positive else xp.amax(abs(c), axis=-1), alpha)
+
+
+def scale_from_max(cmax, alpha):
+    """s = max(1, cmax/α) from each row's largest correlation cmax (‖c‖∞, or max(c) with z ≥ 0)."""
+    xp = namespace(cmax)
     if alpha == 0:
         # cmax·0 + inf, not cmax·inf: 0·inf would be NaN (and warn) where cmax = 0
         return xp.where(cmax > 0, cmax * 0 + float("inf"), cmax * 0 + 1)
@@ -41,9 +46,10 @@ def gap_from_terms(r2, xr, l1, s, alpha):
     return primal - dual, primal
 
 
-def residual_terms(X, D, Z):
-    """Factored form: r = X − ZD, c = r Dᵀ, and the rows' ‖r‖² and ⟨x, r⟩."""
-    R = X - Z @ D
+def residual_terms(X, D, Z, ZD=None):
+    """Factored form: r = X − ZD, c = r Dᵀ, and the rows' ‖r‖² and ⟨x, r⟩ (``ZD``: the
+    reconstruction when it is already known, e.g. summed over the shards of a dictionary)."""
+    R = X - (Z @ D if ZD is None else ZD)
     return R @ D.T, (R * R).sum(axis=1), (X * R).sum(axis=1)
 
 

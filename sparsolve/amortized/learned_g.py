@@ -112,6 +112,13 @@ class _Loop:
     def correlation(self, z):
         return self.mu0 - z @ self.G.T - z
 
+    def row_sum(self, V):
+        """Each row's sum over the atoms (one process holds them all)."""
+        return V.sum(dim=1)
+
+    def row_max(self, V):
+        return V.amax(dim=1)
+
 
 def dictionary_array(dictionary, name: str = "dictionary") -> np.ndarray:
     """The (n_atoms, n_features) float array of an array, tensor or fitted model

@@ -10,7 +10,7 @@ training loop that ``fit`` and ``fit_amortized`` share (progress bar, checkpoint
 The norm rules are sparsolve.rules' objects (each filter a row of D flattened), the running means
 those of its online rule.  This is the one module of :mod:`sparsolve.conv` that uses
 :mod:`sparsolve.learning`: the loop (``training.run``), the data's fingerprint, the checks of the
-checkpoint's path, and the reducer (``learning.reducer.default_reducer``): under a torch.distributed
+checkpoint's path, and the reducer (``learning.fit.default_reducer``): under a torch.distributed
 process group (torchrun) each rank codes its share of every batch, and the statistics -- per-signal
 means -- are summed over the ranks weighted by their signals, as ``fit``'s are, so every rank takes
 the step a single process would take on the whole batch; rank 0 writes the checkpoints.
@@ -29,7 +29,7 @@ from ..inference import ConvergenceWarning
 from ..learning import training
 from ..learning.batches import describe, fingerprint
 from ..learning.checkpoint import check_writable, npz_path
-from ..learning.reducer import default_reducer
+from ..learning.fit import default_reducer
 from ..rules import norm_rule
 from ..rules.online import running_statistics
 from .config import ConvFitConfig
@@ -78,8 +78,11 @@ def fit_conv(X, n_filters=None, filter_size=None, alpha=None, *, config=None, di
         check_writable(checkpoint, "checkpoint")
     data_id = fingerprint(X)
     entropy = reducer.agree({**dataclasses.asdict(config), "n_channels": int(X.shape[1])},
-                            int(np.random.SeedSequence(config.seed).entropy), X, checkpoint=str(checkpoint),
+                            int(np.random.SeedSequence(config.seed).entropy), checkpoint=str(checkpoint),
                             dict_init=dict_init)
+    # the same signals on every rank, each coding its share of a batch (rank_data="shared")
+    reducer.survey(lambda: {"kind": "array", "n_features": int(np.prod(X.shape[1:])), "dtype": str(X.dtype),
+                            "shape": tuple(int(n) for n in X.shape), "rows": repr(data_id)}, int(X.shape[0]), "shared")
     state = None
     if checkpoint is not None and npz_path(checkpoint).exists():
         state = _restore(checkpoint, config, data_id, entropy)

@@ -6,7 +6,7 @@ For each signal x (C, *S) of a batch, with the operator D of :mod:`.operator`,
 
 :class:`ConvProblem` has what :func:`sparsolve.inference.loop.iterate` and the update rules of
 ISTA, FISTA and LCA ask of a problem -- ``correlation``, ``terms``, ``take``, ``xsq``, ``L``,
-``alpha``, ``positive`` -- so those solvers run on it unchanged.  Their state is one row a signal:
+``alpha``, ``positive``, ``row_sum``, ``row_max``, ``dual_scale`` -- so those solvers run on it unchanged.  Their state is one row a signal:
 the codes (K, *P) flattened, so every row-wise step of theirs (the restart test ⟨·,·⟩ of a row,
 the momentum β per row) and the loop's certificate (the dual scale max|c| of a row, ‖z‖₁ of a row)
 act on whole signals, which is what the convolutional gap needs: one dual point per signal.
@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .. import backend
+from ..gap import dual_scale
 from .operator import ConvOperator
 
 
@@ -34,6 +35,8 @@ class ConvProblem:
     positive: bool
     L: float
     xsq: object
+    #: One process holds every filter (the loop asks; atom sharding is the patch problem's alone).
+    shards = None
 
     @classmethod
     def build(cls, X, op, alpha, positive, L):
@@ -64,6 +67,18 @@ class ConvProblem:
         C = self.op.analyze(R).reshape(Z.shape)
         R64 = backend.astype(R, "float64")
         return C, _row_sums(R64 * R64), _row_sums(backend.astype(self.X, "float64") * R64)
+
+    def row_sum(self, V):
+        """Each signal's sum of the flat rows V."""
+        return V.sum(axis=1)
+
+    def row_max(self, V):
+        """Each signal's maximum of the flat rows V."""
+        return backend.namespace(V).amax(V, axis=1)
+
+    def dual_scale(self, C):
+        """s = max(1, ‖c‖∞/α) per signal (gap.dual_scale)."""
+        return dual_scale(C, self.alpha, self.positive)
 
     def spectral_drive(self):
         """(Dᵀx)^ of every signal, for the Fourier-domain solve (:mod:`.admm`)."""

@@ -18,12 +18,23 @@ it: :meth:`ShardStream.state_dict` (the epoch and the rows consumed in it) is al
 checkpoint keeps, and a stream restored from it yields exactly the batches an uninterrupted
 one would have.  With ``shuffle=False`` the rows come in shard order.
 
+One rank's share (``rank`` of ``ranks``, for a distributed fit whose ranks all see the same
+directory).  The shards are dealt out whole: in the order of a permutation drawn from s, each
+goes to the rank with the fewest rows so far (the lowest rank on a tie), so every shard is read
+by exactly one rank and the ranks' rows are as even as whole shards allow.  A rank streams its
+own shards as above, and every rank's epoch has the same K = ⌈N/batch_size⌉ batches (N: the rows
+of all shards), rank r's batch k being the rows ⌊k·batch_size·n_r/N⌋ … of its epoch's sequence
+(n_r: its rows; the last batch takes the rest): its share of the step is proportional to its
+rows, so the ranks end their epochs together and read every shard once an epoch.  With one rank
+this is the batches of ``batch_size`` rows above.
+
 A background thread reads and assembles the next ``prefetch`` batches while the current one
 is in use; for a CUDA ``device`` it also starts their copies (pinned memory, non-blocking, on
 a side stream: backend.start_copy), so reading, copying and computing overlap.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import queue
@@ -35,9 +46,12 @@ import numpy as np
 from .. import backend
 from ..checks import positive_int
 
-__all__ = ["ShardStream", "open_shards"]
+__all__ = ["ShardStream", "open_shards", "shard_files"]
 
 _FLOAT_KINDS = ("float16", "float32", "float64")
+# The key, after the seed, of the permutation that deals the shards to ranks (the epochs' orders
+# take the epoch there, which never gets this large).
+_DEAL = (1 << 32) - 1
 
 
 def _header(path):
@@ -58,6 +72,13 @@ def open_shards(source):
     ``source``: a directory (its ``*.npy`` files in name order), a list of ``.npy`` paths, or a
     list of 2-D numpy arrays (memmaps included)."""
     return _open(source)[0]
+
+
+def shard_files(source):
+    """[(name, rows, width, dtype)] of the shards of ``source`` (as :func:`open_shards` takes it), from
+    their headers: what a directory holds, compared across the ranks of a distributed fit."""
+    shards, names = _open(source)
+    return [(name, int(a.shape[0]), int(a.shape[1]), str(a.dtype)) for name, a in zip(names, shards)]
 
 
 def _open(source):
@@ -157,10 +178,12 @@ class ShardStream:
     shuffle : False gives the rows in shard order.
     device : None yields numpy arrays; "cpu", "cuda", "cuda:1", ... yield torch tensors there.
     prefetch : batches prepared ahead by the background thread (0: none, no thread).
+    rank, ranks : the share of ``rank`` among ``ranks`` ranks (module docstring; sparsolve.fit
+        passes its data ranks for a shard directory under torch.distributed).
     """
 
     def __init__(self, source, batch_size, *, seed=0, block_rows=4096, window_blocks=16, shuffle=True,
-                 device=None, prefetch=2):
+                 device=None, prefetch=2, rank=0, ranks=1):
         self.shards, self.names = _open(source)
         self.batch_size = positive_int(batch_size, "batch_size", "rows per batch")
         self.block_rows = positive_int(block_rows, "block_rows", "consecutive rows read together")
@@ -175,15 +198,48 @@ class ShardStream:
         self.device = device
         self.n_features = int(self.shards[0].shape[1])
         self.dtype = self.shards[0].dtype
-        starts = np.cumsum([0] + [a.shape[0] for a in self.shards])
-        self.n_rows = int(starts[-1])
-        if self.n_rows == 0:
+        self.ranks = positive_int(ranks, "ranks", "ranks sharing the shards")
+        self.rank = positive_int(rank, "rank", "this rank", minimum=0)
+        if self.rank >= self.ranks:
+            raise ValueError(f"rank={rank} must be below ranks={ranks}")
+        sizes = [a.shape[0] for a in self.shards]
+        starts = np.cumsum([0] + sizes)
+        self.total_rows = int(starts[-1])
+        if self.total_rows == 0:
             raise ValueError("the shards hold no rows; write some activations first")
+        own = self._dealt(sizes)
+        self.n_rows = int(sum(sizes[k] for k in own))  # this rank's
+        if self.n_rows * self.batch_size < self.total_rows:
+            raise ValueError(f"rank {self.rank} of {self.ranks} was dealt {self.n_rows} of the {self.total_rows} rows "
+                             f"({len(own)} of {len(sizes)} shards), too few for a row in every one of the epoch's "
+                             f"{len(self)} batches; use a batch_size ≥ {-(-self.total_rows // max(1, self.n_rows))} "
+                             "or shards of more even sizes")
         # blocks as (shard, first row, stop row); global row of shard k's row r is starts[k] + r
         self._starts = starts
-        self._blocks = [(k, lo, min(lo + self.block_rows, a.shape[0]))
-                        for k, a in enumerate(self.shards) for lo in range(0, a.shape[0], self.block_rows)]
+        self._blocks = [(k, lo, min(lo + self.block_rows, sizes[k]))
+                        for k in own for lo in range(0, sizes[k], self.block_rows)]
         self.epoch, self.rows_done = 0, 0
+
+    def _dealt(self, sizes):
+        """The shards (indices, in name order) dealt to this rank (module docstring)."""
+        if self.ranks == 1:
+            return list(range(len(sizes)))
+        if len(sizes) < self.ranks:
+            raise ValueError(f"{len(sizes)} shards cannot be dealt to {self.ranks} ranks: each rank reads whole "
+                             f"shards; split the data into at least {self.ranks} shards")
+        held, own = [0] * self.ranks, []
+        for k in np.random.default_rng([self.seed, _DEAL]).permutation(len(sizes)):
+            r = int(np.argmin(held))
+            held[r] += sizes[k]
+            if r == self.rank:
+                own.append(int(k))
+        return sorted(own)
+
+    def cut(self, k):
+        """The rows of this rank's epoch sequence before its batch k (k = 0 … len(self))."""
+        if k >= len(self):
+            return self.n_rows
+        return k * self.batch_size * self.n_rows // self.total_rows
 
     @staticmethod
     def _check_device(device):
@@ -206,8 +262,8 @@ class ShardStream:
         return {"shards": shards}
 
     def __len__(self):
-        """Batches per epoch."""
-        return -(-self.n_rows // self.batch_size)
+        """Batches per epoch (on every rank)."""
+        return -(-self.total_rows // self.batch_size)
 
     # ---- the order ------------------------------------------------------------------------
     def _windows(self, epoch):
@@ -231,9 +287,10 @@ class ShardStream:
 
     # ---- reading --------------------------------------------------------------------------
     def _host_batches(self, epoch, skip):
-        """(rows done after the batch, host batch) for ``epoch`` from row ``skip`` on."""
+        """(rows done after the batch, host batch) for ``epoch`` from row ``skip`` (a batch's first) on."""
         left = np.empty((0, self.n_features), self.dtype)  # rows read but not yet batched
         done, position = skip, 0
+        k = self._batch_at(skip)  # the batch that starts at skip
         for w, window in enumerate(self._windows(epoch)):
             size = sum(hi - lo for _, lo, hi in window)
             if position + size <= skip:  # wholly before the resume point: not read at all
@@ -243,13 +300,13 @@ class ShardStream:
             data = data[self._window_order(epoch, w, size)][max(0, skip - position):]
             position += size
             buffer = np.concatenate([left, data]) if left.shape[0] else data
-            full = buffer.shape[0] - buffer.shape[0] % self.batch_size
-            for lo in range(0, full, self.batch_size):
-                done += self.batch_size
-                yield done, buffer[lo:lo + self.batch_size]
-            left = buffer[full:]
-        if left.shape[0]:
-            yield done + left.shape[0], left
+            lo = 0
+            while k < len(self) and self.cut(k + 1) - done <= buffer.shape[0] - lo:
+                size_k = self.cut(k + 1) - done
+                done, k = done + size_k, k + 1
+                yield done, buffer[lo:lo + size_k]
+                lo += size_k
+            left = buffer[lo:]
 
     def _prepared(self, epoch, skip):
         """(rows done, ready()) pairs; with prefetch, made by a background thread."""
@@ -305,17 +362,31 @@ class ShardStream:
     # ---- checkpoints ----------------------------------------------------------------------
     def state_dict(self):
         """The position after the last batch handed out: enough to resume the stream exactly."""
-        return {"epoch": self.epoch, "rows_done": self.rows_done, "seed": self.seed, "n_rows": self.n_rows,
-                "batch_size": self.batch_size, "block_rows": self.block_rows, "window_blocks": self.window_blocks,
-                "shuffle": self.shuffle}
+        return {"epoch": self.epoch, "rows_done": self.rows_done, "batches_done": self._batches_done(),
+                "seed": self.seed, "n_rows": self.total_rows, "batch_size": self.batch_size,
+                "block_rows": self.block_rows, "window_blocks": self.window_blocks, "shuffle": self.shuffle,
+                "rank": self.rank, "ranks": self.ranks}
+
+    def _batches_done(self):
+        return self._batch_at(self.rows_done)
+
+    def _batch_at(self, rows):
+        """The first batch k with cut(k) ≥ rows."""
+        return bisect.bisect_left(range(len(self) + 1), rows, key=self.cut)
 
     def load_state_dict(self, state):
-        """Resume from :meth:`state_dict`; the order's settings and the data size must match."""
+        """Resume from :meth:`state_dict`; the order's settings and the data size must match.  A state
+        of another rank or number of ranks (a resume on another world size) resumes at the same
+        epoch and batch of the epoch, in this rank's share: exact for the same share, else the rows
+        of that epoch read before and after differ."""
         for key in ("seed", "n_rows", "batch_size", "block_rows", "window_blocks", "shuffle"):
-            if state.get(key) != getattr(self, key):
+            mine = self.total_rows if key == "n_rows" else getattr(self, key)
+            if state.get(key) != mine:
                 raise ValueError(f"the saved stream has {key}={state.get(key)!r} but this one has "
-                                 f"{key}={getattr(self, key)!r}; resume with the same shards and settings")
+                                 f"{key}={mine!r}; resume with the same shards and settings")
         rows = int(state["rows_done"])
+        if (state.get("rank", 0), state.get("ranks", 1)) != (self.rank, self.ranks):
+            rows = self.cut(int(state.get("batches_done", 0)))
         if not 0 <= rows <= self.n_rows:
             raise ValueError(f"the saved position {rows} lies outside the {self.n_rows} rows")
         self.epoch, self.rows_done = int(state["epoch"]), rows

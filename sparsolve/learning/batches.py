@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
 
 from .. import backend
 from ..checks import finite_rows
+from ..data.shards import shard_files
 from .digests import describe  # noqa: F401 -- with fingerprint, for fit_amortized's checkpoints
 from .reducer import Identity
 
@@ -126,6 +128,20 @@ def fingerprint(X):
     return None
 
 
+def summary(X) -> dict:
+    """What X is, for comparing the ranks of a distributed fit (reducer.survey): its kind ("array",
+    "shards" for a directory's path, "stream"), width and dtype where known, and for an array its
+    shape and a hash of 16 rows (:func:`fingerprint`), for a shard directory its files."""
+    if is_array(X):
+        fp = fingerprint(X)
+        return {"kind": "array", "n_features": int(X.shape[1]), "dtype": fp["dtype"], "shape": tuple(fp["shape"]),
+                "rows": fp["rows"]}
+    if isinstance(X, (str, os.PathLike)):
+        files = shard_files(X)
+        return {"kind": "shards", "n_features": files[0][2], "dtype": files[0][3], "files": files}
+    return {"kind": "stream"}
+
+
 def take(X, rows):
     """Rows ``rows`` (sorted host indices) of the array X; a memmap reads just these rows."""
     return computable(backend.take_rows(X, rows))
@@ -161,16 +177,24 @@ class Source:
     ``digests`` (a :class:`~.digests.Digests`, with a checkpoint): each consumed batch's digest
     is recorded, and a resume first replays the batches its table lists and refuses other data
     (naming ``where``, the checkpoint).  Streams that resume themselves are neither recorded nor
-    replayed: their identity covers them.  ``step``: the steps taken before ``position``."""
+    replayed: their identity covers them.  ``step``: the steps taken before ``position``;
+    ``replay``: False where the consumed batches cannot be read again (a resume on another split
+    of each rank's own data).
 
-    def __init__(self, X, config, entropy, reducer=None, digests=None, where="the checkpoint", step=0):
+    Each rank its own data (``reducer.local``): an array's epoch has ⌈N/batch_size⌉ steps (N: every
+    rank's rows), and this rank's part of step k is its share in proportion to its rows
+    (reducer.py), in its own seeded order; a stream's batches are read while every rank has one."""
+
+    def __init__(self, X, config, entropy, reducer=None, digests=None, where="the checkpoint", step=0, replay=True):
         self.X = X
         self.config = config
         self.entropy = entropy
         self.reducer = Identity() if reducer is None else reducer
         self.array = is_array(X)
         self.n = X.shape[0] if self.array else None
-        self.per_epoch = math.ceil(self.n / config.batch_size) if self.array else None
+        self.local = self.reducer.local
+        self.total = self.reducer.total_rows if (self.local and self.array) else self.n
+        self.per_epoch = math.ceil(self.total / config.batch_size) if self.array else None
         if not self.array and (config.n_epochs or 1) > 1 and iter(X) is X:
             raise ValueError("X is a one-pass iterator, so it cannot give n_epochs > 1; pass a list or another "
                              "re-iterable of batches, or use max_steps")
@@ -178,7 +202,7 @@ class Source:
         self.where = where
         self.step = step
         # the replay of a resume, for iterables: keys of the table's rows seen again
-        self._checking = self.digests is not None and self.digests.table.size > 0
+        self._checking = replay and self.digests is not None and self.digests.table.size > 0
         self._seen = set()
 
     def total_steps(self):
@@ -215,16 +239,15 @@ class Source:
         device = self.config.device
         digests = self.digests
         if self.array:
-            bs = self.config.batch_size
             order = self._order(epoch)
-            full = bs >= self.n
+            full = self.per_epoch == 1
             part, parts = self.reducer.rank, self.reducer.world_size
             memmap = isinstance(self.X, np.memmap)
 
             def fetch(index):
                 """(the batch, or on CUDA a copy under way (its next batch's copy overlaps a step); its
                 digest, taken from the rows as read, before any copy)."""
-                rows = self.reducer.local_rows(np.sort(order[index * bs:(index + 1) * bs]))
+                rows = self._rows(order, index)
                 batch = take(self.X, rows)
                 if memmap:  # not scanned up front (that would read the file): its rows as they come
                     finite = np.isfinite(batch).all(axis=1)
@@ -243,23 +266,41 @@ class Source:
                 self._consumed(epoch, index, part, parts, value)
                 yield index, current(), ("full" if full else None)
         elif stateful(self.X):  # it resumes itself (load_state_dict): its first batch is batch `skip`
-            for index, batch in enumerate(self.X, start=skip):
+            for index, batch in self.reducer.together(self.X, skip):
                 yield index, backend.to_device(as_batch(batch, index), device), None
         else:
             P, rank = self.reducer.world_size, self.reducer.rank
             for index, batch in self.reducer.local_batches(self.X):
-                own = index - P + 1 + rank  # the stream index of this rank's batch
+                own = index if self.local else index - P + 1 + rank  # the stream index of this rank's batch
                 if index < skip:
                     self._replay(epoch, own, batch)
                     continue
                 batch = as_batch(batch, index)
                 if digests is not None:
-                    self._consumed(epoch, own, 0, 1, digests.of(batch))
+                    self._consumed(epoch, own, *self._part(), digests.of(batch))
                 yield index, backend.to_device(batch, device), None
 
+    def _part(self):
+        """(part, parts) of a stream's batch in the digest table: a stream read whole by one rank of
+        shared data is part 0 of 1; each rank its own, part rank of P."""
+        return (self.reducer.rank, self.reducer.world_size) if self.local else (0, 1)
+
     def _order(self, epoch):
-        return (np.random.default_rng([self.entropy, 1, epoch]).permutation(self.n) if self.config.shuffle
-                else np.arange(self.n))
+        """The epoch's order of this rank's rows (rank 0's, and one process's, from (seed, 1, epoch))."""
+        seed = [self.entropy, 1, epoch] + ([self.reducer.rank] if self.local else [])
+        return np.random.default_rng(seed).permutation(self.n) if self.config.shuffle else np.arange(self.n)
+
+    def _rows(self, order, index):
+        """This rank's rows (sorted) of step ``index`` of an epoch in ``order``: its share of the global
+        batch of shared data, or of its own rows in proportion to them (reducer.py)."""
+        bs = self.config.batch_size
+        if not self.local:
+            return self.reducer.local_rows(np.sort(order[index * bs:(index + 1) * bs]))
+
+        def cut(k):
+            return self.n if k >= self.per_epoch else k * bs * self.n // self.total
+
+        return np.sort(order[cut(index):cut(index + 1)])
 
     def _consumed(self, epoch, index, part, parts, value):
         self.step += 1
@@ -274,7 +315,10 @@ class Source:
             epoch, index, part, parts = (int(v) for v in row[1:5])
             if epoch not in orders:
                 orders[epoch] = self._order(epoch)
-            rows = np.array_split(np.sort(orders[epoch][index * bs:(index + 1) * bs]), parts)[part]
+            if self.local:  # this rank's own share (on the same split: else there is no replay)
+                rows = self._rows(orders[epoch], index)
+            else:
+                rows = np.array_split(np.sort(orders[epoch][index * bs:(index + 1) * bs]), parts)[part]
             self.digests.check(row, take(self.X, rows))
         self._checking = False
         self.digests.verify(self.where)
@@ -283,7 +327,7 @@ class Source:
         """A skipped batch of an iterable: compared with the table if the run recorded it."""
         if not self._checking:
             return
-        row = self.digests.expected((epoch, own, 0, 1))
+        row = self.digests.expected((epoch, own, *self._part()))
         if row is not None:
             self._seen.add((epoch, own))
             self.digests.check(row, as_batch(batch, own))
@@ -297,9 +341,10 @@ class Source:
         hint = "" if isinstance(self.X, Sequence) else (
             " (a stream that gives other batches on each pass, e.g. a shuffled DataLoader, resumes only if it "
             "keeps its own position: state_dict and load_state_dict)")
-        if self.reducer.world_size == 1:  # at P ranks, batches of an incomplete last group are not read
+        if self.reducer.world_size == 1 or self.local:  # shared at P ranks: an incomplete last group is not read
             for row in self.digests.table:
                 key = (int(row[1]), int(row[2]))
-                if key < tuple(position) and key not in self._seen:
+                if (key < tuple(position) and key not in self._seen
+                        and (int(row[3]), int(row[4])) == self._part()):
                     self.digests.missing(row)
         self.digests.verify(self.where, hint)

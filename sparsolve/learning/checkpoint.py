@@ -48,15 +48,16 @@ def check_writable(path, name: str) -> Path:
     return io.check_writable(npz_path(path), name)
 
 
-def save(learner: Learner, path, position, data_fingerprint, stream=None, consumed=None) -> Path:
-    """Write the learner's state; ``stream``: a stateful stream's ``state_dict()`` (a ShardStream's
-    position in its epoch), which a resume hands back to the stream's ``load_state_dict``;
-    ``consumed``: the digest table of the batches read (digests.py)."""
+def save(learner: Learner, path, position, data_fingerprint, streams=None, consumed=None) -> Path:
+    """Write the learner's state; ``streams``: every data rank's ``state_dict()`` of a stateful stream
+    (a ShardStream's position in its epoch; None where the data keep no state), which a resume hands
+    back to the stream's ``load_state_dict``; ``consumed``: the digest table of the batches read
+    (digests.py).  The reducer's ``layout`` (how the ranks split the work) is recorded with them."""
     learner.sync()  # the steps since the last read: their history, and their finite checks first
     reducer = learner.reducer
     rule_arrays, rule_values = learner.rule.state_dict(learner.state)
-    arrays = {"dictionary": reducer.all_atoms(learner.dictionary()), "idle": reducer.all_atoms(learner.idle.idle),
-              **{k: reducer.all_atoms(v) for k, v in rule_arrays.items()}}
+    arrays = {"dictionary": reducer.saved_atoms(learner.dictionary()), "idle": reducer.saved_atoms(learner.idle.idle),
+              **{k: reducer.saved_atoms(v) for k, v in rule_arrays.items()}}
     if learner.warm is not None:
         arrays["warm_Z"] = reducer.all_codes(learner.warm[1])
     if not reducer.is_root:  # every rank took part in the gathers above; rank 0 alone writes
@@ -73,7 +74,9 @@ def save(learner: Learner, path, position, data_fingerprint, stream=None, consum
             "entropy": str(learner.entropy), "data": data_fingerprint, "t": learner.t,
             "samples_seen": learner.samples_seen, "seconds": learner.seconds,
             "rng": learner.rng.bit_generator.state, "position": list(position),
-            "warm_key": None if learner.warm is None else learner.warm[0], "stream": stream, "offset": offset_meta,
+            "warm_key": None if learner.warm is None else learner.warm[0], "offset": offset_meta,
+            "streams": None if streams is None or all(v is None for v in streams) else list(streams),
+            "layout": reducer.layout(),
             **rule_values}
     return io.save_npz(path, CHECKPOINT_KIND, arrays, meta)
 
@@ -89,8 +92,9 @@ def saved_config(path) -> dict:
 
 
 def restore(path, reducer=None):
-    """(learner, (epoch, batch), data identity, stream state or None, digest table of the batches
-    read or None) from a checkpoint file, for a fit under ``reducer`` (default: one process)."""
+    """(learner, (epoch, batch), data identity, every data rank's stream state or None, digest table of
+    the batches read or None, the writer's layout or None) from a checkpoint file, for a fit under
+    ``reducer`` (default: one process)."""
     arrays, meta = io.load_npz(npz_path(path), CHECKPOINT_KIND)
     try:
         config = FitConfig(**meta["config"])
@@ -111,22 +115,23 @@ def restore(path, reducer=None):
         learner.samples_seen, learner.seconds = int(meta["samples_seen"]), float(meta["seconds"])
         learner.rng.bit_generator.state = meta["rng"]
         learner.idle = dead_atoms.IdleCounter(reducer.n_atoms(m), config.dead_after, reducer.own_atoms(arrays["idle"]))
-        if "warm_Z" in arrays:
-            learner.warm = (meta["warm_key"], reducer.own_codes(arrays["warm_Z"]))
+        warm = reducer.own_codes(arrays["warm_Z"]) if "warm_Z" in arrays else None
+        if warm is not None:  # codes of another split of the rows start cold
+            learner.warm = (meta["warm_key"], warm)
         learner.top = arrays.get("top_vector")  # absent in older checkpoints: the next L starts cold
         learner.history = History(history_from_arrays(arrays))
         if meta.get("offset") is not None:  # center=True; older checkpoints have no entry
             learner.offset = Offset.from_state(arrays, meta["offset"])
         position = tuple(int(v) for v in meta["position"])
         fingerprint = meta["data"]
-        stream = meta.get("stream")
+        streams = meta.get("streams") or ([meta["stream"]] if meta.get("stream") else None)  # earlier: one
         consumed = arrays.get("consumed")
         if consumed is not None:
             checked_arrays(arrays, {"consumed": (consumed.shape[0], len(COLUMNS))}, "int64")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise io.ModelFileError(f"checkpoint {path} is incomplete, damaged or from an older sparsolve ({e}); "
                                 "delete it to start afresh") from e
-    return learner, position, fingerprint, stream, consumed
+    return learner, position, fingerprint, streams, consumed, meta.get("layout")
 
 
 def check_resume(path, learner: Learner, config: FitConfig, n_features, saved_data, data, entropy):

@@ -94,7 +94,63 @@ def init_from_env(device="auto") -> bool:
     return True
 
 
+# ---- groups -----------------------------------------------------------------------------
+
+
+_GROUPS = {}  # (the default group, blocks) -> this rank's group: each made once per process
+
+
+def new_groups(blocks):
+    """One process group per list of global ranks in ``blocks`` (every rank must call this with the
+    same blocks, in the same order: torch's rule); the handle of the block this rank is in (None
+    when that block is every rank: the default group).  A second call with the same blocks (a
+    second fit in the process) returns the groups made by the first."""
+    dist = _dist()
+    key = (id(dist.group.WORLD), tuple(tuple(int(r) for r in block) for block in blocks))
+    if key not in _GROUPS:
+        me, world = dist.get_rank(), dist.get_world_size()
+        mine = None
+        for block in key[1]:
+            group = None if len(block) == world else dist.new_group(list(block))
+            if me in block:
+                mine = group
+        _GROUPS[key] = mine
+    return _GROUPS[key]
+
+
+def _global(dist, group, r):
+    """The global rank of rank ``r`` of ``group`` (None: the default group)."""
+    return r if group is None else dist.get_global_rank(group, r)
+
+
+def _size(dist, group):
+    return dist.get_world_size(group)
+
+
+# ---- traffic --------------------------------------------------------------------------------
+
+#: Bytes this rank has handed to each kind of collective since the last :func:`reset_traffic`:
+#: {"all-reduce": n, "all-gather": n, "broadcast": n} (the payload, not what the algorithm sends
+#: on the wire: a ring all-reduce of s bytes sends and receives 2(P − 1)/P·s).  Read by
+#: benchmarks/distributed.py; counting costs an addition per collective.
+TRAFFIC = {"all-reduce": 0, "all-gather": 0, "broadcast": 0}
+#: Calls to each kind of collective since the last :func:`reset_traffic`.
+CALLS = dict.fromkeys(TRAFFIC, 0)
+
+
+def reset_traffic():
+    for k in TRAFFIC:
+        TRAFFIC[k] = CALLS[k] = 0
+
+
+def _count(kind, views):
+    TRAFFIC[kind] += sum(v.numel() * v.element_size() for v in views)
+    CALLS[kind] += 1
+
+
 # ---- collectives ------------------------------------------------------------------------
+# Each takes ``group``: a handle from new_groups, or None for every rank.  With a group of one
+# rank there is nothing to combine: the input comes back, and nothing is sent.
 
 
 def _comm_device(dist):
@@ -103,10 +159,11 @@ def _comm_device(dist):
 
 
 def _as_comm(dist, x):
-    """x as a torch tensor on the collective's device, sharing memory where possible."""
+    """x as a contiguous torch tensor on the collective's device, sharing memory where possible."""
     t = backend.to_torch(x)
     device = _comm_device(dist)
-    return t if backend.device_of(t) == device else t.to(device)
+    t = t if backend.device_of(t) == device else t.to(device)
+    return t if t.is_contiguous() else t.contiguous()
 
 
 def _wait(what, run):
@@ -122,56 +179,112 @@ def _wait(what, run):
             f"intact; relaunch with the same checkpoint= to resume from it.  ({type(e).__name__}: {e})") from e
 
 
-def all_reduce_sum(*arrays, what="all-reduce"):
-    """Every array summed over the ranks (each kept in its kind and device; in place where
-    the array shares memory with its torch view: numpy and torch)."""
+def _reduce(op, arrays, what, group):
     dist = _dist()
-    if dist is None:
+    if dist is None or _size(dist, group) == 1:
         return arrays
     views = [_as_comm(dist, a) for a in arrays]
+    _count("all-reduce", views)
 
     def run():
-        for w in [dist.all_reduce(v, async_op=True) for v in views]:  # in flight together
+        for w in [dist.all_reduce(v, op=op, group=group, async_op=True) for v in views]:  # in flight together
             w.wait()
 
     _wait(what, run)
     return tuple(backend.from_torch(v, a) for v, a in zip(views, arrays))
 
 
-def all_gather_objects(obj, what):
-    """``obj`` (picklable) from every rank, in rank order."""
+def all_reduce_sum(*arrays, what="all-reduce", group=None):
+    """Every array summed over the ranks of ``group`` (each kept in its kind and device; in place
+    where the array shares memory with its contiguous torch view: numpy and torch)."""
     dist = _dist()
-    out = [None] * dist.get_world_size()
-    _wait(what, lambda: dist.all_gather_object(out, obj))
+    return arrays if dist is None else _reduce(dist.ReduceOp.SUM, arrays, what, group)
+
+
+def all_reduce_max(*arrays, what="all-reduce", group=None):
+    """Every array's entrywise maximum over the ranks of ``group`` (as :func:`all_reduce_sum`)."""
+    dist = _dist()
+    return arrays if dist is None else _reduce(dist.ReduceOp.MAX, arrays, what, group)
+
+
+def broadcast(a, src, what="broadcast", group=None):
+    """``a`` as rank ``src`` of ``group`` holds it (a group rank), on every rank of the group; the
+    others pass an array of the same shape and dtype, which is overwritten where it can be."""
+    dist = _dist()
+    if dist is None or _size(dist, group) == 1:
+        return a
+    view = _as_comm(dist, a)
+    _count("broadcast", [view])
+    _wait(what, lambda: dist.broadcast(view, src=_global(dist, group, src), group=group))
+    return backend.from_torch(view, a)
+
+
+def all_gather_objects(obj, what, group=None):
+    """``obj`` (picklable) from every rank of ``group``, in rank order."""
+    dist = _dist()
+    out = [None] * dist.get_world_size(group)
+    _wait(what, lambda: dist.all_gather_object(out, obj, group=group))
     return out
 
 
 # ---- gathering rows ---------------------------------------------------------------------
 
 
-def gather_rows(*arrays):
-    """Each array's rows from every rank, concatenated in rank order: the global batch's rows
-    in the order a single process holds them.  One array in, one out; several, a tuple."""
+def gather_rows_to_first(a, group=None):
+    """``a``'s rows from every rank of ``group``, concatenated in rank order, on the group's first
+    rank only (None on the others): what one writer needs, without a copy of the whole on every rank."""
     dist = _dist()
-    if dist is None:
+    if dist is None or _size(dist, group) == 1:
+        return a
+    shapes = all_gather_objects(tuple(a.shape), "exchange of the gathered arrays' shapes", group)
+    torch = sys.modules["torch"]
+    most = max(shape[0] for shape in shapes)
+    mine = _as_comm(dist, a)
+    padded = mine
+    if mine.shape[0] != most:
+        padded = torch.zeros((most,) + tuple(mine.shape[1:]), dtype=mine.dtype, device=mine.device)
+        padded[:mine.shape[0]] = mine
+    first = dist.get_rank(group) == 0
+    parts = [torch.empty_like(padded) for _ in shapes] if first else None
+    _count("all-gather", [padded])
+    _wait("gather of rows to one rank", lambda: dist.gather(padded, parts, dst=_global(dist, group, 0), group=group))
+    if not first:
+        return None
+    return backend.from_torch(torch.cat([p[:shape[0]] for p, shape in zip(parts, shapes)]), a)
+
+
+
+def gather_rows(*arrays, group=None, what="data"):
+    """Each array's rows from every rank of ``group``, concatenated in rank order (the global batch's
+    rows in the order a single process holds them; or a dictionary's atoms from the ranks that hold
+    them).  The ranks may hold different numbers of rows.  One array in, one out; several, a tuple.
+    ``what``: what differing widths or dtypes mean, for the error."""
+    dist = _dist()
+    if dist is None or _size(dist, group) == 1:
         return arrays[0] if len(arrays) == 1 else arrays
     shapes = all_gather_objects([(tuple(a.shape), backend.dtype_name(a)) for a in arrays],
-                                "exchange of the gathered arrays' shapes")
+                                "exchange of the gathered arrays' shapes", group)
     torch = sys.modules["torch"]
     out = []
     for i, a in enumerate(arrays):
         kinds = [s[i] for s in shapes]
         for r, (shape, dtype) in enumerate(kinds):
             if shape[1:] != kinds[0][0][1:] or dtype != kinds[0][1]:
-                raise ValueError(f"data-parallel fit: rank 0 has batches of shape {kinds[0][0]} ({kinds[0][1]}) but "
-                                 f"rank {r} {shape} ({dtype}); every rank must read the same data: same width "
-                                 "and dtype")
+                raise ValueError(f"data-parallel fit: rank {_global(dist, group, 0)} has batches of shape "
+                                 f"{kinds[0][0]} ({kinds[0][1]}) but rank {_global(dist, group, r)} {shape} ({dtype}); "
+                                 f"every rank must read the same {what}: same width and dtype")
         most = max(shape[0] for shape, _ in kinds)
         mine = _as_comm(dist, a)
-        padded = torch.zeros((most,) + tuple(mine.shape[1:]), dtype=mine.dtype, device=mine.device)
-        padded[:mine.shape[0]] = mine  # all_gather needs equal sizes
-        parts = [torch.empty_like(padded) for _ in kinds]
-        _wait("all-gather of rows from every rank", lambda: dist.all_gather(parts, padded))
-        whole = torch.cat([p[:shape[0]] for p, (shape, _) in zip(parts, kinds)])
-        out.append(backend.from_torch(whole, a))
+        padded = mine
+        if mine.shape[0] != most:  # all_gather needs equal sizes
+            padded = torch.zeros((most,) + tuple(mine.shape[1:]), dtype=mine.dtype, device=mine.device)
+            padded[:mine.shape[0]] = mine
+        # the parts are views of one buffer, which is the whole where no rank was padded
+        joined = torch.empty((most * len(kinds),) + tuple(padded.shape[1:]), dtype=padded.dtype, device=padded.device)
+        parts = list(joined.split(most))
+        _count("all-gather", [padded])
+        _wait("all-gather of rows from every rank", lambda: dist.all_gather(parts, padded, group=group))
+        if any(shape[0] != most for shape, _ in kinds):
+            joined = torch.cat([p[:shape[0]] for p, (shape, _) in zip(parts, kinds)])
+        out.append(backend.from_torch(joined, a))
     return out[0] if len(out) == 1 else tuple(out)

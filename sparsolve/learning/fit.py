@@ -10,8 +10,10 @@ existing checkpoint resumes it, on the same config and data only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
+import warnings
 
 import numpy as np
 
@@ -20,13 +22,15 @@ from ..config import FitConfig, alpha_or_l0
 from ..data.shards import ShardStream, open_shards
 from ..rules import norm_rule
 from . import checkpoint as ckpt
-from . import choose, training
-from .batches import Source, as_batch, check_data, check_storage, is_array, scan_finite, stateful, take
+from . import choose, distributed, training
+from .batches import Source, as_batch, check_data, check_storage, is_array, scan_finite, stateful, summary, take
+from .data_parallel import DataParallel
 from .digests import Digests, identity
 from .history import host_record, on_host
 from .learner import Learner
-from .reducer import default_reducer
 from .offset import Offset
+from .reducer import Identity, Reducer
+from .sharded import AtomSharded
 
 log = logging.getLogger("sparsolve")
 
@@ -73,8 +77,8 @@ def fit(X, n_atoms=None, alpha=None, *, dict_init=None, callback=None, progress=
     callback = learner.reducer.stop_together(callback)  # a stop on any rank stops every rank
     X = source.X
     if learner.config.center and learner.offset is None:  # a resumed run keeps its checkpoint's offset
-        learner.offset = (Offset.of_array(X, learner.config.center_samples, learner.entropy) if is_array(X)
-                          else Offset(learner.config.center_samples))
+        learner.offset = (Offset.of_array(X, learner.config.center_samples, learner.entropy, learner.reducer)
+                          if is_array(X) else Offset(learner.config.center_samples))
     max_steps = learner.config.max_steps
     total = source.total_steps()
 
@@ -98,7 +102,8 @@ def fit(X, n_atoms=None, alpha=None, *, dict_init=None, callback=None, progress=
             digests = source.digests
             consumed = None if digests is None else digests.flush()  # every rank: it gathers theirs
             data = {**data_id, "digest": None if digests is None else digests.how}
-            ckpt.save(learner, checkpoint, position, data, X.state_dict() if stateful(X) else None, consumed)
+            streams = learner.reducer.gather_objects(X.state_dict() if stateful(X) else None)  # each rank's position
+            ckpt.save(learner, checkpoint, position, data, streams, consumed)
 
     try:
         training.run(steps(), total=total, initial=learner.t, desc="sparsolve.fit",
@@ -141,34 +146,41 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
         scan_finite(X)
     if config.device == "cuda" and not backend.cuda_available():
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or device=None")
-    n_rows, n_features = (X.shape[0], int(X.shape[1])) if is_array(X) else (None, None)
-    config = _chosen(X, config, dict_init, checkpoint)
-    resolved = config.resolved(n_rows)
+    reducer = default_reducer(config)
+    # what each rank holds: the data's mode, and its rows over every rank (local arrays: the sum)
+    n_rows, n_features = (int(X.shape[0]), int(X.shape[1])) if is_array(X) else (None, None)
+    config = _chosen(X, config, dict_init, checkpoint, reducer)
+    mode = config.rank_data  # new_learner: X is a first batch, each rank's own (statistics are row-weighted)
+    if whole_data:
+        mode, n_rows = reducer.survey(functools.partial(summary, X), n_rows, config.rank_data)
+    resolved = dataclasses.replace(config.resolved(n_rows), rank_data=mode)
     if config.batch_size is None and n_rows is not None and resolved.batch_size == n_rows:
         log.info("batch_size=%d: the data's %d rows (batch_size was not given)", n_rows, n_rows)
     config = resolved
+    reducer.check_batches(config.batch_size)
     D0 = None if dict_init is None else initial(dict_init, config, n_features)
     n_features = n_features or (None if D0 is None else D0.shape[1])
     entropy = int(np.random.SeedSequence(config.seed).entropy)
-    reducer = default_reducer(config)
     entropy = reducer.agree(  # the ranks' settings must match; rank 0's entropy for all
-        {**dataclasses.asdict(config), "n_features": n_features}, entropy, X if whole_data and is_array(X) else None,
+        {**dataclasses.asdict(config), "n_features": n_features}, entropy,
         checkpoint=None if checkpoint is None else str(checkpoint), dict_init=dict_init,
         resuming=checkpoint is not None and ckpt.npz_path(checkpoint).exists())
     given = X  # a shard directory's path, before it becomes a stream: what the earlier checkpoints recorded
-    learner, position, stream = None, (0, 0), None
+    learner, position, streams, layout = None, (0, 0), None, None
     if checkpoint is not None:
         ckpt.check_writable(checkpoint, "checkpoint")
         if ckpt.npz_path(checkpoint).exists():
-            learner, position, saved_data, stream, consumed = ckpt.restore(checkpoint, reducer)
+            learner, position, saved_data, streams, consumed, layout = ckpt.restore(checkpoint, reducer)
     resumed = learner is not None
     if learner is None:
         learner = Learner(config, n_features, entropy, D0, reducer)
     if isinstance(X, (str, os.PathLike)):  # the order's seed is the run's, so a resume reads the same order
+        share = {} if reducer.local else {"rank": reducer.rank, "ranks": reducer.world_size}  # shared: dealt out
         X = ShardStream(X, config.batch_size, seed=learner.entropy % (1 << 63), shuffle=config.shuffle,
-                        device=config.device)
-    data_id = None if checkpoint is None else identity(X)  # a shard stream's: its contents, read once
+                        device=config.device, **share)
+    data_id = None if checkpoint is None else _identity(X, reducer)  # a shard stream's: its contents, read once
     digests = None if checkpoint is None else Digests(reducer)
+    replay = True
     if resumed:
         current = data_id
         if saved_data is not None and "digest" in saved_data:
@@ -178,20 +190,25 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
             current = ckpt.earlier_identity(given)
         ckpt.check_resume(checkpoint, learner, config, n_features, saved_data, current, entropy)
         learner.config = config
-    if stream is not None and stateful(X):
-        X.load_state_dict(stream)
+        replay = _same_order(checkpoint, layout, reducer, stateful(X))
+    if streams is not None and stateful(X):
+        mine = streams[reducer.rank] if len(streams) == reducer.world_size else streams[0]
+        if mine is not None:
+            X.load_state_dict(mine)
     if is_array(X):  # a size or storage that cannot fit its device is refused here, before any batch is read
         first = backend.to_device(as_batch(take(X, np.arange(1)), 0), config.device)
         check_storage(first, config.storage)
         learner.plan_memory(learner.computed(first))
-    source = Source(X, config, learner.entropy, reducer, digests, where=f"checkpoint {checkpoint}", step=learner.t)
+    source = Source(X, config, learner.entropy, reducer, digests, where=f"checkpoint {checkpoint}", step=learner.t,
+                    replay=replay)
     return learner, source, position, data_id
 
 
-def _chosen(X, config, dict_init, checkpoint):
+def _chosen(X, config, dict_init, checkpoint, reducer):
     """``config`` with the n_atoms and alpha it lacks: a resumed checkpoint's (chosen from the same
     data when it was begun; check_resume then compares the rest), else chosen from the data
-    (choose.py)."""
+    (choose.py).  Under a process group every rank takes rank 0's choice: each rank's own data
+    would choose its own."""
     if config.n_atoms is not None and config.alpha is not None:
         return config
     if checkpoint is not None and ckpt.npz_path(checkpoint).exists():
@@ -200,7 +217,49 @@ def _chosen(X, config, dict_init, checkpoint):
         if taken and saved.get("l0") == config.l0:  # another l0 is another α: chosen afresh, and refused below
             log.info("resuming with the checkpoint's %s", " and ".join(f"{k}={v:g}" for k, v in taken.items()))
             config = dataclasses.replace(config, **taken)
-    return choose.for_source(config, X, dict_init)
+    config = choose.for_source(config, X, dict_init)
+    n_atoms, alpha = reducer.gather_objects((config.n_atoms, config.alpha))[0]
+    return dataclasses.replace(config, n_atoms=n_atoms, alpha=alpha)
+
+
+def _identity(X, reducer):
+    """The data's identity for a checkpoint (digests.identity); local arrays: of the union of the
+    ranks' rows, so that the run resumes on any split of them (or on one process given all)."""
+    if reducer.local and is_array(X):
+        return {"shape": [int(reducer.total_rows), int(X.shape[1])], "dtype": backend.dtype_name(X)}
+    return identity(X)
+
+
+def _same_order(checkpoint, layout, reducer, partitioned):
+    """Whether the resumed run reads the data in the order of the run that wrote ``checkpoint`` (its
+    ``layout``, reducer.layout): always for shared arrays and streams, whose order is the single
+    process's; for each rank's own data and for a dealt-out shard directory, only on the same data
+    ranks.  Otherwise every rank warns that the order changes, and the consumed batches, which were
+    other ranks' data, are not checked again (False)."""
+    saved = layout or {"data_ranks": 1, "atom_shards": 1, "local": False}
+    by_rank = reducer.local or saved["local"] or partitioned
+    if not by_rank or (saved["data_ranks"], saved["local"]) == (reducer.world_size, reducer.local):
+        return True
+    if reducer.is_root:
+        before = "each rank its own data" if saved["local"] else "one data set dealt out"
+        now = "each rank its own data" if reducer.local else "one data set dealt out"
+        warnings.warn(f"checkpoint {checkpoint} was written by {saved['data_ranks']} data rank(s), {before}; this run "
+                      f"has {reducer.world_size}, {now}: the order of the data changes from the resumed step on.  The "
+                      "run resumes at the same epoch and step of it, so rows of that epoch may be read twice or not "
+                      "at all, and the batches read before cannot be checked again (they were other ranks' shares)",
+                      stacklevel=4)
+    return False
+
+
+def default_reducer(config=None) -> Reducer:
+    """The reducer for a fit in this process: under an initialised default process group
+    (torchrun; sparsolve.learning.distributed.init_from_env) :class:`DataParallel`, or with
+    ``config.shard == "atoms"`` :class:`AtomSharded`; else :class:`Identity`."""
+    if not distributed.active():
+        return Identity()
+    if config is not None and config.shard == "atoms":
+        return AtomSharded(config)
+    return DataParallel()
 
 
 def new_learner(X, config, dict_init=None):

@@ -45,7 +45,7 @@ import warnings
 
 import numpy as np
 
-from .. import backend, memory
+from .. import backend
 from ..checks import finite_rows
 from ..config import GPU_SYNC_EVERY
 from ..inference import ConvergenceWarning, solver_class, solver_for
@@ -57,18 +57,30 @@ from .model import SparseCodingModel
 from .reducer import Identity
 
 
-def initial_dictionary(X, n_atoms, rng):
+# Gaussian atoms drawn at a time: a block of them is kept, the rest of the draw discarded.
+_DRAW = 4096
+
+
+def initial_dictionary(X, n_atoms, rng, atoms=None):
     """Distinct rows of the first batch, scaled to unit norm, topped up with Gaussian
-    atoms when the batch has fewer usable rows than n_atoms."""
+    atoms when the batch has fewer usable rows than n_atoms.  ``atoms`` = (first, stop): only
+    those rows of it (an atom block's), the same values and the same draws from ``rng`` as the
+    whole, without holding the whole."""
+    lo, hi = (0, n_atoms) if atoms is None else atoms
     Xh = backend.to_numpy(X).astype(np.float64)
     lengths = np.sqrt((Xh * Xh).sum(axis=1))
     usable = np.flatnonzero(lengths > 1e-12)
     take = rng.permutation(usable)[:n_atoms]
-    D = np.empty((n_atoms, X.shape[1]))
-    D[:take.size] = Xh[take] / lengths[take, None]
-    if take.size < n_atoms:
-        extra = rng.standard_normal((n_atoms - take.size, X.shape[1]))
-        D[take.size:] = extra / np.linalg.norm(extra, axis=1, keepdims=True)
+    D = np.empty((hi - lo, X.shape[1]))
+    rows = take[lo:hi]
+    D[:rows.size] = Xh[rows] / lengths[rows, None]
+    for start in range(take.size, n_atoms, _DRAW):  # the Gaussian atoms, drawn in order, in pieces
+        stop = min(n_atoms, start + _DRAW)
+        extra = rng.standard_normal((stop - start, X.shape[1]))
+        a, b = max(start, lo), min(stop, hi)
+        if a < b:
+            part = extra[a - start:b - start]
+            D[a - lo:b - lo] = part / np.linalg.norm(part, axis=1, keepdims=True)
     return backend.match(D, X)
 
 
@@ -180,8 +192,8 @@ class Learner:
         rows of the (global) batch under the norm rule."""
         if self.D is not None:
             return backend.match(self.D, X)
-        first = initial_dictionary(self.reducer.global_rows(X), self.config.n_atoms, self.rng)
-        return self.reducer.own_atoms(self.rule.norm.start(first))
+        block = self.reducer.atom_block(self.config.n_atoms)
+        return self.rule.norm.start(initial_dictionary(self.reducer.global_rows(X), self.config.n_atoms, self.rng, block))
 
     def sync_every(self, X):
         """Steps between host reads for batches like X (config.sync_every, else 1 on the host
@@ -244,9 +256,8 @@ class Learner:
         the batch) leave, and every step's encode follows it: its form, its rows per chunk."""
         if self.plan is None:
             cfg = self.config
-            m = self.reducer.n_atoms(cfg.n_atoms)
-            self.plan = memory.plan_for(X, int(X.shape[1]), m, max(cfg.batch_size, int(X.shape[0])),
-                                        update=cfg.update, form=self._solver_form(solver_for(cfg.solver, X)))
+            self.plan = self.reducer.plan(X, int(X.shape[1]), cfg.n_atoms, max(cfg.batch_size, int(X.shape[0])),
+                                          cfg.update, self._solver_form(solver_for(cfg.solver, X)))
         return self.plan
 
     def _solver_options(self, solver):
@@ -300,7 +311,7 @@ class Learner:
         self.idle.reset(ours)
         idle[ours] = 0
         self.idle.settle(idle.max(initial=0))
-        self.rule.reset_atoms(state, ours)
+        reducer.reset_atoms(self.rule, state, replaced)
         return reducer.own_atoms(every), int(atoms.size), mine, True
 
     def _record(self, X, Z, nonzero, r2, new, dead, resampled, converged):

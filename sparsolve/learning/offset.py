@@ -32,10 +32,16 @@ class Offset:
         self.frozen = bool(frozen)
 
     @classmethod
-    def of_array(cls, X, limit: int, entropy: int) -> Offset:
-        """The mean of the rows of the array X (a seeded sample of ``limit`` rows when it has more)."""
+    def of_array(cls, X, limit: int, entropy: int, reducer=None) -> Offset:
+        """The mean of the rows of the array X (a seeded sample of ``limit`` rows when it has more).
+        Each rank its own rows (``reducer.local``): the mean of the union, from each rank's rows, or a
+        sample of its share of ``limit`` (in proportion to its rows), summed over the ranks."""
         n = X.shape[0]
-        rows = np.arange(n) if n <= limit else np.sort(np.random.default_rng([entropy, 2]).choice(n, limit, replace=False))
+        local = reducer is not None and reducer.local
+        if local:
+            limit = -(-limit * n // reducer.total_rows)
+        seed = [entropy, 2, reducer.rank] if local else [entropy, 2]
+        rows = np.arange(n) if n <= limit else np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
         total = np.zeros(int(X.shape[1]))
         for lo in range(0, rows.size, 8192):  # a memmap reads a block of rows at a time
             part = backend.astype(backend.take_rows(X, rows[lo:lo + 8192]), "float64")
@@ -44,7 +50,11 @@ class Offset:
                 ok = np.ones(n, dtype=bool)
                 ok[rows[lo:lo + 8192]] = backend.to_numpy(backend.namespace(part).isfinite(part).all(1))
                 finite_rows(ok, "X")
-        return cls(limit, total, rows.size, frozen=True)
+        count = rows.size
+        if local:
+            both = reducer.sum(np.append(total, float(count)), "all-reduce of the centring's mean")
+            total, count = both[:-1], int(round(both[-1]))
+        return cls(limit, total, count, frozen=True)
 
     def value(self) -> np.ndarray | None:
         """b (n_features,) in float64, or None before any row was seen."""

@@ -114,6 +114,9 @@ class UpdateRule:
     default_epochs: int | None = None
     #: What the memory plan's error names as the state (formatted with m).
     state_text = "the update's state"
+    #: Whether the rule runs under shard="atoms" (each rank holding a block of the atoms), and why not.
+    shardable = True
+    not_shardable = ""
 
     def __init__(self, config, norm: NormRule):
         self.norm = norm
@@ -140,12 +143,33 @@ class UpdateRule:
         on the arrays :meth:`apply` returned."""
         return state
 
+    # ---- atom sharding ----------------------------------------------------------------------------
+    # Under shard="atoms" a rank holds a block J of the atoms: D and Z below are the block's atoms D_J
+    # and codes Z_J, R is the whole residual X − Σ_r Z_r D_r, and ``shards`` is the group of ranks that
+    # hold the other blocks (sparsolve.learning.sharded.AtomGroup: ``codes`` and ``atoms`` gather every
+    # block's codes or atoms, ``broadcast`` sends one block's array, ``block(s)`` is block s's range).
+    # The defaults suit a rule that updates each atom from that atom's own statistics (sgd).
+
+    def shard_statistics(self, X, Z, R, D, shards) -> tuple:
+        """The statistics of this rank's block, as per-row means (summed over the data ranks)."""
+        return self.statistics(X, Z, R, D)
+
+    def shard_apply(self, D, stats, state, step, shards):
+        """(the block's new atoms before the norm rule, new state), as :meth:`apply`."""
+        return self.apply(D, stats, state, step)
+
+    def shard_reset_atoms(self, state, own, every, shards) -> dict:
+        """:meth:`reset_atoms` for resampled atoms: ``own``, those of this block (indices into the block);
+        ``every``, all of them (indices into the whole dictionary)."""
+        return self.reset_atoms(state, own)
+
     # ---- memory and checkpoints ------------------------------------------------------------------
 
     @classmethod
-    def nbytes(cls, m, p, batch, itemsize) -> int:
+    def nbytes(cls, m, p, batch, itemsize, shards=1) -> int:
         """The bytes the rule holds during a step beyond D and the batch (state and temporaries),
-        for m atoms of p features, ``batch`` rows, ``itemsize`` bytes an entry (sparsolve.memory)."""
+        for m atoms of p features, ``batch`` rows, ``itemsize`` bytes an entry (sparsolve.memory);
+        ``shards``: the atoms are split in that many blocks, and this is one block's rank's."""
         return 0
 
     def state_dict(self, state) -> tuple[dict, dict]:
@@ -160,6 +184,11 @@ class UpdateRule:
     def to(self, state, like) -> dict:
         """The state's arrays in the library, device and dtype of ``like`` (the step's batch)."""
         return {k: backend.match(v, like) if backend.is_array(v) else v for k, v in state.items()}
+
+
+def block_size(m, shards) -> int:
+    """The largest block of m atoms split in ``shards`` near-equal blocks (the memory plan's size)."""
+    return -(-m // shards)
 
 
 def checked_arrays(arrays, shapes, dtype) -> dict:

@@ -22,6 +22,8 @@ class MOD(UpdateRule):
     full_batch = True
     default_epochs = 30
     state_text = "the statistics A ({m}×{m}) and its solve"
+    shardable = False
+    not_shardable = "the method of optimal directions solves one m×m system with every atom's statistics"
 
     def statistics(self, X, Z, R, D):
         return batch_statistics(X, Z)
@@ -30,7 +32,7 @@ class MOD(UpdateRule):
         return mod(D, *stats, self.decay), state
 
     @classmethod
-    def nbytes(cls, m, p, batch, itemsize):
+    def nbytes(cls, m, p, batch, itemsize, shards=1):
         return (3 * m * m + 2 * m * p) * itemsize  # A, the solve's copy and its factor; B
 
 

@@ -17,7 +17,13 @@ the exact minimiser over d_j, with Π the norm rule's projection.  An atom that 
 (Ā_jj = 0) keeps its row: there is no data to move it, and the dead-atom policy decides its fate.
 
 State: Ā, B̄ and the weight w; an atom resampled in place of a dead one has its rows and columns
-of Ā and B̄ zeroed, so that the pass does not pull it back to the atom it replaced.  Host arrays run
+of Ā and B̄ zeroed, so that the pass does not pull it back to the atom it replaced.
+
+Under shard="atoms" a rank holding the block J keeps Ā_J,: and B̄_J (its rows: m/P × m and m/P × p).
+The cross-terms it needs are the other blocks' codes for its rows of A = ZᵀZ/b (Z_Jᵀ Z over every
+atom: one all-gather of the codes per step) and the other blocks' atoms for the pass, which couples
+d_j to every atom through Ā_j,: (:func:`online_sharded`: one all-gather of D and each block's new
+atoms broadcast in turn).  Host arrays run
 the pass as a numba kernel (:func:`online`); device arrays as a blocked sweep of large products
 (:func:`online_blocked`), whose in-block steps are one Triton kernel on CUDA (_online_triton.py).
 """
@@ -27,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from .. import backend
-from .base import UNUSED, UpdateRule, checked_arrays
+from .base import UNUSED, UpdateRule, block_size, checked_arrays
 
 
 def batch_statistics(X, Z):
@@ -66,19 +72,35 @@ class Online(UpdateRule):
         return online(D, A, B, self.norm, self.decay), {"A": A, "B": B, "weight": weight}
 
     def reset_atoms(self, state, atoms):
+        return self.shard_reset_atoms(state, atoms, atoms, None)
+
+    def shard_statistics(self, X, Z, R, D, shards):
+        b = max(1, X.shape[0])
+        return (Z.T @ shards.codes(Z)) / b, (Z.T @ X) / b  # the block's rows of A = ZᵀZ/b and B = ZᵀX/b
+
+    def shard_apply(self, D, stats, state, step, shards):
+        A, B, weight = running_statistics(state["A"], state["B"], state["weight"], *stats, step, self.forget)
+        return online_sharded(D, A, B, self.norm, self.decay, shards), {"A": A, "B": B, "weight": weight}
+
+    def shard_reset_atoms(self, state, own, every, shards):
+        """The atoms' rows of Ā and B̄ (``own``: this block's) and their columns of Ā (``every``)."""
         A, B = state["A"], state["B"]
-        if A is not None and atoms.size:
-            idx = backend.like(atoms, A)
-            A[idx, :] = 0
-            A[:, idx] = 0
-            B[idx, :] = 0
+        if A is not None and every.size:
+            if own.size:
+                idx = backend.like(own, A)
+                A[idx, :] = 0
+                B[idx, :] = 0
+            A[:, backend.like(every, A)] = 0
         return state
 
     @classmethod
-    def nbytes(cls, m, p, batch, itemsize):
+    def nbytes(cls, m, p, batch, itemsize, shards=1):
         # Ā and the batch's A, two m×m temporaries (the running mean's update, the pass's
-        # triangular matrix), B̄ and B
-        return (4 * m * m + 2 * m * p) * itemsize
+        # triangular matrix), B̄ and B; under atom sharding the block's rows of each (k × m, k =
+        # m/shards), and what the block's step gathers: every atom (m × p) and every code (batch × m)
+        k = block_size(m, shards)
+        gathered = 0 if shards == 1 else m * p + batch * m
+        return (4 * k * m + 2 * k * p + gathered) * itemsize
 
     def state_dict(self, state):
         arrays = {} if state["A"] is None else {"stats_A": backend.to_numpy(state["A"]),
@@ -107,6 +129,36 @@ def online(D, A_bar, B_bar, norm, decay, *, block=None):
                       norm.floor if norm.projects else 0.0, float(decay), UNUSED)  # floor 0: no projection
         return D
     return online_blocked(D, A_bar, B_bar, norm, decay, block=block, copy=False)
+
+
+def online_sharded(D, A_rows, B_rows, norm, decay, shards):
+    """The pass of :func:`online` over a dictionary held in blocks J_0, J_1, ... of atoms by the ranks
+    of ``shards`` (this rank: block J_s, its atoms ``D``, its rows ``A_rows`` = Ā_{J_s,:} and ``B_rows``
+    = B̄_{J_s}), in the same order j = 1..m, so the same sequence of exact minimisers.  Block s's pass
+    is online's on the block alone, with its coupling to the other blocks moved into B̄:
+
+        B̃_s = B̄_s − Σ_{t≠s} Ā_{J_s,J_t} D_t,      d_j ← Π((B̃_j − Ā_{j,J_s} D_{J_s} + Ā_jj d_j)/(Ā_jj + decay)),
+
+    with D_t already new for t < s and still old for t > s.  Each rank forms its B̃ from the old atoms
+    at once (the large products, in parallel), then the blocks take their passes in turn: block t's
+    new atoms are broadcast and every later block corrects its B̃ by −Ā_{J_s,J_t}(D_t^new − D_t^old).
+    Communication: one all-gather of D and one broadcast of each block but the last; equal to :func:`online` to
+    float rounding (the sums over atoms are grouped by block)."""
+    every = shards.atoms(D)  # the old atoms of every block
+    s = shards.index
+    lo, hi = shards.block(s)
+    coupling = B_rows - A_rows @ every + A_rows[:, lo:hi] @ D  # B̃_s with every other block at its old atoms
+    for t in range(shards.count):
+        if t == s:
+            new_own = online(D, A_rows[:, lo:hi], coupling, norm, decay)
+        if t == shards.count - 1:  # no block comes after the last: its atoms need not be sent
+            break
+        tlo, thi = shards.block(t)
+        old = every[tlo:thi]
+        new = shards.broadcast(new_own if t == s else old + 0, t)  # block t's new atoms, on every rank
+        if t < s:
+            coupling = coupling - A_rows[:, tlo:thi] @ (new - old)
+    return new_own
 
 
 # Atoms per block of the blocked pass: each block costs one (k, m)·(m, p) product and k small

@@ -14,6 +14,9 @@ part along its atom, as sparse-autoencoder trainers do), g = tangent(∇), and A
 
 then the norm rule projects, as after every update.  State: the moments m, v (beside D, in its
 library, device and dtype) and Adam's step count t; a resampled atom's rows of m and v restart at 0.
+
+Under shard="atoms" each rank's rows of the gradient, −Z_JᵀR/b + decay·D_J, need only its block's
+codes and the whole residual R: no cross-terms between the blocks (the base class's defaults).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 from .. import backend
 from ..checks import nonnegative_float, positive_float
-from .base import UpdateRule, checked_arrays
+from .base import UpdateRule, block_size, checked_arrays
 
 
 def gradient(D, Z, R, decay):
@@ -95,8 +98,8 @@ class SGD(UpdateRule):
         return state
 
     @classmethod
-    def nbytes(cls, m, p, batch, itemsize):
-        return 5 * m * p * itemsize  # the two moments, the gradient and two temporaries
+    def nbytes(cls, m, p, batch, itemsize, shards=1):
+        return 5 * block_size(m, shards) * p * itemsize  # the two moments, the gradient and two temporaries
 
     def state_dict(self, state):
         if state["mean"] is None:

@@ -1,12 +1,15 @@
-"""Data-parallel fit on 2 gloo ranks, each a subprocess under a hard time limit.
+"""Distributed fit on gloo ranks, each a subprocess under a hard time limit.
 
-One 2-rank run (module fixture) fits every case of cases.py; the tests compare each with a
-single-process fit on the same global batches, continue its checkpoints at world size 1,
-and read the startup mismatch errors it recorded.  Two more runs kill or hang rank 1."""
+One 2-rank run and one 4-rank run (module fixtures) fit every case of cases.py -- shared data, each
+rank its own data, a shard directory dealt out, atom blocks, a 2 × 2 grid of data groups × atom
+blocks; the tests compare each with a single-process fit on the same global batches, continue
+their checkpoints at world size 1, and read the startup mismatch errors the 2-rank run recorded.
+Two more runs kill or hang rank 1; two run torchrun as users do."""
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,9 +24,11 @@ import sparsolve
 from sparsolve.cli import main
 from sparsolve.learning import distributed
 from sparsolve.learning.checkpoint import model_from_checkpoint
-from sparsolve.learning.reducer import DataParallel, Identity, default_reducer
+from sparsolve.learning.data_parallel import DataParallel
+from sparsolve.learning.fit import default_reducer
+from sparsolve.learning.reducer import Identity
 
-from cases import CASES, GPU_KWARGS, data, global_batches
+from cases import CASES, GPU_KWARGS, GRID_CASES, data, reference
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -77,38 +82,81 @@ def two_ranks(tmp_path_factory, compiled_kernels):
     return saved, out
 
 
-@pytest.mark.slow  # ranks are subprocesses
-@pytest.mark.parametrize("name", [n for n, c in CASES.items() if "resume_after" not in c])
-def test_two_ranks_equal_one_process_on_the_same_global_batches(two_ranks, name):
-    saved, _ = two_ranks
-    case = CASES[name]
-    X = global_batches(2) if case.get("iterable") else data()
-    single = sparsolve.fit(X, progress=False, **case["kwargs"])
-    for r in (0, 1):
+@pytest.fixture(scope="module")
+def four_ranks(tmp_path_factory, compiled_kernels):
+    out = tmp_path_factory.mktemp("four_ranks")
+    saved, _, _ = launch("grid", out, wait_for=(0, 1, 2, 3), world=4, limit_s=150)
+    return saved, out
+
+
+def _equal_to_one_process(saved, cases, name, world, out):
+    case = cases[name]
+    X, kwargs = reference(case, world, out / "shards")
+    single = sparsolve.fit(X, progress=False, **kwargs)
+    for r in saved:
         np.testing.assert_allclose(saved[r][f"{name}/D"], single.dictionary, rtol=0, atol=1e-7)
         if single.offset is not None:  # center=True: both ranks centre by the single process's b
             np.testing.assert_allclose(saved[r][f"{name}/offset"], single.offset, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(saved[r][f"{name}/mse"], single.history["mse"], rtol=1e-7)
-        np.testing.assert_allclose(saved[r][f"{name}/nnz_frac"], single.history["nnz_frac"], rtol=1e-7)
+        for key in ("mse", "nnz_frac", "objective", "norm_min"):
+            np.testing.assert_allclose(saved[r][f"{name}/{key}"], single.history[key], rtol=1e-7, err_msg=key)
         np.testing.assert_array_equal(saved[r][f"{name}/samples_seen"], single.history["samples_seen"])
         np.testing.assert_array_equal(saved[r][f"{name}/resampled"], single.history["resampled"])
-    if name == "online":  # the gathered-resampling path ran, and drew the same atoms
-        assert sum(single.history["resampled"]) > 0
+    return single
 
 
 @pytest.mark.slow  # ranks are subprocesses
-@pytest.mark.parametrize("name", [n for n, c in CASES.items() if "resume_after" in c])
-def test_checkpoint_from_two_ranks_resumes_on_one(two_ranks, name, tmp_path):
+@pytest.mark.parametrize("name", list(CASES))
+def test_two_ranks_equal_one_process_on_the_same_global_batches(two_ranks, name):
+    """Shared data, each rank its own data, a dealt-out shard directory, atom sharding (a resume case:
+    its checkpoint resumed on the same 2 ranks)."""
     saved, out = two_ranks
-    case = CASES[name]
+    single = _equal_to_one_process(saved, CASES, name, 2, out)
+    if name in ("online", "local_uneven", "atoms_uneven"):  # the gathered-resampling path ran, and drew the same atoms
+        assert sum(single.history["resampled"]) > 0
+    if name == "local_uneven":  # the mean of the union of the ranks' rows
+        np.testing.assert_allclose(saved[0]["local_uneven/offset"], data().mean(axis=0), rtol=0, atol=1e-12)
+    if name == "local_stream":  # rank 0 had one batch more: the epoch ended when rank 1's did, and rank 0 said so
+        assert "rank(s) [1] had no more batches" in str(saved[0]["local_stream/warnings"][0])
+    if "resume_after" in CASES[name]:
+        assert saved[0][f"{name}/step"][0] == 1 and saved[0][f"{name}/step"][-1] == len(single.history["step"])
+
+
+@pytest.mark.slow  # ranks are subprocesses
+@pytest.mark.parametrize("name", list(GRID_CASES))
+def test_four_ranks_of_atom_blocks_equal_one_process(four_ranks, name):
+    """4 atom blocks (37 atoms: 10, 9, 9, 9), and a 2 × 2 grid of data groups × atom blocks, shared
+    and local data."""
+    saved, out = four_ranks
+    _equal_to_one_process(saved, GRID_CASES, name, 4, out)
+
+
+@pytest.mark.slow  # ranks are subprocesses
+@pytest.mark.parametrize("name", [n for n, c in {**CASES, **GRID_CASES}.items() if "resume_after" in c])
+def test_checkpoint_of_ranks_resumes_on_one_process(two_ranks, four_ranks, name, tmp_path):
+    """Shared data and atom blocks: exact on one process (the checkpoint holds the joined blocks, and
+    the data's order is the single process's).  Each rank its own data: on one process given the
+    union, with a warning that the data's order changes."""
+    cases = {**CASES, **GRID_CASES}
+    case = cases[name]
+    saved, out = four_ranks if name in GRID_CASES else two_ranks
     path = tmp_path / "resume.npz"
     shutil.copy(out / f"{name}.npz", path)
-    resumed = sparsolve.fit(data(), progress=False, checkpoint=path, **case["kwargs"])
-    whole = sparsolve.fit(data(), progress=False, **case["kwargs"])
+    X, kwargs = reference(case, 4 if name in GRID_CASES else 2)
+    if case.get("data") == "uneven":
+        with pytest.warns(UserWarning, match="the order of the data changes"):
+            resumed = sparsolve.fit(data(), progress=False, checkpoint=path, **kwargs_of(case))
+        assert resumed.history["step"][0] == 1 and resumed.history["step"][-1] == 8
+        return
+    resumed = sparsolve.fit(X, progress=False, checkpoint=path, **kwargs)
+    whole = sparsolve.fit(X, progress=False, **kwargs)
     assert resumed.history["step"][0] == 1 and len(resumed.history["step"]) == len(whole.history["step"])
     assert resumed.history["step"][-1] > case["resume_after"]
     np.testing.assert_allclose(resumed.dictionary, whole.dictionary, rtol=0, atol=1e-7)
     np.testing.assert_allclose(resumed.history["mse"], whole.history["mse"], rtol=1e-7)
+
+
+def kwargs_of(case):
+    return {k: v for k, v in case["kwargs"].items() if k not in ("shard", "atom_shards", "rank_data")}
 
 
 @pytest.mark.slow  # ranks are subprocesses
@@ -124,13 +172,19 @@ def test_a_resume_on_changed_data_is_refused_on_every_rank(two_ranks):
 def test_startup_mismatches_name_both_values(two_ranks):
     saved, _ = two_ranks
     for r in (0, 1):
-        alpha, seed, width, init, stream_width, small = (str(e) for e in saved[r]["errors"])
+        (alpha, seed, width, init, stream_width, small, dtype, shared, atoms_data, atom_shards,
+         share) = (str(e) for e in saved[r]["errors"])
         assert "alpha is 0.1 on rank 0 but 0.2 on rank 1" in alpha
         assert "seed is 0 on rank 0 but 1 on rank 1" in seed
         assert "n_features is 24 on rank 0 but 16 on rank 1" in width
         assert init.startswith("data-parallel fit: dict_init is '") and "on rank 1" in init
         assert "rank 0 has batches of shape (50, 24) (float64) but rank 1 (50, 16)" in stream_width
         assert "needs at least 2 rows in every batch" in small and "a batch has 1" in small
+        assert "dtype is 'float64' on rank 0 but 'float32' on rank 1" in dtype
+        assert "rank_data='shared'" in shared and "on rank 0 but" in shared and "rank_data='local'" in shared
+        assert "ranks 0 and 1 hold blocks of one dictionary" in atoms_data
+        assert "atom_shards=3 does not divide the 2 ranks" in atom_shards and "[1, 2]" in atom_shards
+        assert "rank 0 holds 30 rows" in share and "batch_size ≥ 14" in share
 
 
 @pytest.mark.slow  # ranks are subprocesses
@@ -181,16 +235,30 @@ def test_cli_under_torchrun_saves_the_single_process_model(tmp_path):
                                sparsolve.load(tmp_path / "one.npz").dictionary, rtol=0, atol=1e-7)
 
 
+@pytest.mark.slow  # ranks are subprocesses
+def test_ddp_convention_under_torchrun_trains_on_the_union(tmp_path):
+    """The README's bar: examples/ddp_local.py under torchrun, each rank passing X[rank::2], ends
+    with one dictionary on both ranks, equal to one process on the union of their rows."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(ROOT / "examples" / "ddp_local.py")], cwd=tmp_path, env=env, timeout=240,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "rank_data='local' (detected)" in run.stdout + run.stderr
+    found = re.search(r"ranks agree to (\S+); one process on the union of their rows to (\S+)", run.stdout)
+    assert found, run.stdout[-2000:]
+    assert float(found.group(1)) == 0.0 and float(found.group(2)) < 1e-9
+
+
 def test_rank_parts_tile_the_global_batch(monkeypatch):
     """Any world size: the ranks' parts of a batch, in rank order, are the batch; of a stream,
     rank r gets batch kP + r of each whole group, and a broken last group is dropped."""
     rows = np.arange(11)
-    reducer = DataParallel()
     for P in (2, 3, 4):
-        monkeypatch.setattr(distributed, "world_size", lambda P=P: P)
         parts, streams = [], []
         for r in range(P):
             monkeypatch.setattr(distributed, "rank", lambda r=r: r)
+            reducer = DataParallel(data_rank=r, data_ranks=P)
             parts.append(reducer.local_rows(rows))
             with pytest.warns(UserWarning, match="dropped") if (r == 0 and 10 % P) else _no_warning():
                 streams.append(list(reducer.local_batches(range(10))))
