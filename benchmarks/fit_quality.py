@@ -55,7 +55,9 @@ def main(argv=None):
     import numba
     import torch
 
-    import scipy.linalg  # noqa: F401  its BLAS too (numba's np.dot), before the limit below
+    import importlib
+
+    importlib.import_module("scipy.linalg")  # its BLAS too (numba's np.dot), before the limit below
     from threadpoolctl import threadpool_limits
 
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))

@@ -93,17 +93,20 @@ def phases(clock, update):
     """Wrap each phase of the learner's step (the table a refactor of learner.py updates)."""
     from sparsolve.inference import REGISTRY
     from sparsolve.learning import learner as L
-    from sparsolve.learning import norms
+    from sparsolve.learning import reducer
+    from sparsolve.rules import NORM_RULES, UPDATE_RULES
 
-    wrap(L, "encode", "inference: other", clock)
+    wrap(reducer, "encode", "inference: other", clock)
     for cls in REGISTRY.values():
         if "prepare" in cls.__dict__:
             wrap(cls, "prepare", "inference: prepare (Gram)", clock)
         if "solve" in cls.__dict__:
             wrap(cls, "solve", "inference: solve", clock)
-    wrap(L.STATISTICS, update, "statistics", clock)
-    wrap(L.UPDATE_RULES, update, "update", clock)
-    wrap(norms, "project", "norm rule", clock)
+    wrap(UPDATE_RULES[update], "statistics", "statistics", clock)
+    wrap(UPDATE_RULES[update], "apply", "update", clock)
+    for cls in NORM_RULES.values():
+        if "project" in cls.__dict__:
+            wrap(cls, "project", "norm rule", clock)
     wrap(L.Learner, "_dead_atoms", "dead atoms", clock)
 
 
@@ -203,7 +206,9 @@ def main(argv=None):
     import numba
     import torch
 
-    import scipy.linalg  # noqa: F401  its BLAS too (numba's np.dot), before the limit below
+    import importlib
+
+    importlib.import_module("scipy.linalg")  # its BLAS too (numba's np.dot), before the limit below
     from threadpoolctl import threadpool_limits
 
     numba.set_num_threads(min(args.threads[0], numba.config.NUMBA_NUM_THREADS))

@@ -31,13 +31,15 @@ def main(argv=None):
     p.add_argument("--case", default=None, help="record as results/CASE.json")
     args = p.parse_args(argv)
     import numba
-    import scipy.linalg  # noqa: F401  its BLAS, which numba's np.dot calls
+    import importlib
+
+    importlib.import_module("scipy.linalg")  # its BLAS, which numba's np.dot calls
     from threadpoolctl import threadpool_limits
 
     from sparsolve import backend
     from sparsolve.data import SyntheticActivations
     from sparsolve.inference import working_sets
-    from sparsolve.learning import updates
+    from sparsolve.rules import NORM_RULES, online
 
     gen = SyntheticActivations(256, 4096, mean_active=4.0, seed=0)
     X = gen.sample(1024, split=0)
@@ -54,7 +56,7 @@ def main(argv=None):
         pass
     parts = {
         "cd factored inference (1,024 rows)": lambda: working_sets.solve(X, D, 0.2, True, Z0, 1e-3, 2000),
-        "online pass, blocked (m = 4,096)": lambda: updates.online(D, A, B, "unit", 0.0),
+        "online pass, blocked (m = 4,096)": lambda: online.online(D, A, B, NORM_RULES["unit"](), 0.0),
         "one product of 1e9 (1,024 × 256 × 4,096)": lambda: R @ Dt,
     }
     busy = []

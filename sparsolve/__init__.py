@@ -4,8 +4,9 @@ Shapes follow scikit-learn: X is (n_samples, n_features), a dictionary D is
 (n_atoms, n_features) with one atom per row, codes Z are (n_samples, n_atoms),
 and X ≈ Z @ D.
 """
+from .backend import set_threads
 from .gap import duality_gap, kkt_residual, objective
-from .inference import ConvergenceWarning, DivergenceError, EncodeInfo, encode
+from .inference import ConvergenceWarning, DivergenceError, EncodeInfo, alpha_for_l0, encode
 
 __version__ = "0.1.0"
 
@@ -18,8 +19,11 @@ _LAZY = {
     "LearnedG": "sparsolve.amortized",
     "fit_amortized": "sparsolve.amortized",
     "compare": "sparsolve.amortized",
+    "from_sae": "sparsolve.sae",
     "FitConfig": "sparsolve.config",
     "AmortizedConfig": "sparsolve.config",
+    "encode_conv": "sparsolve.conv",
+    "fit_conv": "sparsolve.conv",
 }
 
 
@@ -34,6 +38,8 @@ def __getattr__(name):
 __all__ = [
     *_LAZY,
     "encode",
+    "alpha_for_l0",
+    "set_threads",
     "objective",
     "duality_gap",
     "kkt_residual",

@@ -279,6 +279,15 @@ def concat(parts, axis: int = 0):
     return xp.cat(parts, dim=axis) if is_torch(parts[0]) else xp.concatenate(parts, axis=axis)
 
 
+def bits(x):
+    """The raw bits of ``x``'s entries as signed integers of its item size (a view, on its
+    device): what a digest of the data reads, for every dtype, bfloat16 included."""
+    width = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}[x.element_size() if is_torch(x) else x.dtype.itemsize]
+    if is_torch(x):
+        return x.contiguous().view(getattr(_torch(), width))
+    return namespace(x).ascontiguousarray(x).view(width)
+
+
 def no_grad(x):
     """A context that stops torch from recording a graph for work on ``x`` (no-op otherwise)."""
     return _torch().no_grad() if is_torch(x) else contextlib.nullcontext()
@@ -303,6 +312,87 @@ def from_torch(t, like):
 
     with like.device:
         return cupy.from_dlpack(t.to(f"cuda:{like.device.id}"))
+
+
+def roll(x, shifts, axes):
+    """``x`` shifted circularly by ``shifts[i]`` along ``axes[i]`` (numpy's ``roll``; torch names it dims)."""
+    if is_torch(x):
+        return x.roll(tuple(shifts), tuple(axes))
+    return namespace(x).roll(x, tuple(shifts), tuple(axes))
+
+
+def pad(x, widths, circular: bool = False):
+    """``x`` padded on its last ``len(widths)`` axes by ``widths[i] = (before, after)``, with zeros or
+    (``circular``) with the values from the other end."""
+    if is_torch(x):
+        flat = [w for pair in reversed(widths) for w in pair]  # torch lists the last axis first
+        return _torch().nn.functional.pad(x, flat, mode="circular" if circular else "constant")
+    full = [(0, 0)] * (x.ndim - len(widths)) + [tuple(w) for w in widths]
+    return namespace(x).pad(x, full, mode="wrap" if circular else "constant")
+
+
+# ---- the Fourier transforms and the direct convolutions of sparsolve.conv ----------------------------------
+
+def rfftn(x, shape, axes):
+    """The real FFT of ``x`` over ``axes``, zero-padded to ``shape`` there: scipy.fft for numpy (float32
+    stays complex64, which numpy.fft would widen), torch.fft, cupy.fft."""
+    if is_torch(x):
+        return _torch().fft.rfftn(x, s=tuple(shape), dim=tuple(axes))
+    if is_cupy(x):
+        return namespace(x).fft.rfftn(x, s=tuple(shape), axes=tuple(axes))
+    import scipy.fft
+
+    return scipy.fft.rfftn(x, s=tuple(shape), axes=tuple(axes), workers=fft_workers(x.size))
+
+
+def irfftn(X, shape, axes):
+    """The inverse of :func:`rfftn`: the real array of ``shape`` over ``axes``."""
+    if is_torch(X):
+        return _torch().fft.irfftn(X, s=tuple(shape), dim=tuple(axes))
+    if is_cupy(X):
+        return namespace(X).fft.irfftn(X, s=tuple(shape), axes=tuple(axes))
+    import scipy.fft
+
+    return scipy.fft.irfftn(X, s=tuple(shape), axes=tuple(axes), workers=fft_workers(X.size))
+
+
+# Below this many entries a transform runs on one thread: starting the others costs more.
+_FFT_ONE_THREAD = 1 << 16
+
+
+def fft_workers(size: int) -> int:
+    """Threads for scipy.fft on the host for an array of ``size`` entries: the cores this process may
+    use (a batch of maps splits evenly between them), one for small arrays."""
+    if size < _FFT_ONE_THREAD:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _conv_call(name, x, w, ndim, **kwargs):
+    """torch.nn.functional.<name>{ndim}d on x and w, for any kind of array: numpy arrays and cupy
+    arrays go through torch tensors that share their memory (DLPack), and come back as their kind."""
+    torch = _torch()
+    fn = getattr(torch.nn.functional, f"{name}{ndim}d")
+    if is_torch(x):
+        return fn(x, w, **kwargs)
+    out = fn(to_torch(x), to_torch(w), **kwargs)
+    return from_torch(out, x)
+
+
+def correlate(x, w, ndim: int):
+    """The valid cross-correlation summed over channels, torch's conv{ndim}d:
+    out[n, k, p] = Σ_c Σ_τ x[n, c, p + τ] · w[k, c, τ]  for x (n, C, *S), w (K, C, *f) → (n, K, *(S − f + 1))."""
+    return _conv_call("conv", x, w, ndim)
+
+
+def convolve(z, w, ndim: int):
+    """The full convolution summed over atoms, torch's conv_transpose{ndim}d (the adjoint of
+    :func:`correlate`): out[n, c, t] = Σ_k Σ_p z[n, k, p] · w[k, c, t − p]  for z (n, K, *P),
+    w (K, C, *f) → (n, C, *(P + f − 1))."""
+    return _conv_call("conv_transpose", z, w, ndim)
 
 
 def astype(x, dtype: str):
@@ -391,8 +481,8 @@ def synchronize(x) -> None:
         cupy.cuda.Device(x.device.id).synchronize()
 
 
-_blas_controller = []  # the ThreadpoolController, made on first use
-_blas_default = []  # host BLAS's thread count before any limit (the largest over its libraries)
+_blas_controller = []  # (modules imported, ThreadpoolController) of the last use: _blas_controller_()
+_blas_default = []  # host BLAS's thread count before sparsolve limited it (the largest over its libraries)
 _blas_lock = threading.RLock()
 
 
@@ -415,18 +505,8 @@ def single_threaded_blas():
     while the thread that set the limit is alive (seen with OpenBLAS 0.3.31), so
     one thread at a time holds it and restores it itself: other threads wait here.
     The kernels inside use every core anyway.  Re-entrant, for fit's step around encode."""
-    with _blas_lock:
-        if not _blas_controller:
-            import scipy.linalg  # noqa: F401  its own OpenBLAS, which numba's np.dot calls (cd's working
-            # sets): loaded now, so that the controller, which looks once, limits it too (else each of
-            # those small products started a second thread: 10× the time under load)
-            from threadpoolctl import ThreadpoolController
-
-            _blas_controller.append(ThreadpoolController())  # inspects the loaded libraries once, ~1 ms
-            threads = [lib.num_threads for lib in _blas_controller[0].lib_controllers if lib.user_api == "blas"]
-            _blas_default.append(max(threads, default=1))  # what _default_blas_threads restores
-        with _keep_torch_threads(), _blas_controller[0].limit(limits=1, user_api="blas"), _one_torch_thread():
-            yield
+    with _blas_limit(1), _torch_threads(1):
+        yield
 
 
 @contextlib.contextmanager
@@ -445,19 +525,40 @@ def _keep_torch_threads():
 
 
 @contextlib.contextmanager
-def _one_torch_thread():
-    """torch's intra-op threads (its OpenMP pool and MKL) at one within the context, restored
+def _torch_threads(n: int):
+    """torch's intra-op threads (its OpenMP pool and MKL) at ``n`` within the context, restored
     after (0.3 µs a switch).  Nothing where torch is not imported: numpy users never load it."""
     torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else 1
-    if before == 1:
+    before = torch.get_num_threads() if torch is not None else n
+    if before == n:
         yield
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _numba_threads(n: int):
+    """numba's parallel kernels (cd, omp) at ``n`` threads within the context, restored after.
+    numba's count is the calling thread's own, so no lock is needed; nothing where numba is not
+    imported (a kernel module imports it before its first call)."""
+    numba = sys.modules.get("numba")
+    if numba is None:
+        yield
+        return
+    before = numba.get_num_threads()
+    n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))  # numba refuses more than it started with
+    if before == n:
+        yield
+        return
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 # Below this many multiply-adds per product, host BLAS runs faster on one thread.
@@ -472,17 +573,24 @@ SMALL_PRODUCT = 1e8
 
 
 def blas_threads_for(x, mult_adds: float):
-    """The threading for a loop of products of ``mult_adds`` each on arrays like ``x``:
-    one thread (:func:`single_threaded_blas`, host BLAS and torch) for small products on
-    the host -- numpy arrays and torch CPU tensors alike -- the libraries' own threads
-    otherwise (large products, GPU arrays), restored even inside a :func:`single_threaded_blas`
-    (the factored form of cd checks its rows with one product of 1e9 multiply-adds a round, between
-    numba kernels that keep host BLAS on one thread)."""
+    """The host BLAS's threads for products of ``mult_adds`` multiply-adds each on arrays like ``x``
+    -- the BLAS part of :func:`threads_for`'s rule, and what a call that otherwise runs on one
+    thread asks for around one large product (cd's factored form checks its rows with one product
+    of 1e9 multiply-adds a round, between numba kernels that keep host BLAS on one thread):
+
+    * small products on the host (below :data:`SMALL_PRODUCT`), numpy arrays and torch CPU tensors
+      alike, or a machine with no core to spare (:func:`cores_idle`): one thread
+      (:func:`single_threaded_blas`, host BLAS and torch);
+    * large products where a core is idle: host BLAS at the thread count it had before sparsolve
+      limited it, even inside a :func:`single_threaded_blas`; torch's intra-op threads as found;
+    * :func:`set_threads`'s count where one is fixed; GPU arrays: nothing changes."""
     if on_gpu(x):
         return contextlib.nullcontext()
+    if _fixed_threads:
+        return _blas_limit(_fixed_threads[0])
     if mult_adds < SMALL_PRODUCT or not cores_idle():
         return single_threaded_blas()
-    return _default_blas_threads()
+    return _blas_limit(None)
 
 
 def cores_idle() -> bool:
@@ -497,18 +605,6 @@ def cores_idle() -> bool:
         return True
 
 
-@contextlib.contextmanager
-def _default_blas_threads():
-    """Host BLAS at the thread count it had before sparsolve limited it, within the context; nothing
-    to do outside a limit."""
-    with _blas_lock:
-        if not _blas_controller or not _blas_default:
-            yield
-            return
-        with _keep_torch_threads(), _blas_controller[0].limit(limits=_blas_default[0], user_api="blas"):
-            yield
-
-
 def cannot_store(x, dtype: str) -> str | None:
     """Why arrays like ``x`` cannot be stored as ``dtype`` ("bfloat16"), or None where they can:
     numpy and cupy have no bfloat16; torch has it on the CPU and on CUDA devices that support it."""
@@ -518,3 +614,121 @@ def cannot_store(x, dtype: str) -> str | None:
     if x.is_cuda and dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
         return f"the CUDA device {torch.cuda.get_device_name(x.device)} has no {dtype} support"
     return None
+
+
+# ---- threads for a whole call: host BLAS, torch's intra-op pool and numba's kernels ------------
+
+#: Below this many multiply-adds per product, torch's CPU work runs on one intra-op thread even
+#: where the BLAS rule (SMALL_PRODUCT) gives the BLAS two: a network's loop is mostly element-wise
+#: ops, each of which waits for the second thread.  Measured with LearnedG.encode (t* = 5, 128–256
+#: atoms of 64 features) on the 2-core machine at load 13–18 (benchmarks/threads.py): two threads
+#: took 1.4–160× the time of one up to 2.6e8 multiply-adds a product; from 6.6e8 they took
+#: 0.73–0.96× beside a busy loop on each core, 1.28–1.35× without.
+SMALL_TORCH_WORK = 5e8
+
+#: The environment variable that fixes the threads of every sparsolve call (read once, at import):
+#: SPARSOLVE_THREADS=4 is ``set_threads(4)``; unset, or "auto", is the rule by size.
+THREADS_ENV = "SPARSOLVE_THREADS"
+_fixed_threads = []  # [n] while set_threads(n) holds; empty: by size (threads_for)
+
+
+def set_threads(n=None):
+    """Fix the threads of every sparsolve call -- host BLAS, torch's intra-op pool and numba's
+    kernels -- at ``n``; ``None`` (the default) returns to the rule by size (:func:`threads_for`).
+    Returns the setting it replaces.  The environment variable ``SPARSOLVE_THREADS`` sets the same
+    at import.  The libraries' own settings (``torch.set_num_threads``, ``NUMBA_NUM_THREADS``,
+    ``OMP_NUM_THREADS``) are what sparsolve restores after each call and uses where the rule leaves
+    them; the rule and this override apply inside sparsolve's calls only."""
+    from .checks import positive_int
+
+    before = _fixed_threads[0] if _fixed_threads else None
+    n = None if n is None else positive_int(n, "n", "the threads of every sparsolve call, or None for the rule by size")
+    _fixed_threads[:] = [] if n is None else [n]
+    return before
+
+
+def _threads_from_env():
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value in ("", "auto"):
+        return
+    try:
+        set_threads(int(value))
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV}={value!r}: expected a positive whole number of threads, or 'auto' "
+                         "(the rule by size)") from None
+
+
+@contextlib.contextmanager
+def threads_for(x, mult_adds: float, *, kernels: bool = False):
+    """The threading for one call whose products are ``mult_adds`` multiply-adds each on arrays like
+    ``x``, over all three thread pools a call can use on the host: the BLAS, torch's intra-op pool
+    (OpenMP and MKL) and numba's parallel kernels.  ``kernels``: the call runs numba's parallel
+    kernels (cd, omp), whose surrounding products always run on one BLAS thread
+    (:func:`single_threaded_blas`); numba's count is set for such calls only (asking for it starts
+    numba's thread pool, which a call without kernels never needs).
+
+    * small work on the host (``mult_adds`` < :data:`SMALL_PRODUCT`): one thread in all three.  A
+      second thread mostly waits, spinning, for the other to be scheduled: on the shared 2-core
+      machine (load 13–18, benchmarks/threads.py, results/threads.json) fit_amortized's 150 steps
+      took 70.9 s on torch's two threads and 9.6 s on one, compare reported a learned-G encoder at
+      214 ms per 1,000 rows against 5.1, and cd on 256–2,000 rows took 0.9–4.4× (median 2.3×) as
+      long on two numba threads as on one;
+    * torch up to :data:`SMALL_TORCH_WORK`: one intra-op thread still (torch's second thread loses
+      over a wider range than the BLAS's);
+    * larger work: :func:`blas_threads_for`'s BLAS (every core where the load leaves one idle) and
+      the libraries' own torch and numba threads (from 2.6e8 multiply-adds two numba threads took
+      0.63–0.78× the time of one beside a busy loop on each core, 0.98–1.07× without);
+    * GPU arrays: nothing changes.
+
+    :func:`set_threads` (or ``SPARSOLVE_THREADS``) fixes one count for every call instead.  Every
+    count is restored when the context ends; re-entrant."""
+    with contextlib.ExitStack() as stack:
+        if on_gpu(x):
+            pass
+        elif _fixed_threads:
+            stack.enter_context(_blas_limit(_fixed_threads[0]))
+            stack.enter_context(_torch_threads(_fixed_threads[0]))
+            if kernels:
+                stack.enter_context(_numba_threads(_fixed_threads[0]))
+        else:
+            stack.enter_context(single_threaded_blas() if kernels else blas_threads_for(x, mult_adds))
+            if kernels and mult_adds < SMALL_PRODUCT:
+                stack.enter_context(_numba_threads(1))
+            if mult_adds < SMALL_TORCH_WORK:
+                stack.enter_context(_torch_threads(1))
+        yield
+
+
+@contextlib.contextmanager
+def _blas_limit(n):
+    """Host BLAS at ``n`` threads (``None``: the count it had before sparsolve limited it) within the
+    context, one thread at a time holding the limit (see :func:`single_threaded_blas`); torch's
+    intra-op count as found (:func:`_keep_torch_threads`)."""
+    with _blas_lock:
+        controller = _blas_controller_()
+        with _keep_torch_threads(), controller.limit(limits=_blas_default[0] if n is None else n, user_api="blas"):
+            yield
+
+
+def _blas_controller_():
+    """threadpoolctl's controller of the loaded BLAS libraries.  It lists them when it is made
+    (~1 ms), so it is made again when modules were imported since: scipy brings its own OpenBLAS,
+    which a controller made before it would leave on every core.  scipy.linalg is imported first:
+    numba's np.dot calls its OpenBLAS (cd's working sets), and loading it only inside a limit left
+    each of those small products starting a second thread (10× the time under load).  The first
+    controller, made before any limit, records the BLAS's own thread count (:func:`blas_threads_for`
+    restores it for large products)."""
+    import importlib
+
+    importlib.import_module("scipy.linalg")  # loaded for its OpenBLAS (numba's np.dot calls it)
+    if not _blas_controller or _blas_controller[0][0] != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller[:] = [(len(sys.modules), ThreadpoolController())]
+        if not _blas_default:
+            threads = [lib.num_threads for lib in _blas_controller[0][1].lib_controllers if lib.user_api == "blas"]
+            _blas_default.append(max(threads, default=1))
+    return _blas_controller[0][1]
+
+
+_threads_from_env()

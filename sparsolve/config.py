@@ -2,7 +2,7 @@
 
 :class:`FitConfig` holds every setting of :func:`sparsolve.fit` (and
 :class:`AmortizedConfig` those of :func:`sparsolve.fit_amortized`).  Each field
-carries its docstring right below it; :func:`field_docs` reads them, so that the
+carries its docstring right below it; :func:`~sparsolve.fields.field_docs` reads them, so that the
 command line's help (cli.py) and the estimator's parameters (estimator.py) are
 generated from the fields and a new option is written once, here.  A checkpoint
 records ``dataclasses.asdict(config)`` and a resume compares configs
@@ -15,60 +15,89 @@ Names have one meaning across both trainers:
   is ``norm="inverse_penalty"``.
 * ``device=None`` keeps the data where it is; ``"auto"`` means CUDA when available.
 * ``positive=True`` means nonnegative codes, in both (``signed`` is its negation).
-* ``beta=None`` takes the rule's default (:data:`BETA_DEFAULTS`).
+* ``beta=None`` takes the rule's default: α for fit's weight decay, :data:`AMORTIZED_BETA` for
+  fit_amortized's inverse penalty.
+
+Every default is written once: as the field's default, or, where it depends on the data or on
+another setting, as a constant here or an attribute of the rule or solver it belongs to
+(sparsolve.rules, sparsolve.inference).  ``fields.default_help`` words each one from there, and the
+docstrings that explain a default take its numbers from the constants (``{NAME}`` in a field
+docstring is the constant NAME of this module).
 
 The old spellings (fit's ``device="auto"``, fit_amortized's ``norm="penalty"`` and
 ``signed=``) still work for one release, with a DeprecationWarning.
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
-import inspect
 import warnings
 from dataclasses import dataclass, field
 
-from .checks import boolean, choice, nonnegative_float, positive_float, positive_int
-from .inference import solver_class
+from .checks import choice, nonnegative_float, optional, positive_float, positive_int, seed
+from .fields import Config, default_help, field_docs, listed
+from .inference import REGISTRY, SOLVER_CHOICES, check_solver_options
+from .rules import NORM_RULES, SGD_ABOVE, UPDATE_CHOICES, UPDATE_RULES, update_for
 
-UPDATES = ("auto", "online", "sgd", "mod")
-#: update="auto" is "sgd" above this many atoms, "online" up to it.  At m = 4,096, p = 256 (131,072
-#: tokens of synthetic activations, one pass; benchmarks/fit_quality.py) online recovered 80 % of the
-#: planted features at FVU 0.072, sgd (Adam) 7 % / 32 % / 64 % / 37 % at lr 1e-3 / 3e-3 / 1e-2 / 3e-2
-#: (FVU 0.20 / 0.12 / 0.095 / 0.13) in a third of the CPU time: online is the default there.  Its pass costs O(m²p) a step
-#: and its statistics 4m² floats (1 GiB at m = 8,192): above that, sgd.
-SGD_ABOVE = 8192
 #: The inner loop's tol at the first step of tol_warmup's schedule (inexact EM).
 COARSE_TOL = 0.1
-FIT_NORMS = ("unit", "ball", "penalty", "none")
-#: "auto" picks the fastest certified solver for the data's device (cd on CPU, fista on GPU).
-SOLVERS = ("auto", "cd", "lca", "fista", "ista", "omp")
 FIT_DEVICES = (None, "cpu", "cuda")
+RANK_DATA = ("auto", "shared", "local")
+SHARDS = ("none", "atoms")
+#: The solvers that shard="atoms" cannot run (they need every atom's Gram row, in atom order), and
+#: the one "auto" picks there.
+SOLVERS_NOT_SHARDED = ("cd", "omp")
+SHARDED_AUTO_SOLVER = "fista"
+#: Rows per step when batch_size is not given: min(BATCH_SIZE, rows), so that small data still
+#: trains (an update rule meant for full batches takes every row).
+BATCH_SIZE = 256
+#: Passes over the data when neither n_epochs nor max_steps is given (a rule may have its own).
+N_EPOCHS = 1
+#: dead_after's default, max(DEAD_AFTER_PER_ATOM·n_atoms, DEAD_AFTER_PER_BATCH·batch_size): long
+#: enough that a rarely used but live atom is not mistaken for a dead one.
+DEAD_AFTER_PER_ATOM, DEAD_AFTER_PER_BATCH = 20, 2
+#: Steps between host reads on a GPU when sync_every is not set (1 on the host, where a read
+#: costs nothing).  A read waits for the queue to drain; one in 16 steps leaves at most
+#: 1/16 of a step's launch latency exposed.
+GPU_SYNC_EVERY = 16
+#: Inner-loop iteration caps for learning when max_iter is not set.  A cap, not the tol, ends
+#: LCA/ISTA/FISTA on early, badly conditioned dictionaries; the codes are still good enough for an
+#: M-step, and the cap keeps one step's cost bounded.  cd and omp use encode's own.  LCA's is low
+#: because its accelerated form gets an M-step's worth of accuracy in a few dozen iterations: at
+#: 50, fit reaches cd's held-out objective in 1.3× cd's time, and ends lower (benchmarks/fit.py;
+#: at 500, 5×).
+LEARNING_MAX_ITER = {"lca": 50, "ista": 500, "fista": 300}
 #: fit's storage types, and the smallest relative duality gap each can certify: bfloat16 keeps
 #: 8 significant bits, so rounding x and D perturbs every entry by up to u = 2⁻⁸ ≈ 3.9e-3 of
 #: itself; the residual x − zD, and with it ½‖x − zD‖² and the dual objective built from it,
 #: are then known to about (1 + u)² − 1 ≈ 2u of themselves, so a gap below 2u = 2⁻⁷ ≈ 7.8e-3 of
 #: F(z) certifies nothing about the unrounded problem (as TF32's 2⁻¹⁰ mantissa makes its floor ~1e-3).
 STORAGE_TOL = {"bfloat16": 2.0 ** -7}
-#: beta=None means: α for fit's weight decay, 1e-3 for fit_amortized's inverse penalty.
-BETA_DEFAULTS = {"penalty": "alpha", "inverse_penalty": 1e-3}
 
 
-@functools.cache
-def field_docs(cls) -> dict:
-    """{field name: its docstring} -- the string literal written right below each field."""
-    try:
-        tree = ast.parse(inspect.getsource(cls))
-    except (OSError, TypeError):  # no source (a frozen build): help text is then empty
-        return {}
-    body = tree.body[0].body
-    docs = {}
-    for node, after in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
-                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
-            docs[node.target.id] = " ".join(after.value.value.split())
-    return docs
+# The choices' words in the help, from the registries.
+SOLVER_WORDS = listed(["auto (cd on CPU, fista on GPU and under shard=atoms)", *REGISTRY])
+UPDATE_WORDS = listed([f"auto (online up to {SGD_ABOVE:,} atoms, sgd above)",
+                       *(f"{name} ({rule.summary})" for name, rule in UPDATE_RULES.items())])
+NORM_WORDS = listed(f"{name} ({rule.summary})" for name, rule in NORM_RULES.items())
+
+#: fit_amortized's beta=None: the weight of the inverse penalty β Σ 1/‖w_e‖².
+AMORTIZED_BETA = 1e-3
+
+#: fit's n_atoms when it is not given (nor a dict_init): ATOMS_PER_FEATURE · n_features atoms,
+#: at most the rows of the data; α when neither alpha nor l0 is given: ALPHA_PER_SCALE times the
+#: data's scale s = √(mean ‖x‖²), over SCALE_ROWS evenly spaced rows (sparsolve.learning.choose,
+#: whose docstring gives the measurements behind both).
+ATOMS_PER_FEATURE = 2
+ALPHA_PER_SCALE = 0.1
+SCALE_ROWS = 4096
+
+
+def alpha_or_l0(alpha, l0) -> None:
+    """Refuse alpha and l0 given together.  (A chosen config holds both, α being the one chosen for
+    l0, so the user's entry points check what the user passed: fit's keywords, the command line's
+    flags, the estimator's parameters.)"""
+    if alpha is not None and l0 is not None:
+        raise ValueError(f"pass alpha or l0, not both (alpha={alpha}, l0={l0}): l0 chooses the α that reaches it")
 
 
 def deprecated(old: str, new: str) -> None:
@@ -76,70 +105,29 @@ def deprecated(old: str, new: str) -> None:
                   DeprecationWarning, stacklevel=4)
 
 
-def _optional(value, check, name):
-    return None if value is None else check(value, name)
-
-
-def _seed(seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        try:
-            import numpy as np
-
-            if isinstance(seed, np.integer):
-                return int(seed)
-        except ImportError:  # pragma: no cover
-            pass
-        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-    return seed
-
-
-def check_solver_options(solver: str, options: dict, positive: bool = False) -> None:
-    """Refuse, before any data is read, solver options that the named solver's own check
-    (:meth:`sparsolve.inference.base.Solver.check`: names and values) refuses; what needs the data
-    (fista's fused=True, omp's n_nonzero_coefs ≤ n_atoms) is checked again by encode.  FitConfig and
-    the command line's ``--solver-option`` both check here.  solver="auto" takes none: which solver
-    it runs, and so which options apply, depends on the data's device."""
-    if solver == "auto":
-        if options:
-            named = ", ".join(s for s in SOLVERS if s != "auto")
-            raise ValueError(f"solver options {sorted(options)} need a named solver (auto picks cd or fista by "
-                             f"the data's device, and each solver takes its own options): pick one of {named}")
-        return
-    solver_class(solver).check(options, positive=positive)
-
-
-class _Config:
-    #: Fields that may change between a checkpoint and the run that resumes it: they say
-    #: how long to run and where, not what is learned.
-    RUN_FIELDS: tuple = ()
-
-    def resume_mismatch(self, saved: dict) -> list:
-        """The fields on which ``saved`` (an ``asdict`` of a config) differs from this one
-        in a way a resume cannot accept."""
-        return [k for k, v in dataclasses.asdict(self).items() if k not in self.RUN_FIELDS and saved.get(k) != v]
-
-
 @dataclass
-class FitConfig(_Config):
+class FitConfig(Config):
     """Every setting of :func:`sparsolve.fit`, the dictionary learning of
     min_D mean_x min_z ½‖x − zD‖² + α‖z‖₁ under a norm rule on the rows of D."""
 
-    n_atoms: int
-    """number of atoms m ≥ 1, the rows of the dictionary D"""
-    alpha: float
-    """the L1 weight α > 0 of ½‖x − zD‖² + α‖z‖₁"""
+    n_atoms: int | None = None
+    """number of atoms m ≥ 1, the rows of the dictionary D; none: chosen from the data (sparsolve.learning.choose)"""
+    alpha: float | None = None
+    """the L1 weight α > 0 of ½‖x − zD‖² + α‖z‖₁; none: chosen from the data, for l0 when it is given (sparsolve.learning.choose)"""
+    l0: float | None = None
+    """instead of alpha: the mean number of non-zero codes per row to aim for; α is the one that gives it under a first dictionary of the data's rows (sparsolve.alpha_for_l0), and the learned dictionary's codes come close (sparsolve.learning.choose).  A chosen config keeps both: α, and the l0 it was chosen for"""
     solver: str = "auto"
-    """inference solver of sparsolve.encode: auto (cd on CPU, fista on GPU), cd, lca, fista, ista or omp"""
+    """inference solver of sparsolve.encode: {SOLVER_WORDS}"""
     update: str = "auto"
-    """dictionary update: auto (online up to 8,192 atoms, sgd above), online (Mairal's running statistics, O(m²p) a step), sgd (Adam on the gradient, no m×m statistics: for wide dictionaries) or mod (full batch)"""
+    """dictionary update (sparsolve.rules): {UPDATE_WORDS}"""
     norm: str = "unit"
-    """norm rule on the atoms: unit (‖d‖ = 1), ball (‖d‖ ≤ 1), penalty (weight decay β Σ‖d‖²) or none"""
+    """norm rule on the atoms (sparsolve.rules): {NORM_WORDS}"""
     batch_size: int | None = None
-    """rows per step (default 256; all rows for update=mod)"""
+    """rows per step"""
     n_epochs: int | None = None
-    """passes over the data (default 1; 30 for update=mod; none when only max_steps is given)"""
+    """passes over the data"""
     max_steps: int | None = None
-    """stop after this many steps in all (default: no cap)"""
+    """stop after this many steps in all"""
     positive: bool = False
     """nonnegative codes z ≥ 0"""
     tol: float = 1e-3
@@ -147,9 +135,9 @@ class FitConfig(_Config):
     tol_warmup: int = 0
     """inexact EM: over the first tol_warmup steps the inner loop's tol tightens geometrically from 0.1 to tol, coarse codes while the dictionary moves fast; every later step, the last included (so the final dictionary's codes), at tol; 0: tol at every step (at d=256, m=4,096, 128 steps: tol_warmup=64 saved 9 % of the CPU time at the same held-out recovery and FVU, benchmarks/fit_quality.py)"""
     max_iter: int | None = None
-    """the inner loop's iteration cap (default: 500 for lca and ista, 300 for fista, encode's own for cd and omp)"""
+    """the inner loop's iteration cap"""
     beta: float | None = None
-    """weight β of norm=penalty's weight decay β Σ‖d‖² (default α)"""
+    """weight β of norm=penalty's weight decay β Σ‖d‖²"""
     lr: float = 1e-3
     """Adam's step size for update=sgd: each entry of D moves by about lr per step"""
     forget: float = 5.0
@@ -159,7 +147,7 @@ class FitConfig(_Config):
     resample_dead: bool = True
     """replace atoms no code used for dead_after samples by badly explained inputs"""
     dead_after: int | None = None
-    """samples an atom may stay unused before it counts as dead (default max(20·n_atoms, 2·batch_size))"""
+    """samples an atom may stay unused before it counts as dead"""
     checkpoint_every: int = 100
     """steps between checkpoints (a checkpoint is also written at the end and on Ctrl-C)"""
     device: str | None = None
@@ -167,31 +155,40 @@ class FitConfig(_Config):
     storage: str | None = None
     """bfloat16: batches and dictionary stored in bfloat16 (torch tensors only; half the memory and transfer of float32), every product, the codes and the statistics in float32; its rounding, 2⁻⁸ ≈ 3.9e-3 relative per element, lets tol certify no gap below 2⁻⁷ ≈ 7.8e-3 (pass tol=0.01); none: the data's own float32 or float64"""
     sync_every: int | None = None
-    """steps between reads of the device (finite checks, history, dead atoms, progress bar): the steps whose number is a multiple of it read; a NaN or Inf in a batch still raises its error, at the next read at the latest; the history is exact for every value, and the dictionary the same except that dead atoms are resampled at read steps only, up to sync_every − 1 steps after they die (default 1 on the host, 16 on a GPU; a callback reads every step)"""
+    """steps between reads of the device (finite checks, history, dead atoms, progress bar): the steps whose number is a multiple of it read; a NaN or Inf in a batch still raises its error, at the next read at the latest; the history is exact for every value, and the dictionary the same except that dead atoms are resampled at read steps only, up to sync_every − 1 steps after they die; a callback reads every step"""
+    center: bool = False
+    """learn with a decoder bias: x ≈ zD + b, b the data's mean offset (an SAE's b_dec), subtracted before every step, so the dictionary and the lasso's certified codes are those of the centred data x − b; the model keeps b (model.offset) and its encode, decode and score apply it.  b is the mean of an array's rows (a seeded sample of center_samples rows when it has more); of an iterable, a running mean of the batches as they arrive, frozen after center_samples rows (the batches before are centred by the mean so far)"""
+    center_samples: int = 65536
+    """rows that estimate center's offset b (see center): enough for its error, σ/√center_samples per feature, to be far below the codes' scale"""
+    rank_data: str = "auto"
+    """under torch.distributed, what each rank's X is: shared (the same data set on every rank: each step's global batch is drawn as on one process and each rank takes its part of its rows; a shard directory is dealt out by shards), local (the rank's own data, as DDP scripts pass X[rank::world]: a step's global batch is the union of the ranks' batches), or auto: shared where every rank holds the same array (shape and a hash of 16 rows) or shard directory (names and sizes), local otherwise and for other iterables; the log says which"""
+    shard: str = "none"
+    """under torch.distributed, atoms: each rank holds only its block of the atoms (rows of D) and their statistics and codes, and inference sums the partial reconstructions Σ_r Z_r D_r (for dictionaries too large for one device); none: every rank holds all of D"""
+    atom_shards: int | None = None
+    """with shard=atoms, how many ranks share one dictionary (their blocks make it up; none: every rank); the ranks form a data × atoms grid of world_size / atom_shards data groups"""
     seed: int | None = None
     """seeds the first dictionary, the batch order and the dead-atom resampling"""
     solver_options: dict = field(default_factory=dict)
     """options for the inference solver (e.g. gamma for lca)"""
 
     def __post_init__(self):
-        self.n_atoms = positive_int(self.n_atoms, "n_atoms", "the number of atoms, e.g. n_atoms=256")
+        if self.n_atoms is not None:
+            self.n_atoms = positive_int(self.n_atoms, "n_atoms", "the number of atoms, e.g. n_atoms=256")
         if isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool) and self.alpha == 0:
             raise ValueError("alpha must be a finite number > 0, got 0; with alpha=0 the codes are not sparse")
-        self.alpha = positive_float(self.alpha, "alpha")
+        self.alpha = optional(self.alpha, positive_float, "alpha")
+        self.l0 = optional(self.l0, positive_float, "l0")  # with alpha too: the target α was chosen for
         if self.device == "auto":
             deprecated("fit(device='auto') (it keeps the data where it is)", "device=None")
             self.device = None
-        choice(self.device, "device", FIT_DEVICES)
-        choice(self.solver, "solver", SOLVERS)
-        choice(self.update, "update", UPDATES)
-        choice(self.norm, "norm", FIT_NORMS)
-        choice(self.storage, "storage", (None, *STORAGE_TOL))
-        self.sync_every = _optional(self.sync_every, positive_int, "sync_every")
-        self.batch_size = _optional(self.batch_size, positive_int, "batch_size")
-        self.n_epochs = _optional(self.n_epochs, positive_int, "n_epochs")
-        self.max_steps = _optional(self.max_steps, positive_int, "max_steps")
-        self.max_iter = _optional(self.max_iter, positive_int, "max_iter")
-        self.dead_after = _optional(self.dead_after, positive_int, "dead_after")
+        for name, choices in self.CHOICES.items():
+            choice(getattr(self, name), name, choices)
+        self.sync_every = optional(self.sync_every, positive_int, "sync_every")
+        self.batch_size = optional(self.batch_size, positive_int, "batch_size")
+        self.n_epochs = optional(self.n_epochs, positive_int, "n_epochs")
+        self.max_steps = optional(self.max_steps, positive_int, "max_steps")
+        self.max_iter = optional(self.max_iter, positive_int, "max_iter")
+        self.dead_after = optional(self.dead_after, positive_int, "dead_after")
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
         self.tol = positive_float(self.tol, "tol")
         self.tol_warmup = positive_int(self.tol_warmup, "tol_warmup", "steps of the inexact-EM schedule", minimum=0)
@@ -200,11 +197,13 @@ class FitConfig(_Config):
             raise ValueError(f"tol={self.tol:g} is below what storage={self.storage!r} can certify ({floor:.2g}: its "
                              f"rounding of X and D, 3.9e-3 per element, is in every gap); pass tol >= {floor:.2g} "
                              "(e.g. tol=0.01), or storage=None for float32")
-        self.beta = _optional(self.beta, nonnegative_float, "beta")
-        self.lr = _optional(self.lr, positive_float, "lr")
+        self.beta = optional(self.beta, nonnegative_float, "beta")
+        self.lr = optional(self.lr, positive_float, "lr")
         self.forget = nonnegative_float(self.forget, "forget")
-        self.positive, self.shuffle, self.resample_dead = bool(self.positive), bool(self.shuffle), bool(self.resample_dead)
-        self.seed = _seed(self.seed)
+        self.check_booleans()
+        self.center_samples = positive_int(self.center_samples, "center_samples", "rows that estimate the offset")
+        self.atom_shards = optional(self.atom_shards, positive_int, "atom_shards")
+        self.seed = seed(self.seed)
         self.solver_options = dict(self.solver_options or {})
         try:
             check_solver_options(self.solver, self.solver_options, self.positive)
@@ -214,28 +213,59 @@ class FitConfig(_Config):
             # fit routes every keyword that is not a field into solver_options: a misspelt setting lands here
             fields = [f.name for f in dataclasses.fields(self)]
             raise ValueError(f"{e}; if they are meant as settings of fit, those are {fields}") from None
+        self._check_sharding()
+
+    def _check_sharding(self):
+        """shard="atoms" with what it cannot run: a solver or update rule that needs every atom on every
+        rank, or atom_shards without it."""
+        if self.shard != "atoms":
+            if self.atom_shards is not None:
+                raise ValueError(f"atom_shards={self.atom_shards} needs shard='atoms'")
+            return
+        if self.solver in SOLVERS_NOT_SHARDED:
+            raise ValueError(f"shard='atoms' with solver={self.solver!r}: {self.solver} works coordinate by coordinate "
+                             "on the Gram matrix of all the atoms, in atom order, which crosses the shards at every "
+                             "coordinate; use solver='fista', 'ista' or 'lca' (or 'auto': fista under shard='atoms')")
+        if self.update != "auto" and not UPDATE_RULES[self.update].shardable:  # auto's picks both shard
+            raise ValueError(f"shard='atoms' with update={self.update!r}: {UPDATE_RULES[self.update].not_shardable}; "
+                             "use update='online' or 'sgd'")
+        if self.solver_options.get("form") == "gram":
+            raise ValueError("shard='atoms' with solver option form='gram': the Gram form needs every atom's code "
+                             "on every rank; use form='factored' or 'auto'")
 
     # The seed is compared separately (checkpoint.check_resume): an unseeded resume takes
-    # the checkpoint's.
-    RUN_FIELDS = ("n_epochs", "max_steps", "checkpoint_every", "device", "seed", "sync_every")
+    # the checkpoint's.  How the ranks share the work may change at a resume (checkpoint.py).
+    RUN_FIELDS = ("n_epochs", "max_steps", "checkpoint_every", "device", "seed", "sync_every", "rank_data", "shard",
+                  "atom_shards")
+    #: The fields that name one of a few choices, and those choices (the registries' names).
+    CHOICES = {"solver": SOLVER_CHOICES, "update": UPDATE_CHOICES, "norm": tuple(NORM_RULES),
+               "device": FIT_DEVICES, "storage": (None, *STORAGE_TOL), "rank_data": RANK_DATA,
+               "shard": SHARDS}
 
     def resolved(self, n_rows=None):
         """This config with the data-dependent defaults filled in (``n_rows``: the rows of
-        an array, None for an iterable)."""
+        an array, None for an iterable).  The default batch size is min(BATCH_SIZE, n_rows), or
+        every row for an update rule meant for full batches; a given one larger than the data is
+        refused.  n_atoms and alpha must be set (sparsolve.learning.choose sets them from the data)."""
+        if self.n_atoms is None or self.alpha is None:
+            raise ValueError("n_atoms and alpha must be chosen before the config is resolved: "
+                             "sparsolve.learning.choose.for_data(config, X) chooses them from the data")
+        update = update_for(self.update, self.n_atoms)
+        rule = UPDATE_RULES[update]
         batch_size = self.batch_size
         if batch_size is None:
-            batch_size = n_rows if (n_rows is not None and self.update == "mod") else 256
+            batch_size = n_rows if (n_rows is not None and (rule.full_batch or n_rows < BATCH_SIZE)) else BATCH_SIZE
         if n_rows is not None and batch_size > n_rows:
             raise ValueError(f"batch_size={batch_size} is larger than the data ({n_rows} rows); "
                              f"use batch_size <= {n_rows}")
         n_epochs = self.n_epochs
         if n_epochs is None and self.max_steps is None:
-            n_epochs = 30 if self.update == "mod" else 1
-        dead_after = self.dead_after or max(20 * self.n_atoms, 2 * batch_size)
+            n_epochs = rule.default_epochs or N_EPOCHS
+        dead_after = self.dead_after or max(DEAD_AFTER_PER_ATOM * self.n_atoms, DEAD_AFTER_PER_BATCH * batch_size)
         beta = self.alpha if self.beta is None else self.beta
-        update = self.update if self.update != "auto" else ("sgd" if self.n_atoms > SGD_ABOVE else "online")
+        solver = SHARDED_AUTO_SOLVER if (self.shard == "atoms" and self.solver == "auto") else self.solver
         return dataclasses.replace(self, batch_size=batch_size, n_epochs=n_epochs, dead_after=dead_after, beta=beta,
-                                   update=update)
+                                   solver=solver, update=update)
 
     def step_tol(self, t: int) -> float:
         """The inner loop's tol at step t (0-based): tol_warmup's geometric schedule from
@@ -244,6 +274,30 @@ class FitConfig(_Config):
             return self.tol
         start = max(COARSE_TOL, self.tol)
         return start * (self.tol / start) ** (t / self.tol_warmup)
+
+    def max_iter_for(self, solver) -> int | None:
+        """The inner loop's cap for ``solver`` in a learning step: max_iter, else
+        :data:`LEARNING_MAX_ITER`'s, else (None) encode's own."""
+        return self.max_iter if self.max_iter is not None else LEARNING_MAX_ITER.get(solver)
+
+    @staticmethod
+    def default_words():
+        full = [name for name, rule in UPDATE_RULES.items() if rule.full_batch]
+        own = "".join(f"; {rule.default_epochs} for update={name}" for name, rule in UPDATE_RULES.items()
+                      if rule.default_epochs)
+        caps = ", ".join(f"{n} for {s}" for s, n in LEARNING_MAX_ITER.items())
+        return {
+            "n_atoms": f"{ATOMS_PER_FEATURE}·n_features, at most the rows of the data; dict_init's rows when it is given",
+            "alpha": f"{ALPHA_PER_SCALE}·√(mean ‖x‖²) of the data; the α for l0 when it is given",
+            "batch_size": f"{BATCH_SIZE}, or all rows when there are fewer" + "".join(f"; all rows for update={name}" for name in full),
+            "n_epochs": f"{N_EPOCHS}{own}; none when only max_steps is given",
+            "max_steps": "no cap",
+            "max_iter": f"{caps}; encode's own for " + " and ".join(s for s in REGISTRY if s not in LEARNING_MAX_ITER),
+            "beta": "α",
+            "dead_after": f"max({DEAD_AFTER_PER_ATOM}·n_atoms, {DEAD_AFTER_PER_BATCH}·batch_size)",
+            "sync_every": f"1 on the host, {GPU_SYNC_EVERY} on a GPU",
+            "seed": "none: a fresh seed",
+        }
 
 
 AMORTIZED_MODES = ("amortize", "autoencoder")
@@ -260,7 +314,7 @@ AUTOENCODER_EPOCHS = 10
 
 
 @dataclass
-class AmortizedConfig(_Config):
+class AmortizedConfig(Config):
     """Every setting of :func:`sparsolve.fit_amortized`, the backprop training of the
     learned-G encoder (see sparsolve.amortized.train)."""
 
@@ -275,7 +329,7 @@ class AmortizedConfig(_Config):
     norm: str | None = None
     """autoencoder's rule: unit (decoder atoms ‖w‖ = 1, the default), inverse_penalty (β Σ 1/‖w_e‖² on the encoder rows) or none"""
     beta: float | None = None
-    """weight β of norm=inverse_penalty (default 1e-3)"""
+    """weight β of norm=inverse_penalty (default {AMORTIZED_BETA})"""
     n_atoms: int | None = None
     """number of units, for an autoencoder without a dictionary"""
     scheme: str = "ista"
@@ -296,16 +350,19 @@ class AmortizedConfig(_Config):
     """nonnegative codes (ReLU, the seed's); False gives signed soft-threshold codes"""
     lr: float | None = None
     """Adam's step; default by the start, the step that trained best in benchmarks/amortized.py and that
-    benchmarks/amortized_defaults.py checks on other data: 1e-2 from LCA's (scheme=lca), 3e-3 from ISTA's,
-    whose weights are 1/L smaller (a larger step diverged there); 1e-3 for mode=autoencoder"""
+    benchmarks/amortized_defaults.py checks on other data: {AMORTIZED_LR[lca]} from LCA's (scheme=lca),
+    {AMORTIZED_LR[ista]} from ISTA's, whose weights are 1/L smaller (a larger step diverged there);
+    {AMORTIZED_LR[autoencoder]} for mode=autoencoder"""
     lr_schedule: str = "cosine"
     """cosine (lr·½(1 + cos(π s/S)) over the planned steps) or constant"""
     batch_size: int = 256
     """rows per step"""
     n_epochs: int | None = None
-    """passes over the data; default (without max_steps) 10 for mode=autoencoder, and for mode=amortize
-    from the data size n, with k = ⌈n/batch_size⌉ steps an epoch: 12 epochs, but at least 1,000 steps
-    and at most about 5,000, min(max(12, ⌈1,000/k⌉), ⌈5,000/k⌉).  Why: on 8×8 patches the held-out gap
+    """passes over the data; default (without max_steps) {AUTOENCODER_EPOCHS} for mode=autoencoder, and for
+    mode=amortize from the data size n, with k = ⌈n/batch_size⌉ steps an epoch: {AMORTIZED_EPOCHS} epochs, but
+    at least {AMORTIZED_STEPS[0]:,} steps and at most about {AMORTIZED_STEPS[1]:,},
+    min(max({AMORTIZED_EPOCHS}, ⌈{AMORTIZED_STEPS[0]:,}/k⌉), ⌈{AMORTIZED_STEPS[1]:,}/k⌉).  Why: on 8×8 patches the
+    held-out gap
     falls with the steps up to about 5,000 and then stops, at every depth t* tried (1, 2, 5;
     benchmarks/RESULTS.md, amortized); on 2,000 patches (the problem of tests/test_amortized.py's
     schedule check) 96 steps ended at twice the gap of 1,000 (5.7 % against 2.8 %), and 4,000 gained nothing"""
@@ -338,23 +395,22 @@ class AmortizedConfig(_Config):
         elif self.norm is not None:
             raise ValueError(f"norm={self.norm!r} applies to mode='autoencoder' only; "
                              "the decoder is frozen in mode='amortize'")
-        self.beta = BETA_DEFAULTS["inverse_penalty"] if self.beta is None else nonnegative_float(self.beta, "beta")
-        self.n_atoms = _optional(self.n_atoms, positive_int, "n_atoms")
-        self.lr = _optional(self.lr, positive_float, "lr")
+        self.beta = AMORTIZED_BETA if self.beta is None else nonnegative_float(self.beta, "beta")
+        self.n_atoms = optional(self.n_atoms, positive_int, "n_atoms")
+        self.lr = optional(self.lr, positive_float, "lr")
         choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
         self.batch_size = positive_int(self.batch_size, "batch_size")
-        self.n_epochs = _optional(self.n_epochs, positive_int, "n_epochs")
+        self.n_epochs = optional(self.n_epochs, positive_int, "n_epochs")
         if self.max_steps is not None:
             self.max_steps = positive_int(self.max_steps, "max_steps", minimum=0)
         choice(self.dtype, "dtype", ("float32", "float64"))
-        self.seed = _seed(self.seed)
+        self.seed = seed(self.seed)
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
-        self.positive, self.learn_gamma, self.tied = bool(self.positive), bool(self.learn_gamma), bool(self.tied)
-        boolean(self.accelerate, "accelerate")
+        self.check_booleans()
         if self.accelerate and not self.tied:
             raise ValueError("accelerate=True needs tied=True (the momentum runs one G and γ); "
                              "pass tied=True or accelerate=False")
-        self.gamma = _optional(self.gamma, positive_float, "gamma")
+        self.gamma = optional(self.gamma, positive_float, "gamma")
 
     def resolved(self, n_samples: int):
         """This config with the defaults that depend on the start and the data filled in
@@ -373,4 +429,6 @@ class AmortizedConfig(_Config):
         return dataclasses.replace(self, lr=lr, n_epochs=n_epochs)
 
 
-__all__ = ["FitConfig", "AmortizedConfig", "field_docs", "BETA_DEFAULTS", "check_solver_options"]
+# field_docs and default_help (fields.py) and check_solver_options (the solvers' registry) are read
+# from here by the command line and the estimator.
+__all__ = ["FitConfig", "AmortizedConfig", "field_docs", "default_help", "check_solver_options"]

@@ -3,14 +3,19 @@
 A thin adapter: ``fit`` runs :func:`sparsolve.fit` and keeps its
 :class:`~sparsolve.SparseCodingModel`; ``partial_fit`` advances the same
 :class:`~sparsolve.learning.learner.Learner` by one step per call; ``transform`` is
-the model's ``encode`` and ``inverse_transform`` is Z D.  ``components_`` is the
+the model's ``encode`` and ``inverse_transform`` its ``decode``, Z D (+ b with center=True).  ``components_`` is the
 dictionary D (n_atoms, n_features), as in scikit-learn's DictionaryLearning.
 
 The parameters are generated from the fields of :class:`sparsolve.config.FitConfig`
 (same names, same meanings, same default solver), except where scikit-learn has its
-own convention: ``random_state`` is the seed, ``n_atoms=None`` means n_features,
+own convention: ``n_components`` is the number of atoms (None means n_features; ``alpha=None``, the
+default, is fit's α chosen from the data, sparsolve.learning.choose),
+``random_state`` is the seed,
 ``n_epochs`` defaults to 10 and ``batch_size`` to 256 (capped at the rows), dict
-options default to None, and ``device`` and ``checkpoint_every`` do not apply.  One
+options default to None, and ``device`` and ``checkpoint_every`` do not apply.  The codes'
+columns are named ``dictionarylearning0``, ``dictionarylearning1``, ...
+(``get_feature_names_out``, scikit-learn's ClassNamePrefixFeaturesOutMixin), so
+``set_output(transform="pandas")`` gives data frames.  One
 parameter is the estimator's own: ``transform_tol`` = 1e-6, the relative duality gap
 of ``transform``, because scikit-learn pipelines expect deterministic, near-exact
 features.  ``alpha`` is sparsolve's α: scikit-learn's own DictionaryLearning uses the
@@ -26,10 +31,10 @@ import dataclasses
 import inspect
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .config import FitConfig, field_docs
+from .config import FitConfig, alpha_or_l0, default_help, field_docs
 from .learning.fit import fit as learn
 from .learning.fit import new_learner
 
@@ -40,8 +45,8 @@ from .learning.fit import new_learner
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 _LEFT_OUT = ("device", "checkpoint_every")
-_RENAMED = {"seed": "random_state"}
-_DEFAULTS = {"n_atoms": None, "alpha": 0.1, "n_epochs": 10, "batch_size": 256, "solver_options": None}
+_RENAMED = {"seed": "random_state", "n_atoms": "n_components"}
+_DEFAULTS = {"n_atoms": None, "n_epochs": 10, "batch_size": 256, "solver_options": None}
 _OWN = {"transform_tol": (1e-6, "the relative duality gap of transform")}
 
 
@@ -61,7 +66,7 @@ def _parameters():
 PARAMETERS = _parameters()
 
 
-class DictionaryLearning(TransformerMixin, BaseEstimator):
+class DictionaryLearning(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def __init__(self, **params):
         unknown = sorted(set(params) - {p[0] for p in PARAMETERS})
         if unknown:
@@ -73,6 +78,7 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
         kw = {field: getattr(self, name) for name, field, _, _ in PARAMETERS if field is not None}
         kw["n_atoms"] = n_features if kw["n_atoms"] is None else kw["n_atoms"]
         kw["batch_size"] = None if kw["batch_size"] is None else min(kw["batch_size"], n_samples)
+        alpha_or_l0(kw["alpha"], kw["l0"])
         return FitConfig(**kw)
 
     def fit(self, X, y=None):
@@ -86,6 +92,10 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
     def partial_fit(self, X, y=None):
         """One dictionary-learning step on the batch X (the whole of it)."""
         first = not hasattr(self, "_learner") or self._learner is None
+        if self.center:
+            raise ValueError("partial_fit cannot estimate center's offset from one batch at a time; use fit, or "
+                             "center the data first (a Pipeline with StandardScaler(with_std=False)) and pass "
+                             "center=False")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first)
         if first:
             D0 = self.model_.dictionary if hasattr(self, "model_") else None
@@ -103,6 +113,11 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
         # here max_iter caps the inner solver, and the step count is the honest iteration count).
         self.n_iter_ = self.n_steps_ = len(self.history_["step"])
 
+    @property
+    def _n_features_out(self):
+        """The codes' width, which names the output features (ClassNamePrefixFeaturesOutMixin)."""
+        return self.n_components_
+
     def transform(self, X):
         """Sparse codes Z (n_samples, n_atoms)."""
         check_is_fitted(self, "model_")
@@ -110,13 +125,13 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
         return self.model_.encode(X, tol=self.transform_tol)
 
     def inverse_transform(self, X):
-        """Z D: the data a code stands for."""
+        """Z D + b: the data a code stands for (b the offset of center=True, else 0)."""
         check_is_fitted(self, "model_")
         Z = np.asarray(X, dtype=self.components_.dtype)
         if Z.ndim != 2 or Z.shape[1] != self.n_components_:
             raise ValueError(f"inverse_transform expects codes of shape (n_samples, {self.n_components_}), "
                              f"got {Z.shape}")
-        return Z @ self.components_
+        return self.model_.decode(Z)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -128,9 +143,18 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
 DictionaryLearning.__init__.__signature__ = inspect.Signature(
     [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default) for name, _, default, _ in PARAMETERS])
+
+
+def _shown(field, default):
+    """The default as the docstring says it: FitConfig's words where the estimator keeps its default."""
+    words = default_help(FitConfig)
+    same = field in words and default == {f.name: f.default for f in dataclasses.fields(FitConfig)}[field]
+    return words[field] if same else repr(default)
+
+
 DictionaryLearning.__doc__ = (
     "Learn a dictionary D with sparse codes: X ≈ Z D, min ½‖x − zD‖² + α‖z‖₁ per row.\n\n"
     "    Parameters (generated from sparsolve.config.FitConfig)\n    ----------\n"
-    + "".join(f"    {name} : {doc} (default {default!r}).\n" for name, _, default, doc in PARAMETERS))
+    + "".join(f"    {name} : {doc} (default {_shown(field, default)}).\n" for name, field, default, doc in PARAMETERS))
 
 __all__ = ["DictionaryLearning", "EXPECTED_FAILED_CHECKS", "PARAMETERS"]

@@ -5,22 +5,29 @@ With m atoms, p features, b rows per batch and s bytes per entry, the arrays are
 
 * the dictionary D: m·p·s;
 * in a fit, what the learner holds while its step's encode runs: D's update and the previous D
-  the norm rule falls back on, 2·m·p·s; the update's state -- ``"online"``: the running Ā and
-  the batch's A (m×m each), and two m×m temporaries (the running mean's update, the pass's
-  triangular matrix), with B̄ and B: (4·m² + 2·m·p)·s; ``"sgd"`` (Adam): the two moments, the
-  gradient and two temporaries, 5·m·p·s; ``"mod"``: A, the solve's copy and its factor, with B:
-  (3·m² + 2·m·p)·s -- and the batch: its rows x, codes z and residual, b·(2·p + m)·s
-  (``update=None``, inference alone as in ``encode``: none of these);
+  the norm rule falls back on, 2·m·p·s; the update rule's state and temporaries, its ``nbytes``
+  (sparsolve.rules: ``"online"``, the running Ā and the batch's A (m×m each), two m×m
+  temporaries, B̄ and B, (4·m² + 2·m·p)·s; ``"sgd"``, Adam's two moments, the gradient and two
+  temporaries, 5·m·p·s; ``"mod"``, A, the solve's copy and its factor, with B, (3·m² + 2·m·p)·s);
+  and the batch: its rows x, codes z and residual, b·(2·p + m)·s (``update=None``, inference
+  alone as in ``encode``: none of these);
 * per row of an inference chunk: the solver's working arrays, about eight (rows, m) and two
   (rows, p): (8·m + 2·p)·s; a run needs room for ``min_rows`` rows (by default
   min(b, MIN_CHUNK));
 * the Gram form of inference adds G = DDᵀ, m²·s, once.
 
+Under ``shard="atoms"`` over k ranks (``atom_shards``), each figure is one rank's: its block of
+m_k = ⌈m/k⌉ atoms stands for m in the dictionary, its copies, the codes and the per-row arrays; the
+update rule's ``nbytes`` counts the block's rows of its state plus what a sharded step gathers
+(online: every atom and every code, m·p + b·m); and inference takes the factored form (the Gram
+form needs every atom's codes on every rank).  A plan that does not fit names the smallest k whose
+ranks would fit, among its ways out.
+
 So a fit's plan is encode's plan in what the learner's own arrays leave free: the fit's encode
 follows it (its form and rows per chunk), and picks a thinner chunk, or the factored form, when
 the statistics take most of the memory.  The plan keeps everything within ``fraction`` (default
 0.8) of the free memory.  The Gram form is taken where the flop count prefers it
-(inference.problem.choose_form) and G fits beside at least ``MIN_CHUNK`` rows; otherwise the
+(:func:`choose_form`) and G fits beside at least ``MIN_CHUNK`` rows; otherwise the
 factored form, which never forms an m×m array.  Where even the factored form does not fit,
 :class:`MemoryPlanError` says how much memory the run needs, how much is free, and the way out
 (``update="sgd"`` or a smaller m, or fewer rows).
@@ -31,9 +38,10 @@ from dataclasses import dataclass
 
 from . import backend
 from .checks import choice, positive_int
+from .rules import UPDATE_RULES
+from .rules.base import block_size
 
 ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
-UPDATES = ("online", "sgd", "mod", None)  # None: inference alone (encode)
 FORMS = ("auto", "gram", "factored")
 
 # The fewest rows per chunk the Gram form must leave room for: below this, G's one-off cost no
@@ -76,43 +84,58 @@ class MemoryPlan:
         return self.fixed_bytes + rows * self.per_row_bytes
 
 
-def _sizes(n_features, n_atoms, update, s, batch_size):
-    """(fixed, statistics, per row, G) in bytes: see the module docstring."""
-    m, p, b = n_atoms, n_features, batch_size
+def choose_form(n_samples: int, n_atoms: int, n_features: int, expected_evals: int = 50) -> str:
+    """'gram' or 'factored', whichever costs fewer flops over ``expected_evals`` evaluations: the Gram
+    form m²·p once and n·m² per evaluation, the factored form 2·n·m·p per evaluation
+    (sparsolve.inference.problem)."""
+    gram = n_atoms * n_atoms * n_features + expected_evals * n_samples * n_atoms * n_atoms
+    factored = expected_evals * 2 * n_samples * n_atoms * n_features
+    return "gram" if gram < factored else "factored"
+
+
+def _sizes(n_features, n_atoms, update, s, batch_size, shards=1):
+    """(fixed, statistics, per row, G) in bytes of one rank: see the module docstring."""
+    p, b = n_features, batch_size
+    m = block_size(n_atoms, shards)  # this rank's atoms
     per_row, gram = (8 * m + 2 * p) * s, m * m * s
     if update is None:
         return m * p * s, 0, per_row, gram
-    statistics = {"online": 4 * m * m + 2 * m * p, "sgd": 5 * m * p, "mod": 3 * m * m + 2 * m * p}[update]
-    held = 2 * m * p + statistics + b * (2 * p + m)
-    return (m * p + held) * s, statistics * s, per_row, gram
+    statistics = UPDATE_RULES[update].nbytes(n_atoms, p, b, s, shards)
+    held = (2 * m * p + b * (2 * p + m)) * s + statistics
+    return m * p * s + held, statistics, per_row, gram
 
 
 def plan(free_bytes: int, n_features: int, n_atoms: int, batch_size: int, dtype: str = "float32", *,
          update: str = "online", form: str = "auto", fraction: float = FRACTION, device: str = "the device",
-         min_rows: int | None = None) -> MemoryPlan:
+         min_rows: int | None = None, atom_shards: int = 1) -> MemoryPlan:
     """The plan for steps of ``batch_size`` rows with ``n_atoms`` atoms of ``n_features`` features in
     ``dtype`` (module docstring), given ``free_bytes`` free on ``device`` (named in errors only).
     ``min_rows``: the thinnest chunk the run accepts (default min(batch_size, MIN_CHUNK); encode
-    takes 1, splitting as finely as memory asks).  Raises :class:`MemoryPlanError` where the run
-    cannot fit, with the way out."""
+    takes 1, splitting as finely as memory asks).  ``atom_shards``: the atoms are split over that
+    many ranks (shard="atoms"), and the plan is one rank's.  Raises :class:`MemoryPlanError` where the
+    run cannot fit, with the way out."""
     p = positive_int(n_features, "n_features")
     m = positive_int(n_atoms, "n_atoms")
     b = positive_int(batch_size, "batch_size")
+    k = positive_int(atom_shards, "atom_shards")
     choice(dtype, "dtype", tuple(ITEMSIZE))
-    choice(update, "update", UPDATES)
+    choice(update, "update", (*UPDATE_RULES, None))  # None: inference alone (encode)
     choice(form, "form", FORMS)
+    if k > 1:
+        if form == "gram":
+            raise MemoryPlanError("form='gram' needs every atom's codes on every rank; atom shards take "
+                                  "form='factored' (or 'auto')")
+        form = "factored"
     s = ITEMSIZE[dtype]
     budget = int(free_bytes * fraction)
-    fixed, statistics, per_row, gram = _sizes(p, m, update, s, b)
+    fixed, statistics, per_row, gram = _sizes(p, m, update, s, b, k)
     want_rows = min(b, MIN_CHUNK)  # G pays only beside chunks this thick
     least = want_rows if min_rows is None else min(b, positive_int(min_rows, "min_rows"))
     if fixed + per_row * least > budget:
         raise MemoryPlanError(_does_not_fit(p, m, b, dtype, update, fixed + per_row * least, statistics,
-                                            budget, free_bytes, fraction, device, least))
+                                            budget, free_bytes, fraction, device, least, k))
     gram_fits = fixed + gram + per_row * want_rows <= budget
     if form == "auto":
-        from .inference.problem import choose_form  # inference imports this module's callers; import late
-
         form = choose_form(b, m, p)
         if form == "gram" and not gram_fits:
             form = "factored"
@@ -136,13 +159,13 @@ def plan_for(like, n_features: int, n_atoms: int, batch_size: int, **options) ->
 
 
 def largest_n_atoms(budget_bytes: int, n_features: int, batch_size: int, dtype: str, update: str,
-                    rows: int | None = None) -> int:
+                    rows: int | None = None, atom_shards: int = 1) -> int:
     """The most atoms whose fixed arrays and a chunk of ``rows`` rows (default min(batch_size, MIN_CHUNK))
-    fit in ``budget_bytes`` (0 if not even one does)."""
+    fit in ``budget_bytes`` of each of ``atom_shards`` ranks (0 if not even one does)."""
     s, rows = ITEMSIZE[dtype], min(batch_size, MIN_CHUNK) if rows is None else rows
 
     def fits(m):
-        fixed, _, per_row, _ = _sizes(n_features, m, update, s, batch_size)
+        fixed, _, per_row, _ = _sizes(n_features, m, update, s, batch_size, atom_shards)
         return fixed + rows * per_row <= budget_bytes
 
     lo, hi = 0, 1
@@ -159,38 +182,65 @@ def _bisect(fits, lo, hi):
     return lo
 
 
-def _does_not_fit(p, m, b, dtype, update, needed, statistics, budget, free, fraction, device, rows):
+#: The most ranks a plan that does not fit tries as atom shards for its way out.
+MOST_SHARDS = 1024
+
+
+def shards_needed(budget_bytes, n_features, n_atoms, batch_size, dtype, update, rows=None) -> int:
+    """The fewest atom shards k (shard="atoms", each rank a block of ⌈m/k⌉ atoms) whose ranks' arrays and
+    a chunk of ``rows`` rows fit in ``budget_bytes`` each; 0 if none up to MOST_SHARDS does, or the rule
+    cannot be sharded."""
+    if update is not None and not UPDATE_RULES[update].shardable:
+        return 0
+    s, rows = ITEMSIZE[dtype], min(batch_size, MIN_CHUNK) if rows is None else rows
+    for k in range(2, min(n_atoms, MOST_SHARDS) + 1):
+        fixed, _, per_row, _ = _sizes(n_features, n_atoms, update, s, batch_size, k)
+        if fixed + rows * per_row <= budget_bytes:
+            return k
+    return 0
+
+
+def _does_not_fit(p, m, b, dtype, update, needed, statistics, budget, free, fraction, device, rows, k=1):
     s = ITEMSIZE[dtype]
     usable = f"{budget / _GIB:.2f} GiB ({fraction:.0%} of the {free / _GIB:.2f} GiB free on {device})"
-    what = {"online": f"the online statistics Ā and A ({m}×{m} each) take {statistics / _GIB:.2f} GiB",
-            "mod": f"the statistics A ({m}×{m}) and its solve take {statistics / _GIB:.2f} GiB",
-            "sgd": f"Adam's moments take {statistics / _GIB:.2f} GiB",
-            None: f"the dictionary takes {m * p * s / _GIB:.2f} GiB"}[update]
-    if update is not None:
-        what += f", the batch of {b:,} rows with its codes and residual {b * (2 * p + m) * s / _GIB:.2f} GiB"
+    mk = block_size(m, k)
+    where = "" if k == 1 else f" on each of {k} atom shards ({mk:,} atoms a rank)"
+    if update is None:
+        what = f"the dictionary takes {mk * p * s / _GIB:.2f} GiB"
+    else:
+        what = (f"{UPDATE_RULES[update].state_text.format(m=m)} take {statistics / _GIB:.2f} GiB, the batch of "
+                f"{b:,} rows with its codes and residual {b * (2 * p + mk) * s / _GIB:.2f} GiB")
     ways = []
-    if update not in ("sgd", None):
-        fixed_sgd, _, per_row, _ = _sizes(p, m, "sgd", s, b)
-        sgd_needed = fixed_sgd + per_row * rows
-        if sgd_needed <= budget:
-            ways.append(f"update='sgd' (Adam on the gradient, no m×m statistics: {sgd_needed / _GIB:.2f} GiB)")
-    largest = largest_n_atoms(budget, p, b, dtype, update, rows)
+    for name, rule in UPDATE_RULES.items():  # the rules that need less, where they fit (not a full-batch one)
+        if (update is None or rule.full_batch or rule.nbytes(m, p, b, s, k) >= statistics
+                or (k > 1 and not rule.shardable)):
+            continue
+        fixed, _, per_row, _ = _sizes(p, m, name, s, b, k)
+        if fixed + per_row * rows <= budget:
+            ways.append(f"update={name!r} ({rule.summary}; {(fixed + per_row * rows) / _GIB:.2f} GiB)")
+    if update is not None:
+        shards = shards_needed(budget, p, m, b, dtype, update, rows)
+        if shards > k:
+            fixed, _, per_row, _ = _sizes(p, m, update, s, b, shards)
+            ways.append(f"shard='atoms' over {shards} ranks or more (sparsolve.fit under torchrun: "
+                        f"{(fixed + per_row * rows) / _GIB:.2f} GiB a rank)")
+    largest = largest_n_atoms(budget, p, b, dtype, update, rows, k)
     if largest:
         ways.append(f"n_atoms ≤ {largest:,}")
     if update is not None:
-        batch = _largest_batch(budget, p, m, s, update, b)
+        batch = _largest_batch(budget, p, m, s, update, b, k)
         if batch:
             ways.append(f"batch_size ≤ {batch:,}")
     ways.append("a device with more free memory")
-    return (f"n_atoms={m:,} with n_features={p:,}, update={update!r} in {dtype} needs {needed / _GIB:.2f} GiB "
-            f"({what}), but {usable} are usable; use " + ", or ".join(ways))
+    return (f"n_atoms={m:,} with n_features={p:,}, update={update!r} in {dtype} needs {needed / _GIB:.2f} GiB"
+            f"{where} ({what}), but {usable} are usable; use " + ", or ".join(ways))
 
 
-def _largest_batch(budget, p, m, s, update, b):
+def _largest_batch(budget, p, m, s, update, b, k=1):
     """The largest batch below ``b`` whose fit fits in ``budget`` (chunks of min(batch, MIN_CHUNK)
     rows), 0 if none does."""
     def fits(batch):
-        fixed, _, per_row, _ = _sizes(p, m, update, s, batch)
+        fixed, _, per_row, _ = _sizes(p, m, update, s, batch, k)
         return fixed + per_row * min(batch, MIN_CHUNK) <= budget
 
     return _bisect(fits, 0, b)

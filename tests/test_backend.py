@@ -72,7 +72,9 @@ def test_synchronize_is_a_no_op_on_cpu():
 
 
 def blas_threads():
-    import scipy.linalg  # noqa: F401  its own BLAS, which single_threaded_blas limits as well (numba's np.dot)
+    import importlib
+
+    importlib.import_module("scipy.linalg")  # its own BLAS, which single_threaded_blas limits as well (numba's np.dot)
     from threadpoolctl import threadpool_info
 
     return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]

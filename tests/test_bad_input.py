@@ -233,7 +233,7 @@ def test_overflowing_X_is_refused_not_certified(XD, solver):
 
 
 def test_a_gap_that_cannot_be_computed_is_nan_never_zero(XD):
-    from sparsolve.inference import _cholesky, cd
+    from sparsolve.inference import _cd_kernels, _cholesky
 
     X, D = XD
     G = D @ D.T
@@ -242,7 +242,7 @@ def test_a_gap_that_cannot_be_computed_is_nan_never_zero(XD):
     z = np.zeros(D.shape[0])
     m = D.shape[0]
     L, S, in_S = np.empty((m, m)), np.empty(m, dtype=np.int64), np.zeros(m, dtype=np.bool_)
-    _, rel_gap, ok = cd._solve_one(z, b.copy(), b, np.inf, G, 0.1, False, 1e-6, 5, _cholesky.damping(G), 16,
+    _, rel_gap, ok = _cd_kernels._solve_one(z, b.copy(), b, np.inf, G, 0.1, False, 1e-6, 5, _cholesky.damping(G), 16,
                                    L, S, in_S)
     assert np.isnan(rel_gap) and not ok
 

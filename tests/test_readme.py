@@ -5,6 +5,10 @@ block that is a ``sparsolve`` or ``python -m sparsolve`` command runs through th
 ``main`` -- whatever the blocks say today, so that they cannot rot.  Only the sizes
 shrink: the data sets, the atoms and the training steps are capped by wrapping the
 library's functions (see :func:`small_sizes`), so the whole file runs in seconds.
+
+A python block whose first line is ``# needs: module, module`` uses optional packages (the peers,
+or safetensors where an environment lacks it): it runs on its own, in a fresh namespace, where
+those modules import, and is skipped, saying which is missing, where they do not.
 """
 from __future__ import annotations
 
@@ -33,6 +37,12 @@ STEPS = 3
 
 def _blocks(lang: str) -> list[str]:
     return re.findall(rf"^```{lang}\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.M | re.S)
+
+
+def _needs(block: str) -> list[str]:
+    """The modules a block's first line ``# needs: a, b`` names (none for other blocks)."""
+    first = block.split("\n", 1)[0]
+    return [m.strip() for m in first.split(":", 1)[1].split(",")] if first.startswith("# needs:") else []
 
 
 def _commands() -> list[str]:
@@ -90,12 +100,22 @@ def test_the_readme_has_code_to_check():
 def test_python_blocks_run_in_order(small_sizes):
     namespace = {"__name__": "readme"}
     for i, block in enumerate(_blocks("python")):
+        if _needs(block):
+            continue  # test_blocks_with_optional_modules runs it
         code = compile(block, f"README.md python block {i + 1}", "exec")
         exec(code, namespace)  # noqa: S102 -- the README's own code
     # The blocks did real work: a model was fitted and saved, and loads back as it was saved.
     model = namespace.get("model")
     assert model is not None and (small_sizes / "model.npz").exists()
     np.testing.assert_array_equal(sparsolve.load("model.npz").dictionary, model.dictionary)
+
+
+@pytest.mark.parametrize("block", [b for b in _blocks("python") if _needs(b)],
+                         ids=lambda b: "needs " + "+".join(_needs(b)))
+def test_blocks_with_optional_modules(small_sizes, block):
+    for module in _needs(block):
+        pytest.importorskip(module)
+    exec(compile(block, "README.md python block", "exec"), {"__name__": "readme"})  # noqa: S102
 
 
 @pytest.mark.parametrize("command", _commands())

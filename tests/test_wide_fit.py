@@ -11,7 +11,7 @@ import torch
 import sparsolve
 from sparsolve.config import COARSE_TOL, SGD_ABOVE, FitConfig
 from sparsolve.data import SyntheticActivations
-from sparsolve.learning import learner as L
+from sparsolve.learning import reducer as R
 
 FIT = dict(solver="cd", batch_size=100, seed=3, positive=True, progress=False, forget=20.0)
 
@@ -35,14 +35,14 @@ def test_the_schedule_falls_geometrically_to_tol_and_stays():
 
 def test_each_step_encodes_at_its_scheduled_tol_and_the_last_is_certified(activations, monkeypatch):
     seen = []
-    encode = L.encode
+    encode = R.encode
 
     def spy(*args, **kwargs):
         Z, info = encode(*args, **kwargs)
         seen.append((kwargs["tol"], info.rel_gap.max(), bool(info.converged.all())))
         return Z, info
 
-    monkeypatch.setattr(L, "encode", spy)
+    monkeypatch.setattr(R, "encode", spy)
     model = sparsolve.fit(activations, 64, 0.1, tol=1e-4, tol_warmup=8, **FIT)
     cfg = FitConfig(64, 0.1, tol=1e-4, tol_warmup=8)
     assert [t for t, _, _ in seen] == [cfg.step_tol(t) for t in range(12)]
@@ -76,7 +76,7 @@ def test_resume_mid_schedule_equals_the_uninterrupted_run(activations, tmp_path)
 
 
 def test_a_tol_that_no_step_can_certify_is_refused_before_the_first(activations, monkeypatch):
-    monkeypatch.setattr(L, "encode", lambda *a, **k: pytest.fail("a step ran before the refusal"))
+    monkeypatch.setattr(R, "encode", lambda *a, **k: pytest.fail("a step ran before the refusal"))
     with pytest.raises(ValueError, match=r"tol=1e-08 is below what solver='cd' can certify on float32 data "
                                          r"\(1e-06\); pass tol >= 1e-06, or float64 data"):
         sparsolve.fit(activations.astype(np.float32), 64, 0.1, tol=1e-8, tol_warmup=4, **FIT)
@@ -92,18 +92,19 @@ def test_auto_update_is_online_up_to_the_width_and_sgd_above():
 
 @pytest.mark.parametrize("norm", ["unit", "ball"])
 def test_the_hosts_blocked_online_pass_equals_the_sequential_one(norm):
-    from sparsolve.learning import updates
+    from sparsolve.rules import NORM_RULES, base, online
 
+    rule = NORM_RULES[norm]()
     rng = np.random.default_rng(0)
-    m, p = updates.BLOCKED_ON_HOST + 37, 20  # a short last block
+    m, p = online.BLOCKED_ON_HOST + 37, 20  # a short last block
     D = rng.standard_normal((m, p))
     D /= np.linalg.norm(D, axis=1, keepdims=True)
     Z = (rng.random((3000, m)) < 0.01) * rng.random((3000, m))
     Z[:, 5] = 0  # an unused atom keeps its row
     A, B = Z.T @ Z / 3000, Z.T @ (Z @ D + 0.1 * rng.standard_normal((3000, p))) / 3000
     sequential = D.copy()
-    updates._online_numba(sequential, A, B, updates.norms.FLOOR[norm], 0.0, updates._UNUSED)
-    blocked = updates.online(D, A, B, norm, 0.0)
+    online._online_numba(sequential, A, B, rule.floor, 0.0, base.UNUSED)
+    blocked = online.online(D, A, B, rule, 0.0)
     np.testing.assert_allclose(blocked, sequential, atol=1e-10)
     assert (blocked[5] == D[5]).all() and not np.shares_memory(blocked, D)
 

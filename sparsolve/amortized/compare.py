@@ -20,13 +20,16 @@ import torch
 from .. import backend
 from ..checks import choice
 from ..gap import objective
-from ..inference import SOLVERS, ConvergenceWarning, encode, solver_class
+from ..inference import REGISTRY, ConvergenceWarning, encode, solver_class
 from .learned_g import LearnedG, data_array, dictionary_array
 
 REFERENCE_TOL = 1e-8
 _WARMUP_ROWS = 64
 _TIMING_BUDGET_S = 1.0
 _MAX_RUNS = 20
+#: compare's repeats: a timing is the best of at least this many runs.  One run alone is at the
+#: mercy of the scheduler and of one-off costs (first allocations at full size, a thread pool waking).
+REPEATS = 3
 
 
 class Rows(list):
@@ -60,7 +63,7 @@ class Rows(list):
 
 
 def compare(X, dictionary, encoders=None, *, alpha, exact=("fista", "lca"), tol=1e-4, positive=None,
-            device="cpu", dtype="float32", max_fista_iter=1000, repeats=1, then=()):
+            device="cpu", dtype="float32", max_fista_iter=1000, repeats=REPEATS, then=()):
     """Rows (a printable list of dicts) comparing exact solvers with learned encoders.
 
     Parameters
@@ -77,7 +80,9 @@ def compare(X, dictionary, encoders=None, *, alpha, exact=("fista", "lca"), tol=
     device, dtype : where and in what precision the exact solvers run ("cpu" uses
         numpy, anything else torch; "cd" and "omp" always run on the CPU).
     max_fista_iter : the longest FISTA run the iteration-matched curve tries.
-    repeats : each timing is the best of at least this many runs (more for fast methods).
+    repeats : each timing is the best of at least this many runs (more for fast methods), after a
+        warm-up on a few rows; every method runs under sparsolve's threads for its size
+        (:func:`sparsolve.backend.threads_for`), as it would in use.
 
     Each row holds ``method``, ``ms_per_1000`` (wall time per 1000 samples),
     ``objective`` (mean F), ``rel_gap`` ((F̄ − F̄*)/F̄*), ``mse`` (mean squared error
@@ -106,7 +111,7 @@ def compare(X, dictionary, encoders=None, *, alpha, exact=("fista", "lca"), tol=
     if dtype not in backend.SUPPORTED_DTYPES:
         raise ValueError(f"dtype must be one of {backend.SUPPORTED_DTYPES}, got {dtype!r}")
     for solver in then:
-        choice(solver, "then= solver", sorted(SOLVERS))
+        choice(solver, "then= solver", sorted(REGISTRY))
     alpha = float(alpha)
     n = X.shape[0]
 
@@ -137,7 +142,7 @@ def compare(X, dictionary, encoders=None, *, alpha, exact=("fista", "lca"), tol=
         ref = enc.W_e
         Xt = torch.as_tensor(X, dtype=ref.dtype, device=ref.device)
         with torch.no_grad():
-            Z, t = _timed(enc._encode, Xt, repeats)
+            Z, t = _timed(enc.encode, Xt, repeats)  # under the encoder's threads (LearnedG.threads)
         row = score(name, Z, t, depth=enc.t_star)
         rows.append(row)
         curve["method"].append(name)

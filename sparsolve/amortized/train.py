@@ -32,7 +32,7 @@ from ..io import load_npz, save_npz
 from ..learning import training
 from ..learning.batches import describe, fingerprint
 from ..learning.checkpoint import check_writable, npz_path
-from ..learning.learner import history_arrays, history_from_arrays
+from ..learning.history import history_arrays, history_from_arrays
 from .learned_g import LearnedG, data_array, dictionary_array
 
 CHECKPOINT_KIND = "learned_g_checkpoint"
@@ -180,8 +180,11 @@ def fit_amortized(X, dictionary=None, *, t_star=None, alpha=None, progress=True,
                 # a function of the step alone, so a resumed run continues the same schedule
                 for group in optimizer.param_groups:
                     group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / horizon))
-            record = _train_step(model, optimizer, Xt[idx], None if Zt is None else Zt[idx],
-                                 mode, target, norm, alpha, beta)
+            # the step's threads by its batch's size (a view, no copy): one torch thread for a small
+            # batch's gather, forward, backward and Adam step
+            with model.threads(Xt[:len(idx)]):
+                record = _train_step(model, optimizer, Xt[idx], None if Zt is None else Zt[idx],
+                                     mode, target, norm, alpha, beta)
             step += 1
             record["step"] = step
             record["samples_seen"] = (history["samples_seen"][-1] if history else 0) + len(idx)

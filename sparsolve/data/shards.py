@@ -1,7 +1,9 @@
 """Activations from disk: a directory of ``.npy`` shards streamed in shuffled blocks.
 
-A shard is a 2-D ``.npy`` file (rows, n_features), opened as a read-only memmap, so the data
-may be far larger than memory.  Every shard must have the same width and dtype; a shard whose
+A shard is a 2-D ``.npy`` file (rows, n_features) of float16, float32 or float64, opened as a
+read-only memmap, so the data may be far larger than memory; float16 rows (activations as models
+often write them) are handed out as float32, exactly, since the solvers compute in float32 or
+float64.  Every shard must have the same width and dtype; a shard whose
 file is shorter than its header says (a copy cut off mid-way) is refused.  All of this is
 checked when the stream is made, from the headers and file sizes, before any row is read.
 
@@ -16,12 +18,24 @@ it: :meth:`ShardStream.state_dict` (the epoch and the rows consumed in it) is al
 checkpoint keeps, and a stream restored from it yields exactly the batches an uninterrupted
 one would have.  With ``shuffle=False`` the rows come in shard order.
 
+One rank's share (``rank`` of ``ranks``, for a distributed fit whose ranks all see the same
+directory).  The shards are dealt out whole: in the order of a permutation drawn from s, each
+goes to the rank with the fewest rows so far (the lowest rank on a tie), so every shard is read
+by exactly one rank and the ranks' rows are as even as whole shards allow.  A rank streams its
+own shards as above, and every rank's epoch has the same K = ⌈N/batch_size⌉ batches (N: the rows
+of all shards), rank r's batch k being the rows ⌊k·batch_size·n_r/N⌋ … of its epoch's sequence
+(n_r: its rows; the last batch takes the rest): its share of the step is proportional to its
+rows, so the ranks end their epochs together and read every shard once an epoch.  With one rank
+this is the batches of ``batch_size`` rows above.
+
 A background thread reads and assembles the next ``prefetch`` batches while the current one
 is in use; for a CUDA ``device`` it also starts their copies (pinned memory, non-blocking, on
 a side stream: backend.start_copy), so reading, copying and computing overlap.
 """
 from __future__ import annotations
 
+import bisect
+import hashlib
 import os
 import queue
 import threading
@@ -32,9 +46,12 @@ import numpy as np
 from .. import backend
 from ..checks import positive_int
 
-__all__ = ["ShardStream", "open_shards"]
+__all__ = ["ShardStream", "open_shards", "shard_files"]
 
 _FLOAT_KINDS = ("float16", "float32", "float64")
+# The key, after the seed, of the permutation that deals the shards to ranks (the epochs' orders
+# take the epoch there, which never gets this large).
+_DEAL = (1 << 32) - 1
 
 
 def _header(path):
@@ -54,22 +71,43 @@ def open_shards(source):
 
     ``source``: a directory (its ``*.npy`` files in name order), a list of ``.npy`` paths, or a
     list of 2-D numpy arrays (memmaps included)."""
+    return _open(source)[0]
+
+
+def shard_files(source):
+    """[(name, rows, width, dtype)] of the shards of ``source`` (as :func:`open_shards` takes it), from
+    their headers: what a directory holds, compared across the ranks of a distributed fit."""
+    shards, names = _open(source)
+    return [(name, int(a.shape[0]), int(a.shape[1]), str(a.dtype)) for name, a in zip(names, shards)]
+
+
+def _open(source):
+    """(shards, names): the checked shards and what errors and fingerprints call them (a file's
+    name without its folder, so that the same shards are the same wherever they lie)."""
     if isinstance(source, (str, os.PathLike)):
         directory = Path(source)
+        if directory.is_file():
+            raise ValueError(f"{directory} is a file; a path here must be a directory of .npy shards (for one "
+                             "array, pass np.load(path, mmap_mode='r'))")
         if not directory.is_dir():
             raise ValueError(f"shard directory {directory} does not exist; pass a directory of .npy files")
         source = sorted(directory.glob("*.npy"))
+        folders = [p.name for p in source if p.is_dir()]
+        if folders:
+            raise ValueError(f"shard directory {directory} holds a folder named {folders[0]}; shards are .npy "
+                             "files: move or rename it")
         if not source:
             raise ValueError(f"shard directory {directory} holds no .npy files; write the activations "
                              "there as 2-D .npy arrays (rows, n_features)")
     source = list(source)
     if not source:
         raise ValueError("no shards given; pass a directory or a non-empty list of .npy files or arrays")
-    shards, names = [], []
+    shards, names, labels = [], [], []
     for item in source:
         if isinstance(item, (str, os.PathLike)):
             shards.append(_open_npy(Path(item)))
             names.append(str(item))
+            labels.append(Path(item).name)
         else:
             try:
                 kind = backend.kind(item)
@@ -79,6 +117,7 @@ def open_shards(source):
                 raise TypeError(f"shard {len(shards)} is a {kind} array; pass .npy paths or numpy arrays (memmaps)")
             shards.append(item)
             names.append(f"shard {len(shards) - 1}")
+            labels.append(f"shard {len(shards) - 1}")
     first = shards[0]
     for name, array in zip(names, shards):
         if array.ndim != 2:
@@ -91,13 +130,22 @@ def open_shards(source):
         if array.dtype != first.dtype:
             raise ValueError(f"{name} is {array.dtype} but {names[0]} is {first.dtype}; write every shard in "
                              "one dtype (nothing is converted silently)")
-    return shards
+    return shards, labels
+
+
+def _computable(batch):
+    """float16 rows as float32 (exact: every float16 is a float32), the narrowest type the solvers take."""
+    return batch.astype(np.float32) if batch.dtype == np.float16 else batch
 
 
 def _open_npy(path):
+    if path.is_dir():
+        raise ValueError(f"shard {path} is a folder, not a .npy file; pass .npy files")
     if not path.is_file():
         raise ValueError(f"shard {path} does not exist")
     shape, dtype, fortran, offset = _header(path)
+    if dtype.name not in _FLOAT_KINDS:  # before mapping it: an object array cannot be mapped at all
+        raise ValueError(f"shard {path} has dtype {dtype}; shards must hold floats ({', '.join(_FLOAT_KINDS)})")
     if len(shape) != 2:
         raise ValueError(f"shard {path} has shape {shape}; every shard must be 2-D (rows, n_features)")
     if fortran:
@@ -130,11 +178,13 @@ class ShardStream:
     shuffle : False gives the rows in shard order.
     device : None yields numpy arrays; "cpu", "cuda", "cuda:1", ... yield torch tensors there.
     prefetch : batches prepared ahead by the background thread (0: none, no thread).
+    rank, ranks : the share of ``rank`` among ``ranks`` ranks (module docstring; sparsolve.fit
+        passes its data ranks for a shard directory under torch.distributed).
     """
 
     def __init__(self, source, batch_size, *, seed=0, block_rows=4096, window_blocks=16, shuffle=True,
-                 device=None, prefetch=2):
-        self.shards = open_shards(source)
+                 device=None, prefetch=2, rank=0, ranks=1):
+        self.shards, self.names = _open(source)
         self.batch_size = positive_int(batch_size, "batch_size", "rows per batch")
         self.block_rows = positive_int(block_rows, "block_rows", "consecutive rows read together")
         self.window_blocks = positive_int(window_blocks, "window_blocks", "blocks shuffled together")
@@ -148,15 +198,48 @@ class ShardStream:
         self.device = device
         self.n_features = int(self.shards[0].shape[1])
         self.dtype = self.shards[0].dtype
-        starts = np.cumsum([0] + [a.shape[0] for a in self.shards])
-        self.n_rows = int(starts[-1])
-        if self.n_rows == 0:
+        self.ranks = positive_int(ranks, "ranks", "ranks sharing the shards")
+        self.rank = positive_int(rank, "rank", "this rank", minimum=0)
+        if self.rank >= self.ranks:
+            raise ValueError(f"rank={rank} must be below ranks={ranks}")
+        sizes = [a.shape[0] for a in self.shards]
+        starts = np.cumsum([0] + sizes)
+        self.total_rows = int(starts[-1])
+        if self.total_rows == 0:
             raise ValueError("the shards hold no rows; write some activations first")
+        own = self._dealt(sizes)
+        self.n_rows = int(sum(sizes[k] for k in own))  # this rank's
+        if self.n_rows * self.batch_size < self.total_rows:
+            raise ValueError(f"rank {self.rank} of {self.ranks} was dealt {self.n_rows} of the {self.total_rows} rows "
+                             f"({len(own)} of {len(sizes)} shards), too few for a row in every one of the epoch's "
+                             f"{len(self)} batches; use a batch_size ≥ {-(-self.total_rows // max(1, self.n_rows))} "
+                             "or shards of more even sizes")
         # blocks as (shard, first row, stop row); global row of shard k's row r is starts[k] + r
         self._starts = starts
-        self._blocks = [(k, lo, min(lo + self.block_rows, a.shape[0]))
-                        for k, a in enumerate(self.shards) for lo in range(0, a.shape[0], self.block_rows)]
+        self._blocks = [(k, lo, min(lo + self.block_rows, sizes[k]))
+                        for k in own for lo in range(0, sizes[k], self.block_rows)]
         self.epoch, self.rows_done = 0, 0
+
+    def _dealt(self, sizes):
+        """The shards (indices, in name order) dealt to this rank (module docstring)."""
+        if self.ranks == 1:
+            return list(range(len(sizes)))
+        if len(sizes) < self.ranks:
+            raise ValueError(f"{len(sizes)} shards cannot be dealt to {self.ranks} ranks: each rank reads whole "
+                             f"shards; split the data into at least {self.ranks} shards")
+        held, own = [0] * self.ranks, []
+        for k in np.random.default_rng([self.seed, _DEAL]).permutation(len(sizes)):
+            r = int(np.argmin(held))
+            held[r] += sizes[k]
+            if r == self.rank:
+                own.append(int(k))
+        return sorted(own)
+
+    def cut(self, k):
+        """The rows of this rank's epoch sequence before its batch k (k = 0 … len(self))."""
+        if k >= len(self):
+            return self.n_rows
+        return k * self.batch_size * self.n_rows // self.total_rows
 
     @staticmethod
     def _check_device(device):
@@ -166,9 +249,21 @@ class ShardStream:
             raise ValueError(f"device={device!r} cannot be used here ({e}); use None (numpy), 'cpu' or an "
                              "available CUDA device") from e
 
+    def fingerprint(self):
+        """What the stream reads, for a checkpoint (sparsolve.learning.digests): each shard's name (without
+        its folder), shape, dtype and SHA-256 of its rows, read in full once (hardware SHA: about 1 GB/s)."""
+        shards = []
+        for name, array in zip(self.names, self.shards):
+            h = hashlib.sha256()
+            step = max(1, (64 << 20) // max(1, array.shape[1] * array.dtype.itemsize))  # 64 MB a read
+            for lo in range(0, array.shape[0], step):
+                h.update(np.ascontiguousarray(array[lo:lo + step]).data)
+            shards.append([name, int(array.shape[0]), int(array.shape[1]), array.dtype.name, h.hexdigest()])
+        return {"shards": shards}
+
     def __len__(self):
-        """Batches per epoch."""
-        return -(-self.n_rows // self.batch_size)
+        """Batches per epoch (on every rank)."""
+        return -(-self.total_rows // self.batch_size)
 
     # ---- the order ------------------------------------------------------------------------
     def _windows(self, epoch):
@@ -192,9 +287,10 @@ class ShardStream:
 
     # ---- reading --------------------------------------------------------------------------
     def _host_batches(self, epoch, skip):
-        """(rows done after the batch, host batch) for ``epoch`` from row ``skip`` on."""
+        """(rows done after the batch, host batch) for ``epoch`` from row ``skip`` (a batch's first) on."""
         left = np.empty((0, self.n_features), self.dtype)  # rows read but not yet batched
         done, position = skip, 0
+        k = self._batch_at(skip)  # the batch that starts at skip
         for w, window in enumerate(self._windows(epoch)):
             size = sum(hi - lo for _, lo, hi in window)
             if position + size <= skip:  # wholly before the resume point: not read at all
@@ -204,17 +300,18 @@ class ShardStream:
             data = data[self._window_order(epoch, w, size)][max(0, skip - position):]
             position += size
             buffer = np.concatenate([left, data]) if left.shape[0] else data
-            full = buffer.shape[0] - buffer.shape[0] % self.batch_size
-            for lo in range(0, full, self.batch_size):
-                done += self.batch_size
-                yield done, buffer[lo:lo + self.batch_size]
-            left = buffer[full:]
-        if left.shape[0]:
-            yield done + left.shape[0], left
+            lo = 0
+            while k < len(self) and self.cut(k + 1) - done <= buffer.shape[0] - lo:
+                size_k = self.cut(k + 1) - done
+                done, k = done + size_k, k + 1
+                yield done, buffer[lo:lo + size_k]
+                lo += size_k
+            left = buffer[lo:]
 
     def _prepared(self, epoch, skip):
         """(rows done, ready()) pairs; with prefetch, made by a background thread."""
-        batches = ((done, backend.start_copy(batch, self.device)) for done, batch in self._host_batches(epoch, skip))
+        batches = ((done, backend.start_copy(_computable(batch), self.device))
+                   for done, batch in self._host_batches(epoch, skip))
         if self.prefetch == 0:
             yield from batches
             return
@@ -265,17 +362,31 @@ class ShardStream:
     # ---- checkpoints ----------------------------------------------------------------------
     def state_dict(self):
         """The position after the last batch handed out: enough to resume the stream exactly."""
-        return {"epoch": self.epoch, "rows_done": self.rows_done, "seed": self.seed, "n_rows": self.n_rows,
-                "batch_size": self.batch_size, "block_rows": self.block_rows, "window_blocks": self.window_blocks,
-                "shuffle": self.shuffle}
+        return {"epoch": self.epoch, "rows_done": self.rows_done, "batches_done": self._batches_done(),
+                "seed": self.seed, "n_rows": self.total_rows, "batch_size": self.batch_size,
+                "block_rows": self.block_rows, "window_blocks": self.window_blocks, "shuffle": self.shuffle,
+                "rank": self.rank, "ranks": self.ranks}
+
+    def _batches_done(self):
+        return self._batch_at(self.rows_done)
+
+    def _batch_at(self, rows):
+        """The first batch k with cut(k) ≥ rows."""
+        return bisect.bisect_left(range(len(self) + 1), rows, key=self.cut)
 
     def load_state_dict(self, state):
-        """Resume from :meth:`state_dict`; the order's settings and the data size must match."""
+        """Resume from :meth:`state_dict`; the order's settings and the data size must match.  A state
+        of another rank or number of ranks (a resume on another world size) resumes at the same
+        epoch and batch of the epoch, in this rank's share: exact for the same share, else the rows
+        of that epoch read before and after differ."""
         for key in ("seed", "n_rows", "batch_size", "block_rows", "window_blocks", "shuffle"):
-            if state.get(key) != getattr(self, key):
+            mine = self.total_rows if key == "n_rows" else getattr(self, key)
+            if state.get(key) != mine:
                 raise ValueError(f"the saved stream has {key}={state.get(key)!r} but this one has "
-                                 f"{key}={getattr(self, key)!r}; resume with the same shards and settings")
+                                 f"{key}={mine!r}; resume with the same shards and settings")
         rows = int(state["rows_done"])
+        if (state.get("rank", 0), state.get("ranks", 1)) != (self.rank, self.ranks):
+            rows = self.cut(int(state.get("batches_done", 0)))
         if not 0 <= rows <= self.n_rows:
             raise ValueError(f"the saved position {rows} lies outside the {self.n_rows} rows")
         self.epoch, self.rows_done = int(state["epoch"]), rows

@@ -21,13 +21,14 @@ from .cd import CD
 from .certificate import certify
 from .fista import FISTA
 from .ista import ISTA
+from .l0 import alpha_for_l0
 from .lca import LCA
 from .loop import DivergenceError
 from .omp import OMP
 from .problem import lipschitz, top_eigenvalue
 
-__all__ = ["encode", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "PrecisionWarning", "REGISTRY", "SOLVERS", "Solver",
-           "solver_class", "solver_for", "lipschitz", "top_eigenvalue"]
+__all__ = ["encode", "alpha_for_l0", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "PrecisionWarning", "REGISTRY",
+           "SOLVER_CHOICES", "Solver", "solver_class", "solver_for", "check_solver_options", "lipschitz", "top_eigenvalue"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -41,11 +42,18 @@ class PrecisionWarning(UserWarning):
 # The registry: a solver is one module with one class (see .base), and one line here.
 REGISTRY = {cls.name: cls for cls in (ISTA, FISTA, LCA, CD, OMP)}
 
-# Views of the registry in the shape of earlier releases, for callers outside inference
-# that have not moved to ``solver_class(name)`` (its ``OPTIONS``, ``runs_on_host``,
-# ``check``): name -> (options with their defaults, default max_iter), and the host solvers.
-SOLVERS = {name: (dict(cls.OPTIONS), cls.default_max_iter) for name, cls in REGISTRY.items()}
-HOST_KERNELS = tuple(name for name, cls in REGISTRY.items() if cls.runs_on_host)
+#: The solver names every entry point accepts: the registry's, and "auto".
+AUTO = "auto"
+SOLVER_CHOICES = (AUTO, *REGISTRY)
+
+
+def solver_for(solver, X):
+    """The solver that runs on X -- for encode, a fit step and alpha_for_l0 alike: ``"auto"`` is cd
+    on the host and fista on a GPU (the fastest certified solver for the device); a named solver is
+    itself (checked against :data:`SOLVER_CHOICES`)."""
+    if choice(solver, "solver", SOLVER_CHOICES) != AUTO:
+        return solver
+    return "fista" if backend.on_gpu(X) else "cd"
 
 
 def solver_class(name):
@@ -53,16 +61,19 @@ def solver_class(name):
     return REGISTRY[choice(name, "solver", tuple(REGISTRY))]
 
 
-#: The names ``solver`` may take: the registered solvers, and "auto" (:func:`solver_for`).
-SOLVER_NAMES = ("auto", *REGISTRY)
-
-
-def solver_for(solver, X):
-    """The solver an encode (or a fit step) runs for data like X: ``"auto"`` is the fastest certified
-    solver for X's device -- cd on the host, fista on a GPU; a named solver is itself (checked)."""
-    if choice(solver, "solver", SOLVER_NAMES) != "auto":
-        return solver
-    return "fista" if backend.on_gpu(X) else "cd"
+def check_solver_options(solver: str, options: dict, positive: bool = False) -> None:
+    """Refuse, before any data is read, solver options that the named solver's own check
+    (:meth:`sparsolve.inference.base.Solver.check`: names and values) refuses; what needs the data
+    (fista's fused=True, omp's n_nonzero_coefs ≤ n_atoms) is checked again by encode.  FitConfig and
+    the command line's ``--solver-option`` both check here.  solver="auto" takes none: which solver
+    it runs, and so which options apply, depends on the data's device."""
+    if solver == AUTO:
+        if options:
+            raise ValueError(f"solver options {sorted(options)} need a named solver (auto picks cd or fista by "
+                             f"the data's device, and each solver takes its own options): pick one of "
+                             f"{', '.join(REGISTRY)}")
+        return
+    solver_class(solver).check(options, positive=positive)
 
 
 @dataclass
@@ -153,7 +164,9 @@ def encode(X, D, alpha, *, solver="auto", positive=False, tol=1e-4, max_iter=Non
         X, D, _, _, _ = _validate(X, D, alpha, solver, positive, tol, max_iter, None, options)
         init = warm.encoder_codes(init, X, D, positive)
     X, D, init, algo, nonzero = _validate(X, D, alpha, solver, positive, tol, max_iter, init, options)
-    if not nonzero.all():
+    # under atom sharding (options' shards) the ranks must take the same path, collectives and all:
+    # a zero atom there is left to the loop (its gradient is zero: the threshold keeps its code at zero)
+    if not nonzero.all() and options.get("shards") is None:
         return _without_zero_atoms(X, D, alpha, nonzero, solver=solver, positive=positive, tol=tol, max_iter=max_iter,
                                    init=init, return_info=return_info, plan=plan, **options)
     floor = algo.tol_floor(backend.dtype_name(X))
@@ -175,15 +188,16 @@ def encode(X, D, alpha, *, solver="auto", positive=False, tol=1e-4, max_iter=Non
     plan = memory_plan(X, n, m, algo) if plan is None else plan
     form, step = algo.settle_form(plan, n, m, p), plan.chunk_rows
     rows = min(n, step)
-    if algo.runs_on_host:
-        blas = backend.single_threaded_blas()
-    else:
-        blas = backend.blas_threads_for(X, rows * m * (m if form == "gram" else p))
-    recertify = algo.criterion == "rel_gap" and not algo.runs_on_host and isinstance(X, np.ndarray)
+    # BLAS, torch and numba threads by the size of one chunk's products (backend.threads_for)
+    threads = backend.threads_for(X, rows * m * (m if form == "gram" else p), kernels=algo.runs_on_host)
+    # (not under atom sharding: a rank holds only its atoms' codes, and the loop's certificate
+    # already sums the shards)
+    recertify = (algo.criterion == "rel_gap" and not algo.runs_on_host and isinstance(X, np.ndarray)
+                 and getattr(algo, "shards", None) is None)
     # where the codes are certified again below, the loop aims under tol by the error of its own
     # certificate in the data's precision, so that the recomputed one finds them within tol
     target = max(tol - _LOOP_SLACK.get(backend.dtype_name(X), 0.0), 0.5 * tol) if recertify else tol
-    with backend.no_grad(X), blas:
+    with backend.no_grad(X), threads:
         if init is None:
             init = backend.zeros(X, (n, m))
         shared = algo.prepare(D, form)

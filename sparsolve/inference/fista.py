@@ -52,7 +52,7 @@ class FISTA(Iterative):
         xp = backend.namespace(s["z"])
         z, y, t = s["z"], s["y"], s["t"]
         c = prob.correlation(y)
-        if self.fused and fused_kernel.usable(z):
+        if self.fused and fused_kernel.usable(z) and prob.shards is None:  # its restart test sums one shard
             if self._sizes is None:
                 self._sizes = fused_kernel.step_sizes(z, prob.L, prob.alpha)
             s["z"], s["y"], s["t"] = fused_kernel.fista_update(c, y, z, t, self._sizes, prob.positive, self.restart)
@@ -61,7 +61,7 @@ class FISTA(Iterative):
         t_new = 0.5 * (1 + xp.sqrt(1 + 4 * t * t))
         beta = (t - 1) / t_new
         if self.restart:
-            uphill = ((y - z_new) * (z_new - z)).sum(axis=1) > 0
+            uphill = prob.row_sum((y - z_new) * (z_new - z)) > 0
             beta = xp.where(uphill, 0 * beta, beta)
             t_new = xp.where(uphill, 0 * t_new + 1, t_new)
         s["y"] = z_new + beta[:, None] * (z_new - z)

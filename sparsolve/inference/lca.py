@@ -104,7 +104,7 @@ class LCA(Iterative):
         mu_new = nu + self._gamma(prob) * ((prob.correlation(z) + z) - nu)
         t_new = 0.5 * (1 + xp.sqrt(1 + 4 * t * t))
         beta = (t - 1) / t_new
-        uphill = ((nu - mu_new) * (mu_new - mu)).sum(axis=1) > 0
+        uphill = prob.row_sum((nu - mu_new) * (mu_new - mu)) > 0
         beta = xp.where(uphill, 0 * beta, beta)
         s["s"] = xp.where(uphill, 0 * t_new + 1, t_new)
         s["nu"] = mu_new + beta[:, None] * (mu_new - mu)
@@ -118,8 +118,8 @@ class LCA(Iterative):
         ``C`` is the correlation c at z = T(μ), which the certificate has already formed."""
         xp = backend.namespace(s["mu"])
         mu = s["mu"]
-        delta = xp.amax(abs(C + self.T(mu, prob.alpha) - mu), axis=1)
-        return delta / xp.clip(xp.amax(abs(mu), axis=1), 1e-30, None)
+        delta = prob.row_max(abs(C + self.T(mu, prob.alpha) - mu))
+        return delta / xp.clip(prob.row_max(abs(mu)), 1e-30, None)
 
     def divergence_hint(self, prob):
         return (

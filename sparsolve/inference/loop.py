@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend
-from ..gap import dual_scale, gap_from_terms
+from ..gap import gap_from_terms
 
 
 class DivergenceError(FloatingPointError):
@@ -116,7 +116,7 @@ def _certify(solver, prob, state, tol, limit):
     xp = backend.namespace(prob.xsq)
     Z = solver.current(prob, state)
     C, r2, xr = prob.terms(Z)
-    gap, F = gap_from_terms(r2, xr, abs(Z).sum(axis=1), dual_scale(C, prob.alpha, prob.positive), prob.alpha)
+    gap, F = gap_from_terms(r2, xr, prob.row_sum(abs(Z)), prob.dual_scale(C), prob.alpha)
     calm = None
     if limit is not None:
         calm = (abs(F) <= limit).all().reshape(1)

@@ -7,23 +7,16 @@ the two ways of computing the residual correlation c = (x − zD)Dᵀ.
 
 Per evaluation the Gram form costs n·m² and the factored form 2·n·m·p, so the Gram
 form pays for undercomplete dictionaries (m < 2p) and the factored one for
-overcomplete ones; ``choose_form`` also charges the Gram form its set-up, m²·p.
+overcomplete ones; ``choose_form`` (sparsolve.memory, which decides the form) also charges the
+Gram form its set-up, m²·p.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from .. import backend
-from ..gap import residual_terms
-
-FORMS = ("auto", "gram", "factored")
-
-
-def choose_form(n_samples: int, n_atoms: int, n_features: int, expected_evals: int = 50) -> str:
-    """'gram' or 'factored', whichever costs fewer flops over ``expected_evals`` evaluations."""
-    gram = n_atoms * n_atoms * n_features + expected_evals * n_samples * n_atoms * n_atoms
-    factored = expected_evals * 2 * n_samples * n_atoms * n_features
-    return "gram" if gram < factored else "factored"
+from ..gap import dual_scale, residual_terms, scale_from_max
+from ..memory import FORMS, choose_form  # noqa: F401 -- the form is the memory plan's choice
 
 
 def top_eigenvalue(A, *, n_iter: int = 200, rtol: float = 1e-7, block: int = 16) -> float:
@@ -73,9 +66,10 @@ def lipschitz(D) -> float:
     return lipschitz_and_vector(D)[0]
 
 
-def lipschitz_and_vector(D, start=None):
+def lipschitz_and_vector(D, start=None, *, DtD=None):
     """(L, v): :func:`lipschitz`'s L, and the top eigenvector v of the smaller of DDᵀ and DᵀD,
-    for the next call to ``start`` at when D has moved a little (a learner's next step).
+    for the next call to ``start`` at when D has moved a little (a learner's next step).  ``DtD``:
+    DᵀD where D itself is not at hand (the sum of the atom shards' D_rᵀD_r); D is then None.
 
     The power iteration starts at (±start + 1/√n) / ‖·‖, not at ``start`` alone: the last top
     eigenvector can have lost every component along the eigenvector that is now the top one (an
@@ -83,7 +77,7 @@ def lipschitz_and_vector(D, start=None):
     and from there the iteration can never reach it -- L would come out too small and the solver
     diverge.  The cold start's 1/√n gives every direction at least half the share it has from a
     cold start; the sign makes ±start add to it rather than cancel it."""
-    M = D @ D.T if D.shape[0] <= D.shape[1] else D.T @ D
+    M = DtD if DtD is not None else D @ D.T if D.shape[0] <= D.shape[1] else D.T @ D
     if start is not None:
         xp = backend.namespace(start)
         mixed = xp.where(start.sum() < 0, -start, start) + backend.ones(start, start.shape) / start.shape[0] ** 0.5
@@ -99,7 +93,15 @@ class LassoProblem:
     ``X`` (rows, factored form) or ``XDt`` = XDᵀ (rows, Gram form) hold the per-sample
     data, with ``xsq`` = ‖x‖²; ``G`` = DDᵀ (the Gram matrix, not LCA's DDᵀ − I) and
     ``L`` = ‖D‖₂² (the Lipschitz constant).  ``take`` keeps a subset of rows so that
-    converged samples stop costing work."""
+    converged samples stop costing work.
+
+    ``shards`` (None: one process holds every atom): under atom sharding D holds this rank's
+    atoms D_r, Z their codes Z_r, and ``shards.sum`` / ``shards.max`` combine an array over the
+    ranks that hold the others (sparsolve.learning.sharded).  Then the reconstruction is
+    ZD = Σ_r Z_r D_r, one all-reduce of a (rows × p) array; c_r = (x − ZD) D_rᵀ is the rank's own;
+    and the sums and maxima over atoms (‖z‖₁, ‖c‖∞, the momentum restarts' inner products) are
+    row vectors reduced over the ranks.  Only the factored form: the Gram form's zG needs every
+    atom's code on every rank."""
 
     D: object
     alpha: float
@@ -110,26 +112,50 @@ class LassoProblem:
     XDt: object = None
     xsq: object = None
     G: object = None
+    shards: object = None
 
     @classmethod
-    def build(cls, X, D, alpha, positive, form, *, L=None, G=None):
+    def build(cls, X, D, alpha, positive, form, *, L=None, G=None, shards=None):
         xsq = (X * X).sum(axis=1)
+        if shards is not None and (L is None or form == "gram"):
+            raise ValueError("a problem over atom shards needs the whole dictionary's L and the factored form")
         L = lipschitz(D) if L is None else L
         if form == "gram":
             G = D @ D.T if G is None else G
             return cls(D, alpha, positive, L, form, XDt=X @ D.T, xsq=xsq, G=G)
-        return cls(D, alpha, positive, L, form, X=X, xsq=xsq)
+        return cls(D, alpha, positive, L, form, X=X, xsq=xsq, shards=shards)
+
+    def reconstruct(self, Z):
+        """zD, over every atom (summed over the shards)."""
+        ZD = Z @ self.D
+        return ZD if self.shards is None else self.shards.sum(ZD)
+
+    def row_sum(self, V):
+        """Each row's sum over every atom of V (rows × this problem's atoms)."""
+        v = V.sum(axis=1)
+        return v if self.shards is None else self.shards.sum(v)
+
+    def row_max(self, V):
+        """Each row's maximum over every atom of V."""
+        v = backend.namespace(V).amax(V, axis=1)
+        return v if self.shards is None else self.shards.max(v)
+
+    def dual_scale(self, C):
+        """s = max(1, ‖c‖∞/α) over every atom (gap.dual_scale)."""
+        if self.shards is None:
+            return dual_scale(C, self.alpha, self.positive)
+        return scale_from_max(self.row_max(C if self.positive else abs(C)), self.alpha)
 
     def correlation(self, Z):
         """c = (x − zD)Dᵀ, the negative gradient of ½‖x − zD‖² at z."""
         if self.form == "gram":
             return self.XDt - Z @ self.G
-        return (self.X - Z @ self.D) @ self.D.T
+        return (self.X - self.reconstruct(Z)) @ self.D.T
 
     def terms(self, Z, C=None):
         """(c, ‖r‖², ⟨x, r⟩) at Z; pass C when it is already known (Gram form)."""
         if self.form == "factored":
-            return residual_terms(self.X, self.D, Z)
+            return residual_terms(self.X, self.D, Z, None if self.shards is None else self.reconstruct(Z))
         if C is None:
             C = self.correlation(Z)
         zb = (Z * self.XDt).sum(axis=1)

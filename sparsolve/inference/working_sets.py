@@ -13,7 +13,7 @@ correlations.  Here the work scales with the support.  Rounds, over the rows not
    correlations c_j (|c_j| for signed codes) that gap-safe screening does not rule out
    (:mod:`.screening`), ``first`` of them in the first round and as many as the last set held
    after that (so the set doubles, as in Celer and skglm);
-3. on W alone the lasso is solved by cd's per-sample kernel (:func:`.cd._solve_one`: sweeps, and
+3. on W alone the lasso is solved by cd's per-sample kernel (:func:`._cd_kernels._solve_one`: sweeps, and
    Newton steps on the support's Cholesky factor), from the codes so far, in float64 on
 
        G_WW = D_W D_Wᵀ   and   b_W = x D_Wᵀ,   formed for the row by BLAS (|W|²p multiply-adds),
@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import screening
-from .cd import _correlation, _solve_one
+from ._cd_kernels import _correlation, _solve_one
 from .certificate import certify
 
 #: Atoms in a row's first working set (besides its support): L0 is tens at interpretability
