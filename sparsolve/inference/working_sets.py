@@ -78,7 +78,7 @@ def _subproblems(D, X, Z, rows, W, W_len, alpha, positive, tol, max_iter, cap, n
     n = rows.shape[0]
     p = X.shape[1]
     per_chunk = (n + n_chunks - 1) // n_chunks
-    eps = np.finfo(np.float64).eps
+    eps64, eps32 = np.finfo(np.float64).eps, np.finfo(np.float32).eps
     for chunk in prange(n_chunks):
         for q in range(chunk * per_chunk, min(n, (chunk + 1) * per_chunk)):
             i = rows[q]
@@ -104,6 +104,10 @@ def _subproblems(D, X, Z, rows, W, W_len, alpha, positive, tol, max_iter, cap, n
             L = np.empty((width, width), dtype=np.float64)
             S = np.empty(width, dtype=np.int64)
             in_S = np.zeros(k, dtype=np.bool_)
+            # the Newton steps' damping, a thousand rounding units of the largest diagonal entry in the
+            # block's own precision: a float32 block of more atoms than features is singular, and its
+            # rounding (~1e-7) makes it indefinite, which float64's δ left the support's factor NaN
+            eps = eps64 if precise[q] else eps32
             it, _, _ = _solve_one(z, c, b, xsq, G, alpha, positive, tol, budget, 1e3 * eps * top, 16, L, S, in_S)
             n_iter[i] += it
             for a in range(k):
