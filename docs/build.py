@@ -16,15 +16,26 @@ sparsolve/config.py.  Two things pdoc cannot see for itself are filled in here:
 
 Every module under sparsolve/ whose name does not start with an underscore gets a page; one that
 cannot be imported here (a GPU kernel without triton) is left out with pdoc's warning.
+
+    python docs/build.py --summary        # the README's "API reference" list, one line an entry point
+
+prints the list README.md's API section holds (tests/test_docs.py checks that they agree): each name of
+``sparsolve.__all__`` and each module of :data:`USER_MODULES` with the first sentence of its docstring.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import pkgutil
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The modules the README's code imports from, besides sparsolve itself: the summary lists them.
+USER_MODULES = ("sparsolve.data", "sparsolve.plot", "sparsolve.metrics", "sparsolve.gabor", "sparsolve.conv",
+                "sparsolve.sae", "sparsolve.config")
 
 
 def module_names() -> list[str]:
@@ -36,6 +47,24 @@ def module_names() -> list[str]:
         if not any(part.startswith("_") for part in info.name.split(".")):
             names.append(info.name)
     return names
+
+
+def first_sentence(obj) -> str:
+    """The first sentence of ``obj``'s docstring, its reST roles and literals as Markdown code."""
+    paragraph = (inspect.getdoc(obj) or "").split("\n\n", 1)[0]
+    text = " ".join(paragraph.split())
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", text).replace("``", "`")
+    sentence = re.split(r"(?<=[.;])\s+(?=[A-Z`(])", text, maxsplit=1)[0].rstrip(" ,:;")
+    return sentence if sentence.endswith((".", "?", "!")) else sentence + "."
+
+
+def summary() -> str:
+    """The Markdown list of the public entry points and the user's modules, one line each."""
+    import sparsolve
+
+    lines = [f"* `sparsolve.{name}`: {first_sentence(getattr(sparsolve, name))}" for name in sparsolve.__all__]
+    lines += [f"* `{name}`: {first_sentence(importlib.import_module(name))}" for name in USER_MODULES]
+    return "\n".join(lines) + "\n"
 
 
 def _fill_field_docs(modules: dict) -> None:
@@ -57,8 +86,6 @@ def build(output: Path) -> list[Path]:
     """Write the reference under ``output``; returns the pages written."""
     import pdoc.doc
     import pdoc.render
-
-    import importlib
 
     import sparsolve
 
@@ -97,7 +124,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Generate sparsolve's API reference with pdoc.")
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs" / "api", help="the folder to write "
                         "(default: docs/api)")
+    parser.add_argument("--summary", action="store_true", help="print the README's list of entry points instead")
     args = parser.parse_args(argv)
+    if args.summary:
+        sys.stdout.write(summary())
+        return 0
     pages = build(args.output)
     print(f"wrote {len(pages)} files to {args.output} (open {args.output / 'index.html'})")
     return 0

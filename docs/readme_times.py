@@ -7,7 +7,8 @@ tests/test_readme.py checks that the blocks run (with their sizes capped, so it 
 script gives the times the README states beside them.  It runs in a temporary folder, as a reader
 would: the python blocks in order in one namespace (a block whose first line is ``# needs: ...`` in
 its own, where those modules import), and of each bash block the lines that run sparsolve itself
-(``sparsolve ...``, ``python -m sparsolve ...``, ``python -c ...``, ``torchrun ...``) in a shell; a
+(``sparsolve ...``, ``python -m sparsolve ...``, ``python -c ...``, ``torchrun ...``, ``python docs/...``)
+in a shell; a
 command's ``DATA.npy`` is 10,000 8×8 patches of the photos.  Installs, the test suite and the
 benchmark commands are listed, not run: the README states their times where they are.  Each line
 printed is: block, kind, first line, seconds, the 1-minute load average before and after.
@@ -25,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-RUNS = ("sparsolve ", "python -m sparsolve", "python -c ", "torchrun ")
+RUNS = ("sparsolve ", "python -m sparsolve", "python -c ", "torchrun ", "python docs/")
 
 
 def blocks() -> list[tuple[str, str]]:
@@ -74,6 +75,8 @@ def main(argv=None) -> int:
     namespace = {"__name__": "readme"}
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
+        for folder in ("examples", "benchmarks", "docs"):  # the commands name scripts relative to the repository
+            os.symlink(ROOT / folder, folder)
         for i, (lang, code) in enumerate(blocks(), 1):
             wanted = args.only is None or i in args.only
             if not wanted and (args.alone or lang != "python" or needs(code)):

@@ -11,6 +11,31 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "docs"))
+
+import build  # noqa: E402 -- docs/build.py
+
+
+def test_the_readme_lists_every_entry_point_as_the_docstrings_say():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = re.search(r"<!-- api-summary: python docs/build.py --summary -->\n(.*?)<!-- end api-summary -->", readme,
+                       flags=re.S)
+    assert listed, "README.md's API section lost its markers"
+    assert listed.group(1) == build.summary(), "README.md's API list is stale: paste `python docs/build.py --summary`"
+    import sparsolve
+
+    for name in sparsolve.__all__:
+        assert f"`sparsolve.{name}`:" in listed.group(1)
+
+
+def test_first_sentence_turns_rest_into_markdown():
+    def f():
+        """Read a :class:`~sparsolve.SparseCodingModel` from ``path``,
+        written by :func:`save`.  More text.
+
+        Details."""
+
+    assert build.first_sentence(f) == "Read a `sparsolve.SparseCodingModel` from `path`, written by `save`."
 
 
 @pytest.mark.slow
