@@ -9,7 +9,7 @@ would: the python blocks in order in one namespace (a block whose first line is 
 its own, where those modules import), and of each bash block the lines that run sparsolve itself
 (``sparsolve ...``, ``python -m sparsolve ...``, ``python -c ...``, ``torchrun ...``, ``python docs/...``)
 in a shell; a
-command's ``DATA.npy`` is 10,000 8×8 patches of the photos.  Installs, the test suite and the
+command's ``DATA.npy`` is 10,000 8×8 patches of the photos.  (The API reference's build writes docs/api/, which git ignores.)  Installs, the test suite and the
 benchmark commands are listed, not run: the README states their times where they are.  Each line
 printed is: block, kind, first line, seconds, the 1-minute load average before and after.
 """
