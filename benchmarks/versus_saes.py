@@ -105,6 +105,7 @@ class Row:
     seconds: float = math.nan
     encode_seconds: float = math.nan  # encoding the held-out tokens
     cold_seconds: float = math.nan  # the same exact inference from z = 0 (the refined rows only)
+    cpu_seconds: float = math.nan  # training, the process's CPU time (steadier than wall time under load)
     note: str = ""
 
 
@@ -396,6 +397,9 @@ def main(argv=None, *, default_size="small", default_out=ROOT / "examples" / "re
                    help="torch and numba threads (1: on a shared machine, 2 threads ran 5× slower)")
     p.add_argument("--out", type=Path, default=default_out)
     p.add_argument("--smoke", action="store_true", help="--size smoke, one knob per method (seconds; for the tests)")
+    p.add_argument("--record", default=None, metavar="CASE",
+                   help="write the rows and the per-token times through benchmarks/harness.py as results/CASE.json "
+                   "(instead of a section of RESULTS.md)")
     args = p.parse_args(argv)
     load_start = os.getloadavg()[0]
     if args.smoke:
@@ -405,6 +409,12 @@ def main(argv=None, *, default_size="small", default_out=ROOT / "examples" / "re
     args.autoencoders = {}
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    import importlib
+
+    importlib.import_module("scipy.linalg")  # its BLAS too (numba's np.dot), before the limit below
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(args.threads, user_api="blas")
     args.out.mkdir(parents=True, exist_ok=True)
     d, n_planted, m, n_train, n_test = SIZES[args.size]
     n_train = args.tokens or n_train
@@ -437,7 +447,7 @@ def main(argv=None, *, default_size="small", default_out=ROOT / "examples" / "re
         if family in status and status[family]:
             rows.append(Row(method, knob, note=f"not run: {status[family]}"))
             continue
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             atoms, encode, decode, *extra = runner(X, m)
         except Exception as e:  # a peer that breaks is reported, never dropped
@@ -447,12 +457,13 @@ def main(argv=None, *, default_size="small", default_out=ROOT / "examples" / "re
             rows.append(Row(method, knob, note=f"not run: {type(e).__name__}: {e}".splitlines()[0][:200]))
             print(f"!!! PEER FAILED: {method} {knob}: {rows[-1].note}", flush=True)
             continue
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         start = time.perf_counter()
         Z = np.asarray(encode(X_test))
         encode_seconds = time.perf_counter() - start
         rows.append(score(method, knob, atoms, Z, np.asarray(decode(Z)), X_test, gen.features, seconds))
         rows[-1].encode_seconds = encode_seconds
+        rows[-1].cpu_seconds = cpu
         for field, value in (extra[0] if extra else {}).items():  # a shared training's seconds; the refined timings
             setattr(rows[-1], field, value)
         trained[(method, knob)] = atoms
@@ -469,7 +480,9 @@ def main(argv=None, *, default_size="small", default_out=ROOT / "examples" / "re
     (args.out / f"{stem}.md").write_text(text, encoding="utf-8")
     plot(rows, args.out / f"{stem}.png", f"d={d}, {n_planted} planted, {m} atoms, {n_train * args.epochs:,} tokens")
     print(text)
-    if write_results and not args.smoke:
+    if args.record:
+        record_case(args.record, report, args)
+    elif write_results and not args.smoke:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from harness import record
 
@@ -489,6 +502,37 @@ def main(argv=None, *, default_size="small", default_out=ROOT / "examples" / "re
                comparison="equal data (the same training tokens and epochs for every method), scored on the same "
                           "held-out tokens at each method's own L0")
     return report
+
+
+def record_case(case, report, args):
+    """The rows through the harness, with each method's training time per token and its ratio to
+    sparsify TopK's (the issue-23 target: fit ≤ 2× per token at this size, held-out quality no worse)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from harness import record
+
+    tokens = report["train_tokens"] * report["epochs"]
+    rows = [{k: v for k, v in r.items() if k != "cold_seconds"} for r in report["rows"] if not r["note"]]
+    for r in rows:
+        r["µs a token (wall)"] = 1e6 * r["seconds"] / tokens
+        r["µs a token (CPU)"] = 1e6 * r["cpu_seconds"] / tokens
+    figures = {}
+    for clock in ("wall", "CPU"):
+        sparsify = [r[f"µs a token ({clock})"] for r in rows if r["method"] == "sparsify TopK"]
+        if not sparsify:
+            continue
+        for r in rows:
+            r[f"× sparsify TopK ({clock})"] = r[f"µs a token ({clock})"] / min(sparsify)
+        fits = [r for r in rows if r["method"] == "fit (exact)"]
+        if fits:
+            figures[f"fit_over_sparsify_per_token_{clock.lower()}"] = min(r[f"× sparsify TopK ({clock})"] for r in fits)
+    fits = [r for r in rows if r["method"] == "fit (exact)"]
+    if fits:
+        figures.update(fit_recovered=max(r["recovered"] for r in fits), fit_fvu=min(r["fvu"] for r in fits))
+    record(case, title=f"fit against sparsify per token at d = {report['d']}, m = {report['atoms']:,} "
+                       f"({tokens:,} tokens; benchmarks/versus_saes.py)",
+           tables={"held-out quality and training time": rows}, figures=figures,
+           comparison="equal data (the same tokens, one pass), each method on --threads threads",
+           notes=f"threads {args.threads}; load average {report['load'][0]:.1f} at the end.")
 
 
 def results_text(report, args):

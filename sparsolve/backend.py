@@ -160,6 +160,40 @@ def like(a: np.ndarray, ref):
         return cupy.asarray(a)
 
 
+def codes_times(Z, D):
+    """Z D for codes Z (rows × atoms): from Z's nonzeros where Z is a sparse numpy array
+    (:mod:`sparsolve.sparse_codes`), the dense product otherwise."""
+    if isinstance(Z, np.ndarray) and isinstance(D, np.ndarray):
+        from . import sparse_codes
+
+        out = sparse_codes.times(Z, D)
+        if out is not None:
+            return out
+    return Z @ D
+
+
+def codes_transpose_times(Z, M):
+    """Zᵀ M for codes Z (rows × atoms) and M (rows × p), as :func:`codes_times` chooses."""
+    if isinstance(Z, np.ndarray) and isinstance(M, np.ndarray):
+        from . import sparse_codes
+
+        out = sparse_codes.transpose_times(Z, M)
+        if out is not None:
+            return out
+    return Z.T @ M
+
+
+def codes_gram(Z):
+    """Zᵀ Z for codes Z (rows × atoms), as :func:`codes_times` chooses."""
+    if isinstance(Z, np.ndarray):
+        from . import sparse_codes
+
+        out = sparse_codes.gram(Z)
+        if out is not None:
+            return out
+    return Z.T @ Z
+
+
 def to_device(x, device):
     """``x`` on ``device`` ("cpu", "cuda" or "cuda:N"; None leaves it where it is): to the
     host, a torch tensor stays a CPU tensor and a cupy array becomes numpy; to CUDA, numpy
@@ -448,6 +482,7 @@ def synchronize(x) -> None:
 
 
 _blas_controller = []  # (modules imported, ThreadpoolController) of the last use: _blas_controller_()
+_blas_default = []  # host BLAS's thread count before sparsolve limited it (the largest over its libraries)
 _blas_lock = threading.RLock()
 
 
@@ -470,8 +505,23 @@ def single_threaded_blas():
     while the thread that set the limit is alive (seen with OpenBLAS 0.3.31), so
     one thread at a time holds it and restores it itself: other threads wait here.
     The kernels inside use every core anyway.  Re-entrant, for fit's step around encode."""
-    with _blas_limit(1):
+    with _blas_limit(1), _torch_threads(1):
         yield
+
+
+@contextlib.contextmanager
+def _keep_torch_threads():
+    """torch's intra-op thread count as it was on entry, restored on exit if it changed.  scipy's
+    OpenBLAS is built on OpenMP: setting its threads (a limit, and the limit's restore) sets the
+    OpenMP thread count that torch reads too, and left torch on two threads after a fit that the
+    caller had put on one (sparsify then trained 9× slower in benchmarks/versus_saes.py)."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if before is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -523,13 +573,36 @@ SMALL_PRODUCT = 1e8
 
 
 def blas_threads_for(x, mult_adds: float):
-    """The threading for a loop of products of ``mult_adds`` each on arrays like ``x``:
-    one thread (:func:`single_threaded_blas`, host BLAS and torch) for small products on
-    the host -- numpy arrays and torch CPU tensors alike -- the libraries' own threads
-    otherwise (large products, GPU arrays)."""
-    if not on_gpu(x) and mult_adds < SMALL_PRODUCT:
+    """The host BLAS's threads for products of ``mult_adds`` multiply-adds each on arrays like ``x``
+    -- the BLAS part of :func:`threads_for`'s rule, and what a call that otherwise runs on one
+    thread asks for around one large product (cd's factored form checks its rows with one product
+    of 1e9 multiply-adds a round, between numba kernels that keep host BLAS on one thread):
+
+    * small products on the host (below :data:`SMALL_PRODUCT`), numpy arrays and torch CPU tensors
+      alike, or a machine with no core to spare (:func:`cores_idle`): one thread
+      (:func:`single_threaded_blas`, host BLAS and torch);
+    * large products where a core is idle: host BLAS at the thread count it had before sparsolve
+      limited it, even inside a :func:`single_threaded_blas`; torch's intra-op threads as found;
+    * :func:`set_threads`'s count where one is fixed; GPU arrays: nothing changes."""
+    if on_gpu(x):
+        return contextlib.nullcontext()
+    if _fixed_threads:
+        return _blas_limit(_fixed_threads[0])
+    if mult_adds < SMALL_PRODUCT or not cores_idle():
         return single_threaded_blas()
-    return contextlib.nullcontext()
+    return _blas_limit(None)
+
+
+def cores_idle() -> bool:
+    """Whether the machine has a core to spare for a second BLAS thread: its load average (one
+    minute) is below the number of cores less one half.  On the shared 2-core machine at load 16,
+    a product of 1e9 multiply-adds took 78 ms on one thread and 100 ms on two (medians of 7), and
+    the online pass's 16 products of 2.7e8 3.4 s against 0.35 s: a second thread only waits to be
+    scheduled.  Reads /proc/loadavg (microseconds); True where the load cannot be read."""
+    try:
+        return os.getloadavg()[0] < (os.cpu_count() or 1) - 0.5
+    except OSError:
+        return True
 
 
 def cannot_store(x, dtype: str) -> str | None:
@@ -602,9 +675,9 @@ def threads_for(x, mult_adds: float, *, kernels: bool = False):
       long on two numba threads as on one;
     * torch up to :data:`SMALL_TORCH_WORK`: one intra-op thread still (torch's second thread loses
       over a wider range than the BLAS's);
-    * larger work: :func:`blas_threads_for`'s BLAS and the libraries' own torch and numba threads
-      (from 2.6e8 multiply-adds two numba threads took 0.63–0.78× the time of one beside a busy loop
-      on each core, 0.98–1.07× without);
+    * larger work: :func:`blas_threads_for`'s BLAS (every core where the load leaves one idle) and
+      the libraries' own torch and numba threads (from 2.6e8 multiply-adds two numba threads took
+      0.63–0.78× the time of one beside a busy loop on each core, 0.98–1.07× without);
     * GPU arrays: nothing changes.
 
     :func:`set_threads` (or ``SPARSOLVE_THREADS``) fixes one count for every call instead.  Every
@@ -614,6 +687,7 @@ def threads_for(x, mult_adds: float, *, kernels: bool = False):
             pass
         elif _fixed_threads:
             stack.enter_context(_blas_limit(_fixed_threads[0]))
+            stack.enter_context(_torch_threads(_fixed_threads[0]))
             if kernels:
                 stack.enter_context(_numba_threads(_fixed_threads[0]))
         else:
@@ -626,21 +700,34 @@ def threads_for(x, mult_adds: float, *, kernels: bool = False):
 
 
 @contextlib.contextmanager
-def _blas_limit(n: int):
-    """Host BLAS and torch at ``n`` threads (set_threads), one thread at a time holding the limit,
-    as in :func:`single_threaded_blas`."""
-    with _blas_lock, _blas_controller_().limit(limits=n, user_api="blas"), _torch_threads(n):
-        yield
+def _blas_limit(n):
+    """Host BLAS at ``n`` threads (``None``: the count it had before sparsolve limited it) within the
+    context, one thread at a time holding the limit (see :func:`single_threaded_blas`); torch's
+    intra-op count as found (:func:`_keep_torch_threads`)."""
+    with _blas_lock:
+        controller = _blas_controller_()
+        with _keep_torch_threads(), controller.limit(limits=_blas_default[0] if n is None else n, user_api="blas"):
+            yield
 
 
 def _blas_controller_():
     """threadpoolctl's controller of the loaded BLAS libraries.  It lists them when it is made
     (~1 ms), so it is made again when modules were imported since: scipy brings its own OpenBLAS,
-    which a controller made before it would leave on every core."""
+    which a controller made before it would leave on every core.  scipy.linalg is imported first:
+    numba's np.dot calls its OpenBLAS (cd's working sets), and loading it only inside a limit left
+    each of those small products starting a second thread (10× the time under load).  The first
+    controller, made before any limit, records the BLAS's own thread count (:func:`blas_threads_for`
+    restores it for large products)."""
+    import importlib
+
+    importlib.import_module("scipy.linalg")  # loaded for its OpenBLAS (numba's np.dot calls it)
     if not _blas_controller or _blas_controller[0][0] != len(sys.modules):
         from threadpoolctl import ThreadpoolController
 
         _blas_controller[:] = [(len(sys.modules), ThreadpoolController())]
+        if not _blas_default:
+            threads = [lib.num_threads for lib in _blas_controller[0][1].lib_controllers if lib.user_api == "blas"]
+            _blas_default.append(max(threads, default=1))
     return _blas_controller[0][1]
 
 

@@ -75,6 +75,9 @@ class MemoryPlan:
     """The working memory of one row of a chunk."""
     budget_bytes: int
     """The share of the free memory the plan may use (``fraction`` × free)."""
+    gram_fits: bool = True
+    """Whether G = DDᵀ fits beside the fixed arrays and a full chunk: a solver with a cheaper form of
+    its own (cd, inference.cd.CD.settle_form) may take the Gram form where this is true."""
 
     def needed_bytes(self, rows: int) -> int:
         """The memory a chunk of ``rows`` rows takes together with the fixed arrays."""
@@ -131,21 +134,22 @@ def plan(free_bytes: int, n_features: int, n_atoms: int, batch_size: int, dtype:
     if fixed + per_row * least > budget:
         raise MemoryPlanError(_does_not_fit(p, m, b, dtype, update, fixed + per_row * least, statistics,
                                             budget, free_bytes, fraction, device, least, k))
+    gram_fits = fixed + gram + per_row * want_rows <= budget
     if form == "auto":
         form = choose_form(b, m, p)
-        if form == "gram" and fixed + gram + per_row * want_rows > budget:
+        if form == "gram" and not gram_fits:
             form = "factored"
-    elif form == "gram" and fixed + gram + per_row * want_rows > budget:
+    elif form == "gram" and not gram_fits:
         raise MemoryPlanError(
             f"form='gram' needs G = DDᵀ ({m}×{m}, {gram / _GIB:.2f} GiB in {dtype}) beside "
             f"{fixed / _GIB:.2f} GiB of dictionary and statistics, but {budget / _GIB:.2f} GiB "
             f"({fraction:.0%} of the {free_bytes / _GIB:.2f} GiB free on {device}) are usable; "
-            f"use form='factored' or 'auto' (solvers ista, fista and lca; cd and omp always need G)")
+            f"use form='factored' or 'auto' (solvers ista, fista, lca and cd; omp always needs G)")
     if form == "gram":
         fixed += gram
     rows = max(1, min(b, (budget - fixed) // per_row))
     return MemoryPlan(form=form, chunk_rows=int(rows), fixed_bytes=int(fixed), statistics_bytes=int(statistics),
-                      per_row_bytes=int(per_row), budget_bytes=budget)
+                      per_row_bytes=int(per_row), budget_bytes=budget, gram_fits=gram_fits)
 
 
 def plan_for(like, n_features: int, n_atoms: int, batch_size: int, **options) -> MemoryPlan:

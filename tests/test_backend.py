@@ -1,6 +1,8 @@
 """sparsolve.backend: the one place that tells numpy, torch and cupy apart."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,9 @@ def test_synchronize_is_a_no_op_on_cpu():
 
 
 def blas_threads():
+    import importlib
+
+    importlib.import_module("scipy.linalg")  # its own BLAS, which single_threaded_blas limits as well (numba's np.dot)
     from threadpoolctl import threadpool_info
 
     return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
@@ -119,9 +124,10 @@ def test_single_threaded_blas_one_thread_at_a_time():
     assert blas_threads() == before
 
 
-def test_blas_threads_for_a_product_size():
+def test_blas_threads_for_a_product_size(monkeypatch):
     """One thread for small host products -- host BLAS and torch's pool, for numpy arrays and
-    torch CPU tensors alike -- the libraries' threads for large ones."""
+    torch CPU tensors alike -- the libraries' threads for large ones where a core is idle."""
+    monkeypatch.setattr(backend.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # a quiet machine
     before, torch_before = blas_threads(), torch.get_num_threads()
     torch.set_num_threads(2)  # the machine may have one core: the scope must still show
     try:
@@ -133,6 +139,22 @@ def test_blas_threads_for_a_product_size():
             assert blas_threads() == before and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(torch_before)
+
+
+def test_a_large_product_takes_every_core_only_where_one_is_idle(monkeypatch):
+    """Even inside single_threaded_blas (cd's numba kernels) a large product gets host BLAS's own
+    threads back -- unless the machine is busy, where a second thread only waits to be scheduled."""
+    before = blas_threads()
+    a = np.zeros((2, 2))
+    with backend.single_threaded_blas():
+        monkeypatch.setattr(backend.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        with backend.blas_threads_for(a, 10 * backend.SMALL_PRODUCT):
+            assert blas_threads() == before
+        assert blas_threads() == [1] * len(before)
+        monkeypatch.setattr(backend.os, "getloadavg", lambda: (float(os.cpu_count()), 0.0, 0.0))
+        with backend.blas_threads_for(a, 10 * backend.SMALL_PRODUCT):
+            assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
 
 
 def test_single_threaded_blas_leaves_torch_alone_if_unloaded(monkeypatch):
@@ -195,3 +217,21 @@ def test_no_grad_and_to_device():
     assert backend.to_device(a, "cpu") is a
     t = backend.to_device(torch.from_numpy(a), "cpu")
     assert isinstance(t, torch.Tensor) and backend.device_of(t) == "cpu"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blas_limits_leave_torchs_threads_as_they_found_them(threads, monkeypatch):
+    """scipy's OpenBLAS runs on OpenMP: setting its threads set torch's too, and a fit left torch on
+    two threads where the caller had put it on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with backend.single_threaded_blas():
+            pass
+        assert torch.get_num_threads() == threads
+        monkeypatch.setattr(backend.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        with backend.single_threaded_blas(), backend.blas_threads_for(np.zeros(2), 10 * backend.SMALL_PRODUCT):
+            pass
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)

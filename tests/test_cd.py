@@ -7,7 +7,8 @@ import pytest
 
 import sparsolve
 from sparsolve.data import natural_image_patches
-from sparsolve.inference import _cholesky, cd
+from sparsolve.inference import _cd_kernels as cd
+from sparsolve.inference import _cholesky
 
 
 def test_high_contrast_patches_with_large_supports(D_learned):

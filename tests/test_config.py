@@ -125,7 +125,7 @@ def test_the_choices_are_the_registries():
     from sparsolve.rules import NORM_RULES, UPDATE_RULES
 
     assert FitConfig.CHOICES["solver"] == ("auto", *REGISTRY)
-    assert FitConfig.CHOICES["update"] == tuple(UPDATE_RULES)
+    assert FitConfig.CHOICES["update"] == ("auto", *UPDATE_RULES)  # auto: online or sgd by width (rules.update_for)
     assert FitConfig.CHOICES["norm"] == tuple(NORM_RULES)
     for name in ("update", "norm"):
         with pytest.raises(ValueError, match=f"{name}='nope' is not known; choose one of"):

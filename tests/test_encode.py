@@ -180,8 +180,9 @@ def test_info_record(X, D_learned, alpha):
     zero = np.abs(X @ D_learned.T).max(axis=1) <= alpha
     assert zero.any() and (info.n_iter[zero] == 0).all() and (info.n_iter[~zero] > 0).all()
     assert (Z[zero] == 0).all()
-    # the reported gap is the one a caller can recompute from Z
-    np.testing.assert_allclose(info.gap, rel_gap(X, D_learned, Z, alpha), rtol=1e-6, atol=1e-15)
+    # the reported gap is the one a caller can recompute from Z, up to the bound on its rounding that
+    # the certificate adds (inference/certificate.py: an upper bound, ~1e-15 in float64 here)
+    np.testing.assert_allclose(info.gap, rel_gap(X, D_learned, Z, alpha), rtol=1e-6, atol=1e-13)
     assert "converged=150/150" in repr(info)
 
 
@@ -285,10 +286,10 @@ def test_torch_cpu_tensors_get_tensors_back_and_numpys_codes(X, D_learned, alpha
     # in the trace as in the result, and the very numbers a numpy call gives
     kinds = []
     Xt, Dt = torch.from_numpy(X).float(), torch.from_numpy(D_learned).float()
-    Z = sparsolve.encode(Xt, Dt, alpha, solver="fista", tol=1e-6, check_every=5,
+    Z = sparsolve.encode(Xt, Dt, alpha, solver="fista", tol=1e-5, check_every=5,
                          trace=lambda step, rows, Zs, F: kinds.append((backend.kind(Zs), backend.kind(F))))
     assert isinstance(Z, torch.Tensor) and Z.dtype == torch.float32 and kinds and set(kinds) == {("torch", "torch")}
-    Zn = sparsolve.encode(X.astype(np.float32), D_learned.astype(np.float32), alpha, solver="fista", tol=1e-6,
+    Zn = sparsolve.encode(X.astype(np.float32), D_learned.astype(np.float32), alpha, solver="fista", tol=1e-5,
                           check_every=5)
     np.testing.assert_array_equal(Z.numpy(), Zn)
 

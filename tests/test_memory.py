@@ -133,7 +133,7 @@ def test_fit_encodes_in_what_the_learners_arrays_leave(monkeypatch):
     assert fixed - m * p * 4 > 0.6 * free * memory.FRACTION  # the learner's own arrays take most of it
     monkeypatch.setattr(backend, "free_bytes", lambda x: free)
     chunks = _chunks(monkeypatch)
-    sparsolve.encode(X, X[:m], 0.1, tol=0, max_iter=5)  # the chunks are the point, not the codes
+    sparsolve.encode(X, X[:m], 0.1, solver="fista", tol=0, max_iter=5)  # the chunks are the point, not the codes
     alone = list(chunks)
     assert {form for _, form in alone} == {"gram"} and alone[0][0] > 2 * memory.MIN_CHUNK
     chunks.clear()
@@ -174,7 +174,7 @@ def test_encode_refuses_a_plan_of_another_form():
     X, D = np.ones((4, 8)), np.eye(8)
     factored = memory.plan(GIB, 8, 8, 4, "float64", update=None, form="factored")
     with pytest.raises(ValueError, match="plan has form='factored' but solver='fista' asks for form='gram'"):
-        sparsolve.encode(X, D, 0.1, plan=factored, form="gram")
+        sparsolve.encode(X, D, 0.1, solver="fista", plan=factored, form="gram")
     with pytest.raises(TypeError, match="plan must be a sparsolve.memory.MemoryPlan"):
         sparsolve.encode(X, D, 0.1, plan={"form": "gram"})
 
@@ -204,10 +204,12 @@ def test_encode_plans_interpretability_sizes_from_the_free_memory(monkeypatch):
     monkeypatch.setattr(backend, "free_bytes", lambda x: 80 * GIB)
     wide = _encode_plan(X, 65536, 65536)
     assert wide.form == "factored" and 16384 < wide.chunk_rows < 65536
-    # cd and omp work on G only: refused where it cannot fit, with the solvers that can go without
+    # omp works on G only: refused where it cannot fit, with the solvers that can go without;
+    # cd goes without (its factored form)
     monkeypatch.setattr(backend, "free_bytes", lambda x: 4 * GIB)
-    with pytest.raises(memory.MemoryPlanError, match="cd and omp always need G"):
-        _encode_plan(X, 65536, 65536, solver="cd")
+    with pytest.raises(memory.MemoryPlanError, match="omp always needs G"):
+        _encode_plan(X, 65536, 65536, solver="omp")
+    assert _encode_plan(X, 65536, 65536, solver="cd").form == "factored"
 
 
 def test_encode_keeps_its_form_and_one_chunk_at_small_sizes():
@@ -226,7 +228,7 @@ def test_encode_refuses_a_dictionary_that_cannot_fit_before_any_work(monkeypatch
     monkeypatch.setattr(FISTA, "solve", lambda *a, **k: pytest.fail("the solver ran before the plan refused"))
     X, D = np.ones((4, 1024), dtype=np.float32), np.ones((1024, 1024), dtype=np.float32)
     with pytest.raises(memory.MemoryPlanError, match=r"n_atoms ≤"):
-        sparsolve.encode(X, D, 0.1)
+        sparsolve.encode(X, D, 0.1, solver="fista")
 
 
 def test_encode_chunks_as_the_plan_says(monkeypatch):
@@ -237,5 +239,5 @@ def test_encode_chunks_as_the_plan_says(monkeypatch):
     seen = _chunks(monkeypatch)
     fixed, _, per_row, _ = memory._sizes(16, 32, None, 8, 40)
     monkeypatch.setattr(backend, "free_bytes", lambda x: int((fixed + 15 * per_row) / memory.FRACTION) + 1)
-    sparsolve.encode(X, D, 0.1, tol=1e-3)
+    sparsolve.encode(X, D, 0.1, solver="fista", tol=1e-3)
     assert seen == [(15, "factored"), (15, "factored"), (10, "factored")]

@@ -50,7 +50,7 @@ def reader_must_not_run(monkeypatch):
 @pytest.mark.parametrize("argv, says", [
     (["--solver", "lca", "--solver-option", "gamma=-1"], r"gamma must be a finite number > 0, got -1\.0"),
     (["--solver", "lca", "--solver-option", "gama=0.1"], r"unknown option\(s\) \['gama'\] for solver='lca'"),
-    (["--solver", "cd", "--solver-option", "gamma=0.1"], r"\['gamma'\] for solver='cd'.*takes no --solver-option"),
+    (["--solver", "cd", "--solver-option", "gamma=0.1"], r"\['gamma'\] for solver='cd'.*it accepts \['form'\]"),
     (["--solver", "lca", "--solver-option", "gamma=abc"], r"gamma='abc' is not a number"),
     (["--solver", "lca", "--solver-option", "check_every=2.5"], r"check_every='2.5' is not an integer"),
     (["--solver", "lca", "--solver-option", "accelerate=maybe"], r"write accelerate=true or accelerate=false"),

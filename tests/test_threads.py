@@ -23,6 +23,7 @@ needs_two_numba_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
 
 
 def blas_threads():
+    importlib.import_module("scipy.linalg")  # its OpenBLAS too, which sparsolve loads and limits (numba's np.dot)
     return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
 
@@ -32,9 +33,11 @@ def counts():
 
 
 @pytest.fixture
-def two_threads():
+def two_threads(monkeypatch):
     """torch and numba at two threads for the test (numba's count is per calling thread), and the
-    caller's counts restored after; yields the counts a call must leave behind."""
+    caller's counts restored after; yields the counts a call must leave behind.  The machine reads
+    as quiet (a large product takes every core only where one is idle: backend.cores_idle)."""
+    monkeypatch.setattr(backend.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     torch_before, numba_before = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(2)
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
@@ -90,6 +93,8 @@ def test_set_threads_fixes_every_call(two_threads):
     assert sparsolve.set_threads(1) is None
     with backend.threads_for(np.zeros(1), 10 * backend.SMALL_PRODUCT, kernels=True):
         assert one_thread(counts())  # even where the rule would leave two
+        with backend.blas_threads_for(np.zeros(1), 10 * backend.SMALL_PRODUCT):  # a large product inside (cd's check)
+            assert one_thread(counts())  # the quiet machine's rule would give it every core
     assert sparsolve.set_threads(2) == 1
     with backend.threads_for(np.zeros(1), 1.0, kernels=True):
         blas, torch_threads, numba_threads = counts()

@@ -18,6 +18,7 @@ from ..checks import choice, finite_rows
 from . import warm
 from .base import Solver
 from .cd import CD
+from .certificate import certify
 from .fista import FISTA
 from .ista import ISTA
 from .l0 import alpha_for_l0
@@ -26,12 +27,16 @@ from .loop import DivergenceError
 from .omp import OMP
 from .problem import lipschitz, top_eigenvalue
 
-__all__ = ["encode", "alpha_for_l0", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVER_CHOICES", "Solver",
-           "solver_class", "solver_for", "check_solver_options", "lipschitz", "top_eigenvalue"]
+__all__ = ["encode", "alpha_for_l0", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "PrecisionWarning", "REGISTRY",
+           "SOLVER_CHOICES", "Solver", "solver_class", "solver_for", "check_solver_options", "lipschitz", "top_eigenvalue"]
 
 
 class ConvergenceWarning(UserWarning):
     """Some samples did not reach ``tol`` within ``max_iter``."""
+
+
+class PrecisionWarning(UserWarning):
+    """``tol`` was below what the solver certifies in the data's dtype, and was raised to that floor."""
 
 
 # The registry: a solver is one module with one class (see .base), and one line here.
@@ -43,9 +48,10 @@ SOLVER_CHOICES = (AUTO, *REGISTRY)
 
 
 def solver_for(solver, X):
-    """The solver that runs on X: ``"auto"`` is cd on the host and fista on a GPU (the fastest
-    certified solver for the device); a named solver is itself."""
-    if solver != AUTO:
+    """The solver that runs on X -- for encode, a fit step and alpha_for_l0 alike: ``"auto"`` is cd
+    on the host and fista on a GPU (the fastest certified solver for the device); a named solver is
+    itself (checked against :data:`SOLVER_CHOICES`)."""
+    if choice(solver, "solver", SOLVER_CHOICES) != AUTO:
         return solver
     return "fista" if backend.on_gpu(X) else "cd"
 
@@ -108,7 +114,7 @@ class EncodeInfo:
         )
 
 
-def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=None, init=None,
+def encode(X, D, alpha, *, solver="auto", positive=False, tol=1e-4, max_iter=None, init=None,
            return_info=False, plan=None, **options):
     """Sparse codes Z (n_samples, n_atoms) with X ≈ Z @ D, minimising for each row
 
@@ -124,7 +130,8 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         divide the squared error by n_features, so their ``alpha`` equals this
         α / n_features; ``sparse_encode(algorithm="lasso_lars"|"lasso_cd")``
         does that division itself and takes this α unchanged.
-    solver : a name in :data:`REGISTRY`: "fista" (default), "ista", "lca", "cd" or "omp".
+    solver : "auto" (default: cd on the host, fista on a GPU, :func:`solver_for`) or a name in
+        :data:`REGISTRY`: "cd", "fista", "ista", "lca" or "omp".
     tol : relative duality gap: a sample stops once gap ≤ tol · F(z) and costs
         no further work.  (OMP: stop once ‖x − zD‖² ≤ tol · ‖x‖².)
     max_iter : iterations (sweeps for "cd", atoms for "omp"); a per-solver default.
@@ -152,10 +159,22 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     with TF32 products allowed (``torch.backends.cuda.matmul.allow_tf32``) the
     correlations are good to about 1e-3, so a smaller ``tol`` cannot be certified.
     """
+    solver = solver_for(solver, X)
     if callable(init):  # an encoder proposes the start, once X and D have passed their checks
-        X, D, _, _ = _validate(X, D, alpha, solver, positive, tol, max_iter, None, options)
+        X, D, _, _, _ = _validate(X, D, alpha, solver, positive, tol, max_iter, None, options)
         init = warm.encoder_codes(init, X, D, positive)
-    X, D, init, algo = _validate(X, D, alpha, solver, positive, tol, max_iter, init, options)
+    X, D, init, algo, nonzero = _validate(X, D, alpha, solver, positive, tol, max_iter, init, options)
+    # under atom sharding (options' shards) the ranks must take the same path, collectives and all:
+    # a zero atom there is left to the loop (its gradient is zero: the threshold keeps its code at zero)
+    if not nonzero.all() and options.get("shards") is None:
+        return _without_zero_atoms(X, D, alpha, nonzero, solver=solver, positive=positive, tol=tol, max_iter=max_iter,
+                                   init=init, return_info=return_info, plan=plan, **options)
+    floor = algo.tol_floor(backend.dtype_name(X))
+    if 0 < tol < floor:
+        warnings.warn(f"tol={tol:g} is below what solver={solver!r} can certify on {backend.dtype_name(X)} data; "
+                      f"using its floor tol={floor:g} ({algo.floor_reason()}).  Pass float64 X and D for a smaller "
+                      "tol.", PrecisionWarning, stacklevel=2)
+        tol = floor
     if plan is not None:
         _check_plan(plan, algo)
     max_iter = algo.default_max_iter if max_iter is None else max_iter
@@ -167,10 +186,17 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
     n, m, p = X.shape[0], D.shape[0], D.shape[1]
     start = time.perf_counter()
     plan = memory_plan(X, n, m, algo) if plan is None else plan
-    form, step = plan.form, plan.chunk_rows
+    form, step = algo.settle_form(plan, n, m, p), plan.chunk_rows
     rows = min(n, step)
     # BLAS, torch and numba threads by the size of one chunk's products (backend.threads_for)
     threads = backend.threads_for(X, rows * m * (m if form == "gram" else p), kernels=algo.runs_on_host)
+    # (not under atom sharding: a rank holds only its atoms' codes, and the loop's certificate
+    # already sums the shards)
+    recertify = (algo.criterion == "rel_gap" and not algo.runs_on_host and isinstance(X, np.ndarray)
+                 and getattr(algo, "shards", None) is None)
+    # where the codes are certified again below, the loop aims under tol by the error of its own
+    # certificate in the data's precision, so that the recomputed one finds them within tol
+    target = max(tol - _LOOP_SLACK.get(backend.dtype_name(X), 0.0), 0.5 * tol) if recertify else tol
     with backend.no_grad(X), threads:
         if init is None:
             init = backend.zeros(X, (n, m))
@@ -178,7 +204,7 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
         parts = []
         for lo in range(0, n, step):
             sl = slice(lo, min(n, lo + step))
-            parts.append(algo.solve(X[sl], D, alpha, init=init[sl], tol=tol, max_iter=max_iter, form=form,
+            parts.append(algo.solve(X[sl], D, alpha, init=init[sl], tol=target, max_iter=max_iter, form=form,
                                     shared=shared, row_offset=lo))
         Z = backend.concat([part.Z for part in parts]) if parts else backend.zeros(X, (0, m))
         backend.synchronize(Z)
@@ -190,6 +216,12 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
 
     info = EncodeInfo(n_iter=joined("n_iter", np.int64), converged=joined("converged", bool), seconds=seconds,
                       solver=solver, form=form, **{algo.criterion: joined("crit", np.float64)})
+    if recertify and n:
+        # the loop certified in the data's precision, where a gap near 1e-6·F is rounding: the codes
+        # returned are certified again from themselves (cd does this itself)
+        cert = certify(X, D, backend.to_numpy(Z), float(alpha), bool(positive), tol=tol)
+        info.rel_gap = cert.rel_gap
+        info.converged = cert.gap <= tol * cert.F
     if n and tol > 0 and not info.converged.all():  # tol=0 asks for exactly max_iter steps
         advice = "raise max_iter or loosen tol" + ("" if solver == "cd" else ", or try solver='cd'")
         warnings.warn(
@@ -197,6 +229,31 @@ def encode(X, D, alpha, *, solver="fista", positive=False, tol=1e-4, max_iter=No
             f"max_iter={max_iter} (solver={solver!r}); {advice}.",
             ConvergenceWarning, stacklevel=2,
         )
+    return (Z, info) if return_info else Z
+
+
+# The error of the iterative loop's certificate (relative to F), by dtype: about 5e-7 in float32
+# (Solver.TOL_FLOOR), and in float64 the Gram form's ‖x‖² − 2⟨z,b⟩ + ⟨z,zG⟩ loses digits too: at
+# tol 1e-12 the loop's gap and the codes' own differed in the third digit.
+_LOOP_SLACK = {"float32": 5e-6, "float64": 1e-13}
+
+
+def _without_zero_atoms(X, D, alpha, nonzero, *, init, return_info, **kwargs):
+    """encode on the nonzero atoms of D, the codes of the zero atoms 0 (as scikit-learn, SPAMS and
+    celer give them: a zero atom explains nothing, and any code on it leaves F(z) unchanged but for
+    α|z_j|).  The certificate is the smaller problem's, which has the same optimum."""
+    n, m = X.shape[0], D.shape[0]
+    keep = np.flatnonzero(nonzero)
+    if not keep.size:  # no atom at all: z = 0 is the only solution, and certified (gap 0)
+        info = EncodeInfo(n_iter=np.zeros(n, np.int64), converged=np.ones(n, bool), seconds=0.0,
+                          solver=kwargs["solver"], form="none", rel_gap=np.zeros(n))
+        Z = backend.zeros(X, (n, m))
+        return (Z, info) if return_info else Z
+    index = backend.like(keep, D)
+    Z_kept, info = encode(X, D[index], alpha, init=None if init is None else init[:, index], return_info=True,
+                          **kwargs)
+    Z = backend.zeros(Z_kept, (n, m))
+    Z[:, index] = Z_kept
     return (Z, info) if return_info else Z
 
 
@@ -292,11 +349,6 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
                 f"X is too large for {backend.dtype_name(X)}: ‖x‖² overflows (first at row "
                 f"{int(np.argmin(x_fits))}); rescale X, e.g. X / abs(X).max(), and alpha with it"
             )
-    if not nonzero.all():
-        raise ValueError(
-            f"D has zero-norm atoms (rows {np.flatnonzero(~nonzero)[:10].tolist()}); remove them or "
-            "re-initialise them, e.g. with random unit-norm rows"
-        )
     opts = cls.check(options, positive=bool(positive), X=X, D=D)
     if init is not None:
         if not backend.same_place(init, X):
@@ -306,4 +358,4 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
         if n:
             finite_rows(init_rows, "init")
         init = backend.astype(init, backend.dtype_name(X))
-    return X, D, init, cls(positive=bool(positive), **opts)
+    return X, D, init, cls(positive=bool(positive), **opts), nonzero

@@ -52,7 +52,7 @@ def alpha_for_l0(X, D, l0, *, positive=False, n_samples=4096, rtol=0.01, seed=0,
 
     Returns α as a float.
     """
-    from . import encode  # the package imports this module: its encode is there once the import is done
+    from . import encode, solver_for  # the package imports this module: they are there once its import is done
 
     if not backend.is_array(X) or not backend.is_array(D):
         raise TypeError(f"X and D must be arrays (numpy, torch or cupy), got {type(X).__name__} and "
@@ -69,8 +69,7 @@ def alpha_for_l0(X, D, l0, *, positive=False, n_samples=4096, rtol=0.01, seed=0,
     n_samples = positive_int(n_samples, "n_samples", "rows of X the bisection codes")
     rtol = positive_float(rtol, "rtol")
     max_steps = positive_int(max_steps, "max_steps")
-    if solver == "auto":  # encode's own "auto" where it has one; the choice of the learner's solver_for
-        solver = "fista" if backend.on_gpu(X) else "cd"
+    solver = solver_for(solver, X)  # once, for every step of the bisection
 
     n = X.shape[0]
     rows = np.arange(n) if n <= n_samples else np.sort(np.random.default_rng(seed).choice(n, n_samples, replace=False))

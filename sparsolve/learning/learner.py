@@ -4,7 +4,8 @@ For a batch X (b, p) and the current dictionary D (m, p), :meth:`Learner.step` r
 
 1. ``encode``      Z = encode(X, D, α, solver, tol): the codes minimising ½‖x − zD‖² + α‖z‖₁
                    per row, to the relative gap ``tol`` (learning needs good codes, not
-                   certified optima).  When a step sees the very same rows as the one
+                   certified optima; under ``tol_warmup`` a coarser one in the first steps,
+                   FitConfig.step_tol).  When a step sees the very same rows as the one
                    before (full-batch data), the previous codes warm-start the solver.
 2. ``statistics``  the update rule's statistics of the batch (sparsolve.rules: A = ZᵀZ/b and
                    B = ZᵀX/b for "online" and "mod"; sgd's gradient from the residual R = X − ZD),
@@ -256,8 +257,13 @@ class Learner:
         the batch) leave, and every step's encode follows it: its form, its rows per chunk."""
         if self.plan is None:
             cfg = self.config
+            solver = solver_for(cfg.solver, X)
+            floor = solver_class(solver).tol_floor(backend.dtype_name(X))
+            if cfg.tol < floor:  # no step could certify it: refused before the first
+                raise ValueError(f"tol={cfg.tol:g} is below what solver={solver!r} can certify on "
+                                 f"{backend.dtype_name(X)} data ({floor:g}); pass tol >= {floor:g}, or float64 data")
             self.plan = self.reducer.plan(X, int(X.shape[1]), cfg.n_atoms, max(cfg.batch_size, int(X.shape[0])),
-                                          cfg.update, self._solver_form(solver_for(cfg.solver, X)))
+                                          cfg.update, self._solver_form(solver))
         return self.plan
 
     def _solver_options(self, solver):
@@ -284,7 +290,7 @@ class Learner:
             options = {**options, "L": L}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            Z, info = self.reducer.encode(X, D, cfg.alpha, solver=solver, positive=cfg.positive, tol=cfg.tol,
+            Z, info = self.reducer.encode(X, D, cfg.alpha, solver=solver, positive=cfg.positive, tol=cfg.step_tol(self.t),
                                           max_iter=max_iter, init=init, return_info=True, plan=self.plan, **options)
         return Z, info.converged, top
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import memory
+from .. import backend, memory
 from ..inference import encode
 from ..inference.problem import lipschitz_and_vector
 
@@ -127,8 +127,8 @@ class Reducer:
         return encode(X, D, alpha, **options)
 
     def reconstruct(self, Z, D):
-        """Z D, the rows' reconstruction."""
-        return Z @ D
+        """Z D, the rows' reconstruction (from Z's nonzeros where it is sparse: backend.codes_times)."""
+        return backend.codes_times(Z, D)
 
     def statistics(self, rule, X, Z, R, D, used, rows):
         """(the update ``rule``'s statistics, ``used``, ``rows``) of the global batch, from this rank's

@@ -163,7 +163,7 @@ class AtomSharded(DataParallel):
         return encode(X, D, alpha, shards=self.shards, **options)
 
     def reconstruct(self, Z, D):
-        return self.shards.sum(Z @ D)
+        return self.shards.sum(backend.codes_times(Z, D))
 
     def statistics(self, rule, X, Z, R, D, used, rows):
         return self._weighted(rule.shard_statistics(X, Z, R, D, self.shards), used, rows)

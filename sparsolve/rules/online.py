@@ -39,7 +39,7 @@ from .base import UNUSED, UpdateRule, block_size, checked_arrays
 def batch_statistics(X, Z):
     """(A, B) = (ZᵀZ / b, ZᵀX / b)."""
     b = max(1, X.shape[0])
-    return (Z.T @ Z) / b, (Z.T @ X) / b
+    return backend.codes_gram(Z) / b, backend.codes_transpose_times(Z, X) / b  # from Z's nonzeros where sparse
 
 
 def running_statistics(A_bar, B_bar, weight, A, B, t, forget):
@@ -76,7 +76,8 @@ class Online(UpdateRule):
 
     def shard_statistics(self, X, Z, R, D, shards):
         b = max(1, X.shape[0])
-        return (Z.T @ shards.codes(Z)) / b, (Z.T @ X) / b  # the block's rows of A = ZᵀZ/b and B = ZᵀX/b
+        # the block's rows of A = ZᵀZ/b and B = ZᵀX/b, from Z's nonzeros where sparse
+        return backend.codes_transpose_times(Z, shards.codes(Z)) / b, backend.codes_transpose_times(Z, X) / b
 
     def shard_apply(self, D, stats, state, step, shards):
         A, B, weight = running_statistics(state["A"], state["B"], state["weight"], *stats, step, self.forget)
@@ -119,14 +120,25 @@ def online(D, A_bar, B_bar, norm, decay, *, block=None):
     under the norm rule ``norm`` (a :class:`~.base.NormRule`).
 
     Host arrays (numpy, and torch CPU tensors through a numpy view of the copy) take the numba
-    kernel where the rule's projection has its closed form (``norm.floor``) or none; device arrays,
+    kernel where the rule's projection has its closed form (``norm.floor``) or none, and from
+    :data:`BLOCKED_ON_HOST` atoms under a closed-form projection the blocked pass (BLAS products
+    of :data:`HOST_BLOCK` atoms, the in-block steps one numba kernel a block); device arrays,
     and rules of another form, take :func:`online_blocked`, the same pass in a few large products."""
     D = D + 0
     if not backend.on_gpu(D) and (norm.floor is not None or not norm.projects):
+        Dh, Ah, Bh = backend.to_numpy(D), backend.to_numpy(A_bar), backend.to_numpy(B_bar)
+        if D.shape[0] >= BLOCKED_ON_HOST and norm.projects:
+            # wide, under a projection: the pass's m²p multiply-adds as the blocked pass's products,
+            # in place on the host view of the copy.  Each product of a HOST_BLOCK-atom block is then
+            # large enough for every core where the machine has one to spare (2.7e8 at m = 4,096,
+            # p = 256; backend.blas_threads_for)
+            k = HOST_BLOCK if block is None else block
+            with backend.blas_threads_for(Dh, k * D.shape[0] * D.shape[1]):
+                online_blocked(Dh, Ah, Bh, norm, decay, block=k, copy=False)
+            return D
         # The pass is m small dependent steps; in Python each costs ~25 µs of call
         # overhead, a third of sparsolve.fit's time on 8×8 patches with 256 atoms.
-        _online_numba(backend.to_numpy(D), backend.to_numpy(A_bar), backend.to_numpy(B_bar),
-                      norm.floor if norm.projects else 0.0, float(decay), UNUSED)  # floor 0: no projection
+        _online_numba(Dh, Ah, Bh, norm.floor if norm.projects else 0.0, float(decay), UNUSED)  # floor 0: no projection
         return D
     return online_blocked(D, A_bar, B_bar, norm, decay, block=block, copy=False)
 
@@ -164,6 +176,12 @@ def online_sharded(D, A_rows, B_rows, norm, decay, shards):
 # Atoms per block of the blocked pass: each block costs one (k, m)·(m, p) product and k small
 # in-block steps of k·p work, so k ≪ m keeps the in-block work a small fraction of the products.
 BLOCK = 64
+#: From this many atoms the host takes the blocked pass too (numba in-block steps, BLAS products):
+#: its per-atom kernel reads a row of Ā and D's rows a step, m²p multiply-adds at a few GFLOP/s.
+#: At m = 4,096, p = 256, one thread, an Ā of 27 % nonzeros: 197 ms that way, 118 ms blocked (at
+#: any block from 64 to 512 atoms; and the blocked pass does not slow as Ā fills in).
+BLOCKED_ON_HOST = 1024
+HOST_BLOCK = 256
 
 
 def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
@@ -187,8 +205,9 @@ def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
     Equal to the sequential pass in exact arithmetic.  Nothing here reads a value back to the
     host, so on a GPU the whole pass is queued without a sync (and can be captured in a graph).
     The in-block steps are a Python loop of small array operations (:func:`_in_block_steps`);
-    on float32/float64 CUDA torch tensors with Triton installed, and a rule with a closed-form
-    projection (``norm.floor``), they are one kernel launch a block (:mod:`._online_triton`).
+    under a rule with a closed-form projection (``norm.floor``) they are one kernel a block: on
+    numpy arrays numba's (:func:`_in_block_numba`), on float32/float64 CUDA torch tensors with
+    Triton installed Triton's (:mod:`._online_triton`).
     """
     xp = backend.namespace(D)
     m = D.shape[0]
@@ -213,6 +232,11 @@ def online_blocked(D, A_bar, B_bar, norm, decay, *, block=None, copy=True):
 
         def steps(W, coupling, old, keep):
             _online_triton.in_block_steps(W, coupling, old, keep, floor)
+    elif norm.floor is not None and isinstance(D, np.ndarray):
+        floor = norm.floor
+
+        def steps(W, coupling, old, keep):
+            _in_block_numba(W, coupling, old, keep, floor)
     else:
         def steps(W, coupling, old, keep):
             _in_block_steps(W, coupling, old, keep, norm)
@@ -257,6 +281,30 @@ def _in_block_steps(W, coupling, old, keep, norm):
         change[t] = (new - old[t]) * keep[t]
         W[t + 1:] -= coupling[t + 1:, t:t + 1] * change[t][None, :]
     old += change
+
+
+@njit(cache=True, fastmath={"reassoc", "contract", "arcp"})
+def _in_block_numba(W, coupling, old, keep, floor):
+    """:func:`_in_block_steps` as one numba kernel, for numpy arrays under a closed-form projection
+    (the host's blocked pass)."""
+    k, p = W.shape
+    change = np.zeros_like(W)
+    for t in range(k):
+        if keep[t]:
+            sq = 0.0
+            for f in range(p):
+                sq += W[t, f] * W[t, f]
+            scale = 1.0 / max(np.sqrt(sq), floor)
+            for f in range(p):
+                change[t, f] = W[t, f] * scale - old[t, f]
+        for r in range(t + 1, k):
+            c = coupling[r, t]
+            if c != 0.0:
+                for f in range(p):
+                    W[r, f] -= c * change[t, f]
+    for t in range(k):
+        for f in range(p):
+            old[t, f] += change[t, f]
 
 
 @njit(cache=True)

@@ -30,7 +30,7 @@ from .base import UpdateRule, block_size, checked_arrays
 def gradient(D, Z, R, decay):
     """∇_D of the batch loss  mean_x ½‖x − zD‖² + (decay/2) Σ‖d_j‖²,  from the codes Z (b, m) and
     the residual R = X − ZD (b, p):  −ZᵀR / b + decay·D.  It never forms ZᵀZ (m×m)."""
-    grad = (Z.T @ R) / -max(1, R.shape[0])  # = −(ZᵀR)/b exactly, one operation fewer
+    grad = backend.codes_transpose_times(Z, R) / -max(1, R.shape[0])  # = −(ZᵀR)/b exactly; from Z's nonzeros where sparse
     return grad + decay * D if decay else grad  # decay 0 (every rule but "penalty"): nothing to add
 
 
