@@ -1,7 +1,7 @@
 """Held-out quality of ``fit`` at interpretability width under the settings that make it cheap
 (issue 23 §2 and §4): the update rule, Adam's step, the inexact-EM tolerance schedule.
 
-    python benchmarks/fit_quality.py --runs 'update=online' 'update=sgd,lr=0.003' 'tol_schedule=64'
+    python benchmarks/fit_quality.py --runs 'update=online' 'update=sgd,lr=0.003' 'tol_warmup=64'
 
 Data and fit as ``versus_saes.py --size cpu --tokens 131072 --fit-batch 1024`` (d = 256, 4,096
 planted features, mean L0 4; non-negative codes, unit-norm atoms, batches of 1,024, forget 20,
