@@ -133,7 +133,7 @@ class FitConfig(Config):
     tol: float = 1e-3
     """the inner loop's relative duality gap per sample: learning needs good codes, not certified optima"""
     tol_warmup: int = 0
-    """inexact EM: over the first tol_warmup steps the inner loop's tol tightens geometrically from 0.1 to tol, coarse codes while the dictionary moves fast; every later step, the last included (so the final dictionary's codes), at tol; 0: tol at every step (at d=256, m=4,096, 128 steps: tol_warmup=64 saved 9 % of the CPU time at the same held-out recovery and FVU, benchmarks/fit_quality.py)"""
+    """inexact EM: over the first tol_warmup steps the inner loop's tol tightens geometrically from 0.1 to tol, coarse codes while the dictionary moves fast; every later step, the last included (so the final dictionary's codes), at tol; 0: tol at every step (at d=256, m=4,096, 128 steps: tol_warmup=64 saved 8 % of the CPU time with held-out recovery and FVU within seed noise, benchmarks/fit_quality.py, case fit_quality_256x4096)"""
     max_iter: int | None = None
     """the inner loop's iteration cap"""
     beta: float | None = None
