@@ -1,4 +1,4 @@
-"""Threads: every entry point before and after the rule by size (backend.threads_for), quiet and
+"""Threads: every entry point before and after the rule by size (sparsolve.threads.threads_for), quiet and
 beside a busy loop on every core, and the rule's threshold checked for torch and numba.
 
 Before is the code of ``--before`` (a git revision; default: the main commit this rule was built
@@ -16,7 +16,7 @@ README's blocks (8×8 ZCA-whitened patches, 128 atoms, α = 0.5):
   encoder's ms per 1,000 rows that it reports (the first call in the process).
 
 Then, in this checkout, cd's ``encode`` and ``LearnedG.encode`` at sizes across the threshold
-(:data:`sparsolve.backend.SMALL_PRODUCT` multiply-adds per product) on one thread and on two
+(:data:`sparsolve.threads.SMALL_PRODUCT` multiply-adds per product) on one thread and on two
 (``sparsolve.set_threads``), best of 3.
 
 "Busy" runs two ``while :; do :; done`` loops beside the work (one a core on this machine), killed
@@ -99,7 +99,7 @@ def by_size():
     import numpy as np
 
     import sparsolve
-    from sparsolve import backend
+    from sparsolve import threads as thread_rule
     from sparsolve.data import natural_image_patches
 
     X = natural_image_patches(8, 40_000, seed=5, whiten="zca")
@@ -111,8 +111,8 @@ def by_size():
         for n in (256, 2_000, 16_000, 40_000):
             work = n * m * max(m, X.shape[1])
             row = {"atoms": m, "rows": n, "mult-adds a product": float(work),
-                   "rule for cd": "one thread" if work < backend.SMALL_PRODUCT else "numba's own",
-                   "rule for LearnedG": "one thread" if work < backend.SMALL_TORCH_WORK else "torch's own"}
+                   "rule for cd": "one thread" if work < thread_rule.SMALL_PRODUCT else "numba's own",
+                   "rule for LearnedG": "one thread" if work < thread_rule.SMALL_TORCH_WORK else "torch's own"}
             for name, fn in (("cd", lambda: sparsolve.encode(X[:n], D, ALPHA, solver="cd")),
                              ("LearnedG", lambda: enc.encode(X[:n]))):
                 fn()

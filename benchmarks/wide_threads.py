@@ -36,7 +36,7 @@ def main(argv=None):
     importlib.import_module("scipy.linalg")  # its BLAS, which numba's np.dot calls
     from threadpoolctl import threadpool_limits
 
-    from sparsolve import backend
+    from sparsolve import threads as thread_rule
     from sparsolve.data import SyntheticActivations
     from sparsolve.inference import working_sets
     from sparsolve.rules import NORM_RULES, online
@@ -52,7 +52,7 @@ def main(argv=None):
     Z0 = np.zeros((1024, 4096), np.float32)
     R, Dt = X.copy(), np.ascontiguousarray(D.T)
 
-    with backend.single_threaded_blas():  # made now, outside any limit: it restores BLAS's own thread count
+    with thread_rule.single_threaded_blas():  # made now, outside any limit: it restores BLAS's own thread count
         pass
     parts = {
         "cd factored inference (1,024 rows)": lambda: working_sets.solve(X, D, 0.2, True, Z0, 1e-3, 2000),
@@ -73,17 +73,17 @@ def main(argv=None):
         for _ in range(args.reps):
             for threads in (1, 2):
                 numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-                with threadpool_limits(threads, user_api="blas"), backend.single_threaded_blas():
+                with threadpool_limits(threads, user_api="blas"), thread_rule.single_threaded_blas():
                     # inside, blas_threads_for decides by product size and load; forced here to the setting
-                    original = backend.cores_idle
-                    backend.cores_idle = lambda: threads > 1
+                    original = thread_rule.cores_idle
+                    thread_rule.cores_idle = lambda: threads > 1
                     try:
                         for name, f in parts.items():
                             start = time.perf_counter()
                             f()
                             times.setdefault((name, threads), []).append(time.perf_counter() - start)
                     finally:
-                        backend.cores_idle = original
+                        thread_rule.cores_idle = original
     finally:
         for proc in busy:
             proc.kill()

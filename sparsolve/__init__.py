@@ -4,7 +4,7 @@ Shapes follow scikit-learn: X is (n_samples, n_features), a dictionary D is
 (n_atoms, n_features) with one atom per row, codes Z are (n_samples, n_atoms),
 and X ≈ Z @ D.
 """
-from .backend import set_threads
+from .threads import set_threads
 from .gap import duality_gap, kkt_residual, objective
 from .inference import ConvergenceWarning, DivergenceError, EncodeInfo, alpha_for_l0, encode
 

@@ -1,7 +1,6 @@
 """sparsolve.backend: the one place that tells numpy, torch and cupy apart."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -71,101 +70,6 @@ def test_synchronize_is_a_no_op_on_cpu():
     assert backend.synchronize(torch.zeros(1)) is None
 
 
-def blas_threads():
-    import importlib
-
-    importlib.import_module("scipy.linalg")  # its own BLAS, which single_threaded_blas limits as well (numba's np.dot)
-    from threadpoolctl import threadpool_info
-
-    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
-
-
-def test_single_threaded_blas_limits_and_restores():
-    # cd and omp run their products under it so that no BLAS worker spins into the numba kernel
-    before = blas_threads()
-    assert before, "numpy's BLAS should be visible to threadpoolctl"
-    with backend.single_threaded_blas():
-        assert blas_threads() == [1] * len(before)
-    assert blas_threads() == before
-
-
-def test_single_threaded_blas_one_thread_at_a_time():
-    # OpenBLAS ignores a restore from another thread while the one that set the limit
-    # lives, so overlapping uses would leave BLAS on one thread for good: a second
-    # thread must wait until the first has left and restored
-    import threading
-    import time
-
-    before = blas_threads()
-    entered, order, seen = threading.Event(), [], []
-
-    def first():
-        with backend.single_threaded_blas():
-            entered.set()
-            time.sleep(0.3)
-            order.append("first leaves")
-
-    def second():
-        entered.wait()
-        with backend.single_threaded_blas():
-            order.append("second enters")
-            seen.append(blas_threads())  # checked below: an assert in a thread would not fail the test
-
-    threads = [threading.Thread(target=f) for f in (first, second)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert order == ["first leaves", "second enters"]
-    assert seen == [[1] * len(before)]
-    assert blas_threads() == before
-    with backend.single_threaded_blas(), backend.single_threaded_blas():  # nested in one thread
-        assert blas_threads() == [1] * len(before)
-    assert blas_threads() == before
-
-
-def test_blas_threads_for_a_product_size(monkeypatch):
-    """One thread for small host products -- host BLAS and torch's pool, for numpy arrays and
-    torch CPU tensors alike -- the libraries' threads for large ones where a core is idle."""
-    monkeypatch.setattr(backend.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # a quiet machine
-    before, torch_before = blas_threads(), torch.get_num_threads()
-    torch.set_num_threads(2)  # the machine may have one core: the scope must still show
-    try:
-        for a in (np.zeros((2, 2)), torch.zeros(2, 2)):
-            with backend.blas_threads_for(a, 256 * 256 * 256):
-                assert blas_threads() == [1] * len(before) and torch.get_num_threads() == 1
-            with backend.blas_threads_for(a, 10 * backend.SMALL_PRODUCT):
-                assert blas_threads() == before and torch.get_num_threads() == 2
-            assert blas_threads() == before and torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(torch_before)
-
-
-def test_a_large_product_takes_every_core_only_where_one_is_idle(monkeypatch):
-    """Even inside single_threaded_blas (cd's numba kernels) a large product gets host BLAS's own
-    threads back -- unless the machine is busy, where a second thread only waits to be scheduled."""
-    before = blas_threads()
-    a = np.zeros((2, 2))
-    with backend.single_threaded_blas():
-        monkeypatch.setattr(backend.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-        with backend.blas_threads_for(a, 10 * backend.SMALL_PRODUCT):
-            assert blas_threads() == before
-        assert blas_threads() == [1] * len(before)
-        monkeypatch.setattr(backend.os, "getloadavg", lambda: (float(os.cpu_count()), 0.0, 0.0))
-        with backend.blas_threads_for(a, 10 * backend.SMALL_PRODUCT):
-            assert blas_threads() == [1] * len(before)
-    assert blas_threads() == before
-
-
-def test_single_threaded_blas_leaves_torch_alone_if_unloaded(monkeypatch):
-    # numpy users never pay for importing torch
-    import sys
-
-    monkeypatch.delitem(sys.modules, "torch")
-    with backend.single_threaded_blas():
-        assert "torch" not in sys.modules
-
-
 @pytest.mark.parametrize("kind", ["numpy", "torch"])
 def test_take_rows_in_the_kind_of_the_array(kind):
     X = np.arange(24.0).reshape(8, 3)
@@ -217,21 +121,3 @@ def test_no_grad_and_to_device():
     assert backend.to_device(a, "cpu") is a
     t = backend.to_device(torch.from_numpy(a), "cpu")
     assert isinstance(t, torch.Tensor) and backend.device_of(t) == "cpu"
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-def test_blas_limits_leave_torchs_threads_as_they_found_them(threads, monkeypatch):
-    """scipy's OpenBLAS runs on OpenMP: setting its threads set torch's too, and a fit left torch on
-    two threads where the caller had put it on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with backend.single_threaded_blas():
-            pass
-        assert torch.get_num_threads() == threads
-        monkeypatch.setattr(backend.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-        with backend.single_threaded_blas(), backend.blas_threads_for(np.zeros(2), 10 * backend.SMALL_PRODUCT):
-            pass
-        assert torch.get_num_threads() == threads
-    finally:
-        torch.set_num_threads(before)

@@ -1,5 +1,5 @@
 """Threads: every entry point runs its small work on one BLAS, torch and numba thread, and gives
-the caller's settings back (backend.threads_for, sparsolve.set_threads).
+the caller's settings back (thread_rule.threads_for, sparsolve.set_threads).
 
 Speed is benchmarks/threads.py's; here, the counts each call sees inside and leaves behind.  The
 counts start at two wherever the libraries allow it, so that a one-core CI machine still shows
@@ -7,6 +7,7 @@ the scope."""
 from __future__ import annotations
 
 import importlib
+import os
 
 import numba
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from threadpoolctl import threadpool_info
 
 import sparsolve
-from sparsolve import backend
+from sparsolve import threads as thread_rule
 from sparsolve.inference import cd as cd_module
 
 needs_two_numba_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
@@ -36,8 +37,8 @@ def counts():
 def two_threads(monkeypatch):
     """torch and numba at two threads for the test (numba's count is per calling thread), and the
     caller's counts restored after; yields the counts a call must leave behind.  The machine reads
-    as quiet (a large product takes every core only where one is idle: backend.cores_idle)."""
-    monkeypatch.setattr(backend.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    as quiet (a large product takes every core only where one is idle: thread_rule.cores_idle)."""
+    monkeypatch.setattr(thread_rule.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     torch_before, numba_before = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(2)
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
@@ -60,22 +61,22 @@ def one_thread(seen):
 @pytest.mark.parametrize("kind", ["numpy", "torch"])
 def test_small_work_runs_on_one_thread_of_each_library_and_restores(two_threads, kind):
     a = np.zeros((2, 2)) if kind == "numpy" else torch.zeros(2, 2)
-    with backend.threads_for(a, 256 * 256 * 256, kernels=True):  # a call of numba's kernels (cd, omp)
+    with thread_rule.threads_for(a, 256 * 256 * 256, kernels=True):  # a call of numba's kernels (cd, omp)
         assert one_thread(counts())
-        with backend.threads_for(a, 256 * 256 * 64):  # re-entrant
+        with thread_rule.threads_for(a, 256 * 256 * 64):  # re-entrant
             assert one_thread(counts())
         assert one_thread(counts())
     assert counts() == two_threads
-    with backend.threads_for(a, 256 * 256 * 256):  # no kernels: numba's count is not asked for
+    with thread_rule.threads_for(a, 256 * 256 * 256):  # no kernels: numba's count is not asked for
         blas, torch_threads, numba_threads = counts()
         assert blas == (1,) * len(blas) and torch_threads == 1 and numba_threads == two_threads[2]
     assert counts() == two_threads
-    with backend.threads_for(a, backend.SMALL_TORCH_WORK):  # large work: the libraries' own
+    with thread_rule.threads_for(a, thread_rule.SMALL_TORCH_WORK):  # large work: the libraries' own
         assert counts() == two_threads
-    with backend.threads_for(a, backend.SMALL_PRODUCT):  # the BLAS's own threads, torch on one still
+    with thread_rule.threads_for(a, thread_rule.SMALL_PRODUCT):  # the BLAS's own threads, torch on one still
         blas, torch_threads, numba_threads = counts()
         assert blas == two_threads[0] and torch_threads == 1 and numba_threads == two_threads[2]
-    with backend.threads_for(a, 10 * backend.SMALL_PRODUCT, kernels=True):  # numba's kernels use every core
+    with thread_rule.threads_for(a, 10 * thread_rule.SMALL_PRODUCT, kernels=True):  # numba's kernels use every core
         blas, torch_threads, numba_threads = counts()
         assert blas == (1,) * len(blas) and numba_threads == two_threads[2]
     assert counts() == two_threads
@@ -83,7 +84,7 @@ def test_small_work_runs_on_one_thread_of_each_library_and_restores(two_threads,
 
 @needs_two_numba_threads
 def test_restored_when_the_call_fails(two_threads):
-    with pytest.raises(RuntimeError), backend.threads_for(np.zeros(1), 1.0):
+    with pytest.raises(RuntimeError), thread_rule.threads_for(np.zeros(1), 1.0):
         raise RuntimeError("inside")
     assert counts() == two_threads
 
@@ -91,12 +92,12 @@ def test_restored_when_the_call_fails(two_threads):
 @needs_two_numba_threads
 def test_set_threads_fixes_every_call(two_threads):
     assert sparsolve.set_threads(1) is None
-    with backend.threads_for(np.zeros(1), 10 * backend.SMALL_PRODUCT, kernels=True):
+    with thread_rule.threads_for(np.zeros(1), 10 * thread_rule.SMALL_PRODUCT, kernels=True):
         assert one_thread(counts())  # even where the rule would leave two
-        with backend.blas_threads_for(np.zeros(1), 10 * backend.SMALL_PRODUCT):  # a large product inside (cd's check)
+        with thread_rule.blas_threads_for(np.zeros(1), 10 * thread_rule.SMALL_PRODUCT):  # a large product inside (cd's check)
             assert one_thread(counts())  # the quiet machine's rule would give it every core
     assert sparsolve.set_threads(2) == 1
-    with backend.threads_for(np.zeros(1), 1.0, kernels=True):
+    with thread_rule.threads_for(np.zeros(1), 1.0, kernels=True):
         blas, torch_threads, numba_threads = counts()
         assert blas == (2,) * len(blas) and torch_threads == 2 and numba_threads == 2
     assert sparsolve.set_threads(None) == 2
@@ -106,15 +107,15 @@ def test_set_threads_fixes_every_call(two_threads):
 
 
 def test_the_environment_variable(monkeypatch, two_threads):
-    monkeypatch.setenv(backend.THREADS_ENV, "1")
-    backend._threads_from_env()
+    monkeypatch.setenv(thread_rule.THREADS_ENV, "1")
+    thread_rule._threads_from_env()
     assert sparsolve.set_threads(None) == 1
-    monkeypatch.setenv(backend.THREADS_ENV, "auto")
-    backend._threads_from_env()
+    monkeypatch.setenv(thread_rule.THREADS_ENV, "auto")
+    thread_rule._threads_from_env()
     assert sparsolve.set_threads(None) is None
-    monkeypatch.setenv(backend.THREADS_ENV, "many")
+    monkeypatch.setenv(thread_rule.THREADS_ENV, "many")
     with pytest.raises(ValueError, match="SPARSOLVE_THREADS='many'"):
-        backend._threads_from_env()
+        thread_rule._threads_from_env()
 
 
 # ---- the entry points --------------------------------------------------------------------
@@ -174,10 +175,10 @@ def test_learned_g_encode_and_forward_on_one_thread(two_threads, X, D_learned, a
 def test_learned_g_keeps_the_libraries_threads_for_large_work(two_threads, D_learned, alpha):
     enc = recording(D_learned, alpha, t_star=1)
     per_row = enc.n_atoms * max(enc.n_atoms, enc.n_features)
-    enc.encode(np.zeros((int(backend.SMALL_TORCH_WORK // per_row) + 1, enc.n_features), dtype=np.float32))
+    enc.encode(np.zeros((int(thread_rule.SMALL_TORCH_WORK // per_row) + 1, enc.n_features), dtype=np.float32))
     assert enc.seen[-1][1] == 2
     # between the BLAS's threshold and torch's: one torch thread still
-    enc.encode(np.zeros((int(backend.SMALL_PRODUCT // per_row) + 1, enc.n_features), dtype=np.float32))
+    enc.encode(np.zeros((int(thread_rule.SMALL_PRODUCT // per_row) + 1, enc.n_features), dtype=np.float32))
     assert enc.seen[-1][1] == 1
     assert counts() == two_threads
 
@@ -235,3 +236,107 @@ def test_compare_reports_the_best_of_several_runs(monkeypatch, X, D_learned, alp
         # a one-off 10 s run is not what compare reports: 1 ms a run is 10 ms per 1,000 rows
         assert row["ms_per_1000"] == pytest.approx(1e6 * 1e-3 / n), row["method"]
     assert all(c.calls >= 2 * 2 for c in clocks)  # at least two timed runs a method
+
+
+def test_single_threaded_blas_limits_and_restores():
+    # cd and omp run their products under it so that no BLAS worker spins into the numba kernel
+    before = blas_threads()
+    assert before, "numpy's BLAS should be visible to threadpoolctl"
+    with thread_rule.single_threaded_blas():
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
+
+
+def test_single_threaded_blas_one_thread_at_a_time():
+    # OpenBLAS ignores a restore from another thread while the one that set the limit
+    # lives, so overlapping uses would leave BLAS on one thread for good: a second
+    # thread must wait until the first has left and restored
+    import threading
+    import time
+
+    before = blas_threads()
+    entered, order, seen = threading.Event(), [], []
+
+    def first():
+        with thread_rule.single_threaded_blas():
+            entered.set()
+            time.sleep(0.3)
+            order.append("first leaves")
+
+    def second():
+        entered.wait()
+        with thread_rule.single_threaded_blas():
+            order.append("second enters")
+            seen.append(blas_threads())  # checked below: an assert in a thread would not fail the test
+
+    threads = [threading.Thread(target=f) for f in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert order == ["first leaves", "second enters"]
+    assert seen == [[1] * len(before)]
+    assert blas_threads() == before
+    with thread_rule.single_threaded_blas(), thread_rule.single_threaded_blas():  # nested in one thread
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
+
+
+def test_blas_threads_for_a_product_size(monkeypatch):
+    """One thread for small host products -- host BLAS and torch's pool, for numpy arrays and
+    torch CPU tensors alike -- the libraries' threads for large ones where a core is idle."""
+    monkeypatch.setattr(thread_rule.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # a quiet machine
+    before, torch_before = blas_threads(), torch.get_num_threads()
+    torch.set_num_threads(2)  # the machine may have one core: the scope must still show
+    try:
+        for a in (np.zeros((2, 2)), torch.zeros(2, 2)):
+            with thread_rule.blas_threads_for(a, 256 * 256 * 256):
+                assert blas_threads() == [1] * len(before) and torch.get_num_threads() == 1
+            with thread_rule.blas_threads_for(a, 10 * thread_rule.SMALL_PRODUCT):
+                assert blas_threads() == before and torch.get_num_threads() == 2
+            assert blas_threads() == before and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(torch_before)
+
+
+def test_a_large_product_takes_every_core_only_where_one_is_idle(monkeypatch):
+    """Even inside single_threaded_blas (cd's numba kernels) a large product gets host BLAS's own
+    threads back -- unless the machine is busy, where a second thread only waits to be scheduled."""
+    before = blas_threads()
+    a = np.zeros((2, 2))
+    with thread_rule.single_threaded_blas():
+        monkeypatch.setattr(thread_rule.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        with thread_rule.blas_threads_for(a, 10 * thread_rule.SMALL_PRODUCT):
+            assert blas_threads() == before
+        assert blas_threads() == [1] * len(before)
+        monkeypatch.setattr(thread_rule.os, "getloadavg", lambda: (float(os.cpu_count()), 0.0, 0.0))
+        with thread_rule.blas_threads_for(a, 10 * thread_rule.SMALL_PRODUCT):
+            assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
+
+
+def test_single_threaded_blas_leaves_torch_alone_if_unloaded(monkeypatch):
+    # numpy users never pay for importing torch
+    import sys
+
+    monkeypatch.delitem(sys.modules, "torch")
+    with thread_rule.single_threaded_blas():
+        assert "torch" not in sys.modules
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blas_limits_leave_torchs_threads_as_they_found_them(threads, monkeypatch):
+    """scipy's OpenBLAS runs on OpenMP: setting its threads set torch's too, and a fit left torch on
+    two threads where the caller had put it on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with thread_rule.single_threaded_blas():
+            pass
+        assert torch.get_num_threads() == threads
+        monkeypatch.setattr(thread_rule.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        with thread_rule.single_threaded_blas(), thread_rule.blas_threads_for(np.zeros(2), 10 * thread_rule.SMALL_PRODUCT):
+            pass
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)

@@ -82,7 +82,7 @@ def compare(X, dictionary, encoders=None, *, alpha, exact=("fista", "lca"), tol=
     max_fista_iter : the longest FISTA run the iteration-matched curve tries.
     repeats : each timing is the best of at least this many runs (more for fast methods), after a
         warm-up on a few rows; every method runs under sparsolve's threads for its size
-        (:func:`sparsolve.backend.threads_for`), as it would in use.
+        (:func:`sparsolve.threads.threads_for`), as it would in use.
 
     Each row holds ``method``, ``ms_per_1000`` (wall time per 1000 samples),
     ``objective`` (mean F), ``rel_gap`` ((F̄ − F̄*)/F̄*), ``mse`` (mean squared error

@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 from .. import backend
+from ..threads import threads_for
 from ..inference.lca import LCA
 from ..inference.problem import lipschitz
 from ..io import load_npz, reading, register, save_npz
@@ -338,13 +339,13 @@ class LearnedG(torch.nn.Module):
         return out.cpu().numpy()
 
     def threads(self, x):
-        """The threads for running the network on the rows of ``x`` (:func:`sparsolve.backend.threads_for`,
+        """The threads for running the network on the rows of ``x`` (:func:`sparsolve.threads.threads_for`,
         by the size of one product, rows × n_atoms × max(n_atoms, n_features)): on the host, one
         torch thread up to tens of thousands of rows, where a second one mostly waits to be
         scheduled (``encode`` of 2,000 rows, 128 atoms, t* = 5, on the shared 2-core machine: 257 ms
         on two threads, 28 ms on one; benchmarks/threads.py)."""
         rows = x.numel() // max(1, x.shape[-1])
-        return backend.threads_for(x, rows * self.n_atoms * max(self.n_atoms, self.n_features))
+        return threads_for(x, rows * self.n_atoms * max(self.n_atoms, self.n_features))
 
     def _check_width(self, a, width_name):
         width = getattr(self, width_name)

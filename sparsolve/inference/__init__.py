@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend, memory
+from ..threads import threads_for
 from ..checks import choice, finite_rows
 from . import warm
 from .base import Solver
@@ -188,8 +189,8 @@ def encode(X, D, alpha, *, solver="auto", positive=False, tol=1e-4, max_iter=Non
     plan = memory_plan(X, n, m, algo) if plan is None else plan
     form, step = algo.settle_form(plan, n, m, p), plan.chunk_rows
     rows = min(n, step)
-    # BLAS, torch and numba threads by the size of one chunk's products (backend.threads_for)
-    threads = backend.threads_for(X, rows * m * (m if form == "gram" else p), kernels=algo.runs_on_host)
+    # BLAS, torch and numba threads by the size of one chunk's products (threads.threads_for)
+    threads = threads_for(X, rows * m * (m if form == "gram" else p), kernels=algo.runs_on_host)
     # (not under atom sharding: a rank holds only its atoms' codes, and the loop's certificate
     # already sums the shards)
     recertify = (algo.criterion == "rel_gap" and not algo.runs_on_host and isinstance(X, np.ndarray)
@@ -310,7 +311,6 @@ def _validate(X, D, alpha, solver, positive, tol, max_iter, init, options):
             f"with one atom per row (did you pass D.T?)"
         )
     D = backend.match(D, X)
-    xp = backend.namespace(X)
     if not np.isscalar(alpha) and not (hasattr(alpha, "ndim") and alpha.ndim == 0):
         raise TypeError(f"alpha must be a scalar, got {type(alpha).__name__}")
     alpha = float(alpha)

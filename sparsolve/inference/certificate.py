@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from .. import backend
+from ..threads import blas_threads_for
 from ..gap import gap_from_terms
 
 
@@ -110,7 +110,7 @@ def certify(X, D, Z, alpha, positive=False, *, rows=None, tol=None, dmax=None, D
     if dmax is None:
         dmax = float(np.sqrt(np.einsum("ij,ij->i", D, D, dtype=np.float64).max(initial=0.0)))
     exact = D.dtype == np.float64
-    with backend.blas_threads_for(R, rows.size * p * D.shape[0]):  # one large product: every core from 1e8
+    with blas_threads_for(R, rows.size * p * D.shape[0]):  # one large product: every core from 1e8
         C = (R if exact else R.astype(D.dtype)) @ D.T
     margin = correlation_error(D.dtype, p) * terms[:, 3] * dmax
     scale, gap, F = _gap(C, terms, margin, alpha, positive)

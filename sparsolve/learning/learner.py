@@ -47,6 +47,7 @@ import warnings
 import numpy as np
 
 from .. import backend
+from ..threads import threads_for
 from ..checks import finite_rows
 from ..config import GPU_SYNC_EVERY
 from ..inference import ConvergenceWarning, solver_class, solver_for
@@ -121,11 +122,11 @@ class Learner:
         ``index`` names the batch in errors; ``warm_key`` marks batches that repeat exactly."""
         solver = solver_for(self.config.solver, X)
         # The step's own products (residual, statistics) would leave multi-threaded BLAS
-        # workers spinning into the next batch's numba kernel (backend.single_threaded_blas),
+        # workers spinning into the next batch's numba kernel (threads.single_threaded_blas),
         # and small ones lose to a second BLAS, torch or numba thread on a shared machine
-        # (backend.threads_for).
+        # (threads.threads_for).
         m = self.config.n_atoms
-        with backend.threads_for(X, X.shape[0] * m * max(m, X.shape[1]), kernels=solver_class(solver).runs_on_host):
+        with threads_for(X, X.shape[0] * m * max(m, X.shape[1]), kernels=solver_class(solver).runs_on_host):
             return self._step(X, index, warm_key, solver)
 
     def _step(self, X, index, warm_key, solver):

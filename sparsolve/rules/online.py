@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from .. import backend
+from ..threads import blas_threads_for
 from .base import UNUSED, UpdateRule, block_size, checked_arrays
 
 
@@ -131,9 +132,9 @@ def online(D, A_bar, B_bar, norm, decay, *, block=None):
             # wide, under a projection: the pass's m²p multiply-adds as the blocked pass's products,
             # in place on the host view of the copy.  Each product of a HOST_BLOCK-atom block is then
             # large enough for every core where the machine has one to spare (2.7e8 at m = 4,096,
-            # p = 256; backend.blas_threads_for)
+            # p = 256; threads.blas_threads_for)
             k = HOST_BLOCK if block is None else block
-            with backend.blas_threads_for(Dh, k * D.shape[0] * D.shape[1]):
+            with blas_threads_for(Dh, k * D.shape[0] * D.shape[1]):
                 online_blocked(Dh, Ah, Bh, norm, decay, block=k, copy=False)
             return D
         # The pass is m small dependent steps; in Python each costs ~25 µs of call
