@@ -157,10 +157,16 @@ class SaveError(OSError):
 
 
 def _write(path: Path, payload: dict) -> None:
-    fd, tmp = _create_temporary(path)
+    write_atomic(path, lambda f: np.savez(f, **payload))
+
+
+def write_atomic(path: Path, write) -> None:
+    """``write(f)`` into a temporary file beside ``path``, flushed to disk and renamed over
+    ``path``: a crash leaves the old file or the new one, never half of one."""
+    fd, tmp = _create_temporary(Path(path))
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -7,13 +7,12 @@ so that ``SparseCodingModel.save_sae`` can call down into it: the import graph h
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, backend
+from .io import write_atomic
 
 #: The weight files of the two libraries' SAE directories, beside their ``cfg.json``.
 SAELENS_WEIGHTS = "sae_weights.safetensors"
@@ -111,8 +110,9 @@ def save_sae(model, path, X, *, alpha=None, l0=None, n_samples=4096, seed=0, **o
                                                  f"{len(rows)} rows); exact codes: sparsolve.from_sae(path).encode"}}}
     path.mkdir(parents=True, exist_ok=True)
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
-    _write_atomic(path / SAELENS_WEIGHTS, st.save(tensors))
-    _write_atomic(path / CONFIG, json.dumps(cfg, indent=1).encode())
+    weight_bytes, config_bytes = st.save(tensors), json.dumps(cfg, indent=1).encode()
+    write_atomic(path / SAELENS_WEIGHTS, lambda f: f.write(weight_bytes))
+    write_atomic(path / CONFIG, lambda f: f.write(config_bytes))
     return path
 
 
@@ -127,26 +127,3 @@ def _thresholds(Xc, W_enc, counts):
         k = np.minimum(counts[lo:lo + _BLOCK], n - 1)
         theta[lo:lo + _BLOCK] = H[k, np.arange(H.shape[1])]
     return np.maximum(theta, 0.0)
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    """``data`` to ``target`` through a temporary file in the same folder, flushed and renamed
-    over it, so a crash leaves the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
