@@ -122,14 +122,18 @@ def cell_path(size, arm, method, knob, seed, cache=None):
     return data.folder(size, cache) / "cells" / arm / slug(method) / f"{slug(knob)}_seed{seed}.json"
 
 
-def checkpoints_for(samples, batch):
-    """1/64, 1/32, ..., 1/2 of the run (in whole batches, at least one)."""
-    points = sorted({max(batch, (samples >> j) // batch * batch) for j in range(1, 7)})
+def checkpoints_for(samples, batch, halvings=6):
+    """1/2**halvings, ..., 1/4, 1/2 of the run (in whole batches, at least one)."""
+    points = sorted({max(batch, (samples >> j) // batch * batch) for j in range(1, halvings + 1)})
     return [p for p in points if p < samples]
 
 
-def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print, synth=None, held=None, device="cpu"):
-    """Train one cell, score it, write its JSON; return the result (read from disk when it exists)."""
+def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print, synth=None, held=None, device="cpu",
+             curve_heldout=None, halvings=6):
+    """Train one cell, score it, write its JSON; return the result (read from disk when it exists).
+    ``curve_heldout`` (default the size's) and ``halvings`` (the curve's points: 1/2**halvings of
+    the run to 1/2) trade the learning curve's resolution for evaluation time; the final scores
+    always use the whole held-out set."""
     path = cell_path(size_name, arm, method, knob, seed, cache)
     if path.exists():
         result = json.loads(path.read_text())
@@ -140,7 +144,8 @@ def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print,
     synth = synth or data.load_model(size_name, cache, log, device)
     held = held or data.heldout(size_name, synth, cache, log, device)
     pool = data.train_pool(size_name, synth, cache, log)
-    curve_set = held.first(size.curve_heldout)
+    curve_heldout = min(curve_heldout or size.curve_heldout, held.n)
+    curve_set = held.first(curve_heldout)
     curve = []
     load_before = os.getloadavg()
 
@@ -150,14 +155,15 @@ def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print,
         log(f"  {method} {knob} seed {seed}: {seen:,} samples, {clock.cpu:.0f} s cpu: MCC {metrics['mcc']:.3f} "
             f"F1 {metrics['f1']:.3f} EV {metrics['explained_variance']:.3f} L0 {metrics['sae_l0']:.1f}")
 
-    run = methods.Run(size, pool, seed, samples, checkpoints_for(samples, size.batch), on_checkpoint, device=device)
+    run = methods.Run(size, pool, seed, samples, checkpoints_for(samples, size.batch, halvings), on_checkpoint,
+                      device=device)
     if method == "sparsolve fit":
         model, info = methods.train_fit(knob, run)
     else:
         model, info = methods.METHODS[method](knob, run)
     final = evaluate(model, synth, held, size.batch)
     result = {"size": size_name, "arm": arm, "method": method, "knob_name": methods.KNOB[method], "knob": knob,
-              "seed": seed, "samples": samples, "device": device, "wall": run.clock.wall, "cpu": run.clock.cpu,
+              "seed": seed, "samples": samples, "device": device, "curve_heldout": curve_heldout, "wall": run.clock.wall, "cpu": run.clock.cpu,
               "load_before": load_before, "load_after": os.getloadavg(), "info": info, "final": final,
               "curve": curve + [{"samples": samples, "wall": run.clock.wall, "cpu": run.clock.cpu,
                                  **evaluate(model, synth, curve_set, size.batch)}]}
@@ -622,6 +628,10 @@ def main(argv=None):
     p.add_argument("--figures-dir", type=Path, default=None, help="the plots' folder (default examples/results)")
     p.add_argument("--device", default="cpu", help="cpu, or cuda (benchmarks/gpu_check.sh synth)")
     p.add_argument("--threads", type=int, default=1, help="torch, numba and BLAS threads (1 on the shared CPU)")
+    p.add_argument("--curve-heldout", type=int, default=None,
+                   help="the cell command's held-out samples at each learning-curve point (default the size's)")
+    p.add_argument("--halvings", type=int, default=6,
+                   help="the cell command's learning-curve points: at 1/2**halvings, ..., 1/2 of its samples")
     args = p.parse_args(argv)
     threads(args.threads)
     if args.command == "calibrate":
@@ -637,7 +647,7 @@ def main(argv=None):
         return
     knob = int(args.knob) if args.knob == int(args.knob) and methods.KNOB[args.method] == "k" else args.knob
     run_cell(args.size, args.arm, args.method, knob, args.seed, args.samples or GRID[args.size]["samples"],
-             args.cache, device=args.device)
+             args.cache, device=args.device, curve_heldout=args.curve_heldout, halvings=args.halvings)
 
 
 if __name__ == "__main__":
