@@ -128,6 +128,17 @@ def checkpoints_for(samples, batch, halvings=6):
     return [p for p in points if p < samples]
 
 
+def code_commit():
+    """The commit the cell's code is from: $SYNTHSAEBENCH_COMMIT (a run from an exported copy of
+    the tree), else the checkout's HEAD."""
+    import subprocess
+
+    if os.environ.get("SYNTHSAEBENCH_COMMIT"):
+        return os.environ["SYNTHSAEBENCH_COMMIT"]
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
 def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print, synth=None, held=None, device="cpu",
              curve_heldout=None, halvings=6):
     """Train one cell, score it, write its JSON; return the result (read from disk when it exists).
@@ -163,7 +174,7 @@ def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print,
         model, info = methods.METHODS[method](knob, run)
     final = evaluate(model, synth, held, size.batch)
     result = {"size": size_name, "arm": arm, "method": method, "knob_name": methods.KNOB[method], "knob": knob,
-              "seed": seed, "samples": samples, "device": device, "curve_heldout": curve_heldout, "wall": run.clock.wall, "cpu": run.clock.cpu,
+              "seed": seed, "samples": samples, "device": device, "commit": code_commit(), "curve_heldout": curve_heldout, "wall": run.clock.wall, "cpu": run.clock.cpu,
               "load_before": load_before, "load_after": os.getloadavg(), "info": info, "final": final,
               "curve": curve + [{"samples": samples, "wall": run.clock.wall, "cpu": run.clock.cpu,
                                  **evaluate(model, synth, curve_set, size.batch)}]}
