@@ -16,6 +16,8 @@ At d = 256, m = 4,096 atoms, batch 256, on :class:`sparsolve.data.SyntheticActiv
   Trainer -- both driven by benchmarks/versus_saes.py's ``run_saelens`` / ``run_sparsify``;
   a step's time is the time between two batches drawn from the data they are fed (the
   trainer's whole step, its bookkeeping included).
+
+The run ends in ``harness.record``, the case ``ae_step``; ``--no-write`` only prints.
 """
 from __future__ import annotations
 
@@ -33,7 +35,6 @@ import torch
 D, M, BATCH = 256, 4_096, 256
 ALPHA = 0.2  # an AE α of versus_saes' sweep (AE_ALPHAS); SAELens' L1 coefficient 2α is the same loss
 K = 5  # a k of versus_saes' sweep (KS), near the planted L0 of 4
-SECTION = "## One training step: the t* = 0 autoencoder against the SAE libraries (benchmarks/ae_step.py)"
 
 
 def tokens(n):
@@ -97,7 +98,7 @@ def main(argv=None):
                         "tar -x -C /tmp/sparsolve-<commit>`, whose name the table shows): its t*=0 step is timed "
                         "too, just before the current one")
     p.add_argument("--ae-only", action="store_true", help=argparse.SUPPRESS)  # the --before subprocess
-    p.add_argument("--no-write", action="store_true", help="print, but leave RESULTS.md alone")
+    p.add_argument("--no-write", action="store_true", help="print only: record no result")
     args = p.parse_args(argv)
     if args.warmup < 1 or args.steps < 1:
         p.error("--warmup and --steps must be ≥ 1")
@@ -109,8 +110,10 @@ def main(argv=None):
         return None
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from report import machine, write_section
+    from harness import load_average, record
     from versus_saes import peer_status
+
+    load = load_average()
 
     rows = {}  # method -> (step seconds, load average at its end, note)
     if args.before is not None:
@@ -128,55 +131,47 @@ def main(argv=None):
     for name, (s, load, note) in rows.items():
         print(f"{name:20s} " + ("-" if s is None else f"{1e3 * np.median(s):8.1f} ms") + f"  load {load:.1f}  {note}",
               flush=True)
-    text = results_text(rows, args)
-    print(text)
+    table, figures, notes = results(rows, args)
+    for row in table:
+        print(row)
+    print(notes)
     if not args.no_write:
-        write_section(SECTION, f"Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n"
-                      + text)
+        record("ae_step", title="One training step: the t* = 0 autoencoder against the SAE libraries, d = 256, "
+                                "m = 4,096 (benchmarks/ae_step.py)",
+               tables={"Step times": table}, figures=figures, notes=notes, load_before=load,
+               comparison=f"the same tokens and batch size; the median of {args.steps} steps after {args.warmup} of "
+                          "warm-up")
     return rows
 
 
-def results_text(rows, args):
+def results(rows, args):
+    """(table rows, figures, notes): ratios are the AE's step time over each peer's."""
     med = {k: float(np.median(s)) for k, (s, _, _) in rows.items() if s is not None}
     peers_run = [k for k in ("SAELens L1", "SAELens TopK", "sparsify TopK") if k in med]
-    head = ["method", "median step ms", "min–max ms", "load average after"]
-    head += [f"AE t*=0 / {k}" for k in peers_run]
-    lines = [f"Run: `python benchmarks/ae_step.py --steps {args.steps} --warmup {args.warmup} --threads {args.threads}"
-             + (f" --before {args.before}" if args.before else "") + "`"
-             + (f" (before: the sparsolve package exported to {args.before.name})" if args.before else "")
-             + ".  d = 256, m = 4,096, batch 256, "
-             f"{args.threads} torch thread(s), SyntheticActivations tokens (seed 0); the median of {args.steps} "
-             f"steps after {args.warmup} of warm-up.  AE: α = {ALPHA}, norm `unit`; SAELens L1 coefficient "
-             f"{2 * ALPHA} (the same loss), TopK k = {K}.",
-             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table, figures = [], {}
     for name, (s, load, note) in rows.items():
         if s is None:
-            lines.append(f"| {name} | {note} |" + " |" * (len(head) - 2))
+            table.append({"method": name, "median step ms": None, "note": note})
             continue
-        cells = [f"{name}" + (f" ({note})" if note else ""), f"{1e3 * med[name]:.1f}",
-                 f"{1e3 * min(s):.1f}–{1e3 * max(s):.1f}", f"{load:.1f}"]
-        cells += [f"{med[name] / med[k]:.2f}×" if name.startswith("AE") else "" for k in peers_run]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Reading:", "",
-              "* Ratios are step time over the peer's step time (> 1: the autoencoder is slower).  "
-              "A step is each trainer's whole step: the AE's includes its per-step history record "
-              "(losses, L0, dead fraction, encoder and decoder norm statistics) and the unit-norm "
-              "projection of the decoder; SAELens' its dead-feature bookkeeping; sparsify's its "
-              "decoder-norm steps.",
-              "* What the AE pays that an SAE's step need not (torch.profiler, one thread, 2026-12-02): its "
-              "history record, about 12 % of the step (two of its three m × d norms and the L0 and dead-unit "
-              "counts over batch × m); it is the per-step history that fit_amortized returns, so it stays.  "
-              "The rest is the loss, its backward and Adam, as in SAELens L1 (the three matrix products "
-              "take about 60 %)."]
+        row = {"method": f"{name}" + (f" ({note})" if note else ""), "median step ms": round(1e3 * med[name], 1),
+               "min–max ms": f"{1e3 * min(s):.1f}–{1e3 * max(s):.1f}", "load average after": round(load, 1)}
+        for k in peers_run:
+            row[f"AE t*=0 / {k}"] = f"{med[name] / med[k]:.2f}×" if name.startswith("AE") else ""
+        table.append(row)
+    if "AE t*=0" in med:
+        figures = {f"ae_over_{k.lower().replace(' ', '_')}": round(med["AE t*=0"] / med[k], 2) for k in peers_run}
+        figures["now_ms"] = round(1e3 * med["AE t*=0"], 1)
+    notes = (f"Run: `python benchmarks/ae_step.py --steps {args.steps} --warmup {args.warmup} --threads {args.threads}"
+             + (f" --before {args.before}" if args.before else "") + "`"
+             + (f" (before: the sparsolve package exported to {args.before.name})" if args.before else "")
+             + f".  d = 256, m = 4,096, batch 256, {args.threads} torch thread(s), SyntheticActivations tokens "
+             f"(seed 0); the median of {args.steps} steps after {args.warmup} of warm-up.  AE: α = {ALPHA}, norm "
+             f"`unit`; SAELens L1 coefficient {2 * ALPHA} (the same loss), TopK k = {K}.  Ratios are step time over "
+             "the peer's step time (> 1: the autoencoder is slower).")
     if "AE t*=0 (before)" in med and "AE t*=0" in med:
-        lines.append(f"* Before/now: {1e3 * med['AE t*=0 (before)']:.0f} ms → {1e3 * med['AE t*=0']:.0f} ms "
-                     f"({med['AE t*=0 (before)'] / med['AE t*=0']:.1f}× faster).  Before, the t* = 0 module held "
-                     "an m × m G (no gradient reached it, so Adam skipped it) and the record took the signs of its "
-                     "m² − m off-diagonal entries every step by a boolean-mask index; now t* = 0 has no G, and its "
-                     "ReLU is one clamp (the threshold's μ − 0 pass is gone).  The trained weights and the "
-                     "history are those of the code before (tests/test_learned_g_t0.py), but for G's sign "
-                     "entries, which now read 0 at t* = 0 (from a dictionary they described DDᵀ − I, unused).")
-    return "\n".join(lines)
+        figures |= {"before_ms": round(1e3 * med["AE t*=0 (before)"], 1),
+                    "before_over_now": round(med["AE t*=0 (before)"] / med["AE t*=0"], 1)}
+    return table, figures, notes
 
 
 if __name__ == "__main__":

@@ -23,12 +23,12 @@ those k iterations over the encoder's time (the speed ratio).  The target (Grego
 
 Exact solvers and encoders both run in float32 (the reference in float64), on the
 CPU with every core, or with ``--device cuda`` on the GPU (gpu_check.sh), where the
-dictionary is learned there too.  Prints a Markdown section for benchmarks/RESULTS.md.
+dictionary is learned there too.  The run ends in ``harness.record``: the case ``amortized``
+(``amortized_quick``, ``amortized_cuda``; a suffix for other sizes or epochs).
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import warnings
@@ -39,7 +39,7 @@ from sparsolve.data import natural_image_patches
 from sparsolve.inference import ConvergenceWarning
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine  # noqa: E402  (the benchmarks share one description of the machine)
+from harness import load_average, record  # noqa: E402  (benchmarks/ is the script's folder)
 
 N_ATOMS = 256
 ALPHA = 0.05
@@ -61,9 +61,10 @@ def main(argv=None):
     # about 5,000 (12 epochs of 100,000 patches at batch 256; see fit_amortized's docstring)
     if args.quick:
         args.n_train, args.n_test, args.epochs = 3_000, 1_000, 2
+    case = "amortized" + ("_quick" if args.quick else "") + ("_cuda" if args.device == "cuda" else "")
 
-    load = os.getloadavg()[0]
-    print(f"machine: {machine()}; load average {load:.1f}; device {args.device}")
+    load = load_average()
+    default = (3_000, 1_000, 2) if args.quick else (100_000, 5_000, 12)
     X, X_test, D = problem(args.n_train, args.n_test)
 
     encoders, train_s = {}, {}
@@ -87,7 +88,15 @@ def main(argv=None):
         fista_at = {T: sparsolve.objective(X_test, D, sparsolve.encode(X_test, D, ALPHA, solver="fista", positive=True,
                                                                        tol=0, max_iter=10 * T), ALPHA).mean()
                     for T in DEPTHS}
-    print(markdown(rows, args, train_s, load, fista_at))
+    tables, figures, notes = results(rows, args, train_s, fista_at)
+    if (args.n_train, args.n_test, args.epochs) != default:
+        case += f"_{args.n_train}x{args.n_test}_epochs{args.epochs}"
+    record(case, load_before=load, tables=tables, figures=figures, notes=notes,
+           title=f"Amortized inference{' on CUDA' if args.device == 'cuda' else ''}: learned-G encoders of depth "
+                 f"1, 2 and 5 against FISTA iterations, 8×8 patches (benchmarks/amortized.py"
+                 + (" --device cuda" if args.device == "cuda" else "") + (" --quick" if args.quick else "") + ")",
+           comparison="equal held-out patches; an encoder is matched to the FISTA iteration count with the same mean "
+                      "objective")
 
 
 def problem(n_train, n_test):
@@ -101,35 +110,42 @@ def problem(n_train, n_test):
     return X, X_test, model.dictionary
 
 
-def markdown(rows, args, train_s, load, fista_at):
+def results(rows, args, train_s, fista_at):
+    """(tables, figures, notes) of the run."""
     c = rows.curve
-    out = [f"Machine: {machine()}; device {args.device}.",
-           f"Held-out: {args.n_test:,} patches 8×8 from the right 20% of each photo (seed 1); training: "
-           f"{args.n_train:,} patches from the left 80% (seed 0); "
-           f"dictionary: `sparsolve.fit` ({N_ATOMS} atoms, non-negative, 2 epochs); α = {ALPHA}; "
-           f"encoders: `fit_amortized(mode='amortize', target='lasso')`, {args.epochs} epochs, Adam lr "
-           f"{' / '.join(f'{lr:g} ({init} init)' for init, lr in INITS.items())}; training took "
-           f"{', '.join(f'{k}: {v:.0f} s' for k, v in train_s.items())}. Times: best of ≥ 3 runs, float32; "
-           f"load average at the start {load:.1f} (other jobs shared the machine).",
-           "",
-           "| method | ms / 1000 | mean F | gap to F* | MSE | L0 | dead |",
-           "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        out.append(f"| {r['method']} | {r['ms_per_1000']:.3g} | {r['objective']:.5g} | {r['rel_gap']:.3g} | "
-                   f"{r['mse']:.3g} | {r['l0']:.3g} | {r['dead_frac']:.2f} |")
-    out += ["", "| encoder | T | gap to F* | FISTA iterations, same objective | target ≥ 10·T "
-            "| FISTA's gap at 10·T | FISTA ms / 1000 | encoder ms / 1000 | speed ratio |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    notes = (f"Held-out: {args.n_test:,} patches 8×8 from the right 20% of each photo (seed 1); training: "
+             f"{args.n_train:,} patches from the left 80% (seed 0); "
+             f"dictionary: `sparsolve.fit` ({N_ATOMS} atoms, non-negative, 2 epochs); α = {ALPHA}; "
+             f"encoders: `fit_amortized(mode='amortize', target='lasso')`, {args.epochs} epochs, Adam lr "
+             f"{' / '.join(f'{lr:g} ({init} init)' for init, lr in INITS.items())}; training took "
+             f"{', '.join(f'{k}: {v:.0f} s' for k, v in train_s.items())}. Times: best of ≥ 3 runs, float32, "
+             f"device {args.device}.")
+    methods = [{"method": r["method"], "ms / 1000": float(f"{r['ms_per_1000']:.3g}"),
+                "mean F": float(f"{r['objective']:.5g}"), "gap to F*": float(f"{r['rel_gap']:.3g}"),
+                "MSE": float(f"{r['mse']:.3g}"), "L0": float(f"{r['l0']:.3g}"), "dead": round(r["dead_frac"], 2)}
+               for r in rows]
+    matched, figures = [], {}
     for i, name in enumerate(c["method"]):
         T, k = c["depth"][i], c["fista_iters"][i]
         gap = (c["objective"][i] - rows.optimum) / rows.optimum
         fista_gap = (fista_at[T] - rows.optimum) / rows.optimum
         met = "—" if not name.startswith("learned") else ("met" if k is not None and k >= 10 * T else "**not met**")
-        fista_ms = "—" if c["fista_ms_per_1000"][i] is None else f"{c['fista_ms_per_1000'][i]:.3g}"
-        speed = "—" if c["speedup"][i] is None else f"{c['speedup'][i]:.2f}×"
-        out.append(f"| {name} | {T} | {gap:.3g} | {'—' if k is None else k} | {met} | {fista_gap:.3g} | {fista_ms} | "
-                   f"{c['encoder_ms_per_1000'][i]:.3g} | {speed} |")
-    return "\n".join(out)
+        matched.append({"encoder": name, "T": T, "gap to F*": float(f"{gap:.3g}"),
+                        "FISTA iterations, same objective": k, "target ≥ 10·T": met,
+                        "FISTA's gap at 10·T": float(f"{fista_gap:.3g}"),
+                        "FISTA ms / 1000": None if c["fista_ms_per_1000"][i] is None
+                        else float(f"{c['fista_ms_per_1000'][i]:.3g}"),
+                        "encoder ms / 1000": float(f"{c['encoder_ms_per_1000'][i]:.3g}"),
+                        "speed ratio": None if c["speedup"][i] is None else round(c["speedup"][i], 2)})
+        if name.startswith("learned"):
+            init = name.split("(")[1].split()[0]
+            figures[f"fista_iters_T{T}_{init}"] = k
+            figures[f"target_T{T}"] = 10 * T
+            if c["speedup"][i] is not None:
+                figures[f"speed_ratio_T{T}_{init}"] = round(c["speedup"][i], 2)
+    return ({f"Every method on the {args.n_test:,} held-out patches": methods,
+             "Iteration-matched: the FISTA iterations with the same mean objective, target ≥ 10·T": matched},
+            figures, notes)
 
 
 if __name__ == "__main__":

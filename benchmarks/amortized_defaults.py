@@ -28,7 +28,6 @@ the issue asks to be ≤ 1.5.  Prints a Markdown section for benchmarks/RESULTS.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ from sparsolve.config import AmortizedConfig
 from sparsolve.data import natural_image_patches
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine  # noqa: E402
+from harness import load_average, record  # noqa: E402
 
 N_ATOMS = 256
 # name: the settings beside (X, D, t_star, alpha, seed, device, progress)
@@ -93,11 +92,18 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.alphas, args.sizes, args.depths, args.n_dict, args.n_test = [0.237], [2_000], [1], 2_000, 500
-    load = os.getloadavg()[0]
-    print(f"machine: {machine()}; load average {load:.1f}", flush=True)
+    load = load_average()
     X_all, X_test, D = problem(args.n_dict, args.n_test, max(args.sizes))
+    quick = "_quick" if args.quick else ""
     if args.starts:
-        print(starts(X_test[:1000], D, args))
+        rows, caption = starts(X_test[:1000], D, args)
+        record("amortized_defaults_starts" + quick, load_before=load, tables={caption: rows},
+               figures={f"{k}_gap_pct_alpha_{r['α']:g}": float(r[col].rstrip(" %"))
+                        for r in rows for k, col in (("seed_loop", "seed's loop (accelerate=False)"),
+                                                     ("accelerated", "accelerate=True"))} | {"t_star": args.t_star},
+               title=f"Amortized defaults: from_dictionary's untrained encoder at t* = {args.t_star}, the seed's loop "
+                     "against accelerate=True (benchmarks/amortized_defaults.py --starts)",
+               comparison="the same untrained encoder and held-out patches, with and without momentum")
         return
     rows = []
     for alpha in args.alphas:
@@ -126,16 +132,25 @@ def main(argv=None):
                             f"({c.n_epochs * -(-n // c.batch_size):,} steps)"
                             + "".join(f"; the same training as {name}" for name, twin in same.items() if twin == "defaults"))
                 rows.append((alpha, n, T, schedule, gaps, seconds))
-    print()
-    print(markdown(rows, args, load, D))
+    table, notes = results(rows, args, D)
+    ratios = [r["defaults ÷ best recipe"] for r in table]
+    old = [r["old ÷ best recipe"] for r in table]
+    record("amortized_defaults" + quick, load_before=load, tables={
+               "Held-out gap to F* of each recipe, and the defaults against the best recipe": table},
+           figures={"defaults_over_best_min": min(ratios), "defaults_over_best_max": max(ratios),
+                    "old_over_best_min": min(old), "old_over_best_max": max(old), "bound": 1.5,
+                    "alphas": len(args.alphas), "rows_min": min(args.sizes), "rows_max": max(args.sizes)},
+           notes=notes, comparison="equal data and steps per cell; held-out gap of each training recipe",
+           title="Amortized defaults against the benchmark recipe, on a problem the benchmark does not use "
+                 "(benchmarks/amortized_defaults.py)")
 
 
 def starts(X, D, args):
-    """Markdown: the held-out gap of from_dictionary's untrained encoder at t*, seed's loop and accelerated."""
-    out = [f"`from_dictionary(D, α, t_star={args.t_star})`, untrained, float32, on {len(X):,} held-out patches "
-           f"(dictionary: L = {np.linalg.norm(D, 2) ** 2:.3g}, coherence {coherence(D):.3g}):", "",
-           "| α | seed's loop (accelerate=False) | accelerate=True | encoder ms, seed's / accelerated |",
-           "|---|---|---|---|"]
+    """(rows, caption): the held-out gap of from_dictionary's untrained encoder at t*, seed's loop and accelerated."""
+    caption = (f"from_dictionary(D, α, t_star={args.t_star}), untrained, float32, on {len(X):,} held-out patches "
+               f"(dictionary: L = {np.linalg.norm(D, 2) ** 2:.3g}, coherence {coherence(D):.3g}): the gap above the "
+               "optimum")
+    rows = []
     for alpha in args.alphas:
         Z_star = sparsolve.encode(X, D, alpha, solver="cd", positive=True, tol=1e-8)
         optimum = float(sparsolve.objective(X, D, Z_star, alpha).mean())
@@ -145,25 +160,29 @@ def starts(X, D, args):
             start = time.perf_counter()
             gaps.append(held_out_gap(X, D, alpha, enc, optimum))
             ms.append(1e3 * (time.perf_counter() - start))
-        out.append(f"| {alpha:g} | {100 * gaps[0]:.3g} % | {100 * gaps[1]:.3g} % | {ms[0]:.0f} / {ms[1]:.0f} |")
-    return "\n".join(out)
+        rows.append({"α": alpha, "seed's loop (accelerate=False)": f"{100 * gaps[0]:.3g} %",
+                     "accelerate=True": f"{100 * gaps[1]:.3g} %",
+                     "encoder ms, seed's / accelerated": f"{ms[0]:.0f} / {ms[1]:.0f}"})
+        print(rows[-1], flush=True)
+    return rows, caption
 
 
-def markdown(rows, args, load, D):
-    out = [f"Machine: {machine()}; load average {load:.1f} at the start (shared).  8×8 patches at unit variance; "
-           f"dictionary: scikit-learn MiniBatchDictionaryLearning, {N_ATOMS} atoms (L = {np.linalg.norm(D, 2) ** 2:.3g}, "
-           f"coherence {coherence(D):.3g}), fitted on {args.n_dict:,} other training patches; {args.n_test:,} held-out "
-           "patches from the right 20 % of each photo; non-negative codes; seed 0.",
-           "",
-           "| α | n train | T | defaults' schedule | gap: defaults | old defaults | recipe (lca) | recipe (ista) "
-           "| defaults ÷ best recipe | old ÷ best recipe | training s (defaults) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+def results(rows, args, D):
+    """(table rows, notes)."""
+    notes = (f"8×8 patches at unit variance; dictionary: scikit-learn MiniBatchDictionaryLearning, {N_ATOMS} atoms "
+             f"(L = {np.linalg.norm(D, 2) ** 2:.3g}, coherence {coherence(D):.3g}), fitted on {args.n_dict:,} other "
+             f"training patches; {args.n_test:,} held-out patches from the right 20 % of each photo; non-negative "
+             "codes; seed 0.")
+    table = []
     for alpha, n, T, schedule, g, s in rows:
         best = min(g["recipe (lca)"], g["recipe (ista)"])
-        out.append(f"| {alpha:g} | {n:,} | {T} | {schedule} | {g['defaults']:.4f} | {g['old defaults']:.4f} "
-                   f"| {g['recipe (lca)']:.4f} | {g['recipe (ista)']:.4f} | {g['defaults'] / best:.2f} "
-                   f"| {g['old defaults'] / best:.2f} | {s['defaults']:.0f} |")
-    return "\n".join(out)
+        table.append({"α": alpha, "n train": n, "T": T, "defaults' schedule": schedule,
+                      "gap: defaults": round(g["defaults"], 4), "old defaults": round(g["old defaults"], 4),
+                      "recipe (lca)": round(g["recipe (lca)"], 4), "recipe (ista)": round(g["recipe (ista)"], 4),
+                      "defaults ÷ best recipe": round(g["defaults"] / best, 2),
+                      "old ÷ best recipe": round(g["old defaults"] / best, 2),
+                      "training s (defaults)": round(s["defaults"])})
+    return table, notes
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from sparsolve.inference.problem import LassoProblem, choose_form, lipschitz
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from amortized import ALPHA, problem  # noqa: E402  (the same patches and dictionary)
-from report import machine  # noqa: E402
+from harness import load_average, record  # noqa: E402
 
 # Per depth: the initialisation and Adam step that trained it best in amortized.py, and the
 # epochs over the 400,000 patches (T = 5 steps cost 2.5× as much, so half as many epochs).
@@ -92,7 +92,7 @@ def main(argv=None):
     if args.quick:
         n_dict, n_big, n_test, n_own, scale = 3_000, 6_000, 1_000, 1_000, 0.1
 
-    print(f"machine: {machine()}")
+    load = load_average()
     _, X_test, D = problem(n_dict, n_test)
     X = natural_image_patches(8, n_big, seed=0, split="train")
     X_own = X[:n_own]
@@ -121,10 +121,23 @@ def main(argv=None):
     codes = code_error_match(X_test, D, encoders)
     print(held_out)
     print()
-    print(markdown(held_out, own, codes, trained_on, seconds, X_test, D, (n_dict, n_big, n_test, n_own)))
+    rows, notes = results(held_out, own, codes, trained_on, seconds, X_test, D, (n_dict, n_big, n_test, n_own))
+    figures = {}
+    for r in rows:
+        key = r["encoder"].replace("learned-G ", "").replace("per-step LISTA", "lista").replace(" ", "_")
+        key = key.replace("(issue's)", "").replace("(oracle)", "oracle").replace("=", "").strip("_")
+        figures[f"{key}_iters"] = r["FISTA iterations (objective)"]
+        figures[f"{key}_code_error_iters"] = r["FISTA iterations (code error)"]
+    record("amortized_limits" + ("_quick" if args.quick else ""), load_before=load,
+           title="Amortized inference: where the gap comes from (benchmarks/amortized_limits.py"
+                 + (" --quick)" if args.quick else ")"),
+           tables={"Each encoder scored three ways": rows}, figures=figures, notes=notes,
+           comparison="equal held-out patches; each encoder scored on the objective, on its own training patches "
+                      "and on the code error")
 
 
-def markdown(held_out, own, codes, trained_on, seconds, X_test, D, sizes):
+def results(held_out, own, codes, trained_on, seconds, X_test, D, sizes):
+    """(table rows, notes)."""
     n_dict, n_big, n_test, n_own = sizes
 
     def gap_at(rows, k):  # FISTA's gap after k iterations on the held-out patches
@@ -133,24 +146,23 @@ def markdown(held_out, own, codes, trained_on, seconds, X_test, D, sizes):
             Z = sparsolve.encode(X_test, D, ALPHA, solver="fista", positive=True, tol=0, max_iter=k)
         return (sparsolve.objective(X_test, D, Z, ALPHA).mean() - rows.optimum) / rows.optimum
 
-    out = [f"Machine: {machine()}.",
-           f"Dictionary and held-out patches as in amortized.py ({n_dict:,} training patches for the dictionary, "
-           f"{n_test:,} held out); encoders trained on {n_big:,} training patches (seed 0, left 80%) or on the "
-           f"held-out ones (oracle); \"own\" = the first {n_own:,} of the {n_big:,}.  Training took "
-           + ", ".join(f"{k}: {v:.0f} s" for k, v in seconds.items()) + ".",
-           "",
-           "| encoder | trained on | held-out gap | FISTA iterations (objective) | needed for 10·T | own-patch gap "
-           "| FISTA iterations there | held-out code error | FISTA iterations (code error) |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    notes = (f"Dictionary and held-out patches as in amortized.py ({n_dict:,} training patches for the dictionary, "
+             f"{n_test:,} held out); encoders trained on {n_big:,} training patches (seed 0, left 80%) or on the "
+             f"held-out ones (oracle); \"own\" = the first {n_own:,} of the {n_big:,}.  Training took "
+             + ", ".join(f"{k}: {v:.0f} s" for k, v in seconds.items()) + ".")
+    rows = []
     c, co = held_out.curve, own.curve
     for i, name in enumerate(c["method"]):
         T = c["depth"][i]
-        gap = (c["objective"][i] - held_out.optimum) / held_out.optimum
-        own_gap = (co["objective"][i] - own.optimum) / own.optimum
         err, k_err = codes[name]
-        out.append(f"| {name} | {trained_on[name]} | {gap:.4f} | {c['fista_iters'][i]} | ≤ {gap_at(held_out, 10 * T):.4f} "
-                   f"| {own_gap:.4f} | {co['fista_iters'][i]} | {err:.4g} | {k_err} |")
-    return "\n".join(out)
+        rows.append({"encoder": name, "trained on": trained_on[name],
+                     "held-out gap": round((c["objective"][i] - held_out.optimum) / held_out.optimum, 4),
+                     "FISTA iterations (objective)": c["fista_iters"][i],
+                     "needed for 10·T": f"≤ {gap_at(held_out, 10 * T):.4f}",
+                     "own-patch gap": round((co["objective"][i] - own.optimum) / own.optimum, 4),
+                     "FISTA iterations there": co["fista_iters"][i], "held-out code error": float(f"{err:.4g}"),
+                     "FISTA iterations (code error)": k_err})
+    return rows, notes
 
 
 if __name__ == "__main__":

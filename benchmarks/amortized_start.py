@@ -33,7 +33,7 @@ and FISTA restarted from its own iterate z_k (does a warm start lose the momentu
 from __future__ import annotations
 
 import argparse
-import os
+import re
 import sys
 import time
 import warnings
@@ -50,9 +50,11 @@ from sparsolve.inference.problem import LassoProblem, choose_form, lipschitz
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from encode import learned_dictionary  # noqa: E402  (the same cached dictionaries as the encode benchmark)
-from report import machine  # noqa: E402
+from harness import load_average, record  # noqa: E402
 
 ALPHAS = {"8x8": 0.1, "16x16": 0.4, "synthetic": 0.2}
+PROBLEM_TITLES = {"8x8": "natural-image patches 8×8/256", "16x16": "16×16/1,024",
+                  "synthetic": "synthetic activations, d = 256, m = 4,096"}
 SOLVERS = ("cd", "fista")
 # T = 1 at m = 4,096 costs 4,096² per row, 32 FISTA iterations' worth: not a start that can pay
 DEPTHS = {"8x8": (0, 1), "16x16": (0, 1), "synthetic": (0,)}
@@ -182,34 +184,36 @@ def bench(name, args):
     return rows, momentum
 
 
-def markdown(results, args, load):
-    out = [f"Machine: {machine()}; CPU; load average {load:.1f} at the start (other jobs shared the machine: "
-           "the CPU-time ratio is the steadier one).",
-           f"{args.n_test:,} held-out rows per problem; encoders trained on {args.n_train:,} rows, "
-           f"{args.epochs} epochs, ISTA init, Adam lr 3e-3; times are the best of {args.repeats} runs, "
-           "all starts alternating; a start's time includes its encoder.  \"optimum's support\": the encoder's "
-           "values kept only on the optimum's support (an oracle for a perfect support guess).",
-           "",
-           "| problem | tol | solver | start | encoder gap to F* | worth (FISTA its) | encoder ms | ms (wall) "
-           "| ms (CPU) | cold ÷ this (wall / CPU) | iterations mean (max) | L0 encoder | support found |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+def tables_of(results, args):
+    """(tables, figures, notes) of the run."""
+    notes = (f"{args.n_test:,} held-out rows per problem; encoders trained on {args.n_train:,} rows, "
+             f"{args.epochs} epochs, ISTA init, Adam lr 3e-3; times are the best of {args.repeats} runs, "
+             "all starts alternating; a start's time includes its encoder.  \"optimum's support\": the encoder's "
+             "values kept only on the optimum's support (an oracle for a perfect support guess).  With a loaded "
+             "machine read the CPU-time ratio; wall times wander.")
+    starts, figures = [], {}
     for rows, _ in results:
         for r in rows:
             m, d = r["shape"]
-            enc = (f"{r['gap0']:.3f} | {r['worth']:.0f} | {r['enc_ms']:.0f}" if "gap0" in r else "— | — | 0")
-            tail = f"{r['l0']:.1f} | {r['recall']:.2f}" if "l0" in r else "— | —"
-            out.append(f"| {r['problem']} d={d}, m={m:,} | {r['tol']:g} | {r['solver']} | {r['start']} | {enc} "
-                       f"| {r['wall_ms']:.0f} | {r['cpu_ms']:.0f} | {r['ratio']:.2f}× / {r['cpu_ratio']:.2f}×"
-                       f"{'' if r['ok'] else ' (not all certified)'} | {r['its'].mean():.1f} ({r['its'].max()}) "
-                       f"| {tail} |")
-    out += ["", "FISTA from its own iterate z_k (200 rows, certified every iteration), over the rows cold FISTA "
-            "has not finished by k: mean iterations cold, and k + the mean iterations from z_k.", "",
-            "| problem | tol | k | rows | cold | k + from z_k |", "|---|---|---|---|---|---|"]
-    for rows, momentum in results:
-        for tol, per_k in momentum.items():
-            for k, (n, cold, warm) in per_k.items():
-                out.append(f"| {rows[0]['problem']} | {tol:g} | {k} | {n} | {cold:.1f} | {warm:.1f} |")
-    return "\n".join(out)
+            starts.append({"problem": f"{r['problem']} d={d}, m={m:,}", "tol": r["tol"], "solver": r["solver"],
+                           "start": r["start"],
+                           "encoder gap to F*": round(r["gap0"], 3) if "gap0" in r else "—",
+                           "worth (FISTA its)": round(r["worth"]) if "gap0" in r else "—",
+                           "encoder ms": round(r["enc_ms"]) if "gap0" in r else 0,
+                           "ms (wall)": round(r["wall_ms"]), "ms (CPU)": round(r["cpu_ms"]),
+                           "cold ÷ this (wall / CPU)": f"{r['ratio']:.2f}× / {r['cpu_ratio']:.2f}×"
+                           + ("" if r["ok"] else " (not all certified)"),
+                           "iterations mean (max)": f"{r['its'].mean():.1f} ({r['its'].max()})",
+                           "L0 encoder": round(r["l0"], 1) if "l0" in r else "—",
+                           "support found": round(r["recall"], 2) if "l0" in r else "—"})
+            key = re.sub(r"[^0-9A-Za-z.]+", "_", f"{r['problem']} {r['solver']} {r['start']} {r['tol']:g}")
+            figures[f"{key}_cpu_ratio"] = round(r["cpu_ratio"], 2)
+    momentum = [{"problem": rows[0]["problem"], "tol": tol, "k": k, "rows": n, "cold": round(cold, 1),
+                 "k + from z_k": round(warm, 1)}
+                for rows, per_tol in results for tol, per_k in per_tol.items() for k, (n, cold, warm) in per_k.items()]
+    return ({"Cold against the encoder's start": starts,
+             "FISTA from its own iterate z_k (200 rows, certified every iteration), over the rows cold FISTA has not "
+             "finished by k: mean iterations cold, and k + the mean iterations from z_k": momentum}, figures, notes)
 
 
 def main(argv=None):
@@ -225,11 +229,17 @@ def main(argv=None):
     if args.quick:
         args.n_train, args.n_test, args.epochs, args.repeats = 2_000, 300, 1, 1
     torch.manual_seed(0)
-    load = os.getloadavg()[0]
-    print(f"machine: {machine()}; load average {load:.1f}")
+    load = load_average()
     results = [bench(name, args) for name in args.problems]
-    print()
-    print(markdown(results, args, load))
+    tables, figures, notes = tables_of(results, args)
+    problems = "" if set(args.problems) == set(ALPHAS) else "_" + "_".join(args.problems)
+    record("amortized_start" + problems + ("_quick" if args.quick else ""), load_before=load, tables=tables,
+           figures=figures, notes=notes,
+           title="Amortized start, exact finish: " + "; ".join(PROBLEM_TITLES[p] for p in args.problems)
+                 + f", tol {' and '.join(f'{t:g}' for t in args.tols)} (benchmarks/amortized_start.py"
+                 + (" --quick)" if args.quick else ")"),
+           comparison="equal held-out rows and tol; cold and encoder starts alternating, a start's time includes "
+                      "its encoder")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ the lasso objective.  Prints a Markdown section for benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from sparsolve.data import natural_image_patches
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from amortized import ALPHA, problem  # noqa: E402  (the same patches and dictionary)
 from amortized_limits import code_error_match  # noqa: E402
-from report import machine  # noqa: E402
+from harness import load_average, record  # noqa: E402
 
 # name: (depth, tied, training target, measure the target is on, target, seed)
 RUNS = {
@@ -56,8 +55,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.n_dict, args.n_train, args.n_test, args.epochs = 3_000, 3_000, 500, 1
-    load = os.getloadavg()[0]
-    print(f"machine: {machine()}; load average {load:.1f}", flush=True)
+    load = load_average()
     _, X_test, D = problem(args.n_dict, args.n_test)
     encoders, seconds = {}, {}
     for name in args.only or RUNS:
@@ -73,27 +71,41 @@ def main(argv=None):
     codes = code_error_match(X_test, D, encoders)
     print(rows)
     print()
-    print(markdown(rows, codes, seconds, args, load))
+    table, notes = results(rows, codes, seconds, args)
+    figures = {}
+    for r in table:
+        key = r["encoder"].replace(" ", "_").replace("=", "").replace("(", "").replace(")", "")
+        figures[f"{key}_iters"] = r["FISTA its (code error)"] if r["target"].startswith("code") \
+            else r["FISTA its (objective)"]
+        figures[f"{key}_target"] = RUNS[r["encoder"]][4]
+    default = (3_000, 3_000, 500, 1) if args.quick else (100_000, 100_000, 5_000, 12)
+    case = "amortized_targets" + ("_quick" if args.quick else "")
+    if (args.n_dict, args.n_train, args.n_test, args.epochs) != default or args.only:
+        case += f"_{args.n_train}x{args.n_test}_epochs{args.epochs}" + ("_some" if args.only else "")
+    record(case, load_before=load, tables={"Each encoder on both measures": table}, figures=figures, notes=notes,
+           title="Amortized targets on both measures, objective and code error (benchmarks/amortized_targets.py)",
+           comparison="equal held-out patches; FISTA iterations matched on the mean objective and on the mean "
+                      "code error")
 
 
-def markdown(rows, codes, seconds, args, load):
-    out = [f"Machine: {machine()}; load average {load:.1f} at the start (shared).  Dictionary and "
-           f"{args.n_test:,} held-out patches as in amortized.py ({args.n_dict:,} patches for the dictionary); each encoder trained on {args.n_train:,} "
-           f"training patches (its seed), {args.epochs} epochs, ISTA init, Adam lr 3e-3, cosine schedule.",
-           "",
-           "| encoder | trained on | held-out gap to F* | FISTA its (objective) | mean ‖z − z*‖² "
-           "| FISTA its (code error) | target | met | training s |",
-           "|---|---|---|---|---|---|---|---|---|"]
+def results(rows, codes, seconds, args):
+    """(table rows, notes)."""
+    notes = (f"Dictionary and {args.n_test:,} held-out patches as in amortized.py ({args.n_dict:,} patches for the "
+             f"dictionary); each encoder trained on {args.n_train:,} training patches (its seed), {args.epochs} "
+             "epochs, ISTA init, Adam lr 3e-3, cosine schedule.")
+    table = []
     c = rows.curve
     for i, name in enumerate(c["method"]):
         T, tied, target, measure, goal, _ = RUNS[name]
-        gap = (c["objective"][i] - rows.optimum) / rows.optimum
         err, k_err = codes[name]
         k = c["fista_iters"][i] if measure == "objective" else k_err
-        met = k is not None and k >= goal
-        out.append(f"| {name} | {target} | {gap:.4f} | {c['fista_iters'][i]} | {err:.4g} | {k_err} "
-                   f"| {measure} ≥ {goal} | {'met' if met else '**not met**'} | {seconds[name]:.0f} |")
-    return "\n".join(out)
+        table.append({"encoder": name, "trained on": target,
+                      "held-out gap to F*": round((c["objective"][i] - rows.optimum) / rows.optimum, 4),
+                      "FISTA its (objective)": c["fista_iters"][i], "mean ‖z − z*‖²": float(f"{err:.4g}"),
+                      "FISTA its (code error)": k_err, "target": f"{measure} ≥ {goal}",
+                      "met": "met" if k is not None and k >= goal else "**not met**",
+                      "training s": round(seconds[name])})
+    return table, notes
 
 
 if __name__ == "__main__":

@@ -136,18 +136,24 @@ def launch(data, world, threads, device, tmp, limit_s=900):
 
 
 def seam_overhead():
-    """Seconds per step that the seams cost without a process group."""
-    from sparsolve.learning import distributed
+    """Seconds per step that the reducer's seams cost without a process group."""
+    from sparsolve.learning.reducer import default_reducer
 
     A, B, used = np.zeros((256, 256)), np.zeros((256, 64)), np.zeros(256, bool)
     record, rows = {"objective": 1.0, "mse": 1.0, "l1": 1.0, "nnz_frac": 1.0, "converged_frac": 1.0}, np.arange(8)
+    reducer = default_reducer()
+
+    class Rule:
+        def statistics(self, X, Z, R, D):
+            return A, B
+
     n = 20000
     t = time.perf_counter()
     for _ in range(n):  # the seams one step passes through
-        distributed.local_part(rows)
-        distributed.step_sums((A, B), used, 512)
-        distributed.mean_figures(record, 512)
-        distributed.is_rank0()
+        reducer.local_rows(rows)
+        reducer.statistics(Rule(), None, None, None, None, used, 512)
+        reducer.figures(record, 512)
+        reducer.is_root
     per_step = (time.perf_counter() - t) / n
     return per_step
 
@@ -156,7 +162,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument("--no-write", action="store_true", help="print only: record no result")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each run's fastest is kept (default 3)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     for name in ("rank", "world", "threads"):
@@ -167,14 +173,14 @@ def main():
     if args.worker:
         return worker(args)
 
-    from report import machine, write_section
+    from harness import load_average, record  # benchmarks/ is the script's folder
 
     from sparsolve.data import natural_image_patches
 
     pr = PROBLEMS[args.device]
     n = pr["quick"] if args.quick else pr["n"]
     cores = os.cpu_count() or 1
-    load = os.getloadavg()[0]
+    load = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "X.npy"
         np.save(data, natural_image_patches(pr["patch"], n, seed=0))
@@ -191,53 +197,62 @@ def main():
                 r = launch(data, P, threads, device, tmp)
                 best[name] = r if name not in best or r["wall"] < best[name]["wall"] else best[name]
         runs = [(name, best[name]) for name, *_ in plan]
-    load_end = os.getloadavg()[0]
+    load_end = load_average()
     ref = np.asarray(runs[0][1]["D"])
     base = runs[1][1]["wall"] if len(runs) > 1 and args.device == "cpu" else runs[0][1]["wall"]
     m, p, size = pr["n_atoms"], pr["patch"] ** 2, np.dtype(pr["dtype"]).itemsize
     payload = (m * m + m * p) * size + (m + 1 + 6) * 8
     unit = "1 thread" if args.device == "cpu" else "1 GPU"
-    lines = [f"| run | fit time | patches/s | vs {unit} | step time in collectives | bare all-reduce per step "
-             "| bytes sent per step and rank | max abs ΔD |", "|---|---|---|---|---|---|---|---|"]
+    rows = []
     for name, r in runs:
         P = int(name.split()[0])
         sent = 2 * (P - 1) / P * payload
         per_step = r["step_seconds"] / r["steps"]
-        coll = f"{r['collective_seconds'] / r['step_seconds']:.1%}" if P > 1 else "–"
         bare = r["bare_per_step"]
-        bare = f"{bare * 1e3:.2f} ms ({bare / per_step:.1%})" if bare else "–"
-        lines.append(f"| {name} | {r['wall']:.2f} s | {r['samples'] / r['wall']:,.0f} | {base / r['wall']:.2f}× | "
-                     f"{coll} | {bare} | {sent / 1e3:,.0f} kB | {np.abs(np.asarray(r['D']) - ref).max():.1e} |")
+        rows.append({"run": name, "fit time (s)": round(r["wall"], 2), "patches/s": round(r["samples"] / r["wall"]),
+                     f"vs {unit}": round(base / r["wall"], 2),
+                     "step time in collectives": f"{r['collective_seconds'] / r['step_seconds']:.1%}" if P > 1 else "–",
+                     "bare all-reduce per step": f"{bare * 1e3:.2f} ms ({bare / per_step:.1%})" if bare else "–",
+                     "bytes sent per step and rank (kB)": round(sent / 1e3),
+                     "max abs ΔD": float(f"{np.abs(np.asarray(r['D']) - ref).max():.1e}")})
+        print(rows[-1], flush=True)
     overhead = seam_overhead()
     step = runs[0][1]["step_seconds"] / runs[0][1]["steps"]
-    text = "\n".join([
-        f"Machine: {machine()}.  Device: {args.device}.  Load average {load:.1f} at the start, {load_end:.1f} at the "
-        f"end (the machine is shared with other jobs: every time here is noisy).",
-        f"Data: {n:,} {pr['patch']}×{pr['patch']} natural-image patches ({pr['dtype']}), {m} atoms, α = {ALPHA}, "
-        f"{pr['solver']}, online, global batches of {pr['batch']}, 1 epoch, seed 0; fastest of {args.rounds} "
-        f"interleaved rounds.  Command: `python benchmarks/distributed.py{' --quick' if args.quick else ''}"
-        f"{' --device cuda' if args.device == 'cuda' else ''}`.",
-        "",
-        *lines,
-        "",
-        f"Payload per step and rank: A {m}×{m} + B {m}×{p} in {pr['dtype']}, {m + 1} use counts + 6 figures in "
-        f"float64 = {payload / 1e3:,.0f} kB (m² + m·p dominate: at m = 65,536 they are 34 GB in float64, 17 GB in "
-        "float32); a ring all-reduce sends 2(P − 1)/P of it.",
-        f"Without a process group the seams cost {overhead * 1e6:.1f} µs a step ({overhead / step:.3%} of the "
-        f"{step * 1e3:.1f} ms step of the first run).",
-        f"On this machine {cores} cores bound the scaling: {cores} one-thread ranks can at best match one process "
-        "that uses every core, and the other jobs on the machine take cores from all runs.",
-    ])
-    if max(load, load_end) > cores:
-        text += (f"\nAt a load of {max(load, load_end):.0f} on {cores} cores each thread got the fraction of a core "
-                 "that the scheduler gave it among all the machine's jobs (a run of more processes takes a larger "
-                 "share, and threads that wait on each other lose), so the speed ratios here are not the scaling: "
-                 "these figures show the equality of the dictionaries and the communication cost; rerun on a quiet "
-                 "machine for the scaling.")
-    print(text)
-    if not args.no_write and not args.quick:
-        title = f"## Data-parallel fit (benchmarks/distributed.py{' --device cuda' if args.device == 'cuda' else ''})"
-        write_section(title, text)
+    notes = [f"Data: {n:,} {pr['patch']}×{pr['patch']} natural-image patches ({pr['dtype']}), {m} atoms, α = {ALPHA}, "
+             f"{pr['solver']}, online, global batches of {pr['batch']}, 1 epoch, seed 0; fastest of {args.rounds} "
+             f"interleaved rounds on {args.device}.",
+             f"Payload per step and rank: A {m}×{m} + B {m}×{p} in {pr['dtype']}, {m + 1} use counts + 6 figures in "
+             f"float64 = {payload / 1e3:,.0f} kB (m² + m·p dominate: at m = 65,536 they are 34 GB in float64, 17 GB "
+             "in float32); a ring all-reduce sends 2(P − 1)/P of it.  Without a process group the seams cost "
+             f"{overhead * 1e6:.1f} µs a step ({overhead / step:.3%} of the {step * 1e3:.1f} ms step of the first run).  "
+             f"On this machine {cores} cores bound the scaling: {cores} one-thread ranks can at best match one "
+             "process that uses every core, and the other jobs on the machine take cores from all runs."]
+    if max(load or 0, load_end or 0) > cores:
+        notes.append(f"At a load of {max(load, load_end):.0f} on {cores} cores each thread got the fraction of a core "
+                     "that the scheduler gave it among all the machine's jobs (a run of more processes takes a larger "
+                     "share, and threads that wait on each other lose), so the speed ratios here are not the scaling: "
+                     "these figures show the equality of the dictionaries and the communication cost; rerun on a "
+                     "quiet machine for the scaling.")
+    print("\n\n".join(notes))
+    figures = {"max_abs_dD": max(r["max abs ΔD"] for r in rows), "payload_kB": round(payload / 1e3),
+               "seams_us_per_step": round(overhead * 1e6, 1), "patches": n, "atoms": m,
+               "load": max(load or 0, load_end or 0)}
+    multi = [(name, r) for name, r in runs if not name.startswith("1 ")]
+    if multi:  # the largest group against one process on one core (one GPU)
+        name, r = multi[-1]
+        figures["ranks"] = int(name.split()[0])
+        figures["ranks_over_one"] = round(base / r["wall"], 2)
+        if r["bare_per_step"]:
+            figures["bare_allreduce_pct_of_step"] = round(100 * r["bare_per_step"] * r["steps"] / r["step_seconds"], 1)
+    if not args.no_write:
+        record("distributed" + ("_quick" if args.quick else "") + ("_cuda" if args.device == "cuda" else ""),
+               load_before=load, tables={f"One epoch of {n:,} patches": rows}, figures=figures,
+               notes="\n\n".join(notes),
+               title="Data-parallel fit: " + ("NCCL ranks against one GPU" if args.device == "cuda" else
+                                              "gloo ranks against one process")
+               + f", {pr['patch']}×{pr['patch']} patches, {m:,} atoms (benchmarks/distributed.py"
+               + (" --device cuda" if args.device == "cuda" else "") + (" --quick" if args.quick else "") + ")",
+               comparison=f"equal data (the same global batches); fastest of {args.rounds} interleaved rounds")
 
 
 if __name__ == "__main__":

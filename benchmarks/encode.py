@@ -19,19 +19,17 @@ For each target gap (1e-4, 1e-7) a method is timed as follows:
 A method that misses a target is shown with the gap it reached ("✗").  Methods
 that run on the full batch are timed twice and keep the faster run; slow
 methods run on a subsample and their time is scaled linearly to the full batch
-(marked "*"); every method runs on all its cores (2 threads here).  The table
-goes to stdout and to the section "## Inference (benchmarks/encode.py)" of
-benchmarks/RESULTS.md (not with --quick).
+(marked "*"); every method runs on all its cores (2 threads here).  The case
+``encode`` (``encode_quick``, or ``encode_8x8`` / ``encode_16x16`` for one size).
 
 ``--interleaved``: sparsolve cd (tol=1e-4) and SPAMS only, on the full batches,
 alternating cd, SPAMS, cd, SPAMS, ... three times each and keeping each one's
 fastest run, so that a slow spell of a shared machine hits both; every run is
-listed.  Section "## Inference: cd and SPAMS interleaved (benchmarks/encode.py
---interleaved)" of RESULTS.md.
+listed.  The case ``encode_interleaved`` (``_quick``, or one size as above).
 
 ``--reads``: encode on torch CPU tensors down the path a GPU takes (the numpy views that a
 CPU run works on, backend.host_view, switched off), fista and lca on 8×8 patches with 256
-random atoms, tol 1e-4: the host reads per encode (tests/host_reads.py counts them: by the
+random atoms, tol 1e-4: the host reads per encode (benchmarks/host_reads.py counts them: by the
 loop and the solvers, and by all of sparsolve) and the seconds, median of 5.  With
 ``--loop-before`` (an earlier inference/loop.py, e.g. ``git show REV:sparsolve/inference/loop.py``)
 that loop runs too, interleaved with the current one on the same data.  Then fit on the same
@@ -39,7 +37,8 @@ path (the torch CPU tensors of 40,960 8×8 patches, 64 atoms, fista at tol 1e-3,
 1,280 rows: the default dead_after is two batches), 32 steps at sync_every 16 (the GPU
 default) and 1: the reads by fit's own code and by its encodes, and the atoms resampled.
 ``--fit-only`` runs just that (e.g. under an earlier checkout's PYTHONPATH); with ``--device
-cuda`` the same runs on CUDA tensors, where the seconds show what the reads cost.  Printed only.
+cuda`` the same runs on CUDA tensors, where the seconds show what the reads cost.  The case
+``host_reads`` (``host_reads_fit`` with --fit-only; ``_cuda`` on CUDA).
 
 CUDA (``--device cuda``, used by gpu_check.sh): 16×16 patches, 1,024 random atoms.
 At each ``--n``, float32 with TF32 products: ms per FISTA iteration -- sparsolve
@@ -47,13 +46,15 @@ with its fused kernel, sparsolve with array operations (``fused=False``), and a
 plain torch FISTA -- against the floor, the larger of the measured product Y·G
 (n×m×m) and the bytes one iteration must move (read Y, Z and XDᵀ; write Z and Y) at
 the measured device copy bandwidth.  At the first ``--n``, float32 without TF32 (a
-TF32 product cannot certify 1e-4): the time to a worst relative gap of 1e-4.
+TF32 product cannot certify 1e-4): the time to a worst relative gap of 1e-4.  The case
+``encode_cuda``.
+
+Every run ends in ``harness.record`` (benchmarks/results/<case>.json; RESULTS.md regenerated).
 """
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 import warnings
@@ -66,13 +67,12 @@ from sparsolve import io
 from sparsolve.data import natural_image_patches
 from sparsolve.inference import ConvergenceWarning, lipschitz
 
-from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
+from harness import load_average, record  # noqa: E402  (benchmarks/ is the script's folder)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "_out"
-SECTION = "## Inference (benchmarks/encode.py)"
-SECTION_INTERLEAVED = "## Inference: cd and SPAMS interleaved (benchmarks/encode.py --interleaved)"
 TARGETS = (1e-4, 1e-7)
+LABEL = {1e-4: "1e-4", 1e-7: "1e-7"}  # a target as the tables and the figures' names write it
 SOLVERS = ("cd", "fista", "lca", "ista")
 
 
@@ -305,80 +305,75 @@ def _cell(seconds, gap, reached, extrapolated):
     return f"✗ {gap:.1e} in {seconds:.3g} s{star}"
 
 
+def problem_key(name):
+    """"8x8, 256 atoms, learned" -> "8x8_learned": the problem's part of a figure's name."""
+    return f"{name.split(',')[0]}_{name.split(', ')[-1]}"
+
+
 def table(name, alpha, frac, n, rows):
+    """(caption, rows, figures) of one problem."""
     best = {}
     for tgt in TARGETS:
         times = [v[tgt][0] for meth, v in rows if meth.startswith("sparsolve") and v[tgt][2]]
         best[tgt] = min(times) if times else None
-    head = (f"\n**{name}** — {n:,} samples, α = {alpha:.4g} ({100 * frac:.1f}% nonzeros)\n\n"
-            "| method | time to 1e-4 | × best sparsolve | time to 1e-7 | × best sparsolve |\n"
-            "|---|---|---|---|---|\n")
-    lines = []
+    out = []
     for meth, v in rows:
-        cells = []
+        row = {"method": meth}
         for tgt in TARGETS:
             s, g, ok, ext = v[tgt]
-            ratio = f"{s / best[tgt]:.1f}×" if ok and best[tgt] else "—"
-            cells += [_cell(s, g, ok, ext), ratio]
-        lines.append(f"| {meth} | " + " | ".join(cells) + " |")
-    verdicts = []
+            row[f"time to {LABEL[tgt]}"] = _cell(s, g, ok, ext)
+            row[f"× best sparsolve (time to {LABEL[tgt]})"] = f"{s / best[tgt]:.1f}×" if ok and best[tgt] else "—"
+        out.append(row)
+    figures = {}
     for tgt in TARGETS:
         peers = [(v[tgt][0], meth) for meth, v in rows if not meth.startswith("sparsolve") and v[tgt][2]]
         if best[tgt] and peers:
             t_peer, who = min(peers)
-            verdicts.append(f"to {tgt:g}, fastest peer ({who}) ÷ best sparsolve = {t_peer / best[tgt]:.2f}")
-        elif best[tgt]:
-            verdicts.append(f"to {tgt:g}, no peer reached the target")
-    return head + "\n".join(lines) + "\n\n" + "; ".join(verdicts) + ".\n"
+            key = "spams" if who.startswith("SPAMS") else "fastest_peer"
+            figures[f"{key}_over_cd_{LABEL[tgt]}_{problem_key(name)}"] = round(t_peer / best[tgt], 2)
+    caption = f"{name} — {n:,} samples, α = {alpha:.4g} ({100 * frac:.1f}% nonzeros)"
+    return caption, out, figures
 
 
-def table_path(name):
-    return OUT / ("table_" + re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") + ".md")
+def suffix(args):
+    """The case's suffix for a run other than the full one: _quick, _8x8 or _16x16."""
+    parts = (["quick"] if args.quick else []) + ([] if set(args.problems) == set(SIZES) else list(args.problems))
+    return "".join(f"_{p}" for p in parts)
+
+
+SIZES_TITLE = "8×8/256 and 16×16/1,024 atoms"
 
 
 def run_cpu(args):
-    print(f"machine: {machine()}")
+    load = load_average()
+    tables, figures = {}, {}
     for name, X, D, alpha, frac in problems(args.quick, args.problems):
         print(f"\n{name}: {X.shape[0]} samples, alpha={alpha:.4g}, {100 * frac:.1f}% nonzeros (on 500)", flush=True)
         rows = bench_problem(name, X, D, alpha, args.quick)
-        text = table(name, alpha, frac, X.shape[0], rows)
-        print(text, flush=True)
-        if not args.quick:
-            # each problem's table is kept, so that a run of some problems refreshes only theirs
-            table_path(name).write_text(f"<!-- {machine()} -->\n{text}")
-            write_section(SECTION, section_text())
-            print(f"updated the section {SECTION!r} of benchmarks/RESULTS.md")
-
-
-def section_text():
-    tables = []
-    for patch, m, _ in SIZES.values():
-        for dname in ("learned", "random"):
-            path = table_path(f"{patch}x{patch}, {m} atoms, {dname}")
-            if path.exists():
-                first, _, body = path.read_text().partition("\n")
-                tables.append(body)
-    return (
-        f"Machine: {machine()}.  Command: `python benchmarks/encode.py` (`--problems 8x8` or `16x16` reruns one size).\n\n"
-        "Time for each method to bring every sample to a relative duality gap gap/F(z) ≤ 1e-4 and ≤ 1e-7, "
-        "certified by `sparsolve.duality_gap` in float64 on the method's own output; float64 data. "
-        "“✗ g” = the target was missed and g is the worst gap reached; "
-        "“*” = run on a subsample (30–4,000 samples) and scaled linearly to the full batch. "
-        "LARS peers are exact and the lasso_cd run has scikit-learn's fixed internal tolerance, so one run "
-        "serves both columns; the plain FISTAs run the iteration count a calibration run on 100–300 "
-        "samples needed (✗ when its time budget ran out first). sklearn peers get `alpha=α` (sparse_encode "
-        "divides by n_features itself), SPAMS `lambda1=α`, `mode=2`, `numThreads=2`. sparsolve ista and lca "
-        "stop at max_iter=1000. Full-batch runs (sparsolve cd, SPAMS) are timed twice and keep the faster; "
-        f"load average when this section was written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n"
-        + "".join(tables)
-    )
+        caption, out, found = table(name, alpha, frac, X.shape[0], rows)
+        tables[caption] = out
+        figures.update(found)
+        print(caption, found, flush=True)
+    record("encode" + suffix(args), load_before=load,
+           title=f"Inference: time to a certified gap of 1e-4 and 1e-7, sparsolve against SPAMS, scikit-learn and "
+                 f"plain FISTAs, {SIZES_TITLE} (benchmarks/encode.py)",
+           tables=tables, figures=figures,
+           comparison="equal certified accuracy: every method's codes certified by the float64 duality gap",
+           notes=("Time for each method to bring every sample to a relative duality gap gap/F(z) ≤ 1e-4 and ≤ 1e-7, "
+                  "certified by `sparsolve.duality_gap` in float64 on the method's own output; float64 data. "
+                  "“✗ g” = the target was missed and g is the worst gap reached; "
+                  "“*” = run on a subsample (30–4,000 samples) and scaled linearly to the full batch. "
+                  "LARS peers are exact and the lasso_cd run has scikit-learn's fixed internal tolerance, so one run "
+                  "serves both columns; the plain FISTAs run the iteration count a calibration run on 100–300 "
+                  "samples needed (✗ when its time budget ran out first). sklearn peers get `alpha=α` (sparse_encode "
+                  "divides by n_features itself), SPAMS `lambda1=α`, `mode=2`, `numThreads=2`. sparsolve ista and "
+                  "lca stop at max_iter=1000. Full-batch runs (sparsolve cd, SPAMS) are timed twice and keep the "
+                  "faster. The figures: the fastest peer's time over the best sparsolve solver's (cd)."))
 
 
 def run_interleaved(args, rounds=3):
-    print(f"machine: {machine()}")
-    lines = ["| problem | samples | sparsolve cd, 1e-4 | SPAMS LARS | SPAMS ÷ cd | cd's worst gap |",
-             "|---|---|---|---|---|---|"]
-    ratios_16 = []
+    load = load_average()
+    rows, figures = [], {}
     for name, X, D, alpha, _ in problems(args.quick, args.problems):
         Dt, Xt = np.asfortranarray(D.T), np.asfortranarray(X.T)
         sparsolve.encode(X[:50], D, alpha, solver="cd")  # compile outside the timings
@@ -389,23 +384,25 @@ def run_interleaved(args, rounds=3):
             spams_s.append(timed(lambda: spams_lasso(Xt, Dt, alpha))[1])
         runs = lambda v: f"{min(v):.3g} s ({', '.join(f'{x:.3g}' for x in v)})"
         ratio = min(spams_s) / min(cd_s)
-        lines.append(f"| {name} | {X.shape[0]:,} | {runs(cd_s)} | {runs(spams_s)} | "
-                     f"{ratio:.2f} | {worst_gap(X, D, Z, alpha):.1e} |")
-        print(lines[-1], flush=True)
-        if name.startswith("16x16"):
-            ratios_16.append(ratio)
+        rows.append({"problem": name, "samples": X.shape[0], "sparsolve cd, 1e-4": runs(cd_s),
+                     "SPAMS LARS": runs(spams_s), "SPAMS ÷ cd": round(ratio, 2),
+                     "cd's worst gap": float(f"{worst_gap(X, D, Z, alpha):.2g}")})
+        figures[f"spams_over_cd_{problem_key(name)}"] = round(ratio, 2)
+        print(rows[-1], flush=True)
+    ratios_16 = [v for k, v in figures.items() if "16x16" in k]
+    notes = ("The same problems, data and α as the case encode; cd and SPAMS alternate, three runs each on the full "
+             "batch, and the table keeps each one's fastest (all runs in brackets), so that a slow spell of the "
+             "shared machine hits both.")
     if len(ratios_16) == 2:  # issue 2's CPU target
-        met = "met" if min(ratios_16) >= 2 else "not met"
-        lines.append(f"\nTarget (SPAMS ÷ cd ≥ 2 at 1e-4 on both 16×16 problems): {met}, "
-                     f"{' and '.join(f'{r:.2f}' for r in ratios_16)}.")
-        print(lines[-1])
-    if not args.quick:
-        write_section(SECTION_INTERLEAVED, (
-            f"Machine: {machine()}.  Command: `python benchmarks/encode.py --interleaved`.  The same problems, "
-            "data and α as the section above; cd and SPAMS alternate, three runs each on the full batch, "
-            "and the table keeps each one's fastest (all runs in brackets), so that a slow spell of the "
-            f"shared machine hits both.  Load average at the end: {os.getloadavg()[0]:.1f} on "
-            f"{os.cpu_count()} cores.\n\n" + "\n".join(lines)))
+        figures["target"] = 2
+        notes += (f"\n\nTarget (SPAMS ÷ cd ≥ 2 at 1e-4 on both 16×16 problems): "
+                  f"{'met' if min(ratios_16) >= 2 else 'not met'}, {' and '.join(f'{r:.2f}' for r in ratios_16)}.")
+    record("encode_interleaved" + suffix(args), load_before=load,
+           title=f"Inference: cd against SPAMS at 1e-4, runs interleaved, {SIZES_TITLE} "
+                 f"(benchmarks/encode.py --interleaved{' --quick' if args.quick else ''})",
+           tables={"cd (tol 1e-4) and SPAMS' LARS, alternating": rows}, figures=figures, notes=notes,
+           comparison="equal certified accuracy (relative gap 1e-4); cd and SPAMS alternate, three runs each, "
+                      "the fastest kept")
 
 
 # ----------------------------------------------------------------- CUDA benchmark
@@ -449,6 +446,7 @@ def run_cuda(args):
             return sparsolve.encode(X, D, alpha, solver="fista", tol=tol, max_iter=k, L=L, fused=fused,
                                     return_info=True)
 
+    load = load_average()
     print(f"device: {torch.cuda.get_device_name(dev)}; torch {torch.__version__}")
     alpha, frac = choose_alpha(natural_image_patches(patch, 2000, seed=0), D64)
     print(f"  alpha={alpha:.4g}: {100 * frac:.1f}% nonzeros", flush=True)
@@ -515,26 +513,45 @@ def run_cuda(args):
                       for k, v in to_tol.items())
           + ("" if k_plain else f"; the plain FISTA missed 1e-4 in {k_run} iterations"), flush=True)
 
-    print(f"\nGPU: {torch.cuda.get_device_name(dev)}; FISTA on 16×16 patches, 1,024 random atoms, "
-          f"alpha={alpha:.4g}; 'fused' = sparsolve's default (the Triton kernel), 'array ops' = fused=False, "
-          "'plain' = a textbook torch FISTA")
-    print("\nPer iteration, float32 with TF32 products; floor = max(product, bytes at the measured copy bandwidth):\n")
-    print("| n | floor ms (product / bytes) | fused ms/iter | × floor | array ops ms/iter | × floor "
-          "| plain ms/iter | × floor | plain ÷ fused |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    gpu = torch.cuda.get_device_name(dev)
+    iteration_rows = []
     for r in per_iter:
         fl = r["floor"]
-        cells = [f"{r['n']:,}", f"{fl:.3f} ({r['mm']:.3f} / {r['bytes']:.3f})"]
-        for k in ("fused", "array", "plain"):
-            cells += [f"{r[k]:.3f}", f"{r[k] / fl:.2f}×"]
-        cells.append(f"{r['plain'] / r['fused']:.1f}×")
-        print("| " + " | ".join(cells) + " |")
-    print(f"\nTime to a worst relative gap of 1e-4 (float64 check), n = {n0:,}, float32 without TF32:\n")
-    print("| method | seconds | worst gap | iterations (max / median) | ÷ fused |")
-    print("|---|---|---|---|---|")
-    for k, (sec, g, it_max, it_med) in to_tol.items():
-        reached = "" if g <= 1e-4 else " ✗"
-        print(f"| {k} | {sec:.3f} | {g:.1e}{reached} | {it_max} / {it_med} | {sec / to_tol['fused'][0]:.1f}× |")
+        row = {"n": r["n"], "floor ms (product / bytes)": f"{fl:.3f} ({r['mm']:.3f} / {r['bytes']:.3f})"}
+        for k, label in (("fused", "fused"), ("array", "array ops"), ("plain", "plain")):
+            row[f"{label} ms/iter"] = round(r[k], 3)
+            row[f"× floor ({label} ms/iter)"] = f"{r[k] / fl:.2f}×"
+        row["plain ÷ fused"] = f"{r['plain'] / r['fused']:.1f}×"
+        iteration_rows.append(row)
+    tol_rows = [{"method": {"fused": "sparsolve fista, fused", "array": "sparsolve fista, array ops",
+                            "plain": "plain torch FISTA"}[k],
+                 "seconds": round(sec, 3), "worst gap (float64)": float(f"{g:.2g}"), "reached": g <= 1e-4,
+                 "iterations (max / median)": f"{it_max:,} / {it_med:,}", "÷ fused": f"{sec / to_tol['fused'][0]:.1f}×"}
+                for k, (sec, g, it_max, it_med) in to_tol.items()]
+    first = per_iter[0]
+    figures = {f"fused_over_floor_{r['n']}": round(r["fused"] / r["floor"], 2) for r in per_iter}
+    figures |= {f"array_over_floor_{first['n']}": round(first["array"] / first["floor"], 2),
+                f"plain_over_floor_{first['n']}": round(first["plain"] / first["floor"], 2),
+                "plain_over_fused_to_1e-4": round(to_tol["plain"][0] / to_tol["fused"][0], 1),
+                "fused_seconds_to_1e-4": round(to_tol["fused"][0], 3), "samples": n0, "atoms": m,
+                "bandwidth_GB_per_s": round(first["bw"])}
+    record("encode_cuda", load_before=load,
+           title="Inference on CUDA: FISTA's fused Triton step against the floor and a plain torch FISTA, time "
+                 "to 1e-4, 16×16/1,024 atoms (benchmarks/encode.py --device cuda)",
+           tables={"Per iteration, float32 with TF32 products": iteration_rows,
+                   f"Time to a worst relative gap of 1e-4, {n0:,} samples, float32 without TF32": tol_rows},
+           figures=figures,
+           comparison="the same data and solver settings in one process; time to 1e-4 at equal certified accuracy "
+                      "(float64 check)",
+           notes=(f"{gpu}; torch {torch.__version__}.  16×16 natural-image patches, 1,024 random unit-norm atoms, "
+                  f"α = {alpha:.4g} ({100 * frac:.1f}% nonzeros).  “fused” is sparsolve's default FISTA on CUDA (the "
+                  "element-wise step as one Triton kernel), “array ops” the same solver with `fused=False`, “plain” "
+                  "a textbook torch FISTA (no restart, no certificate).  Per iteration: ms = (time of 150 "
+                  "iterations − time of 50) / 100, best of 3; the floor is the larger of the measured product Y·G "
+                  "and the bytes one iteration must move (read Y, Z, XDᵀ; write Z, Y) at the measured copy "
+                  "bandwidth.  Time to 1e-4: float32 without TF32 (a TF32 product cannot certify 1e-4); the plain "
+                  "FISTA's iteration count is the first multiple of 100 at which its float64 worst gap was ≤ 1e-4."
+                  + ("" if k_plain else f"  The plain FISTA missed 1e-4 in {k_run} iterations.")))
 
 
 def run_reads(args, n=2_000, repeats=5):
@@ -542,12 +559,12 @@ def run_reads(args, n=2_000, repeats=5):
 
     import torch
 
-    sys.path.insert(0, str(HERE.parent / "tests"))
     from host_reads import counting
 
     from sparsolve import backend
     from sparsolve.inference import base
 
+    load = load_average()
     torch.set_num_threads(1)
     X = natural_image_patches(8, n, seed=0).astype(np.float32)
     D = random_dictionary(64, 256).astype(np.float32)
@@ -562,9 +579,7 @@ def run_reads(args, n=2_000, repeats=5):
     loop_modules = ("sparsolve.inference._loop_before", "sparsolve.inference.loop", "sparsolve.inference.base",
                     "sparsolve.inference.fista", "sparsolve.inference.lca")
     backend.host_view = lambda x: x  # the tensors' own path, as on a GPU
-    print(f"torch {args.device} encode, {n} 8×8 patches, 256 random atoms, α={alpha:.3g}, tol 1e-4; {machine()}")
-    print("| solver | loop | certificates | reads by the loop | reads by sparsolve | seconds (median of "
-          f"{repeats}) |\n|---|---|---|---|---|---|")
+    rows, figures = [], {}
     for solver in () if args.fit_only else ("fista", "lca"):
         seconds = {name: [] for name in loops}
         counts = {}
@@ -578,19 +593,36 @@ def run_reads(args, n=2_000, repeats=5):
                 counts[name] = (int(info.n_iter.max()) // 10 + 1, len(by_loop), len(by_all))
         for name in loops:
             c = counts[name]
-            print(f"| {solver} | {name} | {c[0]} | {c[1]} | {c[2]} | {np.median(seconds[name]):.3f} |")
-    fit_reads(counting, args.device)
+            rows.append({"solver": solver, "loop": name, "certificates": c[0], "reads by the loop": c[1],
+                         "reads by all of encode": c[2], f"seconds (median of {repeats})":
+                         round(float(np.median(seconds[name])), 3)})
+            figures[f"{solver}_loop_reads_{name}"] = c[1]
+            print(rows[-1], flush=True)
+    fit_rows = fit_reads(counting, args.device)
+    figures |= {f"fit_own_reads_sync{r['sync_every']}": r["reads by fit's code"] for r in fit_rows}
+    figures |= {f"fit_encode_reads_sync{r['sync_every']}": r["reads by its encodes"] for r in fit_rows}
+    tables = {} if args.fit_only else {
+        f"encode, torch {args.device} tensors, {n:,} 8×8 patches, 256 random unit atoms, α = {alpha:.3g}, tol 1e-4, "
+        "check_every 10": rows}
+    tables[f"fit, torch {args.device} tensors, 32 steps of 1,280 8×8 patches, 64 atoms, fista, tol 1e-3"] = fit_rows
+    record("host_reads" + ("_fit" if args.fit_only else "") + ("" if args.device == "cpu" else f"_{args.device}"),
+           load_before=load, tables=tables, figures=figures,
+           title="Host reads of fit and encode on the device path, counted on CPU torch (benchmarks/encode.py --reads)"
+           if args.device == "cpu" else f"Host reads of fit and encode on {args.device} (benchmarks/encode.py --reads)",
+           comparison="the same encodes and fits" + (", the loops interleaved" if args.loop_before else ""),
+           notes=("Reads of a tensor's values on the host (.item(), bool(), .numpy(), an index by a boolean mask, "
+                  "...), each a wait for the device's queue on a GPU, counted by benchmarks/host_reads.py and "
+                  "attributed to the module of sparsolve that asked; encode's numpy views of CPU tensors "
+                  "(backend.host_view) switched off, so CPU tensors take a GPU's path."
+                  + (f"  Loop 'before': {args.loop_before}." if args.loop_before else "")))
 
 
 def fit_reads(counting, device, steps=32, batch=1280):
-    """fit's host reads on the device path (backend.host_view already off), per sync_every."""
+    """fit's host reads on the device path (backend.host_view already off), per sync_every: table rows."""
     import torch
 
     X = torch.from_numpy(natural_image_patches(8, steps * batch, seed=0).astype(np.float32)).to(device)
-    print(f"\ntorch {device} fit, {steps} steps of {batch:,} 8×8 patches, 64 atoms, fista, tol 1e-3 "
-          f"(sparsolve from {Path(sparsolve.__file__).parent})")
-    print("| sync_every | reads by fit's code | reads by its encodes | atoms resampled | seconds |\n"
-          "|---|---|---|---|---|")
+    rows = []
     for k in (16, 1):
         with counting(("sparsolve.learning",), ("sparsolve.learning.updates",)) as by_fit, \
                 counting(("sparsolve.inference",)) as by_encode:
@@ -598,12 +630,15 @@ def fit_reads(counting, device, steps=32, batch=1280):
             model = sparsolve.fit(X, 64, 0.1, solver="fista", tol=1e-3, batch_size=batch, max_steps=steps,
                                   sync_every=k, seed=0, progress=False)
             seconds = time.perf_counter() - start
-        print(f"| {k} | {len(by_fit)} | {len(by_encode)} | {sum(model.history['resampled'])} | {seconds:.2f} |")
+        rows.append({"sync_every": k, "reads by fit's code": len(by_fit), "reads by its encodes": len(by_encode),
+                     "atoms resampled": int(sum(model.history["resampled"])), "seconds": round(seconds, 2)})
+        print(rows[-1], flush=True)
+    return rows
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="1,000 samples per problem, no RESULTS.md")
+    ap.add_argument("--quick", action="store_true", help="1,000 samples per problem (the cases *_quick)")
     ap.add_argument("--interleaved", action="store_true", help="cd against SPAMS only, runs alternating")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--problems", nargs="+", choices=tuple(SIZES), default=list(SIZES),

@@ -26,8 +26,10 @@ fit(solver="cd")'s final held-out objective within 1.5× cd's training time.
 
 GPU (``--device cuda``): throughput in patches per second of sparsolve.fit on 16×16
 patches with 1,024 atoms, float32 torch on the GPU, FISTA inner loop to a relative
-gap of 1e-3, batches of 8,192; target ≥ 1,000,000 patches/s on an H100.  The table goes to stdout and (not with --quick) to the
-section "## Dictionary learning (benchmarks/fit.py)" of benchmarks/RESULTS.md.
+gap of 1e-3, batches of 8,192; target ≥ 1,000,000 patches/s on an H100.
+
+Each run ends in ``harness.record``: the case ``fit`` (``fit_quick`` with --quick, with a suffix
+for other sizes, epochs or solvers) or ``fit_cuda``; RESULTS.md is regenerated from it.
 """
 from __future__ import annotations
 
@@ -41,10 +43,9 @@ import numpy as np
 import sparsolve
 from sparsolve.data import natural_image_patches
 
-from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
+from harness import load_average, record  # noqa: E402  (benchmarks/ is the script's folder)
 
 HERE = Path(__file__).resolve().parent
-SECTION = "## Dictionary learning (benchmarks/fit.py)"
 ATOMS, ALPHA, BATCH = 256, 0.05, 256
 SNAPSHOTS = 10
 
@@ -120,19 +121,20 @@ def run_spams(X, epochs, seed):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="10,000 + 2,000 patches, no RESULTS.md")
+    ap.add_argument("--quick", action="store_true", help="10,000 + 2,000 patches (the case fit_quick)")
     ap.add_argument("--train", type=int, default=None)
     ap.add_argument("--test", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--solvers", default="cd,lca", help="sparsolve inference solvers, comma-separated (cd, lca, ...)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only: record no result")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = ap.parse_args()
     if args.device == "cuda":
         return gpu_throughput()
     n_train = args.train or (10_000 if args.quick else 100_000)
     n_test = args.test or (2_000 if args.quick else 10_000)
+    load = load_average()
     X = natural_image_patches(8, n_train + n_test, seed=args.seed)
     Xtr, Xte = X[:n_train], X[n_train:]
     # compile the numba kernels before any clock runs
@@ -151,11 +153,22 @@ def main():
         for name, trace in traces.items():
             curves[name] = [(t, held_out(D, Xte)) for t, D in trace]
             print(f"{name}: " + ", ".join(f"{t:.1f}s→{f:.6f}" for t, f in curves[name]), flush=True)
-    text = report(curves, n_train, n_test, args)
-    print(SECTION + "\n\n" + text)
-    if not (args.quick or args.no_write):
-        write_section(SECTION, text)
-        print(f"wrote the section {SECTION!r} of benchmarks/RESULTS.md")
+    result = report(curves, n_train, n_test, args)
+    for line in result["notes"].split("\n\n")[1:]:
+        print(line)
+    if not args.no_write:
+        record(case_name(args, n_train, n_test), load_before=load, **result)
+
+
+def case_name(args, n_train, n_test):
+    """``fit``, or ``fit_quick``, with a suffix for whatever differs from that setting."""
+    base = "fit_quick" if args.quick else "fit"
+    default = (10_000, 2_000) if args.quick else (100_000, 10_000)
+    extra = [f"{n_train}x{n_test}"] if (n_train, n_test) != default else []
+    extra += [f"epochs{args.epochs}"] if args.epochs != 1 else []
+    extra += [args.solvers.replace(",", "-")] if args.solvers != "cd,lca" else []
+    extra += [f"seed{args.seed}"] if args.seed else []
+    return "_".join([base, *extra])
 
 
 def gpu_throughput(batches=(8192, 65536), n_patches=262_144):
@@ -164,8 +177,10 @@ def gpu_throughput(batches=(8192, 65536), n_patches=262_144):
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = True
+    load = load_average()
     X = torch.from_numpy(natural_image_patches(16, n_patches, seed=0)).float().cuda()
     alpha = 0.1 * float(X.norm(dim=1).mean())  # sparse codes on unit-norm atoms
+    rows = []
     for batch in batches:
         sparsolve.fit(X[:2 * batch], 1024, alpha, solver="fista", tol=1e-3, batch_size=batch, max_steps=2,
                       progress=False, seed=0)  # warm-up: CUDA context, kernels
@@ -177,9 +192,16 @@ def gpu_throughput(batches=(8192, 65536), n_patches=262_144):
         seconds = time.perf_counter() - t0
         h = model.history
         rate = h["samples_seen"][-1] / seconds
-        print(f"| fit on {torch.cuda.get_device_name()} (16×16, 1,024 atoms, fista tol 1e-3, batch {batch:,}) | "
-              f"{rate:,.0f} patches/s | target 1,000,000 | {'MET' if rate >= 1e6 else 'NOT MET'} | "
-              f"final nnz {h['nnz_frac'][-1]:.3f}, mse {h['mse'][-1]:.4g} |", flush=True)
+        rows.append({"mini-batch": batch, "patches / s": round(rate), "target": 1_000_000,
+                     "met": rate >= 1e6, "final nnz fraction": round(h["nnz_frac"][-1], 4),
+                     "final mse": float(f"{h['mse'][-1]:.4g}")})
+        print(rows[-1], flush=True)
+    record("fit_cuda", title="fit on CUDA: patches per second, 16×16/1,024 atoms (benchmarks/fit.py --device cuda)",
+           tables={f"One pass over {n_patches:,} patches": rows},
+           figures={f"patches_per_s_{r['mini-batch']}": r["patches / s"] for r in rows} | {"target": 1_000_000},
+           comparison="throughput only (no peer in this run)", load_before=load,
+           notes=(f"16×16 patches, 1,024 atoms, FISTA to a relative gap of 1e-3 as the inner loop, one pass over "
+                  f"{n_patches:,} patches, float32 with TF32 products, on {torch.cuda.get_device_name()}."))
 
 
 def time_to_reach(curve, target):
@@ -190,27 +212,24 @@ def time_to_reach(curve, target):
 
 
 def report(curves, n_train, n_test, args):
+    """record()'s title, tables, figures, comparison and notes for the CPU run."""
     peers = {k: v for k, v in curves.items() if not k.startswith("sparsolve")}
     best_peer = min(peers, key=lambda k: peers[k][-1][1])
     target, peer_time = peers[best_peer][-1][1], peers[best_peer][-1][0]
-    lines = [f"Machine: {machine()}.",
-             f"Data: {n_train:,} random 8×8 natural-image patches for training, {n_test:,} held out "
-             f"(mean removed); {ATOMS} atoms, α = {ALPHA}, batches of {BATCH}, {args.epochs} pass(es), seed "
-             f"{args.seed}.  Every dictionary re-encoded on the held-out set by sparsolve.encode(solver='cd', "
-             "tol=1e-6).  Time = training time only (snapshots and evaluation excluded).  Threads: sparsolve's "
-             "numba kernels and SPAMS (numThreads=-1) use every core; scikit-learn runs with its defaults "
-             "(n_jobs=None, BLAS threads).  The methods run one after another, so a machine shared with "
-             "other jobs adds noise to each time.", "",
-             "| method | final held-out objective | training time (s) | time to reach best peer's final objective (s) | ratio to best peer's time |",
-             "|---|---|---|---|---|"]
-    verdicts = []
+    rows, verdicts, figures = [], [], {"patches_train": n_train, "patches_held_out": n_test, "atoms": ATOMS,
+                                       f"{_key(best_peer)}_final": round(target, 6),
+                                       f"{_key(best_peer)}_seconds": round(peer_time, 1)}
     for name, curve in curves.items():
         reach = time_to_reach(curve, target)
-        ratio = "—" if reach is None else f"{reach / peer_time:.2f}"
-        lines.append(f"| {name} | {curve[-1][1]:.6f} | {curve[-1][0]:.1f} | "
-                     f"{'not reached' if reach is None else f'{reach:.1f}'} | {ratio} |")
+        rows.append({"method": name, "final held-out objective": round(curve[-1][1], 6),
+                     "training time (s)": round(curve[-1][0], 1),
+                     "time to reach best peer's final objective (s)": None if reach is None else round(reach, 1),
+                     "ratio to best peer's time": None if reach is None else round(reach / peer_time, 2)})
+        figures[f"{_key(name)}_final"] = round(curve[-1][1], 6)
         if name.startswith("sparsolve"):
             met = reach is not None and reach <= 0.5 * peer_time
+            if reach is not None:
+                figures[f"{_key(name)}_over_{_key(best_peer)}_time"] = round(reach / peer_time, 2)
             verdicts.append(f"**{name}: target {'MET' if met else 'NOT MET'}** -- best peer {best_peer} ends at "
                             f"{target:.6f} after {peer_time:.1f} s; sparsolve "
                             + ("never reaches it" if reach is None else f"reaches it after {reach:.1f} s "
@@ -221,6 +240,8 @@ def report(curves, n_train, n_test, args):
         cd_final, cd_time = curves[cd_name][-1][1], curves[cd_name][-1][0]
         reach = time_to_reach(curves[lca_name], cd_final * (1 + 1e-4))
         met = reach is not None and reach <= 1.5 * cd_time
+        if reach is not None:
+            figures["lca_over_cd_time"] = round(reach / cd_time, 2)
         verdicts.append(f"**lca against cd: target {'MET' if met else 'NOT MET'}** -- cd ends at {cd_final:.6f} "
                         f"after {cd_time:.1f} s; lca (accelerated, the default) "
                         + ("never comes within 1e-4 of it" if reach is None else
@@ -228,12 +249,30 @@ def report(curves, n_train, n_test, args):
                            "target ≤ 1.5×)") + ".")
     if n_train < 100_000:
         verdicts.append(f"Reduced size: the issue asks for 100,000 training patches and 10,000 held out "
-                        f"(`python benchmarks/fit.py`); this run used {n_train:,} and {n_test:,} "
-                        "to fit the time available (see below).")
-    lines += [""] + verdicts + ["", "Curves (training seconds → held-out objective):", ""]
-    for name, curve in curves.items():
-        lines.append(f"* {name}: " + ", ".join(f"{t:.1f}→{f:.5f}" for t, f in curve))
-    return "\n".join(lines) + "\n"
+                        f"(`python benchmarks/fit.py`); this run used {n_train:,} and {n_test:,}.")
+    setup = (f"Data: {n_train:,} random 8×8 natural-image patches for training, {n_test:,} held out "
+             f"(mean removed); {ATOMS} atoms, α = {ALPHA}, batches of {BATCH}, {args.epochs} pass(es), seed "
+             f"{args.seed}.  Every dictionary re-encoded on the held-out set by sparsolve.encode(solver='cd', "
+             "tol=1e-6).  Time = training time only (snapshots and evaluation excluded).  Threads: sparsolve's "
+             "numba kernels and SPAMS (numThreads=-1) use every core; scikit-learn runs with its defaults "
+             "(n_jobs=None, BLAS threads).  The methods run one after another, so a machine shared with "
+             "other jobs adds noise to each time.")
+    curve_rows = [{"method": name, "training s": round(t, 1), "held-out objective": round(f, 5)}
+                  for name, curve in curves.items() for t, f in curve]
+    return dict(title="Dictionary learning: sparsolve.fit against SPAMS trainDL and scikit-learn, 8×8 patches, "
+                      f"{ATOMS} atoms (benchmarks/fit.py)",
+                tables={"Final held-out objective, and the time to reach the best peer's final objective": rows,
+                        "Curves: training seconds → held-out objective": curve_rows},
+                figures=figures, notes="\n\n".join([setup, *verdicts]),
+                comparison=f"equal data ({n_train:,} patches, {args.epochs} pass(es), batches of {BATCH}); "
+                           "held-out objective of exact codes against training time")
+
+
+def _key(name):
+    """A figure's name for a method: sparsolve_cd, spams, sklearn, ..."""
+    if name.startswith("sparsolve"):
+        return "sparsolve_" + name.split("(")[1].split(",")[0]
+    return "spams" if "SPAMS" in name else "sklearn" if "scikit" in name else name.split()[0].lower()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh scale    # part 2: learning at scale (#13)
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh saes     # part 3: versus the SAE libraries (#15)
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh synth    # part 4: SynthSAEBench-16k (#22), rerun to continue
+#     PYTHONPATH=. bash benchmarks/gpu_check.sh conv     # convolutional sparse coding (#26), under 7 minutes
 #
 # Each part stays under 8 minutes (every step has its own time limit).  Part 1's steps,
 # most important first:
@@ -60,7 +61,9 @@
 # shared/wheels with --no-index; whatever is still missing, versus_saes.py reports as
 # "PEER NOT RUN: <module> could not be imported (<reason>)" and its rows as "not run: ...".
 # Logs go to benchmarks/_out/gpu_check_*.log, and to $OUT as well where it is set
-# (the device tool brings $OUT back); the summary is printed last.
+# (the device tool brings $OUT back); so do the results the benchmarks record
+# (benchmarks/results/<case>.json, copied to $OUT/results: commit them, then run
+# `python benchmarks/harness.py`).  The summary is printed last.
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="${PYTHONPATH:-.}" PYTHONUNBUFFERED=1
@@ -68,6 +71,13 @@ LOGS=benchmarks/_out
 mkdir -p "$LOGS"
 START=$SECONDS
 SUMMARY=()
+MARK=$(mktemp)  # results written after this are this run's
+
+results_back() {  # copy this run's benchmarks/results/*.json to $OUT/results
+    [ -n "${OUT:-}" ] || return 0
+    mkdir -p "$OUT/results"
+    find benchmarks/results -name '*.json' -newer "$MARK" -exec cp {} "$OUT/results/" \;
+}
 
 step() {  # step NAME LIMIT_SECONDS COMMAND...
     local name=$1 limit=$2
@@ -104,6 +114,7 @@ if [ "${1:-}" = "saes" ]; then
             [ -n "${OUT:-}" ] && cp "benchmarks/_out/versus_saes_gpu_$run/versus_saes.$ext" "$OUT/versus_saes_gpu_$run.$ext" 2>/dev/null
         done
     done
+    results_back
     echo
     echo "=== summary (part 3: saes)"
     grep -hE '^(!!!|\| )' "$LOGS"/gpu_check_versus_saes_*.log 2>/dev/null
@@ -138,13 +149,24 @@ if [ "${1:-}" = "synth" ]; then
     exit 0
 fi
 
+if [ "${1:-}" = "conv" ]; then  # convolutional sparse coding (#26): not yet measured on a GPU
+    step conv_gpu_tests 90 python -m pytest -q -m gpu -p no:cacheprovider tests/gpu/test_gpu_conv.py
+    step conv_gpu 300 python benchmarks/conv_gpu.py --device cuda --images 256 --cpu-images 8
+    echo
+    echo "=== summary (conv)"
+    grep -hE "^\{|passed|failed" "$LOGS"/gpu_check_conv_*.log 2>/dev/null
+    printf '%s\n' "" "| step | result | time |" "|---|---|---|" "${SUMMARY[@]}" "total $((SECONDS - START)) s"
+    exit 0
+fi
+
 if [ "${1:-}" = "scale" ]; then
     step online_update_cuda 80 python benchmarks/online_update.py --device cuda --sizes 1024x256 4096x768 --repeats 5
     step scale_patches_cuda 150 python benchmarks/scale.py gpu-patches
     step scale_synthetic_cuda 230 python benchmarks/scale.py gpu-synthetic
+    results_back
     echo
     echo "=== summary (part 2: scale)"
-    grep -hE '^\| |^  split|^GPU:' "$LOGS"/gpu_check_online_update_cuda.log "$LOGS"/gpu_check_scale_*.log 2>/dev/null
+    grep -hE '^\*Case|^Figures:' "$LOGS"/gpu_check_online_update_cuda.log "$LOGS"/gpu_check_scale_*.log 2>/dev/null
     echo
     echo "| step | result | time |"
     echo "|---|---|---|"
@@ -161,14 +183,13 @@ step fit_cuda 50 python benchmarks/fit.py --device cuda
 step online_triton_cuda 30 python benchmarks/online_update.py --device cuda --rules unit \
     --sizes 1024x256 4096x768 16384x768 --paths loop blocked graph-loop graph --repeats 7 --budget 3
 
+results_back
 echo
 echo "=== summary"
-grep -E '^(\| |GPU:|Per iteration|Time to)' "$LOGS/gpu_check_encode_cuda.log" 2>/dev/null || echo "(no encode table: see the log above)"
 grep -E '^[0-9]+ (passed|failed)|passed|failed' "$LOGS/gpu_check_gpu_tests.log" 2>/dev/null | tail -n 1
-grep -E '^\| learned-G T=[125] \(lca|^\| fit on' "$LOGS/gpu_check_amortized_cuda.log" "$LOGS/gpu_check_fit_cuda.log" 2>/dev/null \
-    | sed 's/^[^:]*://'
-grep -E '^\| [0-9]+ × |^not run|in-block steps' "$LOGS/gpu_check_online_triton_cuda.log" 2>/dev/null \
-    | sed 's/^Machine: .*; the blocked/online pass: the blocked/'
+grep -hE '^\*Case|^Figures:' "$LOGS"/gpu_check_encode_cuda.log "$LOGS"/gpu_check_amortized_cuda.log \
+    "$LOGS"/gpu_check_fit_cuda.log "$LOGS"/gpu_check_online_triton_cuda.log 2>/dev/null
+grep -E '^not run' "$LOGS/gpu_check_online_triton_cuda.log" 2>/dev/null
 echo
 echo "| step | result | time |"
 echo "|---|---|---|"

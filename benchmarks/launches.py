@@ -1,10 +1,10 @@
 """Kernel launches per fit step on the GPU path, counted on CPU torch tensors, by phase.
 
-    PYTHONPATH=. python benchmarks/launches.py [--steps 4] [--batches 512 1024] [--write]
+    PYTHONPATH=. python benchmarks/launches.py [--steps 4] [--batches 512 1024] [--no-write]
 
 On CUDA each torch operation that runs a kernel is one launch (~5–10 µs of host and driver time
 each on an H100: an estimate, not measured here), so at small batches the launches, not the
-arithmetic, can set fit's speed.  This counts them without a GPU (tests/launch_counts.py): fit runs on
+arithmetic, can set fit's speed.  This counts them without a GPU (benchmarks/launch_counts.py): fit runs on
 CPU torch tensors down the path CUDA tensors take (no numpy views, the device branches, sync_every
 16, the Triton kernels of the online pass and of FISTA's step each counted as their one launch, a
 copy between host and device as one launch too), and every launch is attributed to the phase of
@@ -27,15 +27,13 @@ step (the initial dictionary, the first L from scratch) is left out of the means
 the bookkeeping do not depend on the batch size, nor does a FISTA iteration or a certificate; encode's
 launches per step do through the number of iterations, how many certificates find rows to drop (each
 such compaction is ~13 launches) and how many blocks of 16 steps the power iteration for L takes:
-the two batch sizes show it.  ``--write`` puts the tables into the section
-"## Kernel launches per fit step (benchmarks/launches.py)" of RESULTS.md.
+the two batch sizes show it.  The run ends in ``harness.record``, the case ``launches``
+(``launches_before_now`` with --before); ``--no-write`` only prints.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -47,12 +45,9 @@ from sparsolve.data.synthetic import SyntheticActivations
 from sparsolve.inference import fista, loop
 from sparsolve.learning.learner import Learner
 
-from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from harness import load_average, record  # noqa: E402  (benchmarks/ is the script's folder)
 from launch_counts import BOOKKEEPING, INFERENCE, UPDATE, Launches, gpu_path, phase  # noqa: E402
 
-SECTION = "## Kernel launches per fit step (benchmarks/launches.py)"
 PHASES = (INFERENCE, UPDATE, BOOKKEEPING)
 
 
@@ -109,16 +104,15 @@ def _total(r, ph=None):
 
 
 def table(runs, before=None):
-    """The tables: launches per step by phase for each run, then by part; with ``before`` (runs of
-    an earlier checkout, by name) each count as "before → now"."""
+    """The table's rows: launches per step by phase for each run, then by part; with ``before`` (runs
+    of an earlier checkout, by name) each count as "before → now"."""
     before = before or {}
-    head = " | ".join(name for name, *_ in runs)
     rows = [("FISTA iterations", lambda r, it, ce: it, ".1f"), ("certificates", lambda r, it, ce: ce, ".1f")]
     for ph in PHASES:
-        rows.append((f"**{ph}** launches", lambda r, it, ce, ph=ph: _total(r, ph), ",.0f"))
+        rows.append((f"{ph} launches", lambda r, it, ce, ph=ph: _total(r, ph), ",.0f"))
     rows.append(("inference launches per iteration", lambda r, it, ce: _total(r, INFERENCE) / max(it, 1), ".1f"))
     rows.append(("update + bookkeeping launches", lambda r, it, ce: _total(r, UPDATE) + _total(r, BOOKKEEPING), ",.0f"))
-    rows.append(("**all** launches", lambda r, it, ce: _total(r), ",.0f"))
+    rows.append(("all launches", lambda r, it, ce: _total(r), ",.0f"))
     parts = sorted({k for _, r, *_ in runs for k, v in r.items() if v}
                    | {k for r, *_ in before.values() for k, v in r.items() if v},
                    key=lambda k: (PHASES.index(k[0]) if k[0] in PHASES else 9, k[1]))
@@ -135,15 +129,14 @@ def table(runs, before=None):
         text = format(v, form)
         return text[:-2] if text.endswith(".0") else text
 
-    lines = [f"| launches per step | {head} |", "|---" * (len(runs) + 1) + "|"]
+    out = []
     for label, fn, form in rows:
-        cells = []
+        row = {"launches per step": label}
         for name, r, it, ce in runs:
-            now = number(fn(r, it, ce), form)
-            cells.append(f"{number(fn(*before[name]), form)} → {now}" if name in before else now)
-        bold = label.startswith("**")
-        lines.append(f"| {label} | " + " | ".join(f"**{c}**" if bold else c for c in cells) + " |")
-    return "\n".join(lines)
+            now = fn(r, it, ce)
+            row[name] = f"{number(fn(*before[name]), form)} → {number(now, form)}" if name in before else round(now, 1)
+        out.append(row)
+    return out
 
 
 def reading(runs):
@@ -184,11 +177,11 @@ def main():
     ap.add_argument("--sizes", nargs="+", choices=["patches", "synthetic"], default=["patches", "synthetic"])
     ap.add_argument("--json", help="save the counts to this file (for a later run's --before)")
     ap.add_argument("--before", help="counts saved by --json from an earlier checkout: shown as before → now")
-    ap.add_argument("--write", action="store_true", help="write the tables into benchmarks/RESULTS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only: record no result")
     args = ap.parse_args()
     torch.set_num_threads(2)
     t0 = time.perf_counter()
-    load = os.getloadavg()[0]
+    load = load_average()
     runs = []
     n = args.steps * max(args.batches)
     data = {"patches": patches, "synthetic": synthetic}
@@ -210,18 +203,26 @@ def main():
         saved = json.loads(Path(args.before).read_text())
         before = {name: ({(a, b): v for a, b, v in r}, it, ce) for name, r, it, ce in saved["runs"]}
         label = f"; before → now: {saved['sparsolve']} (saved) → {Path(sparsolve.__file__).parent}"
-    text = (f"Machine: {machine()}; load average {load:.1f} at the start.  Counted on CPU torch tensors down the "
-            f"CUDA path (tests/launch_counts.py): no numpy views, sync_every 16, FISTA to 1e-3 with its fused step "
-            f"(one launch an iteration, as with Triton on CUDA), the online pass's in-block steps one launch a block, "
-            f"a copy between host and device one launch; {args.steps} steps a run, means over steps 2–{args.steps} "
-            f"(the host read of the records at the end shared out over all steps){label}; "
-            f"{time.perf_counter() - t0:.0f} s.\n\n"
-            f"Command: `PYTHONPATH=. python benchmarks/launches.py --steps {args.steps} --batches "
-            f"{' '.join(map(str, args.batches))}" + (" --before FILE" if args.before else "") + " --write`\n\n"
-            + table(runs, before) + "\n\n" + reading(runs))
-    print(text)
-    if args.write:
-        write_section(SECTION, text)
+    notes = (f"Counted on CPU torch tensors down the CUDA path (benchmarks/launch_counts.py): no numpy views, "
+             f"sync_every 16, FISTA to 1e-3 with its fused step (one launch an iteration, as with Triton on CUDA), "
+             f"the online pass's in-block steps one launch a block, a copy between host and device one launch; "
+             f"{args.steps} steps a run, means over steps 2–{args.steps} (the host read of the records at the end "
+             f"shared out over all steps){label}; {time.perf_counter() - t0:.0f} s.\n\n" + reading(runs))
+    big = [run for run in runs if run[0].startswith("16×16")][-1]
+    figures = {"all_launches_16x16": round(_total(big[1])),
+               "update_bookkeeping_16x16": round(_total(big[1], UPDATE) + _total(big[1], BOOKKEEPING)),
+               "inference_launches_per_iteration_16x16": round(_total(big[1], INFERENCE) / max(big[2], 1), 1)}
+    rows = table(runs, before)
+    for row in rows:
+        print(row)
+    print(notes)
+    if not args.no_write:
+        record("launches" + ("_before_now" if args.before else ""), load_before=load,
+               title="Kernel launches per fit step on the GPU path, by phase (benchmarks/launches.py)",
+               tables={"Launches per step" + (", before → now" if args.before else ""): rows}, figures=figures,
+               comparison="the same fits, counted on CPU torch tensors down the CUDA path"
+                          + (" (before: the saved counts of an earlier checkout)" if args.before else ""),
+               notes=notes)
 
 
 if __name__ == "__main__":

@@ -5,43 +5,39 @@ CUDA graph; interleaved in one process (A/B ratios hold on a loaded machine wher
 do not).
 
     PYTHONPATH=. python benchmarks/online_update.py [--device cpu|cuda] [--sizes 256x64 1024x256]
-        [--rules unit penalty] [--paths blocked per-atom numba] [--budget S] [--write]
+        [--rules unit penalty] [--paths blocked per-atom numba] [--budget S] [--no-write]
     PYTHONPATH=. python benchmarks/online_update.py --device cuda --rules unit \
         --sizes 1024x256 4096x768 16384x768 --paths loop blocked graph-loop graph --budget 3
     PYTHONPATH=. python benchmarks/online_update.py --launches --sizes 1024x256 4096x768 --rules unit
 
-Paths: ``blocked`` is updates.online_blocked as fit runs it (on CUDA torch with Triton: the
+Paths: ``blocked`` is sparsolve.rules.online.online_blocked as fit runs it (on CUDA torch with Triton: the
 kernel of sparsolve/learning/_online_triton.py for "unit" and "ball"); ``loop`` the same pass with
-its in-block steps as the Python loop (updates._in_block_steps, as cupy and Triton-less machines
+its in-block steps as the Python loop (sparsolve.rules.online._in_block_steps, as cupy and Triton-less machines
 run it); ``graph`` and ``graph-loop`` those two captured once in a CUDA graph (static shapes) and
-replayed; ``per-atom`` the torch path before #13; ``numba`` updates.online on the host.
+replayed; ``per-atom`` the torch path before #13; ``numba`` sparsolve.rules.online.online on the host.
 Prints one table row per (size, norm rule, path): the median ms per pass and its ratio to the
 first path.  On CUDA every timed pass ends with a synchronize.  Rounds stop after ``--repeats``
 or once a size and rule has had ``--budget`` seconds.  Without CUDA, ``--device cuda`` prints
 "not run: no CUDA" and exits 0.  ``--launches`` counts instead of timing: the kernel launches
-of a pass, in-block Python loop against Triton kernel, on CPU tensors.  ``--write`` puts the
-table into the section "## The online update (benchmarks/online_update.py)" of RESULTS.md.
+of a pass, in-block Python loop against Triton kernel, on CPU tensors.  Each run ends in
+``harness.record``: the case ``online_update`` (``_cuda`` on CUDA, ``_paths_...`` when --paths is
+given) or ``online_update_launches``; ``--no-write`` only prints.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from sparsolve import backend
-from sparsolve.learning import _online_triton, norms, updates
+from sparsolve.rules import _online_triton, norm_rule
+from sparsolve.rules import online as updates
 
-from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from harness import load_average, record  # noqa: E402  (benchmarks/ is the script's folder)
 from launch_counts import Launches, gpu_path  # noqa: E402
-
-SECTION = "## The online update (benchmarks/online_update.py)"
 
 
 def per_atom_loop(D, A_bar, B_bar, norm, decay):
@@ -51,8 +47,8 @@ def per_atom_loop(D, A_bar, B_bar, norm, decay):
     for j in np.flatnonzero(diag > 1e-12):
         ajj = float(diag[j])
         u = (B_bar[j] - A_bar[j] @ D + ajj * D[j]) / (ajj + decay)
-        if norm in norms.FLOOR:
-            u = u / torch.clip(torch.sqrt((u * u).sum()), norms.FLOOR[norm], None)
+        if norm_rule(norm).floor is not None:
+            u = u / torch.clip(torch.sqrt((u * u).sum()), norm_rule(norm).floor, None)
         D[j] = u
     return D
 
@@ -74,7 +70,7 @@ def python_loop(D, A_bar, B_bar, norm, decay):
     usable = _online_triton.usable
     _online_triton.usable = lambda D: False
     try:
-        return updates.online_blocked(D, A_bar, B_bar, norm, decay)
+        return updates.online_blocked(D, A_bar, B_bar, norm_rule(norm), decay)
     finally:
         _online_triton.usable = usable
 
@@ -94,17 +90,17 @@ def graphed(fn):
 
 
 def launches(m, p, norm):
-    """Kernel launches of one pass on CPU tensors down the CUDA path (tests/launch_counts.py: as
+    """Kernel launches of one pass on CPU tensors down the CUDA path (benchmarks/launch_counts.py: as
     many as on CUDA, where each of these torch operations is one launch): the in-block Python
     loop, and the Triton path with its kernel counted as its one launch (so it needs neither a GPU
     nor Triton)."""
     D, A, B = problem(m, p, "cpu", torch.float32)
-    decay = norms.decay(norm, 0.1)
+    decay = norm_rule(norm).decay(0.1)
     with gpu_path():
         with Launches() as loop:
             python_loop(D, A, B, norm, decay)
         with Launches() as kernel:
-            updates.online_blocked(D, A, B, norm, decay)
+            updates.online_blocked(D, A, B, norm_rule(norm), decay)
     return loop.count, kernel.count
 
 
@@ -135,17 +131,30 @@ def main():
                     help="the first is the ratios' base (default: blocked per-atom, and numba on cpu)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (on a loaded machine, 1 keeps OpenMP from waiting on busy cores)")
-    ap.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only: record no result")
     ap.add_argument("--launches", action="store_true",
                     help="count the kernel launches of a pass (Python loop against Triton) instead of timing")
     args = ap.parse_args()
+    load = load_average()
     if args.launches:
-        print("| m × p | norm | launches a pass, in-block Python loop | with the Triton kernel | ratio |\n|---|---|---|---|---|")
+        rows = []
         for size in args.sizes:
             m, p = (int(v) for v in size.split("x"))
             for norm in args.rules:
                 loop, kernel = launches(m, p, norm)
-                print(f"| {m} × {p} | {norm} | {loop:,} | {kernel:,} | {loop / kernel:.1f} |", flush=True)
+                rows.append({"m × p": f"{m} × {p}", "norm": norm, "launches a pass, in-block Python loop": loop,
+                             "with the Triton kernel": kernel, "ratio": round(loop / kernel, 1)})
+                print(rows[-1], flush=True)
+        if not args.no_write:
+            record("online_update_launches", load_before=load,
+                   title="Kernel launches of one online pass: the in-block Python loop against the Triton kernel "
+                         "(benchmarks/online_update.py --launches)",
+                   tables={"Kernel launches of one pass": rows},
+                   figures={f"ratio_{r['m × p'].replace(' × ', 'x')}_{r['norm']}": r["ratio"] for r in rows},
+                   comparison="the same pass, counted on CPU tensors (each counted torch operation is one launch "
+                              "on CUDA)",
+                   notes="Counted on CPU tensors down the CUDA path (benchmarks/launch_counts.py); the Triton "
+                         "kernel counted as its one launch, so neither a GPU nor Triton is needed.")
         return
     on_cuda = args.device.startswith("cuda")
     if on_cuda and not torch.cuda.is_available():
@@ -154,34 +163,33 @@ def main():
     chosen = args.paths or ["blocked", "per-atom"] + ([] if on_cuda else ["numba"])
     if not on_cuda and {"graph", "graph-loop"} & set(chosen):
         ap.error("--paths graph and graph-loop need --device cuda")
-    host = machine()  # threadpoolctl's inspection here resets torch's thread count: set it after
-    if args.threads:
+    if args.threads:  # after harness's import: threadpoolctl's inspection resets torch's thread count
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
-    gpu = f"GPU: {torch.cuda.get_device_name(args.device)}; " if on_cuda else ""
+    gpu = f"{torch.cuda.get_device_name(args.device)}; " if on_cuda else ""
     probe = torch.zeros(1, device=args.device, dtype=dtype)
     in_block = "one Triton launch a block" if _online_triton.usable(probe) else "the Python loop"
-    lines = [f"Machine: {gpu}{host}; device {args.device}, {args.dtype}, torch threads {torch.get_num_threads()}, "
-             f"median of up to {args.repeats} interleaved passes"
+    notes = (f"{gpu}device {args.device}, {args.dtype}, torch threads {torch.get_num_threads()}, median of up to "
+             f"{args.repeats} interleaved passes"
              + ("" if args.budget == float("inf") else f" within {args.budget:g} s a size and rule") + "; "
-             f"the blocked pass's in-block steps (unit, ball): {in_block}.", "",
-             f"| m × p | norm | path | ms per pass (median) | passes | × {chosen[0]} |", "|---|---|---|---|---|---|"]
-    print("\n".join(lines), flush=True)
+             f"the blocked pass's in-block steps (unit, ball): {in_block}.")
+    print(notes, flush=True)
+    rows = []
     for size in args.sizes:
         m, p = (int(v) for v in size.split("x"))
         D, A, B = problem(m, p, args.device, dtype)
         sync = (lambda: backend.synchronize(D))
         for norm in args.rules:
-            decay = norms.decay(norm, 0.1)
-            paths = {"blocked": lambda: updates.online_blocked(D, A, B, norm, decay),
+            decay = norm_rule(norm).decay(0.1)
+            paths = {"blocked": lambda: updates.online_blocked(D, A, B, norm_rule(norm), decay),
                      "loop": lambda: python_loop(D, A, B, norm, decay),
                      "per-atom": lambda: per_atom_loop(D, A, B, norm, decay),
-                     "numba": lambda: updates.online(D, A, B, norm, decay)}
+                     "numba": lambda: updates.online(D, A, B, norm_rule(norm), decay)}
             paths = {name: paths[name] for name in chosen if name in paths}
             for fn in paths.values():
                 fn()  # compile / warm up
             if "graph" in chosen:
-                paths["graph"] = graphed(lambda: updates.online_blocked(D, A, B, norm, decay))
+                paths["graph"] = graphed(lambda: updates.online_blocked(D, A, B, norm_rule(norm), decay))
             if "graph-loop" in chosen:
                 paths["graph-loop"] = graphed(lambda: python_loop(D, A, B, norm, decay))
             paths = {name: paths[name] for name in chosen}
@@ -194,11 +202,22 @@ def main():
             base = statistics.median(times[chosen[0]])
             for name, t in times.items():
                 med = statistics.median(t)
-                lines.append(f"| {m} × {p} | {norm} | {LABELS[name]} | {1e3 * med:.2f} | {len(t)} | {med / base:.2f} |")
-                print(lines[-1], flush=True)
+                rows.append({"m × p": f"{m} × {p}", "norm": norm, "path": LABELS[name],
+                             "ms per pass (median)": round(1e3 * med, 2), "passes": len(t),
+                             f"× {chosen[0]}": float(f"{med / base:.3g}")})
+                print(rows[-1], flush=True)
         del D, A, B
-    if args.write:
-        write_section(SECTION, "\n".join(lines))
+    if not args.no_write:
+        figures = {f"{r['path'].split(' ')[0].replace(',', '')}_over_{chosen[0]}_{r['m × p'].replace(' × ', 'x')}_"
+                   f"{r['norm']}": r[f"× {chosen[0]}"] for r in rows if r["path"] != LABELS[chosen[0]]}
+        record("online_update" + ("" if args.device == "cpu" else "_cuda")
+               + ("_paths_" + "-".join(args.paths) if args.paths else ""), load_before=load,
+               title="The online update: the blocked pass against the per-atom loop and the numba kernel "
+                     "(benchmarks/online_update.py)" if not on_cuda else
+                     "The online update on CUDA: the blocked pass, its Triton kernel and CUDA graphs "
+                     "(benchmarks/online_update.py --device cuda)",
+               tables={f"ms per pass, median of up to {args.repeats} interleaved passes": rows}, figures=figures,
+               comparison="the same statistics and dictionary, paths interleaved in one process", notes=notes)
 
 
 LABELS = {"blocked": "blocked", "loop": "blocked, in-block Python loop", "graph": "blocked in a CUDA graph",

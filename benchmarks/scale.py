@@ -1,7 +1,7 @@
 """Learning at scale (#13): fit's throughput and where its time goes, on CPU and GPU.
 
-    PYTHONPATH=. python benchmarks/scale.py cpu-torch [--quick]      # torch CPU tensors vs numpy; writes RESULTS.md
-    PYTHONPATH=. python benchmarks/scale.py cpu-synthetic [--quick]  # d = 256, m = 4,096 against SPAMS; writes RESULTS.md
+    PYTHONPATH=. python benchmarks/scale.py cpu-torch [--quick]      # torch CPU tensors vs numpy
+    PYTHONPATH=. python benchmarks/scale.py cpu-synthetic [--quick]  # d = 256, m = 4,096 against SPAMS
     PYTHONPATH=. python benchmarks/scale.py gpu-patches              # 16×16 patches, 1,024 atoms, CUDA
     PYTHONPATH=. python benchmarks/scale.py gpu-synthetic            # d = 768, m = 16,384 synthetic, CUDA
 
@@ -39,6 +39,9 @@
   one of 2 steps (setup and the final copy cancel; each of its steps copies its batch from the
   host, as its loop takes host arrays, fit's are on the GPU already), and the line gives fit's time per token
   over the SAE's (target #13: ≤ 10×).  Where sparsify cannot run the line says "not run: <reason>".
+
+Each ends in ``harness.record``: the case ``scale_cpu_torch``, ``scale_cpu_synthetic``,
+``scale_gpu_patches`` or ``scale_gpu_synthetic`` (``_quick`` with --quick).
 """
 from __future__ import annotations
 
@@ -54,10 +57,7 @@ import sparsolve
 import sparsolve.learning
 from sparsolve.data import natural_image_patches
 
-from report import machine, write_section  # noqa: E402  (benchmarks/ is the script's folder)
-
-CPU_SECTION = "## fit on torch CPU tensors against numpy (benchmarks/scale.py cpu-torch)"
-SYNTHETIC_SECTION = "## Synthetic activations on the CPU against SPAMS (benchmarks/scale.py cpu-synthetic)"
+from harness import load_average, record  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 # ---- the time split ----------------------------------------------------------------------
@@ -72,7 +72,7 @@ def time_split(sync):
     """Wrap fit's inference and update calls, and its per-batch step, in ``sync`` and timers.
     Yields a dict of seconds: inference, update, step (whole steps); found by name in whatever
     module of sparsolve.learning holds them, so the split survives fit's reorganisation."""
-    from sparsolve.learning import norms, updates
+    from sparsolve.rules import NORM_RULES, UPDATE_RULES
 
     seconds = {"inference": 0.0, "update": 0.0, "step": 0.0}
     patched = []
@@ -100,9 +100,11 @@ def time_split(sync):
         learner = getattr(module, "Learner", None)
         if learner is not None and getattr(learner, "__module__", "") == module.__name__:
             patch(learner, "step", "step")
-    for name in ("batch_statistics", "running_statistics", "online", "sgd", "mod"):
-        patch(updates, name, "update")
-    patch(norms, "project", "update")
+    for cls in UPDATE_RULES.values():
+        patch(cls, "statistics", "update")
+        patch(cls, "apply", "update")
+    for cls in NORM_RULES.values():
+        patch(cls, "project", "update")
     try:
         yield seconds
     finally:
@@ -110,14 +112,13 @@ def time_split(sync):
             setattr(owner, name, original)
 
 
-def split_line(seconds, total, rows):
+def split_row(seconds, total, rows):
+    """The time split as a table row: seconds and share of each part."""
     inside = seconds["inference"] + seconds["update"]
-    rest = seconds["step"] - inside
-    outside = total - seconds["step"]
-    parts = {"inference": seconds["inference"], "update": seconds["update"], "sync and bookkeeping": rest,
-             "data and loop": outside}
-    return (f"{rows / total:,.0f} rows/s with syncs; " +
-            ", ".join(f"{k} {v:.2f} s ({v / total:.0%})" for k, v in parts.items()))
+    parts = {"inference": seconds["inference"], "update": seconds["update"],
+             "sync and bookkeeping": seconds["step"] - inside, "data and loop": total - seconds["step"]}
+    return {"rows/s with syncs": round(rows / total), **{f"{k} s": round(v, 2) for k, v in parts.items()},
+            **{f"{k} share": round(v / total, 3) for k, v in parts.items()}}
 
 
 # ---- CPU: torch tensors against numpy arrays -------------------------------------------
@@ -125,15 +126,11 @@ def split_line(seconds, total, rows):
 def cpu_torch(args):
     import torch
 
+    load = load_average()
     n = args.patches or (5120 if args.quick else 20480)
     X = natural_image_patches(8, n, seed=0)
     Xt = torch.from_numpy(X)
-    lines = [f"Machine: {machine()}.", "",
-             f"fit: {n:,} 8×8 patches, 256 atoms, batch 256, one epoch, tol 1e-3; numpy and torch CPU runs "
-             f"alternating, {args.repeats} each (after one warm-up round); wall time of the whole fit call.", "",
-             "| solver | update | numpy (s, median) | torch CPU (s, median) | torch / numpy | all torch/numpy ratios |",
-             "|---|---|---|---|---|---|"]
-    print("\n".join(lines), flush=True)
+    rows, figures = [], {"target": 1.5}
     for solver in args.solvers:
         times = {"numpy": [], "torch": []}
         for r in range(args.repeats + 1):  # the first round warms up (numba compilation, torch kernels)
@@ -146,13 +143,19 @@ def cpu_torch(args):
                     times[kind].append(seconds)
         ratios = [t / n for t, n in zip(times["torch"], times["numpy"])]
         a, b = statistics.median(times["numpy"]), statistics.median(times["torch"])
-        lines.append(f"| {solver} | online | {a:.2f} | {b:.2f} | {b / a:.2f} | "
-                     f"{', '.join(f'{r:.2f}' for r in ratios)} |")
-        print(lines[-1], flush=True)
-    lines += ["", "Target (#13): torch CPU within 1.5× of numpy."]
-    if not args.quick:
-        write_section(CPU_SECTION, "\n".join(lines))
-        print(f"wrote the section {CPU_SECTION!r} of benchmarks/RESULTS.md")
+        rows.append({"solver": solver, "update": "online", "numpy (s, median)": round(a, 2),
+                     "torch CPU (s, median)": round(b, 2), "torch / numpy": round(b / a, 2),
+                     "all torch/numpy ratios": ", ".join(f"{r:.2f}" for r in ratios)})
+        figures[f"{solver}_torch_over_numpy"] = round(b / a, 2)
+        print(rows[-1], flush=True)
+    record("scale_cpu_torch" + ("_quick" if args.quick else ""), load_before=load,
+           title="fit on torch CPU tensors against numpy arrays (benchmarks/scale.py cpu-torch"
+                 + (" --quick)" if args.quick else ")"),
+           tables={f"{n:,} patches, {args.repeats} rounds": rows}, figures=figures,
+           comparison="the same patches and settings, numpy and torch runs alternating",
+           notes=(f"fit: {n:,} 8×8 patches, 256 atoms, batch 256, one epoch, tol 1e-3; numpy and torch CPU runs "
+                  f"alternating, {args.repeats} each (after one warm-up round); wall time of the whole fit call.  "
+                  "Target (#13): torch CPU within 1.5× of numpy."))
 
 
 # ---- CPU: synthetic activations against SPAMS -------------------------------------------
@@ -175,6 +178,7 @@ def cpu_synthetic(args):
     from sparsolve.learning.fit import new_learner
     from sparsolve.metrics import recovery
 
+    load = load_average()
     d, m, alpha = 256, 4096, args.alpha
     batch, steps, block = args.batch, (8 if args.quick else args.steps), args.block
     if args.threads:
@@ -209,25 +213,28 @@ def cpu_synthetic(args):
         print(f"  after {min(steps, lo + block)} batches: " + ", ".join(f"{n} {t:.1f} s" for n, t in seconds.items()),
               flush=True)
     dictionaries = {"sparsolve fit (cd, online)": learner.D, "SPAMS trainDL": np.ascontiguousarray(D.T)}
-    lines = [f"Machine: {machine()}; threads per library: {args.threads or 'all'}.", "",
-             f"{steps} mini-batches of {batch:,} tokens ({steps * batch:,} tokens, one pass, in order), d = {d}, "
-             f"{m:,} planted features (mean 5 active per token, power-law frequencies, groups of 4), {m:,} atoms, "
-             f"α = λ₁ = {alpha}, the same starting dictionary; the two run in alternating blocks of {block} "
-             f"batches (SPAMS continued through model=); held-out codes: cd to a relative gap of 1e-6 on 2,048 "
-             f"tokens.", "",
-             "| method | seconds | tokens/s | recovered (\\|cos\\| > 0.9) | mean max \\|cos\\| | held-out L0 | "
-             "held-out FVU |", "|---|---|---|---|---|---|---|"]
+    rows = []
     for name, Dk in dictionaries.items():
         rec = recovery(Dk, source.features)
         l0, fvu = _held_out(Dk, test, alpha)
-        lines.append(f"| {name} | {seconds[name]:.1f} | {steps * batch / seconds[name]:,.0f} | {rec.recovered:.3f} | "
-                     f"{rec.mean_max_cos:.3f} | {l0:.2f} | {fvu:.4f} |")
-        print(lines[-1], flush=True)
+        rows.append({"method": name, "seconds": round(seconds[name], 1), "tokens/s": round(steps * batch / seconds[name]),
+                     "recovered (|cos| > 0.9)": round(rec.recovered, 3), "mean max |cos|": round(rec.mean_max_cos, 3),
+                     "held-out L0": round(float(l0), 2), "held-out FVU": round(float(fvu), 4)})
+        print(rows[-1], flush=True)
     a, b = seconds.values()
-    lines += ["", f"SPAMS ÷ sparsolve time: {b / a:.2f}."]
-    if not args.quick:
-        write_section(SYNTHETIC_SECTION, "\n".join(lines))
-        print(f"wrote the section {SYNTHETIC_SECTION!r} of benchmarks/RESULTS.md")
+    record("scale_cpu_synthetic" + ("_quick" if args.quick else ""), load_before=load,
+           title="Synthetic activations on the CPU: sparsolve.fit against SPAMS trainDL, d = 256, 4,096 atoms "
+                 "(benchmarks/scale.py cpu-synthetic" + (" --quick)" if args.quick else ")"),
+           tables={f"One pass over {steps * batch:,} tokens": rows},
+           figures={"spams_over_sparsolve_time": round(b / a, 2), "sparsolve_recovered": rows[0]["recovered (|cos| > 0.9)"],
+                    "spams_recovered": rows[1]["recovered (|cos| > 0.9)"]},
+           comparison=f"equal data (the same {steps * batch:,} tokens in the same order, the same starting dictionary), "
+                      f"alternating blocks of {block} batches",
+           notes=(f"{steps} mini-batches of {batch:,} tokens ({steps * batch:,} tokens, one pass, in order), d = {d}, "
+                  f"{m:,} planted features (mean 5 active per token, power-law frequencies, groups of 4), {m:,} atoms, "
+                  f"α = λ₁ = {alpha}, the same starting dictionary; the two run in alternating blocks of {block} "
+                  f"batches (SPAMS continued through model=); held-out codes: cd to a relative gap of 1e-6 on 2,048 "
+                  f"tokens; threads per library: {args.threads or 'all'}."))
 
 
 # ---- GPU ---------------------------------------------------------------------------------
@@ -258,21 +265,33 @@ def _fit_rate(torch, X, n_atoms, alpha, batch, steps, split, **options):
 
 def gpu_patches(args):
     torch = _cuda()
+    load = load_average()
     n = 262_144
     X = torch.from_numpy(natural_image_patches(16, n, seed=0)).float().cuda()
     alpha = 0.1 * float(X.norm(dim=1).mean())
-    print(f"GPU: {torch.cuda.get_device_name()}; fit on 16×16 patches, 1,024 atoms, fista tol 1e-3, "
-          f"update online, float32 + TF32, {n:,} patches per run")
+    gpu = torch.cuda.get_device_name()
+    rates, splits, figures = [], [], {"target": 1_000_000}
     for batch in args.batches:
         steps = n // batch
         for k in args.sync_every:
             model, rows, total, _ = _fit_rate(torch, X, 1024, alpha, batch, steps, False, solver="fista", tol=1e-3,
                                               sync_every=k)
-            rate = rows / total
-            print(f"| fit 16×16/1,024, batch {batch:,}, sync_every {k} | {rate:,.0f} patches/s | target 1,000,000 | "
-                  f"{'MET' if rate >= 1e6 else 'NOT MET'} | nnz {model.history['nnz_frac'][-1]:.3f} |", flush=True)
+            rates.append({"batch": batch, "sync_every": k, "patches/s": round(rows / total),
+                          "met": rows / total >= 1e6, "final nnz fraction": round(model.history["nnz_frac"][-1], 3)})
+            figures[f"patches_per_s_{batch}_sync{k}"] = rates[-1]["patches/s"]
+            print(rates[-1], flush=True)
         _, rows, total, seconds = _fit_rate(torch, X, 1024, alpha, batch, steps, True, solver="fista", tol=1e-3)
-        print(f"  split, batch {batch:,}: {split_line(seconds, total, rows)}", flush=True)
+        splits.append({"batch": batch, **split_row(seconds, total, rows)})
+        print(splits[-1], flush=True)
+    record("scale_gpu_patches", load_before=load,
+           title="fit on CUDA at scale: 16×16 patches, 1,024 atoms, patches per second and where the time goes "
+                 "(benchmarks/scale.py gpu-patches)",
+           tables={"Patches per second, one pass": rates,
+                   "The time split (each inference and update call between synchronizations)": splits},
+           figures=figures, comparison="throughput only (no peer in this run); sync_every values side by side",
+           notes=(f"{gpu}; {n:,} 16×16 patches per run, 1,024 atoms, FISTA to 1e-3, update online, float32 + TF32.  "
+                  "The split run is slower than the plain one (its syncs serialise the queue); its shares are what "
+                  "it is for.  Target (#13): ≥ 1,000,000 patches/s."))
 
 
 def gpu_synthetic(args):
@@ -280,6 +299,7 @@ def gpu_synthetic(args):
     from sparsolve.data.synthetic import SyntheticActivations
     from sparsolve.metrics import recovery
 
+    load = load_average()
     d, m, batch = 768, 16_384, args.synthetic_batch
     source = SyntheticActivations(n_features=d, n_planted=m, mean_active=8.0, seed=0)
     distinct = 2 * batch  # the generator takes seconds per batch at this size: two batches, tiled
@@ -287,40 +307,53 @@ def gpu_synthetic(args):
     tokens = source.sample(distinct, batch_size=batch)
     X = torch.from_numpy(tokens).cuda()
     X = X.repeat(-(-args.synthetic_steps // 2), 1)
-    print(f"GPU: {torch.cuda.get_device_name()}; synthetic d={d}, {m:,} planted features, {distinct:,} distinct "
-          f"tokens tiled to {X.shape[0]:,} (generated in {time.perf_counter() - t0:.1f} s, not counted), fit with "
-          f"{m:,} atoms, fista tol 1e-3")
+    gpu = torch.cuda.get_device_name()
+    notes = (f"{gpu}; synthetic d={d}, {m:,} planted features, {distinct:,} distinct tokens tiled to {X.shape[0]:,} "
+             f"(generated in {time.perf_counter() - t0:.1f} s, not counted), fit with {m:,} atoms, fista tol 1e-3.")
     alpha = 0.1
     l0, fit_seconds = None, None
+    rows, splits = [], []
     for update in args.updates:
         try:
-            model, rows, total, _ = _fit_rate(torch, X, m, alpha, batch, args.synthetic_steps, False,
-                                              solver="fista", tol=1e-3, update=update)
+            model, n_rows, total, _ = _fit_rate(torch, X, m, alpha, batch, args.synthetic_steps, False,
+                                                solver="fista", tol=1e-3, update=update)
         except Exception as e:  # noqa: BLE001  (a size that does not fit is a result here, not a crash)
-            print(f"| fit d=768 m=16,384 update={update} | failed: {type(e).__name__}: {e} |", flush=True)
+            rows.append({"method": f"fit, update={update}", "note": f"failed: {type(e).__name__}: {e}"[:200]})
+            print(rows[-1], flush=True)
             continue
         rec = recovery(model.dictionary, source.features)
-        print(f"| fit d=768 m=16,384 update={update}, batch {batch:,} | {rows / total:,.0f} tokens/s | "
-              f"{1e3 * total / args.synthetic_steps:.1f} ms/step | recovered {rec.recovered:.3f} at |cos|>0.9, "
-              f"mean max cos {rec.mean_max_cos:.3f} | L0 {model.history['nnz_frac'][-1] * m:.1f} |", flush=True)
+        rows.append({"method": f"fit, update={update}", "batch": batch, "tokens/s": round(n_rows / total),
+                     "ms/step": round(1e3 * total / args.synthetic_steps, 1), "recovered": round(rec.recovered, 3),
+                     "mean max cos": round(rec.mean_max_cos, 3), "L0": round(model.history["nnz_frac"][-1] * m, 1)})
+        print(rows[-1], flush=True)
         if fit_seconds is None:
-            l0, fit_seconds = model.history["nnz_frac"][-1] * m, total / rows
-        _, rows, total, seconds = _fit_rate(torch, X, m, alpha, batch, min(4, args.synthetic_steps), True,
-                                            solver="fista", tol=1e-3, update=update)
-        print(f"  split, update={update}: {split_line(seconds, total, rows)}", flush=True)
-    sae_line(torch, tokens, m, batch, args.synthetic_steps, l0, fit_seconds)
+            l0, fit_seconds = model.history["nnz_frac"][-1] * m, total / n_rows
+        _, n_rows, total, seconds = _fit_rate(torch, X, m, alpha, batch, min(4, args.synthetic_steps), True,
+                                              solver="fista", tol=1e-3, update=update)
+        splits.append({"update": update, **split_row(seconds, total, n_rows)})
+        print(splits[-1], flush=True)
+    sae = sae_row(torch, tokens, m, batch, args.synthetic_steps, l0, fit_seconds)
+    rows.append(sae)
+    figures = {f"tokens_per_s_{r['method'].split('=')[-1]}": r["tokens/s"] for r in rows
+               if "tokens/s" in r and r["method"].startswith("fit")}
+    if "fit / SAE per token" in sae:
+        figures |= {"fit_over_sae_per_token": sae["fit / SAE per token"], "target": 10}
+    record("scale_gpu_synthetic", load_before=load,
+           title="fit on CUDA at scale: synthetic activations, d = 768, 16,384 atoms, against sparsify's TopK step "
+                 "(benchmarks/scale.py gpu-synthetic)",
+           tables={"Tokens per second": rows, "The time split": splits}, figures=figures, notes=notes,
+           comparison="the same tokens in batches of the same size; time per token (target #13: fit ≤ 10× the SAE)")
 
 
-def sae_line(torch, tokens, m, batch, steps, l0, fit_seconds, device="cuda"):
+def sae_row(torch, tokens, m, batch, steps, l0, fit_seconds, device="cuda"):
     """The TopK SAE of sparsify on ``tokens`` (numpy; batches of ``batch``), k = round(l0) (32,
-    sparsify's default, without a fit): its seconds per token and fit's over it."""
+    sparsify's default, without a fit): its row, with its seconds per token and fit's over it."""
     from versus_saes import peer_status  # benchmarks/ is the script's folder
 
     reason = peer_status(("sparsify", "schedulefree"))
     missing = [f"{name}: {why}" for name, why in reason.items() if why]
     if missing:
-        print(f"| sparsify TopK SAE | not run: {'; '.join(missing)} (pip install -e '.[peers]') |", flush=True)
-        return
+        return {"method": "sparsify TopK SAE", "note": f"not run: {'; '.join(missing)} (pip install -e '.[peers]')"}
     from types import SimpleNamespace
 
     from versus_saes import run_sparsify
@@ -341,20 +374,22 @@ def sae_line(torch, tokens, m, batch, steps, l0, fit_seconds, device="cuda"):
         short, t_short = timed(per_epoch)
         long, t_long = timed(max(steps, 2 * per_epoch))
     except Exception as e:  # noqa: BLE001  (the peer failing is a result to report, not a crash)
-        print(f"| sparsify TopK SAE k={k} | not run: {type(e).__name__}: {e} |".splitlines()[0], flush=True)
-        return
+        return {"method": f"sparsify TopK SAE k={k}", "note": f"not run: {type(e).__name__}: {e}".splitlines()[0]}
     step = (t_long - t_short) / (long - short)
-    ratio = "" if fit_seconds is None else (f" | fit / SAE per token {fit_seconds * batch / step:.1f}× | target ≤ 10× | "
-                                            f"{'MET' if fit_seconds * batch / step <= 10 else 'NOT MET'}")
-    print(f"| sparsify TopK SAE k={k}, batch {batch:,} | {batch / step:,.0f} tokens/s | {1e3 * step:.1f} ms/step"
-          f"{ratio} |", flush=True)
+    row = {"method": f"sparsify TopK SAE k={k}", "batch": batch, "tokens/s": round(batch / step),
+           "ms/step": round(1e3 * step, 1)}
+    if fit_seconds is not None:
+        row["fit / SAE per token"] = round(fit_seconds * batch / step, 1)
+        row["met"] = fit_seconds * batch / step <= 10
+    print(row, flush=True)
+    return row
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=("cpu-torch", "cpu-synthetic", "gpu-patches", "gpu-synthetic"))
     ap.add_argument("--quick", action="store_true",
-                    help="cpu-torch: 5,120 patches instead of 20,480; cpu-synthetic: 8 batches; no RESULTS.md")
+                    help="cpu-torch: 5,120 patches instead of 20,480; cpu-synthetic: 8 batches (the cases *_quick)")
     ap.add_argument("--threads", type=int, default=None, help="cpu-synthetic: threads for numba, BLAS and SPAMS")
     ap.add_argument("--batch", type=int, default=1024, help="cpu-synthetic: tokens per mini-batch")
     ap.add_argument("--steps", type=int, default=32, help="cpu-synthetic: mini-batches (the token budget)")

@@ -41,6 +41,9 @@ Exact inference is the lasso, whose codes shrink; its FVU at a given L0 carries 
 
 A peer that is not installed (or fails) is reported in the output and in the table as
 "not run: <reason>", never skipped silently.  The peers are in ``pip install -e ".[peers]"``.
+
+The run writes its report (JSON, Markdown, a PNG) to ``--out`` and ends in ``harness.record``:
+the case ``versus_saes_<size>[_<tokens>tok]_<epochs>ep[_<device>]``.
 """
 from __future__ import annotations
 
@@ -364,7 +367,7 @@ def inference_only(rows, trained, X_test, planted, args):
 
 def main(argv=None, *, default_size="small", default_out=ROOT / "examples" / "results", stem="versus_saes",
          write_results=True):
-    """Run the comparison; ``write_results`` puts its section into benchmarks/RESULTS.md."""
+    """Run the comparison; ``write_results`` records it (benchmarks/harness.py) as well."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--size", choices=sorted(SIZES), default=default_size,
                    help="(d, planted, atoms, train tokens, held-out tokens): " +
@@ -394,6 +397,7 @@ def main(argv=None, *, default_size="small", default_out=ROOT / "examples" / "re
     p.add_argument("--out", type=Path, default=default_out)
     p.add_argument("--smoke", action="store_true", help="--size smoke, one knob per method (seconds; for the tests)")
     args = p.parse_args(argv)
+    load_start = os.getloadavg()[0]
     if args.smoke:
         args.size = "smoke"
     args.solver = "fista" if args.device.startswith("cuda") else "cd"
@@ -467,28 +471,89 @@ def main(argv=None, *, default_size="small", default_out=ROOT / "examples" / "re
     print(text)
     if write_results and not args.smoke:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from report import machine, write_section
+        from harness import record
 
-        device = "" if args.device == "cpu" else f" --device {args.device}"
-        tokens = f" --tokens {args.tokens}" if args.tokens else ""
-        section = f"{SECTION[:-1]} --size {args.size}{tokens} --epochs {args.epochs}{device})"  # one section per setting
-        write_section(section, f"Machine: {machine()}; load average {report['load'][0]:.1f} while it ran "
-                      "(a shared machine: the times are noisy).\n\n" + results_text(report, args))
+        case = (f"versus_saes_{args.size}" + (f"_{args.tokens}tok" if args.tokens else "") + f"_{args.epochs}ep"
+                + ("" if args.device == "cpu" else f"_{args.device}"))
+        rows_table, gaps_table = tables(report)
+        record(case, load_before=round(load_start, 2), tables={
+                   "Every method on the held-out tokens": rows_table,
+                   f"Inference only, on the first {report['gap_tokens']:,} held-out tokens, at each SAE's own L0: the "
+                   "lasso (cd, α bisected to that L0) and signed batch-OMP with k = round(L0), on its decoder and "
+                   "on fit's D (fit's run nearest in L0)": gaps_table},
+               figures=figures(report), notes=results_text(report, args),
+               title=f"Sparse coding against the SAE libraries: d = {d}, {n_planted:,} planted features, "
+                     f"{n_train:,} tokens × {args.epochs} epoch(s) (benchmarks/versus_saes.py --size {args.size}"
+                     + (f" --tokens {args.tokens}" if args.tokens else "") + f" --epochs {args.epochs}"
+                     + ("" if args.device == "cpu" else f" --device {args.device}") + ")",
+               comparison="equal data (the same training tokens and epochs for every method), scored on the same "
+                          "held-out tokens at each method's own L0")
     return report
 
 
-SECTION = "## Sparse coding against the SAE libraries (benchmarks/versus_saes.py)"
-
-
 def results_text(report, args):
+    """The run's set-up and its verdicts on the seed's targets: the case's notes."""
     r = report
     cmd = "python benchmarks/versus_saes.py " + shlex.join(sys.argv[1:])
     fit_batch = "" if r.get("fit_batch", r["batch"]) == r["batch"] else f" ({r['fit_batch']} for fit)"
+    peers = ", ".join(f"{k}: {v}" for k, v in r["peers"].items())
     return (f"Run: `{cmd}`.  Size `{r['size']}`: d = {r['d']}, {r['planted']:,} planted "
             f"features (mean L0 {MEAN_ACTIVE:g}, power-law frequencies, groups of 4, noise 0.01), dictionaries of "
             f"{r['atoms']:,}, {r['train_tokens']:,} training tokens × {r['epochs']} epoch(s) in batches of "
-            f"{r['batch']}{fit_batch} for every method, {r['test_tokens']:,} held-out tokens; device {r['device']}.\n\n"
-            + markdown(r) + "\n" + "\n".join(f"* {v}" for v in verdicts(r)) + "\n")
+            f"{r['batch']}{fit_batch} for every method, {r['test_tokens']:,} held-out tokens; device {r['device']}.  "
+            f"Peers: {peers}.\n\n" + "\n".join(f"* {v}" for v in verdicts(r)))
+
+
+def tables(report):
+    """(the methods' rows, the inference-only rows) as table rows."""
+    rows = []
+    for r in report["rows"]:
+        if r["note"]:
+            rows.append({"method": r["method"], "knob": r["knob"], "note": r["note"]})
+            continue
+        encode = f"{r.get('encode_seconds', math.nan):.2f}"
+        if not math.isnan(r.get("cold_seconds", math.nan)):
+            encode += f" (cold {r['cold_seconds']:.2f})"
+        rows.append({"method": r["method"], "knob": r["knob"], "recovered (|cos| > 0.9)": round(r["recovered"], 3),
+                     "mean max cos": round(r["mean_max_cos"], 3), "FVU": round(r["fvu"], 4), "L0": round(r["l0"], 2),
+                     "dead": round(r["dead"], 3), "train s": round(r["seconds"], 1),
+                     f"encode s ({report['test_tokens']:,} held out)": encode})
+    gaps = []
+    for g in report["inference_only"]:
+        row = {"SAE": g["method"], "knob": g["knob"], "L0": round(g["l0"], 2), "FVU own encoder": round(g["fvu_encoder"], 4)}
+        if "note" in g:
+            gaps.append({**row, "note": g["note"]})
+            continue
+        fit = g.get("fvu_exact_on_fit", math.nan)
+        gaps.append({**row, "lasso on its decoder": round(g["fvu_exact_on_its_decoder"], 4),
+                     "lasso on fit's D": round(fit, 4),
+                     "amortisation gap": f"{g['fvu_encoder'] - g['fvu_exact_on_its_decoder']:+.4f}",
+                     "dictionary gap": f"{g['fvu_exact_on_its_decoder'] - fit:+.4f}",
+                     "OMP k on its decoder": f"{g['fvu_omp_on_its_decoder']:.4f} (k={g['omp_k']})",
+                     "OMP k on fit's D": round(g.get("fvu_omp_on_fit", math.nan), 4)})
+    return rows, gaps
+
+
+def figures(report):
+    """The figures a sentence may quote: fit's recovery per α, the best SAE's, the wins and the recovery margin."""
+    rows = [r for r in report["rows"] if not r["note"]]
+    out = {f"fit_recovered_{r['knob'].replace('α=', 'alpha_')}": round(r["recovered"], 3)
+           for r in rows if r["method"] == "fit (exact)"}
+    saes = [r for r in rows if r["method"] != "fit (exact)" and not refined(r["method"])]
+    if saes:
+        out["best_sae_recovered"] = round(max(r["recovered"] for r in saes), 3)
+    gaps = [g for g in report["inference_only"] if "note" not in g]
+    if gaps and all("fvu_exact_on_fit" in g for g in gaps):
+        out["lasso_wins"] = sum(g["fvu_exact_on_fit"] < g["fvu_encoder"] for g in gaps)
+        out["encoders"] = len(gaps)
+    if gaps and all("fvu_omp_on_fit" in g for g in gaps):
+        out["omp_wins"] = sum(g["fvu_omp_on_fit"] < g["fvu_encoder"] for g in gaps)
+    fit = sorted((r["l0"], r["recovered"]) for r in rows if r["method"] == "fit (exact)")
+    inside = [r for r in saes if fit and fit[0][0] <= r["l0"] <= fit[-1][0]]
+    if inside:
+        out["recovery_margin_points"] = round(100 * min(float(np.interp(r["l0"], *zip(*fit))) - r["recovered"]
+                                                        for r in inside), 1)
+    return out
 
 
 def verdicts(report):

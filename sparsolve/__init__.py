@@ -21,6 +21,8 @@ _LAZY = {
     "from_sae": "sparsolve.sae",
     "FitConfig": "sparsolve.config",
     "AmortizedConfig": "sparsolve.config",
+    "encode_conv": "sparsolve.conv",
+    "fit_conv": "sparsolve.conv",
 }
 
 

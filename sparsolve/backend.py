@@ -245,6 +245,15 @@ def concat(parts, axis: int = 0):
     return xp.cat(parts, dim=axis) if is_torch(parts[0]) else xp.concatenate(parts, axis=axis)
 
 
+def bits(x):
+    """The raw bits of ``x``'s entries as signed integers of its item size (a view, on its
+    device): what a digest of the data reads, for every dtype, bfloat16 included."""
+    width = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}[x.element_size() if is_torch(x) else x.dtype.itemsize]
+    if is_torch(x):
+        return x.contiguous().view(getattr(_torch(), width))
+    return namespace(x).ascontiguousarray(x).view(width)
+
+
 def no_grad(x):
     """A context that stops torch from recording a graph for work on ``x`` (no-op otherwise)."""
     return _torch().no_grad() if is_torch(x) else contextlib.nullcontext()
@@ -269,6 +278,87 @@ def from_torch(t, like):
 
     with like.device:
         return cupy.from_dlpack(t.to(f"cuda:{like.device.id}"))
+
+
+def roll(x, shifts, axes):
+    """``x`` shifted circularly by ``shifts[i]`` along ``axes[i]`` (numpy's ``roll``; torch names it dims)."""
+    if is_torch(x):
+        return x.roll(tuple(shifts), tuple(axes))
+    return namespace(x).roll(x, tuple(shifts), tuple(axes))
+
+
+def pad(x, widths, circular: bool = False):
+    """``x`` padded on its last ``len(widths)`` axes by ``widths[i] = (before, after)``, with zeros or
+    (``circular``) with the values from the other end."""
+    if is_torch(x):
+        flat = [w for pair in reversed(widths) for w in pair]  # torch lists the last axis first
+        return _torch().nn.functional.pad(x, flat, mode="circular" if circular else "constant")
+    full = [(0, 0)] * (x.ndim - len(widths)) + [tuple(w) for w in widths]
+    return namespace(x).pad(x, full, mode="wrap" if circular else "constant")
+
+
+# ---- the Fourier transforms and the direct convolutions of sparsolve.conv ----------------------------------
+
+def rfftn(x, shape, axes):
+    """The real FFT of ``x`` over ``axes``, zero-padded to ``shape`` there: scipy.fft for numpy (float32
+    stays complex64, which numpy.fft would widen), torch.fft, cupy.fft."""
+    if is_torch(x):
+        return _torch().fft.rfftn(x, s=tuple(shape), dim=tuple(axes))
+    if is_cupy(x):
+        return namespace(x).fft.rfftn(x, s=tuple(shape), axes=tuple(axes))
+    import scipy.fft
+
+    return scipy.fft.rfftn(x, s=tuple(shape), axes=tuple(axes), workers=fft_workers(x.size))
+
+
+def irfftn(X, shape, axes):
+    """The inverse of :func:`rfftn`: the real array of ``shape`` over ``axes``."""
+    if is_torch(X):
+        return _torch().fft.irfftn(X, s=tuple(shape), dim=tuple(axes))
+    if is_cupy(X):
+        return namespace(X).fft.irfftn(X, s=tuple(shape), axes=tuple(axes))
+    import scipy.fft
+
+    return scipy.fft.irfftn(X, s=tuple(shape), axes=tuple(axes), workers=fft_workers(X.size))
+
+
+# Below this many entries a transform runs on one thread: starting the others costs more.
+_FFT_ONE_THREAD = 1 << 16
+
+
+def fft_workers(size: int) -> int:
+    """Threads for scipy.fft on the host for an array of ``size`` entries: the cores this process may
+    use (a batch of maps splits evenly between them), one for small arrays."""
+    if size < _FFT_ONE_THREAD:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _conv_call(name, x, w, ndim, **kwargs):
+    """torch.nn.functional.<name>{ndim}d on x and w, for any kind of array: numpy arrays and cupy
+    arrays go through torch tensors that share their memory (DLPack), and come back as their kind."""
+    torch = _torch()
+    fn = getattr(torch.nn.functional, f"{name}{ndim}d")
+    if is_torch(x):
+        return fn(x, w, **kwargs)
+    out = fn(to_torch(x), to_torch(w), **kwargs)
+    return from_torch(out, x)
+
+
+def correlate(x, w, ndim: int):
+    """The valid cross-correlation summed over channels, torch's conv{ndim}d:
+    out[n, k, p] = Σ_c Σ_τ x[n, c, p + τ] · w[k, c, τ]  for x (n, C, *S), w (K, C, *f) → (n, K, *(S − f + 1))."""
+    return _conv_call("conv", x, w, ndim)
+
+
+def convolve(z, w, ndim: int):
+    """The full convolution summed over atoms, torch's conv_transpose{ndim}d (the adjoint of
+    :func:`correlate`): out[n, c, t] = Σ_k Σ_p z[n, k, p] · w[k, c, t − p]  for z (n, K, *P),
+    w (K, C, *f) → (n, C, *(P + f − 1))."""
+    return _conv_call("conv_transpose", z, w, ndim)
 
 
 def astype(x, dtype: str):

@@ -16,6 +16,23 @@ def positive_int(value, name: str, what: str = "", *, minimum: int = 1) -> int:
     return int(value)
 
 
+def optional(value, check, name: str):
+    """None, or ``value`` passed by ``check(value, name)``."""
+    return None if value is None else check(value, name)
+
+
+def seed(value, name: str = "seed"):
+    """``value`` as an int seed ≥ 0, or None: a TypeError for anything else (bools, floats, strings),
+    a ValueError below 0 (numpy's SeedSequence takes none)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be an integer ≥ 0 or None, got {value}")
+    return int(value)
+
+
 def boolean(value, name: str) -> bool:
     """``value`` if it is True or False, else a TypeError naming the argument (no truthiness:
     a string such as "no" would read as True)."""

@@ -2,7 +2,7 @@
 
 :class:`FitConfig` holds every setting of :func:`sparsolve.fit` (and
 :class:`AmortizedConfig` those of :func:`sparsolve.fit_amortized`).  Each field
-carries its docstring right below it; :func:`field_docs` reads them, so that the
+carries its docstring right below it; :func:`~sparsolve.fields.field_docs` reads them, so that the
 command line's help (cli.py) and the estimator's parameters (estimator.py) are
 generated from the fields and a new option is written once, here.  A checkpoint
 records ``dataclasses.asdict(config)`` and a resume compares configs
@@ -15,52 +15,64 @@ Names have one meaning across both trainers:
   is ``norm="inverse_penalty"``.
 * ``device=None`` keeps the data where it is; ``"auto"`` means CUDA when available.
 * ``positive=True`` means nonnegative codes, in both (``signed`` is its negation).
-* ``beta=None`` takes the rule's default (:data:`BETA_DEFAULTS`).
+* ``beta=None`` takes the rule's default: α for fit's weight decay, :data:`AMORTIZED_BETA` for
+  fit_amortized's inverse penalty.
+
+Every default is written once: as the field's default, or, where it depends on the data or on
+another setting, as a constant here or an attribute of the rule or solver it belongs to
+(sparsolve.rules, sparsolve.inference).  ``fields.default_help`` words each one from there, and the
+docstrings that explain a default take its numbers from the constants (``{NAME}`` in a field
+docstring is the constant NAME of this module).
 
 The old spellings (fit's ``device="auto"``, fit_amortized's ``norm="penalty"`` and
 ``signed=``) still work for one release, with a DeprecationWarning.
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
-import inspect
 import warnings
 from dataclasses import dataclass, field
 
-from .checks import boolean, choice, nonnegative_float, positive_float, positive_int
-from .inference import solver_class
+from .checks import choice, nonnegative_float, optional, positive_float, positive_int, seed
+from .fields import Config, default_help, field_docs, listed
+from .inference import REGISTRY, SOLVER_CHOICES, check_solver_options
+from .rules import NORM_RULES, UPDATE_RULES
 
-UPDATES = ("online", "sgd", "mod")
-FIT_NORMS = ("unit", "ball", "penalty", "none")
-#: "auto" picks the fastest certified solver for the data's device (cd on CPU, fista on GPU).
-SOLVERS = ("auto", "cd", "lca", "fista", "ista", "omp")
 FIT_DEVICES = (None, "cpu", "cuda")
+#: Rows per step when batch_size is not given: min(BATCH_SIZE, rows), so that small data still
+#: trains (an update rule meant for full batches takes every row).
+BATCH_SIZE = 256
+#: Passes over the data when neither n_epochs nor max_steps is given (a rule may have its own).
+N_EPOCHS = 1
+#: dead_after's default, max(DEAD_AFTER_PER_ATOM·n_atoms, DEAD_AFTER_PER_BATCH·batch_size): long
+#: enough that a rarely used but live atom is not mistaken for a dead one.
+DEAD_AFTER_PER_ATOM, DEAD_AFTER_PER_BATCH = 20, 2
+#: Steps between host reads on a GPU when sync_every is not set (1 on the host, where a read
+#: costs nothing).  A read waits for the queue to drain; one in 16 steps leaves at most
+#: 1/16 of a step's launch latency exposed.
+GPU_SYNC_EVERY = 16
+#: Inner-loop iteration caps for learning when max_iter is not set.  A cap, not the tol, ends
+#: LCA/ISTA/FISTA on early, badly conditioned dictionaries; the codes are still good enough for an
+#: M-step, and the cap keeps one step's cost bounded.  cd and omp use encode's own.  LCA's is low
+#: because its accelerated form gets an M-step's worth of accuracy in a few dozen iterations: at
+#: 50, fit reaches cd's held-out objective in 1.3× cd's time, and ends lower (benchmarks/fit.py;
+#: at 500, 5×).
+LEARNING_MAX_ITER = {"lca": 50, "ista": 500, "fista": 300}
 #: fit's storage types, and the smallest relative duality gap each can certify: bfloat16 keeps
 #: 8 significant bits, so rounding x and D perturbs every entry by up to u = 2⁻⁸ ≈ 3.9e-3 of
 #: itself; the residual x − zD, and with it ½‖x − zD‖² and the dual objective built from it,
 #: are then known to about (1 + u)² − 1 ≈ 2u of themselves, so a gap below 2u = 2⁻⁷ ≈ 7.8e-3 of
 #: F(z) certifies nothing about the unrounded problem (as TF32's 2⁻¹⁰ mantissa makes its floor ~1e-3).
 STORAGE_TOL = {"bfloat16": 2.0 ** -7}
-#: beta=None means: α for fit's weight decay, 1e-3 for fit_amortized's inverse penalty.
-BETA_DEFAULTS = {"penalty": "alpha", "inverse_penalty": 1e-3}
 
 
-@functools.cache
-def field_docs(cls) -> dict:
-    """{field name: its docstring} -- the string literal written right below each field."""
-    try:
-        tree = ast.parse(inspect.getsource(cls))
-    except (OSError, TypeError):  # no source (a frozen build): help text is then empty
-        return {}
-    body = tree.body[0].body
-    docs = {}
-    for node, after in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
-                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
-            docs[node.target.id] = " ".join(after.value.value.split())
-    return docs
+# The choices' words in the help, from the registries.
+SOLVER_WORDS = listed(["auto (cd on CPU, fista on GPU)", *REGISTRY])
+UPDATE_WORDS = listed(f"{name} ({rule.summary})" for name, rule in UPDATE_RULES.items())
+NORM_WORDS = listed(f"{name} ({rule.summary})" for name, rule in NORM_RULES.items())
+
+#: fit_amortized's beta=None: the weight of the inverse penalty β Σ 1/‖w_e‖².
+AMORTIZED_BETA = 1e-3
 
 
 def deprecated(old: str, new: str) -> None:
@@ -68,51 +80,8 @@ def deprecated(old: str, new: str) -> None:
                   DeprecationWarning, stacklevel=4)
 
 
-def _optional(value, check, name):
-    return None if value is None else check(value, name)
-
-
-def _seed(seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        try:
-            import numpy as np
-
-            if isinstance(seed, np.integer):
-                return int(seed)
-        except ImportError:  # pragma: no cover
-            pass
-        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-    return seed
-
-
-def check_solver_options(solver: str, options: dict, positive: bool = False) -> None:
-    """Refuse, before any data is read, solver options that the named solver's own check
-    (:meth:`sparsolve.inference.base.Solver.check`: names and values) refuses; what needs the data
-    (fista's fused=True, omp's n_nonzero_coefs ≤ n_atoms) is checked again by encode.  FitConfig and
-    the command line's ``--solver-option`` both check here.  solver="auto" takes none: which solver
-    it runs, and so which options apply, depends on the data's device."""
-    if solver == "auto":
-        if options:
-            named = ", ".join(s for s in SOLVERS if s != "auto")
-            raise ValueError(f"solver options {sorted(options)} need a named solver (auto picks cd or fista by "
-                             f"the data's device, and each solver takes its own options): pick one of {named}")
-        return
-    solver_class(solver).check(options, positive=positive)
-
-
-class _Config:
-    #: Fields that may change between a checkpoint and the run that resumes it: they say
-    #: how long to run and where, not what is learned.
-    RUN_FIELDS: tuple = ()
-
-    def resume_mismatch(self, saved: dict) -> list:
-        """The fields on which ``saved`` (an ``asdict`` of a config) differs from this one
-        in a way a resume cannot accept."""
-        return [k for k, v in dataclasses.asdict(self).items() if k not in self.RUN_FIELDS and saved.get(k) != v]
-
-
 @dataclass
-class FitConfig(_Config):
+class FitConfig(Config):
     """Every setting of :func:`sparsolve.fit`, the dictionary learning of
     min_D mean_x min_z ½‖x − zD‖² + α‖z‖₁ under a norm rule on the rows of D."""
 
@@ -121,25 +90,25 @@ class FitConfig(_Config):
     alpha: float
     """the L1 weight α > 0 of ½‖x − zD‖² + α‖z‖₁"""
     solver: str = "auto"
-    """inference solver of sparsolve.encode: auto (cd on CPU, fista on GPU), cd, lca, fista, ista or omp"""
+    """inference solver of sparsolve.encode: {SOLVER_WORDS}"""
     update: str = "online"
-    """dictionary update: online (Mairal's running statistics), sgd (Adam on the gradient, no m×m statistics: for wide dictionaries) or mod (full batch)"""
+    """dictionary update (sparsolve.rules): {UPDATE_WORDS}"""
     norm: str = "unit"
-    """norm rule on the atoms: unit (‖d‖ = 1), ball (‖d‖ ≤ 1), penalty (weight decay β Σ‖d‖²) or none"""
+    """norm rule on the atoms (sparsolve.rules): {NORM_WORDS}"""
     batch_size: int | None = None
-    """rows per step (default 256; all rows for update=mod)"""
+    """rows per step"""
     n_epochs: int | None = None
-    """passes over the data (default 1; 30 for update=mod; none when only max_steps is given)"""
+    """passes over the data"""
     max_steps: int | None = None
-    """stop after this many steps in all (default: no cap)"""
+    """stop after this many steps in all"""
     positive: bool = False
     """nonnegative codes z ≥ 0"""
     tol: float = 1e-3
     """the inner loop's relative duality gap per sample: learning needs good codes, not certified optima"""
     max_iter: int | None = None
-    """the inner loop's iteration cap (default: 500 for lca and ista, 300 for fista, encode's own for cd and omp)"""
+    """the inner loop's iteration cap"""
     beta: float | None = None
-    """weight β of norm=penalty's weight decay β Σ‖d‖² (default α)"""
+    """weight β of norm=penalty's weight decay β Σ‖d‖²"""
     lr: float = 1e-3
     """Adam's step size for update=sgd: each entry of D moves by about lr per step"""
     forget: float = 5.0
@@ -149,7 +118,7 @@ class FitConfig(_Config):
     resample_dead: bool = True
     """replace atoms no code used for dead_after samples by badly explained inputs"""
     dead_after: int | None = None
-    """samples an atom may stay unused before it counts as dead (default max(20·n_atoms, 2·batch_size))"""
+    """samples an atom may stay unused before it counts as dead"""
     checkpoint_every: int = 100
     """steps between checkpoints (a checkpoint is also written at the end and on Ctrl-C)"""
     device: str | None = None
@@ -157,7 +126,7 @@ class FitConfig(_Config):
     storage: str | None = None
     """bfloat16: batches and dictionary stored in bfloat16 (torch tensors only; half the memory and transfer of float32), every product, the codes and the statistics in float32; its rounding, 2⁻⁸ ≈ 3.9e-3 relative per element, lets tol certify no gap below 2⁻⁷ ≈ 7.8e-3 (pass tol=0.01); none: the data's own float32 or float64"""
     sync_every: int | None = None
-    """steps between reads of the device (finite checks, history, dead atoms, progress bar): the steps whose number is a multiple of it read; a NaN or Inf in a batch still raises its error, at the next read at the latest; the history is exact for every value, and the dictionary the same except that dead atoms are resampled at read steps only, up to sync_every − 1 steps after they die (default 1 on the host, 16 on a GPU; a callback reads every step)"""
+    """steps between reads of the device (finite checks, history, dead atoms, progress bar): the steps whose number is a multiple of it read; a NaN or Inf in a batch still raises its error, at the next read at the latest; the history is exact for every value, and the dictionary the same except that dead atoms are resampled at read steps only, up to sync_every − 1 steps after they die; a callback reads every step"""
     center: bool = False
     """learn with a decoder bias: x ≈ zD + b, b the data's mean offset (an SAE's b_dec), subtracted before every step, so the dictionary and the lasso's certified codes are those of the centred data x − b; the model keeps b (model.offset) and its encode, decode and score apply it.  b is the mean of an array's rows (a seeded sample of center_samples rows when it has more); of an iterable, a running mean of the batches as they arrive, frozen after center_samples rows (the batches before are centred by the mean so far)"""
     center_samples: int = 65536
@@ -175,17 +144,14 @@ class FitConfig(_Config):
         if self.device == "auto":
             deprecated("fit(device='auto') (it keeps the data where it is)", "device=None")
             self.device = None
-        choice(self.device, "device", FIT_DEVICES)
-        choice(self.solver, "solver", SOLVERS)
-        choice(self.update, "update", UPDATES)
-        choice(self.norm, "norm", FIT_NORMS)
-        choice(self.storage, "storage", (None, *STORAGE_TOL))
-        self.sync_every = _optional(self.sync_every, positive_int, "sync_every")
-        self.batch_size = _optional(self.batch_size, positive_int, "batch_size")
-        self.n_epochs = _optional(self.n_epochs, positive_int, "n_epochs")
-        self.max_steps = _optional(self.max_steps, positive_int, "max_steps")
-        self.max_iter = _optional(self.max_iter, positive_int, "max_iter")
-        self.dead_after = _optional(self.dead_after, positive_int, "dead_after")
+        for name, choices in self.CHOICES.items():
+            choice(getattr(self, name), name, choices)
+        self.sync_every = optional(self.sync_every, positive_int, "sync_every")
+        self.batch_size = optional(self.batch_size, positive_int, "batch_size")
+        self.n_epochs = optional(self.n_epochs, positive_int, "n_epochs")
+        self.max_steps = optional(self.max_steps, positive_int, "max_steps")
+        self.max_iter = optional(self.max_iter, positive_int, "max_iter")
+        self.dead_after = optional(self.dead_after, positive_int, "dead_after")
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
         self.tol = positive_float(self.tol, "tol")
         if self.storage is not None and self.tol < STORAGE_TOL[self.storage]:
@@ -193,13 +159,12 @@ class FitConfig(_Config):
             raise ValueError(f"tol={self.tol:g} is below what storage={self.storage!r} can certify ({floor:.2g}: its "
                              f"rounding of X and D, 3.9e-3 per element, is in every gap); pass tol >= {floor:.2g} "
                              "(e.g. tol=0.01), or storage=None for float32")
-        self.beta = _optional(self.beta, nonnegative_float, "beta")
-        self.lr = _optional(self.lr, positive_float, "lr")
+        self.beta = optional(self.beta, nonnegative_float, "beta")
+        self.lr = optional(self.lr, positive_float, "lr")
         self.forget = nonnegative_float(self.forget, "forget")
-        self.positive, self.shuffle, self.resample_dead = bool(self.positive), bool(self.shuffle), bool(self.resample_dead)
-        self.center = boolean(self.center, "center")
+        self.check_booleans()
         self.center_samples = positive_int(self.center_samples, "center_samples", "rows that estimate the offset")
-        self.seed = _seed(self.seed)
+        self.seed = seed(self.seed)
         self.solver_options = dict(self.solver_options or {})
         try:
             check_solver_options(self.solver, self.solver_options, self.positive)
@@ -213,22 +178,50 @@ class FitConfig(_Config):
     # The seed is compared separately (checkpoint.check_resume): an unseeded resume takes
     # the checkpoint's.
     RUN_FIELDS = ("n_epochs", "max_steps", "checkpoint_every", "device", "seed", "sync_every")
+    #: The fields that name one of a few choices, and those choices (the registries' names).
+    CHOICES = {"solver": SOLVER_CHOICES, "update": tuple(UPDATE_RULES), "norm": tuple(NORM_RULES),
+               "device": FIT_DEVICES, "storage": (None, *STORAGE_TOL)}
 
     def resolved(self, n_rows=None):
         """This config with the data-dependent defaults filled in (``n_rows``: the rows of
-        an array, None for an iterable)."""
+        an array, None for an iterable).  The default batch size is min(BATCH_SIZE, n_rows), or
+        every row for an update rule meant for full batches; a given one larger than the data is
+        refused."""
+        rule = UPDATE_RULES[self.update]
         batch_size = self.batch_size
         if batch_size is None:
-            batch_size = n_rows if (n_rows is not None and self.update == "mod") else 256
+            batch_size = n_rows if (n_rows is not None and (rule.full_batch or n_rows < BATCH_SIZE)) else BATCH_SIZE
         if n_rows is not None and batch_size > n_rows:
             raise ValueError(f"batch_size={batch_size} is larger than the data ({n_rows} rows); "
                              f"use batch_size <= {n_rows}")
         n_epochs = self.n_epochs
         if n_epochs is None and self.max_steps is None:
-            n_epochs = 30 if self.update == "mod" else 1
-        dead_after = self.dead_after or max(20 * self.n_atoms, 2 * batch_size)
+            n_epochs = rule.default_epochs or N_EPOCHS
+        dead_after = self.dead_after or max(DEAD_AFTER_PER_ATOM * self.n_atoms, DEAD_AFTER_PER_BATCH * batch_size)
         beta = self.alpha if self.beta is None else self.beta
         return dataclasses.replace(self, batch_size=batch_size, n_epochs=n_epochs, dead_after=dead_after, beta=beta)
+
+    def max_iter_for(self, solver) -> int | None:
+        """The inner loop's cap for ``solver`` in a learning step: max_iter, else
+        :data:`LEARNING_MAX_ITER`'s, else (None) encode's own."""
+        return self.max_iter if self.max_iter is not None else LEARNING_MAX_ITER.get(solver)
+
+    @staticmethod
+    def default_words():
+        full = [name for name, rule in UPDATE_RULES.items() if rule.full_batch]
+        own = "".join(f"; {rule.default_epochs} for update={name}" for name, rule in UPDATE_RULES.items()
+                      if rule.default_epochs)
+        caps = ", ".join(f"{n} for {s}" for s, n in LEARNING_MAX_ITER.items())
+        return {
+            "batch_size": f"{BATCH_SIZE}, or all rows when there are fewer" + "".join(f"; all rows for update={name}" for name in full),
+            "n_epochs": f"{N_EPOCHS}{own}; none when only max_steps is given",
+            "max_steps": "no cap",
+            "max_iter": f"{caps}; encode's own for " + " and ".join(s for s in REGISTRY if s not in LEARNING_MAX_ITER),
+            "beta": "α",
+            "dead_after": f"max({DEAD_AFTER_PER_ATOM}·n_atoms, {DEAD_AFTER_PER_BATCH}·batch_size)",
+            "sync_every": f"1 on the host, {GPU_SYNC_EVERY} on a GPU",
+            "seed": "none: a fresh seed",
+        }
 
 
 AMORTIZED_MODES = ("amortize", "autoencoder")
@@ -245,7 +238,7 @@ AUTOENCODER_EPOCHS = 10
 
 
 @dataclass
-class AmortizedConfig(_Config):
+class AmortizedConfig(Config):
     """Every setting of :func:`sparsolve.fit_amortized`, the backprop training of the
     learned-G encoder (see sparsolve.amortized.train)."""
 
@@ -260,7 +253,7 @@ class AmortizedConfig(_Config):
     norm: str | None = None
     """autoencoder's rule: unit (decoder atoms ‖w‖ = 1, the default), inverse_penalty (β Σ 1/‖w_e‖² on the encoder rows) or none"""
     beta: float | None = None
-    """weight β of norm=inverse_penalty (default 1e-3)"""
+    """weight β of norm=inverse_penalty (default {AMORTIZED_BETA})"""
     n_atoms: int | None = None
     """number of units, for an autoencoder without a dictionary"""
     scheme: str = "ista"
@@ -281,16 +274,19 @@ class AmortizedConfig(_Config):
     """nonnegative codes (ReLU, the seed's); False gives signed soft-threshold codes"""
     lr: float | None = None
     """Adam's step; default by the start, the step that trained best in benchmarks/amortized.py and that
-    benchmarks/amortized_defaults.py checks on other data: 1e-2 from LCA's (scheme=lca), 3e-3 from ISTA's,
-    whose weights are 1/L smaller (a larger step diverged there); 1e-3 for mode=autoencoder"""
+    benchmarks/amortized_defaults.py checks on other data: {AMORTIZED_LR[lca]} from LCA's (scheme=lca),
+    {AMORTIZED_LR[ista]} from ISTA's, whose weights are 1/L smaller (a larger step diverged there);
+    {AMORTIZED_LR[autoencoder]} for mode=autoencoder"""
     lr_schedule: str = "cosine"
     """cosine (lr·½(1 + cos(π s/S)) over the planned steps) or constant"""
     batch_size: int = 256
     """rows per step"""
     n_epochs: int | None = None
-    """passes over the data; default (without max_steps) 10 for mode=autoencoder, and for mode=amortize
-    from the data size n, with k = ⌈n/batch_size⌉ steps an epoch: 12 epochs, but at least 1,000 steps
-    and at most about 5,000, min(max(12, ⌈1,000/k⌉), ⌈5,000/k⌉).  Why: on 8×8 patches the held-out gap
+    """passes over the data; default (without max_steps) {AUTOENCODER_EPOCHS} for mode=autoencoder, and for
+    mode=amortize from the data size n, with k = ⌈n/batch_size⌉ steps an epoch: {AMORTIZED_EPOCHS} epochs, but
+    at least {AMORTIZED_STEPS[0]:,} steps and at most about {AMORTIZED_STEPS[1]:,},
+    min(max({AMORTIZED_EPOCHS}, ⌈{AMORTIZED_STEPS[0]:,}/k⌉), ⌈{AMORTIZED_STEPS[1]:,}/k⌉).  Why: on 8×8 patches the
+    held-out gap
     falls with the steps up to about 5,000 and then stops, at every depth t* tried (1, 2, 5;
     benchmarks/RESULTS.md, amortized); on 2,000 patches (the problem of tests/test_amortized.py's
     schedule check) 96 steps ended at twice the gap of 1,000 (5.7 % against 2.8 %), and 4,000 gained nothing"""
@@ -323,23 +319,22 @@ class AmortizedConfig(_Config):
         elif self.norm is not None:
             raise ValueError(f"norm={self.norm!r} applies to mode='autoencoder' only; "
                              "the decoder is frozen in mode='amortize'")
-        self.beta = BETA_DEFAULTS["inverse_penalty"] if self.beta is None else nonnegative_float(self.beta, "beta")
-        self.n_atoms = _optional(self.n_atoms, positive_int, "n_atoms")
-        self.lr = _optional(self.lr, positive_float, "lr")
+        self.beta = AMORTIZED_BETA if self.beta is None else nonnegative_float(self.beta, "beta")
+        self.n_atoms = optional(self.n_atoms, positive_int, "n_atoms")
+        self.lr = optional(self.lr, positive_float, "lr")
         choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
         self.batch_size = positive_int(self.batch_size, "batch_size")
-        self.n_epochs = _optional(self.n_epochs, positive_int, "n_epochs")
+        self.n_epochs = optional(self.n_epochs, positive_int, "n_epochs")
         if self.max_steps is not None:
             self.max_steps = positive_int(self.max_steps, "max_steps", minimum=0)
         choice(self.dtype, "dtype", ("float32", "float64"))
-        self.seed = _seed(self.seed)
+        self.seed = seed(self.seed)
         self.checkpoint_every = positive_int(self.checkpoint_every, "checkpoint_every", "steps between checkpoints")
-        self.positive, self.learn_gamma, self.tied = bool(self.positive), bool(self.learn_gamma), bool(self.tied)
-        boolean(self.accelerate, "accelerate")
+        self.check_booleans()
         if self.accelerate and not self.tied:
             raise ValueError("accelerate=True needs tied=True (the momentum runs one G and γ); "
                              "pass tied=True or accelerate=False")
-        self.gamma = _optional(self.gamma, positive_float, "gamma")
+        self.gamma = optional(self.gamma, positive_float, "gamma")
 
     def resolved(self, n_samples: int):
         """This config with the defaults that depend on the start and the data filled in
@@ -358,4 +353,6 @@ class AmortizedConfig(_Config):
         return dataclasses.replace(self, lr=lr, n_epochs=n_epochs)
 
 
-__all__ = ["FitConfig", "AmortizedConfig", "field_docs", "BETA_DEFAULTS", "check_solver_options"]
+# field_docs and default_help (fields.py) and check_solver_options (the solvers' registry) are read
+# from here by the command line and the estimator.
+__all__ = ["FitConfig", "AmortizedConfig", "field_docs", "default_help", "check_solver_options"]

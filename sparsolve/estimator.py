@@ -8,9 +8,13 @@ dictionary D (n_atoms, n_features), as in scikit-learn's DictionaryLearning.
 
 The parameters are generated from the fields of :class:`sparsolve.config.FitConfig`
 (same names, same meanings, same default solver), except where scikit-learn has its
-own convention: ``random_state`` is the seed, ``n_atoms=None`` means n_features,
+own convention: ``n_components`` is the number of atoms (None means n_features),
+``random_state`` is the seed,
 ``n_epochs`` defaults to 10 and ``batch_size`` to 256 (capped at the rows), dict
-options default to None, and ``device`` and ``checkpoint_every`` do not apply.  One
+options default to None, and ``device`` and ``checkpoint_every`` do not apply.  The codes'
+columns are named ``dictionarylearning0``, ``dictionarylearning1``, ...
+(``get_feature_names_out``, scikit-learn's ClassNamePrefixFeaturesOutMixin), so
+``set_output(transform="pandas")`` gives data frames.  One
 parameter is the estimator's own: ``transform_tol`` = 1e-6, the relative duality gap
 of ``transform``, because scikit-learn pipelines expect deterministic, near-exact
 features.  ``alpha`` is sparsolve's α: scikit-learn's own DictionaryLearning uses the
@@ -26,10 +30,10 @@ import dataclasses
 import inspect
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .config import FitConfig, field_docs
+from .config import FitConfig, default_help, field_docs
 from .learning.fit import fit as learn
 from .learning.fit import new_learner
 
@@ -40,7 +44,7 @@ from .learning.fit import new_learner
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 _LEFT_OUT = ("device", "checkpoint_every")
-_RENAMED = {"seed": "random_state"}
+_RENAMED = {"seed": "random_state", "n_atoms": "n_components"}
 _DEFAULTS = {"n_atoms": None, "alpha": 0.1, "n_epochs": 10, "batch_size": 256, "solver_options": None}
 _OWN = {"transform_tol": (1e-6, "the relative duality gap of transform")}
 
@@ -61,7 +65,7 @@ def _parameters():
 PARAMETERS = _parameters()
 
 
-class DictionaryLearning(TransformerMixin, BaseEstimator):
+class DictionaryLearning(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def __init__(self, **params):
         unknown = sorted(set(params) - {p[0] for p in PARAMETERS})
         if unknown:
@@ -107,6 +111,11 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
         # here max_iter caps the inner solver, and the step count is the honest iteration count).
         self.n_iter_ = self.n_steps_ = len(self.history_["step"])
 
+    @property
+    def _n_features_out(self):
+        """The codes' width, which names the output features (ClassNamePrefixFeaturesOutMixin)."""
+        return self.n_components_
+
     def transform(self, X):
         """Sparse codes Z (n_samples, n_atoms)."""
         check_is_fitted(self, "model_")
@@ -132,9 +141,18 @@ class DictionaryLearning(TransformerMixin, BaseEstimator):
 DictionaryLearning.__init__.__signature__ = inspect.Signature(
     [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default) for name, _, default, _ in PARAMETERS])
+
+
+def _shown(field, default):
+    """The default as the docstring says it: FitConfig's words where the estimator keeps its default."""
+    words = default_help(FitConfig)
+    same = field in words and default == {f.name: f.default for f in dataclasses.fields(FitConfig)}[field]
+    return words[field] if same else repr(default)
+
+
 DictionaryLearning.__doc__ = (
     "Learn a dictionary D with sparse codes: X ≈ Z D, min ½‖x − zD‖² + α‖z‖₁ per row.\n\n"
     "    Parameters (generated from sparsolve.config.FitConfig)\n    ----------\n"
-    + "".join(f"    {name} : {doc} (default {default!r}).\n" for name, _, default, doc in PARAMETERS))
+    + "".join(f"    {name} : {doc} (default {_shown(field, default)}).\n" for name, field, default, doc in PARAMETERS))
 
 __all__ = ["DictionaryLearning", "EXPECTED_FAILED_CHECKS", "PARAMETERS"]

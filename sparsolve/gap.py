@@ -47,8 +47,26 @@ def residual_terms(X, D, Z):
     return R @ D.T, (R * R).sum(axis=1), (X * R).sum(axis=1)
 
 
+def check_shapes(X, D, Z) -> None:
+    """Refuse arrays that do not fit X ≈ Z D: X (n_samples, n_features), D (n_atoms, n_features),
+    Z (n_samples, n_atoms), naming the one that is off and the shape it must have."""
+    import numpy as np
+
+    shapes = {name: tuple(np.shape(A)) for name, A in (("X", X), ("D", D), ("Z", Z))}
+    for name, shape in shapes.items():
+        if len(shape) != 2:
+            raise ValueError(f"{name} must be 2-D, got shape {shape}")
+    (n, p), (m, q), z = shapes["X"], shapes["D"], shapes["Z"]
+    if q != p:
+        raise ValueError(f"D has {q} features but X has {p}; D must be (n_atoms, n_features) = ({m}, {p})")
+    if z != (n, m):
+        raise ValueError(f"Z has shape {z}; expected (n_samples, n_atoms) = ({n}, {m}): a code per row of X, "
+                         "an entry per atom of D")
+
+
 def objective(X, D, Z, alpha):
     """F(z) = ½‖x − zD‖² + α‖z‖₁ for each row (a vector of n_samples values)."""
+    check_shapes(X, D, Z)
     R = X - Z @ D
     return 0.5 * (R * R).sum(axis=1) + alpha * abs(Z).sum(axis=1)
 
@@ -58,6 +76,7 @@ def duality_gap(X, D, Z, alpha, positive: bool = False):
 
     Compute it in float64 when certifying small gaps: in float32 the gap of a
     good solution drowns in rounding (about 1e-7 · ‖x‖²)."""
+    check_shapes(X, D, Z)
     C, r2, xr = residual_terms(X, D, Z)
     gap, _ = gap_from_terms(r2, xr, abs(Z).sum(axis=1), dual_scale(C, alpha, positive), alpha)
     return gap
@@ -69,6 +88,7 @@ def kkt_residual(X, D, Z, alpha, positive: bool = False):
     With c = (x − zD)Dᵀ, z is optimal iff, for every atom j,
     c_j = α·sign(z_j) where z_j ≠ 0 and |c_j| ≤ α where z_j = 0
     (with z ≥ 0: c_j = α where z_j > 0 and c_j ≤ α where z_j = 0)."""
+    check_shapes(X, D, Z)
     xp = namespace(Z)
     C, _, _ = residual_terms(X, D, Z)
     active = Z != 0

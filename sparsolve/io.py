@@ -36,6 +36,8 @@ _BUILTIN_KINDS = {
     "sparse_coding_model": "sparsolve.learning",
     "fit_checkpoint": "sparsolve.learning",
     "learned_g": "sparsolve.amortized",
+    "conv_model": "sparsolve.conv.model",
+    "conv_fit_checkpoint": "sparsolve.conv.fit",
 }
 _LOADERS: dict = {}
 
@@ -120,15 +122,41 @@ def require_matrix(arrays: dict, name: str, path) -> np.ndarray:
 
 
 def save_npz(path, kind: str, arrays: dict, meta: dict) -> Path:
-    """Atomically write ``arrays`` (name -> array) and ``meta`` (JSON-able) to ``path``."""
+    """Atomically write ``arrays`` (name -> array) and ``meta`` (JSON-able) to ``path``.
+
+    If the write fails (a full disk, a folder that turned out unwritable), the file is written
+    to a fallback folder instead -- the current directory, the home directory or the temporary
+    directory, the first that takes it -- and :class:`SaveError` says where: what was trained is
+    never lost to a failed save."""
     path = npz_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     for k, v in payload.items():
         if v.dtype == object:
             raise TypeError(f"array {k!r} has dtype object, which cannot be saved without pickle")
     payload["__kind__"] = np.array(kind)
     payload["__meta__"] = np.array(json.dumps({"format_version": FORMAT_VERSION, **meta}))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(path, payload)
+    except OSError as e:
+        raise _rescue(path, payload, e) from e
+    _remove_stale_temporaries(path)
+    return path
+
+
+class SaveError(OSError):
+    """A file could not be written where asked; ``fallback`` is where it was written instead
+    (None if nowhere could take it)."""
+
+    def __init__(self, message, path, fallback):
+        super().__init__(message)
+        self.path, self.fallback = path, fallback
+
+    def __str__(self):
+        return self.args[0]
+
+
+def _write(path: Path, payload: dict) -> None:
     fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -137,10 +165,60 @@ def save_npz(path, kind: str, arrays: dict, meta: dict) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _remove_stale_temporaries(path)
+
+
+def fallback_folders(path: Path) -> list:
+    """Where a file that could not be written at ``path`` goes instead, in order: the current
+    directory, the home directory, the temporary directory (each once, none of them path's own)."""
+    import tempfile
+
+    folders = []
+    for folder in (Path.cwd(), Path.home(), Path(tempfile.gettempdir())):
+        with contextlib.suppress(OSError, RuntimeError):
+            folder = folder.resolve()
+            if folder != path.parent.resolve() and folder not in folders:
+                folders.append(folder)
+    return folders
+
+
+def _rescue(path: Path, payload: dict, error: OSError) -> SaveError:
+    """Write ``payload`` to the first fallback folder that takes it; the SaveError to raise."""
+    import time
+
+    reason = error.strerror or str(error)
+    name = f"{path.name[:-4]}.rescued-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.npz"
+    tried = []
+    for folder in fallback_folders(path):
+        try:
+            _write(folder / name, payload)
+        except OSError as e:
+            tried.append(f"{folder} ({e.strerror or e})")
+            continue
+        fallback = folder / name
+        return SaveError(f"could not write {path} ({reason}); it was written to {fallback} instead: move it where it "
+                         f"belongs, or use that path wherever you would have used {path.name}", path, fallback)
+    return SaveError(f"could not write {path} ({reason}), nor to any fallback folder: {'; '.join(tried)}; free some "
+                     "space or choose a writable path", path, None)
+
+
+def check_writable(path, name: str) -> Path:
+    """Refuse, before any work, an output ``path`` (as it will be written) that cannot be: a
+    directory, a file in no writable folder, a read-only file; ``name`` is the argument's."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{name}={str(path)!r} is a directory; give a file path such as "
+                         f"{str(path / ('model' + (path.suffix or '.npz')))!r}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the first folder that exists: the save creates the rest
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}={str(path)!r} cannot be written ({folder} is not a writable folder); "
+                         "choose another path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{name}={str(path)!r} exists and is read-only; choose another path")
     return path
 
 
@@ -187,14 +265,30 @@ def load_npz(path, kind: str | None = None):
     return arrays, meta
 
 
-def check_npz_entries(path, error=ModelFileError, what: str = "sparsolve file") -> list[str]:
+#: What sparsolve.load reads of a compressed file: at most this many bytes, or this many times the
+#: file's size.  sparsolve writes its files uncompressed (the declared sizes are the file's), and
+#: float arrays compress by a few times at most; zeros compress a thousandfold, which is how a
+#: 1.9 MB file asked for 2 GB.
+LOAD_FLOOR_BYTES = 64 << 20
+LOAD_INFLATION = 8
+
+
+def check_npz_entries(path, error=ModelFileError, what: str = "sparsolve file", max_bytes=None,
+                      advice: str = "") -> list[str]:
     """The entry names of the ``.npz`` archive ``path``, after checking that each entry is a
     numeric ``.npy`` whose header declares exactly the bytes it holds, so that reading it can
-    neither unpickle nor allocate more than the file's size.  Raises ``error`` (a ValueError
-    class), calling the file a ``what``."""
+    neither unpickle nor allocate more than the sizes its zip directory declares -- and, first,
+    that those sizes add up to at most ``max_bytes`` (None: no bound), so that a small compressed
+    file cannot ask for gigabytes.  Raises ``error`` (a ValueError class), calling the file a
+    ``what``; ``advice`` ends the message of a file over the bound."""
     names = []
     try:
         with zipfile.ZipFile(path) as zf:
+            declared = sum(info.file_size for info in zf.infolist())
+            if max_bytes is not None and declared > max_bytes:
+                size = os.path.getsize(path)
+                raise error(f"{path} declares {declared:,} bytes uncompressed in a {size:,}-byte file; a {what} "
+                            f"over {max_bytes:,} bytes is refused unread{advice}")
             for info in zf.infolist():
                 with zf.open(info) as f:
                     problem = _npy_header_problem(f, info.file_size)
@@ -237,7 +331,9 @@ def _open(path):
         if f.read(len(NPY_MAGIC)) == NPY_MAGIC:
             raise ModelFileError(f"{path} is a bare numpy array (.npy), not a sparsolve file; models, "
                                  "encoders and checkpoints are .npz files written by their save()")
-    check_npz_entries(path)
+    bound = max(LOAD_FLOOR_BYTES, LOAD_INFLATION * path.stat().st_size)
+    check_npz_entries(path, max_bytes=bound, advice=" (a decompression bomb, or a file recompressed by another tool: "
+                      "sparsolve writes its files uncompressed); if you trust it, store it uncompressed (zip -0)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}

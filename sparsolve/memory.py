@@ -5,12 +5,12 @@ With m atoms, p features, b rows per batch and s bytes per entry, the arrays are
 
 * the dictionary D: m·p·s;
 * in a fit, what the learner holds while its step's encode runs: D's update and the previous D
-  the norm rule falls back on, 2·m·p·s; the update's state -- ``"online"``: the running Ā and
-  the batch's A (m×m each), and two m×m temporaries (the running mean's update, the pass's
-  triangular matrix), with B̄ and B: (4·m² + 2·m·p)·s; ``"sgd"`` (Adam): the two moments, the
-  gradient and two temporaries, 5·m·p·s; ``"mod"``: A, the solve's copy and its factor, with B:
-  (3·m² + 2·m·p)·s -- and the batch: its rows x, codes z and residual, b·(2·p + m)·s
-  (``update=None``, inference alone as in ``encode``: none of these);
+  the norm rule falls back on, 2·m·p·s; the update rule's state and temporaries, its ``nbytes``
+  (sparsolve.rules: ``"online"``, the running Ā and the batch's A (m×m each), two m×m
+  temporaries, B̄ and B, (4·m² + 2·m·p)·s; ``"sgd"``, Adam's two moments, the gradient and two
+  temporaries, 5·m·p·s; ``"mod"``, A, the solve's copy and its factor, with B, (3·m² + 2·m·p)·s);
+  and the batch: its rows x, codes z and residual, b·(2·p + m)·s (``update=None``, inference
+  alone as in ``encode``: none of these);
 * per row of an inference chunk: the solver's working arrays, about eight (rows, m) and two
   (rows, p): (8·m + 2·p)·s; a run needs room for ``min_rows`` rows (by default
   min(b, MIN_CHUNK));
@@ -20,7 +20,7 @@ So a fit's plan is encode's plan in what the learner's own arrays leave free: th
 follows it (its form and rows per chunk), and picks a thinner chunk, or the factored form, when
 the statistics take most of the memory.  The plan keeps everything within ``fraction`` (default
 0.8) of the free memory.  The Gram form is taken where the flop count prefers it
-(inference.problem.choose_form) and G fits beside at least ``MIN_CHUNK`` rows; otherwise the
+(:func:`choose_form`) and G fits beside at least ``MIN_CHUNK`` rows; otherwise the
 factored form, which never forms an m×m array.  Where even the factored form does not fit,
 :class:`MemoryPlanError` says how much memory the run needs, how much is free, and the way out
 (``update="sgd"`` or a smaller m, or fewer rows).
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 from . import backend
 from .checks import choice, positive_int
+from .rules import UPDATE_RULES
 
 ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
-UPDATES = ("online", "sgd", "mod", None)  # None: inference alone (encode)
 FORMS = ("auto", "gram", "factored")
 
 # The fewest rows per chunk the Gram form must leave room for: below this, G's one-off cost no
@@ -73,15 +73,24 @@ class MemoryPlan:
         return self.fixed_bytes + rows * self.per_row_bytes
 
 
+def choose_form(n_samples: int, n_atoms: int, n_features: int, expected_evals: int = 50) -> str:
+    """'gram' or 'factored', whichever costs fewer flops over ``expected_evals`` evaluations: the Gram
+    form m²·p once and n·m² per evaluation, the factored form 2·n·m·p per evaluation
+    (sparsolve.inference.problem)."""
+    gram = n_atoms * n_atoms * n_features + expected_evals * n_samples * n_atoms * n_atoms
+    factored = expected_evals * 2 * n_samples * n_atoms * n_features
+    return "gram" if gram < factored else "factored"
+
+
 def _sizes(n_features, n_atoms, update, s, batch_size):
     """(fixed, statistics, per row, G) in bytes: see the module docstring."""
     m, p, b = n_atoms, n_features, batch_size
     per_row, gram = (8 * m + 2 * p) * s, m * m * s
     if update is None:
         return m * p * s, 0, per_row, gram
-    statistics = {"online": 4 * m * m + 2 * m * p, "sgd": 5 * m * p, "mod": 3 * m * m + 2 * m * p}[update]
-    held = 2 * m * p + statistics + b * (2 * p + m)
-    return (m * p + held) * s, statistics * s, per_row, gram
+    statistics = UPDATE_RULES[update].nbytes(m, p, b, s)
+    held = (2 * m * p + b * (2 * p + m)) * s + statistics
+    return m * p * s + held, statistics, per_row, gram
 
 
 def plan(free_bytes: int, n_features: int, n_atoms: int, batch_size: int, dtype: str = "float32", *,
@@ -96,7 +105,7 @@ def plan(free_bytes: int, n_features: int, n_atoms: int, batch_size: int, dtype:
     m = positive_int(n_atoms, "n_atoms")
     b = positive_int(batch_size, "batch_size")
     choice(dtype, "dtype", tuple(ITEMSIZE))
-    choice(update, "update", UPDATES)
+    choice(update, "update", (*UPDATE_RULES, None))  # None: inference alone (encode)
     choice(form, "form", FORMS)
     s = ITEMSIZE[dtype]
     budget = int(free_bytes * fraction)
@@ -107,8 +116,6 @@ def plan(free_bytes: int, n_features: int, n_atoms: int, batch_size: int, dtype:
         raise MemoryPlanError(_does_not_fit(p, m, b, dtype, update, fixed + per_row * least, statistics,
                                             budget, free_bytes, fraction, device, least))
     if form == "auto":
-        from .inference.problem import choose_form  # inference imports this module's callers; import late
-
         form = choose_form(b, m, p)
         if form == "gram" and fixed + gram + per_row * want_rows > budget:
             form = "factored"
@@ -158,18 +165,18 @@ def _bisect(fits, lo, hi):
 def _does_not_fit(p, m, b, dtype, update, needed, statistics, budget, free, fraction, device, rows):
     s = ITEMSIZE[dtype]
     usable = f"{budget / _GIB:.2f} GiB ({fraction:.0%} of the {free / _GIB:.2f} GiB free on {device})"
-    what = {"online": f"the online statistics Ā and A ({m}×{m} each) take {statistics / _GIB:.2f} GiB",
-            "mod": f"the statistics A ({m}×{m}) and its solve take {statistics / _GIB:.2f} GiB",
-            "sgd": f"Adam's moments take {statistics / _GIB:.2f} GiB",
-            None: f"the dictionary takes {m * p * s / _GIB:.2f} GiB"}[update]
-    if update is not None:
-        what += f", the batch of {b:,} rows with its codes and residual {b * (2 * p + m) * s / _GIB:.2f} GiB"
+    if update is None:
+        what = f"the dictionary takes {m * p * s / _GIB:.2f} GiB"
+    else:
+        what = (f"{UPDATE_RULES[update].state_text.format(m=m)} take {statistics / _GIB:.2f} GiB, the batch of "
+                f"{b:,} rows with its codes and residual {b * (2 * p + m) * s / _GIB:.2f} GiB")
     ways = []
-    if update not in ("sgd", None):
-        fixed_sgd, _, per_row, _ = _sizes(p, m, "sgd", s, b)
-        sgd_needed = fixed_sgd + per_row * rows
-        if sgd_needed <= budget:
-            ways.append(f"update='sgd' (Adam on the gradient, no m×m statistics: {sgd_needed / _GIB:.2f} GiB)")
+    for name, rule in UPDATE_RULES.items():  # the rules that need less, where they fit (not a full-batch one)
+        if update is None or rule.full_batch or rule.nbytes(m, p, b, s) >= statistics:
+            continue
+        fixed, _, per_row, _ = _sizes(p, m, name, s, b)
+        if fixed + per_row * rows <= budget:
+            ways.append(f"update={name!r} ({rule.summary}; {(fixed + per_row * rows) / _GIB:.2f} GiB)")
     largest = largest_n_atoms(budget, p, b, dtype, update, rows)
     if largest:
         ways.append(f"n_atoms ≤ {largest:,}")

@@ -442,6 +442,7 @@ def test_default_schedule_resumes_exactly(tmp_path, X_train, D_learned, alpha):
         sparsolve.fit_amortized(X, D_learned, checkpoint=ck, n_epochs=7, **kw)
 
 
+@pytest.mark.slow  # two trainings of 1,000+ steps
 def test_default_schedule_is_near_a_longer_run(D_learned):
     """On a problem benchmarks/amortized_defaults.py does not use (64 atoms, 2,000 patches at unit
     variance, α = 0.3, T = 1), the defaults (ISTA's start, lr 3e-3, 1,000 steps) end within 1.5× the

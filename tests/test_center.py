@@ -118,7 +118,7 @@ def test_a_resumed_centred_run_equals_the_uninterrupted_one(planted, tmp_path):
 
 def test_the_estimator_centres_and_inverse_transform_adds_the_offset_back(planted):
     X, _, c = planted
-    est = sparsolve.DictionaryLearning(n_atoms=32, alpha=0.1, center=True, n_epochs=1, random_state=0)
+    est = sparsolve.DictionaryLearning(n_components=32, alpha=0.1, center=True, n_epochs=1, random_state=0)
     est.fit(X[:2000] + c)
     assert metrics.fvu(X[:200] + c, est.inverse_transform(est.transform(X[:200] + c))) < 0.1
     with pytest.raises(ValueError, match="partial_fit"):

@@ -13,11 +13,6 @@ from sparsolve.io import ModelFileError
 FIT = dict(solver="cd", batch_size=100, seed=7, progress=False)
 
 
-@pytest.fixture(scope="module")
-def patches():
-    return natural_image_patches(8, 1200, seed=3)
-
-
 @pytest.mark.parametrize("update", ["online", "sgd"])  # sgd: Adam's moments go through the checkpoint
 def test_resumed_run_equals_uninterrupted(patches, tmp_path, update):
     full = sparsolve.fit(patches, 16, 0.01, n_epochs=2, update=update, lr=0.01, **FIT)
@@ -62,9 +57,11 @@ def test_corrupt_checkpoint_is_reported_and_left_intact(patches, tmp_path):
 def test_resume_on_other_data_is_refused_naming_both(patches, tmp_path):
     ckpt = tmp_path / "run.npz"
     sparsolve.fit(patches, 8, 0.01, max_steps=2, checkpoint=ckpt, **FIT)
-    other = patches[::-1].copy()
-    with pytest.raises(ValueError, match=r"other data: it saw an array of shape \(1200, 64\).*rows #"):
-        sparsolve.fit(other, 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+    with pytest.raises(ValueError, match=rf"other data: it saw an array of shape \({len(patches)}, 64\), float64, this fit "
+                                         rf"has an array of shape \({len(patches) - 100}, 64\)"):
+        sparsolve.fit(patches[:-100], 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+    with pytest.raises(ValueError, match=r"other data: the batch of step 1 \(epoch 0, batch 0\) differs"):
+        sparsolve.fit(patches[::-1].copy(), 8, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
     more = sparsolve.fit(patches, 8, 0.01, max_steps=3, checkpoint=ckpt, **FIT)  # the same data resumes
     assert more.history["step"] == [1, 2, 3]
 
@@ -79,6 +76,7 @@ def test_keyboard_interrupt_saves_a_checkpoint(patches, tmp_path, ctrl_c_at):
     np.testing.assert_array_equal(resumed.dictionary, full.dictionary)
 
 
+@pytest.mark.slow  # a subprocess
 def test_sigterm_saves_a_checkpoint(tmp_path):
     ckpt = tmp_path / "run.npz"
     script = textwrap.dedent(f"""
@@ -110,3 +108,58 @@ def test_unwritable_checkpoint_path_is_refused_before_training(patches, tmp_path
     with pytest.raises(ValueError, match="is a directory"):
         sparsolve.fit(patches, 8, 0.01, max_steps=2, checkpoint=tmp_path / "dir.npz", **FIT)
     assert calls == []
+
+
+def test_a_checkpoint_whose_statistics_have_the_wrong_shape_is_refused_naming_them(patches, tmp_path):
+    """Checked on load, every array against the config's shapes: not a numpy broadcast error mid-resume."""
+    from sparsolve import io
+
+    ckpt = tmp_path / "run.npz"
+    sparsolve.fit(patches, 16, 0.01, max_steps=2, checkpoint=ckpt, **FIT)
+    arrays, meta = io.load_npz(ckpt, "fit_checkpoint")
+    io.save_npz(ckpt, "fit_checkpoint", {**arrays, "stats_A": arrays["stats_A"][:15]}, meta)
+    with pytest.raises(ModelFileError, match=r"'stats_A' has shape \(15, 16\) .*expected shape \(16, 16\)"):
+        sparsolve.fit(patches, 16, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+    io.save_npz(ckpt, "fit_checkpoint", {**arrays, "idle": arrays["idle"][:3]}, meta)
+    with pytest.raises(ModelFileError, match=r"'idle' has shape \(3,\)"):
+        sparsolve.fit(patches, 16, 0.01, max_steps=4, checkpoint=ckpt, **FIT)
+
+
+@pytest.mark.parametrize("update", ["online", "sgd"])
+def test_checkpoints_of_the_earlier_format_resume(tmp_path, update):
+    """tests/data/fit_checkpoint_<update>_v0.npz were written by sparsolve before the update rules became
+    objects (commit 5f86974), by the fit below stopped in its step 3 (so saved at step 2).  Resumed
+    by this sparsolve, they give the uninterrupted run's dictionary, bit for bit."""
+    import shutil
+    from pathlib import Path
+
+    X = natural_image_patches(8, 400, seed=3)
+    settings = dict(solver="cd", update=update, lr=0.01, batch_size=100, n_epochs=2, seed=5, progress=False)
+    path = tmp_path / "old.npz"
+    shutil.copy(Path(__file__).parent / "data" / f"fit_checkpoint_{update}_v0.npz", path)
+    assert sparsolve.load(path).history["step"] == [1, 2]
+    resumed = sparsolve.fit(X, 8, 0.1, checkpoint=path, checkpoint_every=2, **settings)
+    whole = sparsolve.fit(X, 8, 0.1, **settings)
+    np.testing.assert_array_equal(resumed.dictionary, whole.dictionary)
+    assert resumed.history["step"] == whole.history["step"] == list(range(1, 9))
+
+
+def test_a_checkpoint_of_the_earlier_format_is_checked_on_what_it_recorded(tmp_path):
+    """An earlier checkpoint has no digests: its sample of rows refuses other data, and its resumed
+    run's next save records the digests of the batches read from the resume on."""
+    import shutil
+    from pathlib import Path
+
+    from sparsolve import io
+
+    X = natural_image_patches(8, 400, seed=3)
+    settings = dict(solver="cd", update="online", lr=0.01, batch_size=100, n_epochs=2, seed=5, progress=False)
+    path = tmp_path / "old.npz"
+    shutil.copy(Path(__file__).parent / "data" / "fit_checkpoint_online_v0.npz", path)
+    with pytest.raises(ValueError, match=r"written on other data: it saw an array of shape \(400, 64\), float64, "
+                                         r"rows #\w+, this fit has an array of shape \(400, 64\), float64, rows #"):
+        sparsolve.fit(X + 1.0, 8, 0.1, checkpoint=path, **settings)
+    sparsolve.fit(X, 8, 0.1, checkpoint=path, checkpoint_every=2, max_steps=4, **settings)
+    arrays, meta = io.load_npz(path, "fit_checkpoint")
+    assert meta["data"]["digest"] == "sha256" and arrays["consumed"][:, 0].tolist() == [3, 4]
+

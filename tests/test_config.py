@@ -98,7 +98,35 @@ def test_cli_flags_and_estimator_parameters_are_generated_from_the_fields():
     for f in dataclasses.fields(FitConfig):
         flag = "--solver-option" if f.name == "solver_options" else "--" + f.name.replace("_", "-")
         assert flag in fit_help, f.name
-        if f.name not in ("device", "checkpoint_every", "seed"):
+        if f.name not in ("device", "checkpoint_every", "seed", "n_atoms"):
             assert f.name in params, f.name
-    assert "random_state" in params
+    assert "random_state" in params and "n_components" in params  # scikit-learn's names
     assert docs["forget"].split()[0] in fit_help
+
+
+@pytest.mark.parametrize("cls, name", [(FitConfig, f.name) for f in dataclasses.fields(FitConfig) if f.type == "bool"]
+                         + [(AmortizedConfig, f.name) for f in dataclasses.fields(AmortizedConfig)
+                            if f.type == "bool"])
+@pytest.mark.parametrize("bad", ["no", "false", 0, 1, None])
+def test_every_true_or_false_setting_refuses_anything_else(cls, name, bad):
+    """positive="no" once became True; every boolean setting now says what it wants instead."""
+    args = (8, 0.1) if cls is FitConfig else (1, 0.1)
+    with pytest.raises(TypeError, match=f"{name} must be True or False, got {bad!r}"):
+        cls(*args, **{name: bad})
+
+
+def test_the_boolean_settings_are_the_ones_expected():
+    booleans = {f.name for cls in (FitConfig, AmortizedConfig) for f in dataclasses.fields(cls) if f.type == "bool"}
+    assert booleans == {"positive", "shuffle", "resample_dead", "center", "learn_gamma", "tied", "accelerate"}
+
+
+def test_the_choices_are_the_registries():
+    from sparsolve.inference import REGISTRY
+    from sparsolve.rules import NORM_RULES, UPDATE_RULES
+
+    assert FitConfig.CHOICES["solver"] == ("auto", *REGISTRY)
+    assert FitConfig.CHOICES["update"] == tuple(UPDATE_RULES)
+    assert FitConfig.CHOICES["norm"] == tuple(NORM_RULES)
+    for name in ("update", "norm"):
+        with pytest.raises(ValueError, match=f"{name}='nope' is not known; choose one of"):
+            FitConfig(8, 0.1, **{name: "nope"})

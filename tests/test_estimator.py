@@ -9,7 +9,6 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import sparsolve  # noqa: E402
-from sparsolve.data import natural_image_patches  # noqa: E402
 from sparsolve.estimator import EXPECTED_FAILED_CHECKS  # noqa: E402
 
 
@@ -19,19 +18,14 @@ def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
-@pytest.fixture(scope="module")
-def patches():
-    return natural_image_patches(8, 600, seed=2)
-
-
 def test_fit_transform_inverse_transform(patches):
-    est = sparsolve.DictionaryLearning(n_atoms=16, alpha=0.01, n_epochs=2, random_state=0).fit(patches)
+    est = sparsolve.DictionaryLearning(n_components=16, alpha=0.01, n_epochs=2, random_state=0).fit(patches)
     assert est.components_.shape == (16, 64)
     np.testing.assert_allclose(np.linalg.norm(est.components_, axis=1), 1.0, atol=1e-6)
     Z = est.transform(patches[:40])
     assert Z.shape == (40, 16) and 0 < np.count_nonzero(Z) < Z.size
     np.testing.assert_allclose(est.inverse_transform(Z), Z @ est.components_)
-    assert est.history_["step"][-1] == 2 * 3  # 600 rows, batches of 256: 3 per epoch
+    assert est.history_["step"][-1] == 2 * -(-len(patches) // 256)  # 2 epochs in batches of 256
     # transform codes to the tight transform_tol: a certified lasso solution
     gap = sparsolve.duality_gap(patches[:40], est.components_, Z, 0.01)
     F = sparsolve.objective(patches[:40], est.components_, Z, 0.01)
@@ -39,7 +33,7 @@ def test_fit_transform_inverse_transform(patches):
 
 
 def test_params_round_trip():
-    est = sparsolve.DictionaryLearning(n_atoms=8, alpha=0.3, norm="ball")
+    est = sparsolve.DictionaryLearning(n_components=8, alpha=0.3, norm="ball")
     assert est.get_params()["norm"] == "ball"
     est.set_params(alpha=0.5, update="sgd")
     other = clone(est)
@@ -47,7 +41,7 @@ def test_params_round_trip():
 
 
 def test_partial_fit_steps_and_keeps_learning(patches):
-    est = sparsolve.DictionaryLearning(n_atoms=16, alpha=0.01, random_state=0)
+    est = sparsolve.DictionaryLearning(n_components=16, alpha=0.01, random_state=0)
     for start in range(0, 600, 200):
         est.partial_fit(patches[start:start + 200])
     assert est.history_["step"] == [1, 2, 3]
@@ -58,7 +52,7 @@ def test_partial_fit_steps_and_keeps_learning(patches):
 
 def test_in_a_pipeline(patches):
     y = (patches[:, :32].sum(axis=1) > patches[:, 32:].sum(axis=1)).astype(int)  # top half brighter
-    pipe = make_pipeline(sparsolve.DictionaryLearning(n_atoms=32, alpha=0.005, n_epochs=2, random_state=0),
+    pipe = make_pipeline(sparsolve.DictionaryLearning(n_components=32, alpha=0.005, n_epochs=2, random_state=0),
                          LogisticRegression(max_iter=2000))
     pipe.fit(patches, y)
     assert pipe.named_steps["dictionarylearning"].transform(patches[:5]).shape == (5, 32)
@@ -68,3 +62,24 @@ def test_in_a_pipeline(patches):
 def test_bad_settings_reach_the_user(patches):
     with pytest.raises(ValueError, match="norm='sphere' is not known"):
         sparsolve.DictionaryLearning(norm="sphere").fit(patches)
+
+
+def test_n_components_is_scikit_learns_name(patches):
+    est = sparsolve.DictionaryLearning(n_components=12, alpha=0.05, n_epochs=1, random_state=0).fit(patches)
+    assert est.components_.shape == (12, 64) and est.n_components_ == 12
+    assert "n_components" in est.get_params() and "n_atoms" not in est.get_params()
+    with pytest.raises(TypeError, match="n_atoms"):
+        sparsolve.DictionaryLearning(n_atoms=12)
+
+
+def test_feature_names_out_and_pandas_output(patches):
+    est = sparsolve.DictionaryLearning(n_components=5, alpha=0.05, n_epochs=1, random_state=0).fit(patches)
+    np.testing.assert_array_equal(est.get_feature_names_out(),
+                                  [f"dictionarylearning{i}" for i in range(5)])
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(patches, columns=[f"px{i}" for i in range(64)])
+    pipe = make_pipeline(sparsolve.DictionaryLearning(n_components=5, alpha=0.05, n_epochs=1, random_state=0))
+    pipe.set_output(transform="pandas")
+    codes = pipe.fit_transform(frame)
+    assert isinstance(codes, pd.DataFrame) and list(codes.columns) == [f"dictionarylearning{i}" for i in range(5)]
+    np.testing.assert_array_equal(codes.index, frame.index)

@@ -1,4 +1,5 @@
-"""The examples run: both experiment scripts at --smoke size, and the notebook end to end.
+"""The examples run: both experiment scripts at --smoke size, and the notebook end to end (on the
+photos, and on a CIFAR-format file), with the picture it must show.
 
 The scripts are run as a user would (a subprocess, ``python examples/....py``), writing
 into a temporary folder; the tables they write are parsed and checked row by row.
@@ -6,10 +7,12 @@ into a temporary folder; the tables they write are parsed and checked row by row
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +85,30 @@ def test_inner_loop_smoke(tmp_path):
         assert (tmp_path / png).stat().st_size > 1000
 
 
-def test_notebook_executes(tmp_path, monkeypatch):
+def _cifar_format_batch(folder, n=2000, seed=0):
+    """A CIFAR-10 ``data_batch_1`` of natural images: 96×96 crops of scikit-learn's photos, shrunk
+    3× to 32×32 (CIFAR's images are shrunk photos too), so that the notebook's CIFAR path runs
+    on real image statistics without the download."""
+    import pickle
+
+    from sparsolve.data.images import _sample_images_uint8
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        photo = _sample_images_uint8()[i % 2]
+        r, c = rng.integers(0, photo.shape[0] - 96), rng.integers(0, photo.shape[1] - 96)
+        small = photo[r:r + 96, c:c + 96].astype(float).reshape(32, 3, 32, 3, 3).mean(axis=(1, 3))
+        rows.append(np.round(small).astype(np.uint8).transpose(2, 0, 1).ravel())  # CIFAR: channel-major
+    batch = {b"batch_label": b"photo crops", b"labels": [0] * n, b"data": np.stack(rows),
+             b"filenames": [b"crop.png"] * n}
+    (folder / "cifar-10-batches-py").mkdir(parents=True)
+    (folder / "cifar-10-batches-py" / "data_batch_1").write_bytes(pickle.dumps(batch, protocol=4))
+    return folder
+
+
+@pytest.mark.parametrize("images", ["photos", "cifar-format"])
+def test_notebook_executes(tmp_path, monkeypatch, images):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
@@ -91,8 +117,12 @@ def test_notebook_executes(tmp_path, monkeypatch):
     if "python3" not in KernelSpecManager().find_kernel_specs():
         subprocess.run([sys.executable, "-m", "ipykernel", "install", "--user", "--name", "python3"],
                        check=True, capture_output=True)
-    # The default path of the notebook: no CIFAR-10, the embedded images.
-    monkeypatch.setenv("SPARSOLVE_CIFAR10", str(tmp_path / "no-cifar"))
+    # The default path of the notebook, no CIFAR-10: the embedded images; or a CIFAR-format file.
+    cifar = _cifar_format_batch(tmp_path / "cifar") if images == "cifar-format" else tmp_path / "no-cifar"
+    monkeypatch.setenv("SPARSOLVE_CIFAR10", str(cifar))
+    # The kernel runs in tmp_path: the checkout under test comes first on its path, not whatever
+    # sparsolve is installed (a relative PYTHONPATH=. would name tmp_path there).
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     nb = nbformat.read(EXAMPLES / "cifar_patches.ipynb", as_version=4)
     assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), \
         "commit the notebook without outputs"
@@ -102,6 +132,16 @@ def test_notebook_executes(tmp_path, monkeypatch):
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert "scikit-learn sample images" in text
+    assert ("scikit-learn sample images" if images == "photos" else "CIFAR-10 (2000 images") in text
     assert "learned G, t*=5" in text  # the comparison table was printed
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4  # the figures were drawn
+    # The picture: localised Gabor-like atoms, above the random and PCA controls; the Gabor bank
+    # is the ceiling.  Rows: name, Gabor-like fraction, localised fraction, median envelope area.
+    scores = {m[1]: (float(m[2]), float(m[3])) for m in
+              re.finditer(r"^(learned|control \w+) +([\d.]+) +([\d.]+)", text, flags=re.M)}
+    assert set(scores) == {"learned", "control random", "control pca", "control gabor"}, text
+    gabor_like, localised = scores["learned"]
+    assert gabor_like >= 0.5 and localised >= 0.5, text
+    for control in ("random", "pca"):
+        assert gabor_like > scores[f"control {control}"][0] and localised > scores[f"control {control}"][1], text
+    assert scores["control gabor"][0] >= 0.9

@@ -74,11 +74,6 @@ def test_history_has_every_quantity(planted_data):
     assert all(0 <= v <= 1 for v in model.history["nnz_frac"])
 
 
-@pytest.fixture(scope="module")
-def patches():
-    return natural_image_patches(8, 1200, seed=3)
-
-
 FIT = dict(solver="cd", batch_size=100, seed=7, progress=False)
 
 
@@ -163,6 +158,18 @@ def test_bad_alpha(patches):
 def test_batch_size_larger_than_data(patches):
     with pytest.raises(ValueError, match="batch_size=5000 is larger than the data"):
         sparsolve.fit(patches, 8, 0.1, batch_size=5000)
+
+
+def test_the_default_batch_size_fits_small_data(caplog):
+    """Ten rows, no batch size given: one batch of all ten (as scikit-learn's online learner runs),
+    said in the log and kept in the model's settings; a batch size the user gave is still checked."""
+    X = np.random.default_rng(0).standard_normal((10, 6))
+    with caplog.at_level("INFO", logger="sparsolve"):
+        model = sparsolve.fit(X, 4, 0.1, solver="cd", n_epochs=3, seed=0, progress=False)
+    assert model.settings["batch_size"] == 10 and model.history["step"] == [1, 2, 3]
+    assert "batch_size=10" in caplog.text and "10 rows" in caplog.text
+    with pytest.raises(ValueError, match="batch_size=20 is larger than the data"):
+        sparsolve.fit(X, 4, 0.1, batch_size=20, progress=False)
 
 
 def test_nan_in_a_batch_names_the_batch():

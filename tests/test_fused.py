@@ -55,6 +55,7 @@ print(json.dumps(launches))
 """
 
 
+@pytest.mark.slow  # a subprocess in Triton's interpreter
 def test_interpreted_kernel_equals_the_array_step(tmp_path):
     pytest.importorskip("triton", reason="Triton is not installed: the interpreter test needs it")
     root = str(Path(sparsolve.__file__).resolve().parent.parent)

@@ -5,6 +5,7 @@ from sparsolve.data import natural_image_patches
 from sparsolve.gabor import (
     GaborStats,
     control_dictionaries,
+    envelope_area,
     fit_gabor,
     gabor,
     gabor_stats,
@@ -108,6 +109,8 @@ def test_random_atoms_score_low_and_pca_is_not_gabor_like(controls):
     # frequencies fit, most do not.
     assert pca.median_r2 < gabors.median_r2
     assert pca.frac_good < 0.5
+    # and those that fit are waves across the whole patch: none is localised
+    assert pca.frac_localized == 0.0 and random.frac_localized == 0.0
 
 
 def test_gabor_stats_colour_and_shapes():
@@ -135,3 +138,64 @@ def test_gabor_stats_bad_input():
         gabor_stats(np.eye(64)[:2], threshold=2)
     with pytest.raises(TypeError, match="D"):
         gabor_stats(np.array([["a"] * 4]))
+
+
+# ---------------------------------------------------------------- localisation
+
+
+def test_envelope_area_is_the_share_of_the_patch_inside_the_half_maximum_ellipse():
+    centred = [3.5, 3.5, 1.5, 1.5, 0.0, 0.2, 0.0, 1.0]
+    # pixel centres within 1.18 σ = 1.77 px of (3.5, 3.5): the 4 nearest and the 8 next ones
+    assert envelope_area(centred, 8) == pytest.approx(12 / 64)
+    assert envelope_area(centred[:2] + [16.0, 16.0] + centred[4:], 8) == 1.0  # a whole-patch grating
+    # a wider envelope covers more; the same Gabor in a corner, or in a bigger patch, a smaller share
+    assert envelope_area(centred[:2] + [2.5, 2.5] + centred[4:], 8) > 12 / 64
+    assert envelope_area([0.0, 0.0] + centred[2:], 8) < 12 / 64
+    assert envelope_area([7.5, 7.5] + centred[2:], 16) == pytest.approx(12 / 256)
+    # elongated along the stripes: the ellipse's area grows with σ_y, whatever the orientation
+    for theta in (0.0, 0.6, np.pi / 2):
+        long = [5.5, 5.5, 1.0, 3.0, theta, 0.2, 0.0, 1.0]
+        assert 3 * envelope_area(long[:3] + [1.0] + long[4:], 12) <= envelope_area(long, 12) + 0.02
+    with pytest.raises(ValueError, match="params"):
+        envelope_area([1.0, 2.0], 8)
+
+
+def _gabor_bank(n, side, sigma, seed=0):
+    """Gabors of envelope σ in ``sigma`` (pixels), centred in the middle half of the patch."""
+    rng = np.random.default_rng(seed)
+    bank = []
+    for _ in range(n):
+        s = rng.uniform(*sigma)
+        bank.append(gabor([rng.uniform(side / 4, 3 * side / 4 - 1), rng.uniform(side / 4, 3 * side / 4 - 1),
+                           s, s * rng.uniform(1.0, 1.5), rng.uniform(0, np.pi), rng.uniform(0.15, 0.3),
+                           rng.uniform(-np.pi, np.pi), 1.0], side).ravel())
+    return np.array(bank)
+
+
+def _gratings(n, side, seed=0):
+    """Plane waves cos(2π f u + φ) across the whole patch: Gabor-like to the fit, not localised."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.indices((side, side))
+    out = []
+    for _ in range(n):
+        theta, f, phase = rng.uniform(0, np.pi), rng.uniform(0.1, 0.3), rng.uniform(-np.pi, np.pi)
+        out.append(np.cos(2 * np.pi * f * (cols * np.cos(theta) + rows * np.sin(theta)) + phase).ravel())
+    return np.array(out)
+
+
+def test_small_gabors_score_localised_and_gratings_do_not():
+    small = gabor_stats(_gabor_bank(12, 12, (1.0, 1.6)))
+    assert small.frac_good == 1.0 and small.frac_localized == 1.0
+    assert np.nanmax(small.envelope_area) <= 0.3
+    gratings = gabor_stats(_gratings(12, 12))
+    assert gratings.frac_good >= 0.9  # the R² metric alone calls them Gabor-like ...
+    assert gratings.frac_localized == 0.0  # ... the envelope says they fill the patch
+    assert np.nanmin(gratings.envelope_area) >= 0.9
+    summary = small.summary()
+    assert summary["frac_localized"] == 1.0 and summary["localized"] == 0.4
+    assert summary["median_envelope_area"] == pytest.approx(np.median(small.envelope_area))
+    assert "localised" in str(small)
+    # the threshold is the caller's: nothing counts as localised at 0
+    assert gabor_stats(_gabor_bank(4, 12, (1.0, 1.6)), localized=0.0).frac_localized == 0.0
+    with pytest.raises(ValueError, match="localized"):
+        gabor_stats(_gabor_bank(2, 12, (1.0, 1.6)), localized=1.5)

@@ -110,3 +110,16 @@ def test_float32_gap_is_dominated_by_rounding(X, D_random, alpha):
     assert g32.dtype == np.float32
     assert np.abs(g32 - g64).max() <= 1e-5 * (X * X).sum(1).max()
     assert np.abs(g32 - g64).max() > 10 * g64.max()
+
+
+@pytest.mark.parametrize("name", ["objective", "duality_gap", "kkt_residual"])
+def test_codes_of_the_wrong_shape_are_named(X, D_random, alpha, name):
+    function = getattr(sparsolve, name) if hasattr(sparsolve, name) else getattr(sparsolve.gap, name)
+    Z = np.zeros((X.shape[0], D_random.shape[0] - 1))
+    with pytest.raises(ValueError, match=rf"Z has shape \({X.shape[0]}, 63\); expected \(n_samples, n_atoms\) = "
+                                         rf"\({X.shape[0]}, 64\)"):
+        function(X, D_random, Z, alpha)
+    with pytest.raises(ValueError, match=r"D has 65 features but X has 64"):
+        function(X, np.zeros((64, 65)), np.zeros((X.shape[0], 64)), alpha)
+    with pytest.raises(ValueError, match=r"Z has shape \(3, 64\); expected .*\(150, 64\)"):
+        function(X, D_random, np.zeros((3, 64)), alpha)

@@ -1,49 +1,57 @@
-"""learning/learner.py: the step's stages, the statistics seam, and the history."""
+"""learning/learner.py: the step's stages, the reducer it is handed, and the history."""
 import numpy as np
 import pytest
 
-from sparsolve.config import UPDATES, FitConfig
-from sparsolve.learning import learner as L
+from sparsolve.config import FitConfig
+from sparsolve.inference import solver_for
 from sparsolve.learning.fit import new_learner
+from sparsolve.learning.history import on_host
+from sparsolve.learning.learner import Learner
+from sparsolve.learning.reducer import Identity
 
 
 def _X(n=300, p=16, seed=0):
     return np.random.default_rng(seed).standard_normal((n, p))
 
 
-def test_every_update_is_in_the_table():
-    assert set(L.UPDATE_RULES) == set(UPDATES)
+class Spy(Identity):
+    """A reducer that records what the step hands its statistics seam, and may change the sums."""
+
+    def __init__(self, change=None):
+        self.seen, self.change = [], change
+
+    def statistics(self, rule, X, Z, R, D, used, rows):
+        stats, used, rows = super().statistics(rule, X, Z, R, D, used, rows)
+        self.seen.append((tuple(s.shape for s in stats), used.shape, rows))
+        return (stats if self.change is None else self.change(stats)), used, rows
 
 
-def test_the_statistics_stage_goes_through_the_distributed_seam(monkeypatch):
-    """The statistics stage hands (its statistics, atom use, rows) to distributed.step_sums and
-    steps with what it returns (in a data-parallel run: the global batch's sums)."""
-    from sparsolve.learning import distributed
+def _learner(X, reducer, **settings):
+    config = FitConfig(8, 0.1, solver="cd", batch_size=100, seed=0, **settings).resolved(300)
+    return Learner(config, X.shape[1], 0, reducer=reducer)
 
+
+def test_the_statistics_go_through_the_reducer():
+    """The step hands (its statistics, atom use, rows) to its reducer and steps with what the reducer
+    returns (in a data-parallel run: the global batch's sums)."""
     X = _X()
-    seen = []
-    real = distributed.step_sums
-
-    def step_sums(stats, used, rows):
-        seen.append((tuple(s.shape for s in stats), used.shape, rows))
-        return real(stats, used, rows)
-
-    monkeypatch.setattr(distributed, "step_sums", step_sums)
-    a = new_learner(X, FitConfig(8, 0.1, solver="cd", batch_size=100, seed=0).resolved(300))
+    spy = Spy()
+    a = _learner(X, spy)
     a.step(X[:100])
     a.step(X[100:200])
-    assert seen == [(((8, 8), (8, 16)), (8,), 100)] * 2
-    # sgd forms no m×m statistics: the seam gets its (m, p) gradient, and a seam that zeroes
-    # half of it changes the step (Adam's first step is the gradient's sign, so a scaling would not)
-    b = new_learner(X, FitConfig(8, 0.1, solver="cd", update="sgd", batch_size=100, seed=0).resolved(300))
-    c = new_learner(X, FitConfig(8, 0.1, solver="cd", update="sgd", batch_size=100, seed=0).resolved(300))
-    seen.clear()
+    assert spy.seen == [(((8, 8), (8, 16)), (8,), 100)] * 2
+    # sgd forms no m×m statistics: the reducer gets its (m, p) gradient, and one that zeroes half of
+    # it changes the step (Adam's first step is the gradient's sign, so a scaling would not)
+    spy = Spy()
+    b = _learner(X, spy, update="sgd")
     b.step(X[:100])
-    assert seen == [(((8, X.shape[1]),), (8,), 100)]
-    monkeypatch.setattr(distributed, "step_sums",
-                        lambda stats, used, rows: ((stats[0] * (np.arange(8) % 2)[:, None],), used, rows))
+    assert spy.seen == [(((8, X.shape[1]),), (8,), 100)]
+    c = _learner(X, Spy(change=lambda stats: (stats[0] * (np.arange(8) % 2)[:, None],)), update="sgd")
     c.step(X[:100])
     assert not np.allclose(b.D, c.D)
+    plain = _learner(X, None, update="sgd")  # the default reducer: one process, the same step as the spy's
+    plain.step(X[:100])
+    np.testing.assert_array_equal(plain.D, b.D)
 
 
 def test_a_failed_step_leaves_the_state_as_it_was():
@@ -73,9 +81,9 @@ def test_history_read_later_is_exact():
         ra = a.step(X[100 * i:100 * (i + 1)])
         records.append(b.step(torch.from_numpy(X[100 * i:100 * (i + 1)])))
     assert isinstance(records[0]["mse"], torch.Tensor) and len(b.history) == 0  # on the device until read
-    assert not L.on_host(records[1])
+    assert not on_host(records[1])
     b.sync()
-    assert L.on_host(records[0]) and len(b.history) == 2
+    assert on_host(records[0]) and len(b.history) == 2
     ha, hb = a.history.as_dict(), b.history.as_dict()
     assert all(isinstance(v, float) for v in hb["mse"])
     assert hb["mse"][1] == records[1]["mse"]
@@ -85,5 +93,5 @@ def test_history_read_later_is_exact():
 
 
 def test_auto_solver_is_cd_on_the_host():
-    assert L.solver_for("auto", np.zeros((2, 2))) == "cd"
-    assert L.solver_for("lca", np.zeros((2, 2))) == "lca"
+    assert solver_for("auto", np.zeros((2, 2))) == "cd"
+    assert solver_for("lca", np.zeros((2, 2))) == "lca"

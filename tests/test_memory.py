@@ -95,10 +95,10 @@ def test_inference_alone_counts_no_update_state():
 
 def test_fit_refuses_a_size_that_cannot_fit_before_any_encode(monkeypatch):
     import sparsolve
-    from sparsolve.learning import learner
+    from sparsolve.learning import reducer
 
     monkeypatch.setattr(backend, "free_bytes", lambda x: 512 << 20)  # 512 MiB free: room for sgd, not for online
-    monkeypatch.setattr(learner, "encode", lambda *a, **k: pytest.fail("encode ran before the plan refused"))
+    monkeypatch.setattr(reducer, "encode", lambda *a, **k: pytest.fail("encode ran before the plan refused"))
     X = np.zeros((8, 512), dtype=np.float32)
     with pytest.raises(memory.MemoryPlanError, match="update='sgd'"):
         sparsolve.fit(X, 8192, 0.1, batch_size=8, progress=False)

@@ -5,13 +5,7 @@ import pytest
 
 import sparsolve
 from sparsolve import io
-from sparsolve.data import natural_image_patches
 from sparsolve.io import ModelFileError
-
-
-@pytest.fixture(scope="module")
-def patches():
-    return natural_image_patches(8, 800, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +21,7 @@ def test_model_methods(model, patches):
     expected = sparsolve.objective(X, model.dictionary, Z, 0.01).mean()
     assert model.score(X, tol=1e-8) == pytest.approx(expected, rel=1e-6)
     torch = pytest.importorskip("torch")
-    Zt = model.encode(torch.from_numpy(X), tol=1e-8)
+    Zt = model.encode(torch.tensor(X), tol=1e-8)  # a copy: the shared patches are read-only
     assert isinstance(Zt, torch.Tensor)
     np.testing.assert_allclose(Zt.numpy(), Z, atol=1e-6)
 
@@ -257,3 +251,22 @@ def test_encode_defaults_to_cd_on_the_host_whatever_the_training_solver(patches)
     np.testing.assert_array_equal(Z, sparsolve.encode(X, lca.dictionary, 0.01, solver="cd", tol=1e-8))
     with pytest.warns(sparsolve.ConvergenceWarning, match="solver='lca'"):  # named: the training's, with gamma
         assert lca.encode(X, solver="lca", max_iter=3, tol=1e-8).shape == (30, 8)
+
+
+def test_load_refuses_a_compressed_file_that_would_inflate_far_past_its_size(tmp_path, monkeypatch):
+    """The issue's case: 1.9 MB of compressed zeros declaring 2 GB.  The declared sizes in the zip
+    directory are summed before any entry is read, so nothing of that size is ever allocated."""
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, __kind__=np.array("sparse_coding_model"), __meta__=np.array('{"alpha": 0.1}'),
+                        dictionary=np.zeros((4096, 8192)))  # 256 MB of zeros, a few hundred kB on disk
+    allocations = []
+    original = np.lib.format.read_array
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: allocations.append(a) or original(*a, **k))
+    with pytest.raises(ModelFileError, match=r"declares 268,435,\d+ bytes uncompressed in a [\d,]+-byte file"):
+        sparsolve.load(path)
+    assert allocations == []
+    small = tmp_path / "small.npz"  # a small compressed file is read as before
+    np.savez_compressed(small, __kind__=np.array("sparse_coding_model"),
+                        __meta__=np.array('{"alpha": 0.1, "solver": "cd", "positive": false}'),
+                        dictionary=np.eye(4))
+    np.testing.assert_array_equal(sparsolve.load(small).dictionary, np.eye(4))

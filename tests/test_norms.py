@@ -1,17 +1,10 @@
 """Norm rules: the L1 cheat shows without one, and each rule holds the atoms where it says."""
 import numpy as np
-import pytest
 
 import sparsolve
-from sparsolve.data import natural_image_patches
-from sparsolve.learning import norms
+from sparsolve.rules import norm_rule
 
 FIT = dict(solver="cd", batch_size=250, seed=0, progress=False)
-
-
-@pytest.fixture(scope="module")
-def patches():
-    return natural_image_patches(8, 2000, seed=5)
 
 
 def _mean(values):
@@ -67,9 +60,9 @@ def test_penalty_scale_follows_beta(patches):
 def test_project_restores_rows_that_came_out_zero():
     previous = np.ones((3, 4))
     D = np.array([[3.0, 4.0, 0, 0], [0, 0, 0, 0], [0.1, 0, 0, 0]])
-    unit = norms.project(D, "unit", previous=previous)
+    unit = norm_rule("unit").project(D, previous=previous)
     np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0)
     np.testing.assert_allclose(unit[1], 0.5)
-    ball = norms.project(D, "ball")
+    ball = norm_rule("ball").project(D)
     np.testing.assert_allclose(ball[2], D[2])
     np.testing.assert_allclose(ball[0], D[0] / 5)

@@ -1,5 +1,5 @@
 """The Triton kernel for the online pass's in-block steps (sparsolve/learning/_online_triton.py)
-against the Python loop it replaces (updates._in_block_steps) and the numba reference pass.
+against the Python loop it replaces (sparsolve.rules.online._in_block_steps) and the numba reference pass.
 
 On a CPU the kernel runs in Triton's interpreter (TRITON_INTERPRET=1), in one subprocess for
 all cases: the variable must be set before Triton compiles a kernel, and setting it in this
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import sparsolve
-from sparsolve.learning import _online_triton, updates
+from sparsolve.rules import _online_triton, norm_rule, online
 
 torch = pytest.importorskip("torch")
 
@@ -46,7 +46,7 @@ CASES = {
 _CHILD = """
 import json, sys
 import numpy as np, torch
-from sparsolve.learning import _online_triton, updates
+from sparsolve.rules import _online_triton, norm_rule, online
 cases = json.loads(sys.argv[1]); inputs = np.load(sys.argv[2])
 launches = {}
 kernel_steps = _online_triton.in_block_steps
@@ -59,7 +59,7 @@ out = {}
 for name, (m, p, block, norm, dtype, unused) in cases.items():
     launches[name] = 0
     D, A, B = (torch.from_numpy(inputs[name + part]).to(getattr(torch, dtype)) for part in ("D", "A", "B"))
-    out[name] = updates.online_blocked(D, A, B, norm, 0.0, block=block).numpy()
+    out[name] = online.online_blocked(D, A, B, norm_rule(norm), 0.0, block=block).numpy()
 np.savez(sys.argv[3], **out)
 print(json.dumps(launches))
 """
@@ -70,7 +70,7 @@ def _statistics(m, p, unused, seed=3):
     D = rng.standard_normal((m, p)) / np.sqrt(p)  # norms about 1: "ball" leaves some rows inside
     Z = np.abs(rng.standard_normal((5 * m, m))) * (rng.random((5 * m, m)) < 0.2)
     Z[:, unused] = 0.0
-    A, B = updates.batch_statistics(Z @ D + 0.1 * rng.standard_normal((5 * m, p)), Z)
+    A, B = online.batch_statistics(Z @ D + 0.1 * rng.standard_normal((5 * m, p)), Z)
     return D, A, B
 
 
@@ -97,15 +97,16 @@ def test_the_cases_reach_the_tails():
     assert 64 > 3 * _online_triton.CHUNK and 64 % _online_triton.CHUNK == 0 and 7 < _online_triton.CHUNK
 
 
+@pytest.mark.slow  # a subprocess in Triton's interpreter
 @pytest.mark.parametrize("name", list(CASES))
 def test_interpreted_kernel_equals_the_loop_and_the_numba_pass(interpreted, name):
     results, launches = interpreted
     m, p, block, norm, dtype, unused = CASES[name]
     (D, A, B), kernel = results[name]
     assert launches[name] == math.ceil(m / block)  # one launch a block: the kernel did run
-    loop = updates.online_blocked(*(torch.from_numpy(a).to(getattr(torch, dtype)) for a in (D, A, B)),
-                                  norm, 0.0, block=block).numpy()
-    reference = updates.online(D, A, B, norm, 0.0)  # the sequential numba pass, float64
+    loop = online.online_blocked(*(torch.from_numpy(a).to(getattr(torch, dtype)) for a in (D, A, B)),
+                                 norm_rule(norm), 0.0, block=block).numpy()
+    reference = online.online(D, A, B, norm_rule(norm), 0.0)  # the sequential numba pass, float64
     tol = 1e-12 if dtype == "float64" else 2e-5
     np.testing.assert_allclose(kernel, loop, rtol=0, atol=tol)
     np.testing.assert_allclose(kernel, reference, rtol=0, atol=tol)
@@ -159,10 +160,10 @@ def test_cuda_kernel_equals_the_loop(monkeypatch, norm, dtype, m, p, block):
         pytest.skip("Triton is not installed")
     D, A, B = (torch.from_numpy(a).to("cuda", getattr(torch, dtype)) for a in _statistics(m, p, [1, m - 2]))
     assert _online_triton.usable(D)
-    runs = [updates.online_blocked(D, A, B, norm, 0.0, block=block) for _ in range(3)]
+    runs = [online.online_blocked(D, A, B, norm_rule(norm), 0.0, block=block) for _ in range(3)]
     with monkeypatch.context() as patch:
         patch.setattr(_online_triton, "usable", lambda D: False)
-        loop = updates.online_blocked(D, A, B, norm, 0.0, block=block)
+        loop = online.online_blocked(D, A, B, norm_rule(norm), 0.0, block=block)
     tol = 1e-11 if dtype == "float64" else 3e-5
     np.testing.assert_allclose(runs[0].cpu().numpy(), loop.cpu().numpy(), rtol=0, atol=tol)
     for again in runs[1:]:

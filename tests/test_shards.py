@@ -120,6 +120,34 @@ def test_a_truncated_shard_is_refused(directory):
         ShardStream(directory, batch_size=8)
 
 
+def test_an_object_shard_is_refused_by_its_dtype_before_it_is_mapped(tmp_path):
+    np.save(tmp_path / "a.npy", np.array([[1.0, "x"]], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"a.npy has dtype object; shards must hold floats"):
+        open_shards(tmp_path)
+
+
+def test_a_folder_named_like_a_shard_is_named_as_a_folder(directory):
+    (directory / "sub.npy").mkdir()
+    with pytest.raises(ValueError, match="holds a folder named sub.npy; shards are .npy files"):
+        open_shards(directory)
+    with pytest.raises(ValueError, match="sub.npy is a folder, not a .npy file"):
+        open_shards([directory / "sub.npy"])
+    with pytest.raises(ValueError, match="part00.npy is a file; a path here must be a directory of .npy shards"):
+        open_shards(directory / "part00.npy")
+
+
+def test_float16_shards_are_learned_from_in_float32(tmp_path, arrays):
+    """float16 passes the shard check, so it must pass the solvers too: its rows come out as
+    float32, exactly."""
+    for i, a in enumerate(arrays):
+        np.save(tmp_path / f"part{i}.npy", a.astype(np.float16))
+    batches = list(ShardStream(tmp_path, batch_size=100, shuffle=False))
+    assert {b.dtype for b in batches} == {np.dtype(np.float32)}
+    np.testing.assert_array_equal(np.concatenate(batches), np.concatenate(arrays).astype(np.float16))
+    model = fit(tmp_path, 4, 0.1, max_steps=2, **FIT)
+    assert np.isfinite(model.dictionary).all() and model.history["step"] == [1, 2]
+
+
 def test_other_bad_shards_are_refused(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((4, 3, 2), np.float32))
     with pytest.raises(ValueError, match="must be 2-D"):

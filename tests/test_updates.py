@@ -1,9 +1,15 @@
-"""Dictionary updates: the blocked online pass equals the sequential numba kernel for every norm
-rule; the Adam step keeps each rule's meaning."""
+"""Update rules (sparsolve/rules/online.py, sgd.py): the blocked online pass equals the sequential
+numba kernel for every norm rule; the Adam step is torch's and resumes from its state_dict; each
+rule's state goes through a checkpoint's arrays, checked."""
+import re
+
 import numpy as np
 import pytest
 
-from sparsolve.learning import norms, updates
+from sparsolve.config import FitConfig
+from sparsolve.rules import UPDATE_RULES, norm_rule, update_rule
+from sparsolve.rules.online import batch_statistics, online, online_blocked
+from sparsolve.rules.sgd import AdamSettings, adam_step, gradient
 
 torch = pytest.importorskip("torch")
 
@@ -16,7 +22,7 @@ def statistics(m=40, p=12, n=200, seed=3, unused=(5, 17)):
     Z = np.abs(rng.standard_normal((n, m))) * (rng.random((n, m)) < 0.2)
     Z[:, list(unused)] = 0.0
     X = Z @ D + 0.1 * rng.standard_normal((n, p))
-    A, B = updates.batch_statistics(X, Z)
+    A, B = batch_statistics(X, Z)
     return D, A, B
 
 
@@ -27,9 +33,10 @@ def test_blocked_online_pass_equals_the_sequential_kernel(norm, beta, block):
     # the arithmetic (products per block, a triangular solve without a projection), so the two
     # agree to rounding, unused atoms (A_jj = 0) kept as they were included.
     D, A, B = statistics()
-    decay = norms.decay(norm, beta)
-    sequential = updates.online(D, A, B, norm, decay)
-    blocked = updates.online_blocked(*(torch.from_numpy(a) for a in (D, A, B)), norm, decay, block=block)
+    rule = norm_rule(norm)
+    decay = rule.decay(beta)
+    sequential = online(D, A, B, rule, decay)
+    blocked = online_blocked(*(torch.from_numpy(a) for a in (D, A, B)), rule, decay, block=block)
     np.testing.assert_allclose(blocked.numpy(), sequential, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(sequential[[5, 17]], D[[5, 17]])
     assert not np.allclose(sequential, D)
@@ -42,7 +49,7 @@ def test_blocked_pass_is_not_a_jacobi_sweep():
     # A pass that used the old atoms throughout (Jacobi) would differ: the order matters,
     # so equality above is a real check of the in-block corrections.
     D, A, B = statistics()
-    sequential = updates.online(D, A, B, "unit", 0.0)
+    sequential = online(D, A, B, norm_rule("unit"), 0.0)
     used = np.setdiff1d(np.arange(40), [5, 17])
     jacobi = (B - A @ D + np.diag(A)[:, None] * D)[used] / np.diag(A)[used, None]
     jacobi /= np.linalg.norm(jacobi, axis=1, keepdims=True)
@@ -52,10 +59,11 @@ def test_blocked_pass_is_not_a_jacobi_sweep():
 @pytest.mark.parametrize("norm", ["unit", "penalty"])
 def test_online_on_torch_cpu_and_float32_follows_the_input(norm):
     D, A, B = statistics()
-    decay = norms.decay(norm, 0.2)
-    ref = updates.online(D, A, B, norm, decay)
+    rule = norm_rule(norm)
+    decay = rule.decay(0.2)
+    ref = online(D, A, B, rule, decay)
     t = [torch.from_numpy(a.astype(np.float32)) for a in (D, A, B)]
-    out = updates.online(*t, norm, decay)
+    out = online(*t, rule, decay)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
     np.testing.assert_allclose(out.numpy(), ref, rtol=0, atol=1e-4)
     # the input is not overwritten
@@ -69,56 +77,84 @@ def test_adam_matches_torch_adam():
     rng = np.random.default_rng(0)
     D = rng.standard_normal((6, 5))
     grads = [rng.standard_normal((6, 5)) * 10.0 ** -k for k in range(5)]
-    settings = updates.AdamSettings(lr=0.05, beta1=0.8, beta2=0.99, eps=1e-6)
-    adam, ours = updates.Adam(settings), D
+    settings = AdamSettings(lr=0.05, beta1=0.8, beta2=0.99, eps=1e-6)
+    state, ours = {"mean": None, "square": None, "t": 0}, D
     param = torch.nn.Parameter(torch.from_numpy(D.copy()))
     reference = torch.optim.Adam([param], lr=0.05, betas=(0.8, 0.99), eps=1e-6)
     for g in grads:
-        ours = adam.step(ours, g)
+        ours, state = adam_step(ours, g, state, settings)
         param.grad = torch.from_numpy(g)
         reference.step()
     np.testing.assert_allclose(ours, param.detach().numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_adam_resumes_from_its_state():
+def _rule(update, **settings):
+    return update_rule(FitConfig(4, 0.1, update=update, batch_size=20, **settings).resolved(100))
+
+
+def test_sgd_resumes_from_its_state_dict():
+    """The moments and the step count go through a checkpoint's host arrays and come back on the
+    batch's device: the resumed steps equal the uninterrupted ones exactly."""
     rng = np.random.default_rng(1)
     D = torch.from_numpy(rng.standard_normal((4, 3)))
     grads = [torch.from_numpy(rng.standard_normal((4, 3))) for _ in range(4)]
-    straight = updates.Adam()
-    first = D
-    for g in grads:
-        first = straight.step(first, g)
-    half = updates.Adam()
-    second = half.step(half.step(D, grads[0]), grads[1])
-    resumed = updates.Adam.from_state(half.state(), like=second)
-    for g in grads[2:]:
-        second = resumed.step(second, g)
+    rule = _rule("sgd")
+    first, state = D, rule.init(D)
+    for t, g in enumerate(grads, start=1):
+        first, state = rule.apply(first, (g,), state, t)
+    second, state = D, rule.init(D)
+    for t, g in enumerate(grads[:2], start=1):
+        second, state = rule.apply(second, (g,), state, t)
+    arrays, values = rule.state_dict(state)
+    assert set(arrays) == {"adam_mean", "adam_square"} and all(isinstance(a, np.ndarray) for a in arrays.values())
+    resumed = rule.to(rule.load_state_dict(arrays, values, 4, 3, "float64"), second)
+    for t, g in enumerate(grads[2:], start=3):
+        second, resumed = rule.apply(second, (g,), resumed, t)
     assert isinstance(second, torch.Tensor)
     torch.testing.assert_close(second, first, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("update", list(UPDATE_RULES))
+def test_a_state_of_the_wrong_shape_or_dtype_is_refused_naming_the_array(update):
+    rng = np.random.default_rng(4)
+    rule = _rule(update, lr=0.01)
+    X, D = rng.standard_normal((20, 3)), rng.standard_normal((4, 3))
+    Z = rng.standard_normal((20, 4))
+    D2, state = rule.apply(D, rule.statistics(X, Z, X - Z @ D, D), rule.init(D), 1)
+    arrays, values = rule.state_dict(state)
+    back = rule.load_state_dict(arrays, values, 4, 3, "float64")
+    for key, value in back.items():  # the round trip keeps every entry
+        np.testing.assert_array_equal(value, state[key])
+    for name, a in arrays.items():
+        wrong = (a.shape[0] + 1, *a.shape[1:])
+        with pytest.raises(ValueError, match=re.escape(f"'{name}' has shape {wrong}") + ".*" + re.escape(f"{a.shape}")):
+            rule.load_state_dict({**arrays, name: np.zeros(wrong)}, values, 4, 3, "float64")
+        with pytest.raises(ValueError, match=f"'{name}' .* dtype float32, expected .* dtype float64"):
+            rule.load_state_dict({**arrays, name: a.astype(np.float32)}, values, 4, 3, "float64")
 
 
 @pytest.mark.parametrize("bad", [dict(lr=0), dict(lr=float("nan")), dict(beta1=1.0), dict(beta2=-0.1),
                                  dict(eps=0)])
 def test_adam_settings_are_checked(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
-        updates.AdamSettings(**bad)
+        AdamSettings(**bad)
 
 
 def test_gradient_is_the_batch_loss_gradient():
     rng = np.random.default_rng(2)
     D, Z, X = rng.standard_normal((5, 4)), rng.standard_normal((7, 5)), rng.standard_normal((7, 4))
-    A, B = updates.batch_statistics(X, Z)
-    np.testing.assert_allclose(updates.gradient(D, Z, X - Z @ D, 0.3), A @ D - B + 0.3 * D, atol=1e-12)
+    A, B = batch_statistics(X, Z)
+    np.testing.assert_allclose(gradient(D, Z, X - Z @ D, 0.3), A @ D - B + 0.3 * D, atol=1e-12)
 
 
 def test_unit_rule_removes_the_gradient_along_each_atom_and_the_others_keep_it():
     rng = np.random.default_rng(3)
     D, g = rng.standard_normal((8, 5)), rng.standard_normal((8, 5))
-    t = norms.tangent(g, D, "unit")
+    t = norm_rule("unit").tangent(g, D)
     np.testing.assert_allclose((t * D).sum(axis=1), 0, atol=1e-12)
     np.testing.assert_allclose(t + ((g * D).sum(1) / (D * D).sum(1))[:, None] * D, g, atol=1e-12)
     for rule in ("ball", "penalty", "none"):
-        assert norms.tangent(g, D, rule) is g
+        assert norm_rule(rule).tangent(g, D) is g
 
 
 def _planted(n_atoms=16, n_features=12, n=2000, seed=0):
@@ -139,12 +175,14 @@ def _adam_fit(X, n_atoms, alpha, norm, epochs, lr, seed=0):
     rng = np.random.default_rng(seed)
     D = X[rng.choice(X.shape[0], n_atoms, replace=False)]
     D = D / np.linalg.norm(D, axis=1, keepdims=True)
-    adam, decay, trace = updates.Adam(updates.AdamSettings(lr=lr)), norms.decay(norm, alpha), []
+    rule = norm_rule(norm)
+    settings, state, decay, trace = AdamSettings(lr=lr), {"mean": None, "square": None, "t": 0}, rule.decay(alpha), []
     for _ in range(epochs):
         for rows in np.array_split(rng.permutation(X.shape[0]), X.shape[0] // 100):
             Z = encode(X[rows], D, alpha, solver="cd", tol=1e-3)
-            grad = norms.tangent(updates.gradient(D, Z, X[rows] - Z @ D, decay), D, norm)
-            D = norms.project(adam.step(D, grad), norm, previous=D)
+            grad = rule.tangent(gradient(D, Z, X[rows] - Z @ D, decay), D)
+            new, state = adam_step(D, grad, state, settings)
+            D = rule.project(new, previous=D)
             trace.append((np.linalg.norm(D, axis=1).mean(), np.abs(Z).sum(1).mean()))
     return D, np.array(trace)
 

@@ -20,7 +20,7 @@ import torch
 from .. import backend
 from ..checks import choice
 from ..gap import objective
-from ..inference import SOLVERS, ConvergenceWarning, encode, solver_class
+from ..inference import REGISTRY, ConvergenceWarning, encode, solver_class
 from .learned_g import LearnedG, data_array, dictionary_array
 
 REFERENCE_TOL = 1e-8
@@ -106,7 +106,7 @@ def compare(X, dictionary, encoders=None, *, alpha, exact=("fista", "lca"), tol=
     if dtype not in backend.SUPPORTED_DTYPES:
         raise ValueError(f"dtype must be one of {backend.SUPPORTED_DTYPES}, got {dtype!r}")
     for solver in then:
-        choice(solver, "then= solver", sorted(SOLVERS))
+        choice(solver, "then= solver", sorted(REGISTRY))
     alpha = float(alpha)
     n = X.shape[0]
 

@@ -32,7 +32,7 @@ from ..io import load_npz, save_npz
 from ..learning import training
 from ..learning.batches import describe, fingerprint
 from ..learning.checkpoint import check_writable, npz_path
-from ..learning.learner import history_arrays, history_from_arrays
+from ..learning.history import history_arrays, history_from_arrays
 from .learned_g import LearnedG, data_array, dictionary_array
 
 CHECKPOINT_KIND = "learned_g_checkpoint"

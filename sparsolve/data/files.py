@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -50,7 +51,10 @@ def read_matrix(path) -> np.ndarray:
 
 
 def _read_single_npz_array(path: Path) -> np.ndarray:
-    names = check_npz_entries(path, DataFileError, ".npz archive")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    names = check_npz_entries(path, DataFileError, ".npz archive", max_bytes=memory,
+                              advice=" (more than this machine's memory); save the data with np.save, which "
+                              "sparsolve fit reads memory-mapped")
     if len(names) != 1:
         raise DataFileError(f"{path} holds {len(names)} arrays ({', '.join(names) or 'none'}); "
                             "sparsolve fit reads one: save only X (np.savez(path, X=X)) or "

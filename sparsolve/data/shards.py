@@ -1,7 +1,9 @@
 """Activations from disk: a directory of ``.npy`` shards streamed in shuffled blocks.
 
-A shard is a 2-D ``.npy`` file (rows, n_features), opened as a read-only memmap, so the data
-may be far larger than memory.  Every shard must have the same width and dtype; a shard whose
+A shard is a 2-D ``.npy`` file (rows, n_features) of float16, float32 or float64, opened as a
+read-only memmap, so the data may be far larger than memory; float16 rows (activations as models
+often write them) are handed out as float32, exactly, since the solvers compute in float32 or
+float64.  Every shard must have the same width and dtype; a shard whose
 file is shorter than its header says (a copy cut off mid-way) is refused.  All of this is
 checked when the stream is made, from the headers and file sizes, before any row is read.
 
@@ -22,6 +24,7 @@ a side stream: backend.start_copy), so reading, copying and computing overlap.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import threading
@@ -54,22 +57,36 @@ def open_shards(source):
 
     ``source``: a directory (its ``*.npy`` files in name order), a list of ``.npy`` paths, or a
     list of 2-D numpy arrays (memmaps included)."""
+    return _open(source)[0]
+
+
+def _open(source):
+    """(shards, names): the checked shards and what errors and fingerprints call them (a file's
+    name without its folder, so that the same shards are the same wherever they lie)."""
     if isinstance(source, (str, os.PathLike)):
         directory = Path(source)
+        if directory.is_file():
+            raise ValueError(f"{directory} is a file; a path here must be a directory of .npy shards (for one "
+                             "array, pass np.load(path, mmap_mode='r'))")
         if not directory.is_dir():
             raise ValueError(f"shard directory {directory} does not exist; pass a directory of .npy files")
         source = sorted(directory.glob("*.npy"))
+        folders = [p.name for p in source if p.is_dir()]
+        if folders:
+            raise ValueError(f"shard directory {directory} holds a folder named {folders[0]}; shards are .npy "
+                             "files: move or rename it")
         if not source:
             raise ValueError(f"shard directory {directory} holds no .npy files; write the activations "
                              "there as 2-D .npy arrays (rows, n_features)")
     source = list(source)
     if not source:
         raise ValueError("no shards given; pass a directory or a non-empty list of .npy files or arrays")
-    shards, names = [], []
+    shards, names, labels = [], [], []
     for item in source:
         if isinstance(item, (str, os.PathLike)):
             shards.append(_open_npy(Path(item)))
             names.append(str(item))
+            labels.append(Path(item).name)
         else:
             try:
                 kind = backend.kind(item)
@@ -79,6 +96,7 @@ def open_shards(source):
                 raise TypeError(f"shard {len(shards)} is a {kind} array; pass .npy paths or numpy arrays (memmaps)")
             shards.append(item)
             names.append(f"shard {len(shards) - 1}")
+            labels.append(f"shard {len(shards) - 1}")
     first = shards[0]
     for name, array in zip(names, shards):
         if array.ndim != 2:
@@ -91,13 +109,22 @@ def open_shards(source):
         if array.dtype != first.dtype:
             raise ValueError(f"{name} is {array.dtype} but {names[0]} is {first.dtype}; write every shard in "
                              "one dtype (nothing is converted silently)")
-    return shards
+    return shards, labels
+
+
+def _computable(batch):
+    """float16 rows as float32 (exact: every float16 is a float32), the narrowest type the solvers take."""
+    return batch.astype(np.float32) if batch.dtype == np.float16 else batch
 
 
 def _open_npy(path):
+    if path.is_dir():
+        raise ValueError(f"shard {path} is a folder, not a .npy file; pass .npy files")
     if not path.is_file():
         raise ValueError(f"shard {path} does not exist")
     shape, dtype, fortran, offset = _header(path)
+    if dtype.name not in _FLOAT_KINDS:  # before mapping it: an object array cannot be mapped at all
+        raise ValueError(f"shard {path} has dtype {dtype}; shards must hold floats ({', '.join(_FLOAT_KINDS)})")
     if len(shape) != 2:
         raise ValueError(f"shard {path} has shape {shape}; every shard must be 2-D (rows, n_features)")
     if fortran:
@@ -134,7 +161,7 @@ class ShardStream:
 
     def __init__(self, source, batch_size, *, seed=0, block_rows=4096, window_blocks=16, shuffle=True,
                  device=None, prefetch=2):
-        self.shards = open_shards(source)
+        self.shards, self.names = _open(source)
         self.batch_size = positive_int(batch_size, "batch_size", "rows per batch")
         self.block_rows = positive_int(block_rows, "block_rows", "consecutive rows read together")
         self.window_blocks = positive_int(window_blocks, "window_blocks", "blocks shuffled together")
@@ -165,6 +192,18 @@ class ShardStream:
         except (RuntimeError, ValueError, AssertionError) as e:
             raise ValueError(f"device={device!r} cannot be used here ({e}); use None (numpy), 'cpu' or an "
                              "available CUDA device") from e
+
+    def fingerprint(self):
+        """What the stream reads, for a checkpoint (sparsolve.learning.digests): each shard's name (without
+        its folder), shape, dtype and SHA-256 of its rows, read in full once (hardware SHA: about 1 GB/s)."""
+        shards = []
+        for name, array in zip(self.names, self.shards):
+            h = hashlib.sha256()
+            step = max(1, (64 << 20) // max(1, array.shape[1] * array.dtype.itemsize))  # 64 MB a read
+            for lo in range(0, array.shape[0], step):
+                h.update(np.ascontiguousarray(array[lo:lo + step]).data)
+            shards.append([name, int(array.shape[0]), int(array.shape[1]), array.dtype.name, h.hexdigest()])
+        return {"shards": shards}
 
     def __len__(self):
         """Batches per epoch."""
@@ -214,7 +253,8 @@ class ShardStream:
 
     def _prepared(self, epoch, skip):
         """(rows done, ready()) pairs; with prefetch, made by a background thread."""
-        batches = ((done, backend.start_copy(batch, self.device)) for done, batch in self._host_batches(epoch, skip))
+        batches = ((done, backend.start_copy(_computable(batch), self.device))
+                   for done, batch in self._host_batches(epoch, skip))
         if self.prefetch == 0:
             yield from batches
             return

@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 from scipy.optimize import least_squares
 
-__all__ = ["PARAM_NAMES", "gabor", "fit_gabor"]
+__all__ = ["PARAM_NAMES", "gabor", "fit_gabor", "envelope_area"]
 
 PARAM_NAMES = ("x0", "y0", "sigma_x", "sigma_y", "theta", "freq", "phase", "amplitude")
 
@@ -69,6 +69,31 @@ def gabor(params, size) -> np.ndarray:
     rows, cols = np.indices(_shape2d(size), dtype=np.float64)
     _, _, _, _, envelope, cos_arg, _ = _terms(params, rows, cols)
     return params[7] * envelope * cos_arg
+
+
+def envelope_area(params, size) -> float:
+    """The share of a patch that a Gabor's envelope covers: its size against the patch.
+
+    With ``(u, v)`` the rotated offsets of :func:`gabor`, the envelope is
+    ``e(x, y) = exp(−u²/(2σ_x²) − v²/(2σ_y²))`` (1 at the centre), and
+
+        envelope_area = #{pixels (x, y) of the patch : e(x, y) ≥ ½} / #{pixels}
+
+    the fraction of the patch's pixels inside the envelope's half-maximum ellipse,
+    whose semi-axes are ``√(2 ln 2) σ ≈ 1.18 σ`` (area ``2π ln 2 σ_x σ_y ≈ 4.4 σ_x σ_y``
+    pixels).  A whole-patch grating (σ of the order of the patch or more) scores 1; a
+    localised Gabor of σ_x = σ_y = 1.5 pixels in the middle of an 8×8 patch scores 0.19
+    (12 of 64 pixels), and 0.05 in a 16×16 one.
+    The part of the ellipse outside the patch does not count, so a Gabor near the
+    border scores less than the same one in the middle.  ``params`` are :func:`gabor`'s
+    eight; ``size`` is ``s`` or ``(height, width)``.
+    """
+    params = np.asarray(params, dtype=np.float64)
+    if params.shape != (8,):
+        raise ValueError(f"params: expected the 8 values {PARAM_NAMES}, got shape {params.shape}.")
+    rows, cols = np.indices(_shape2d(size), dtype=np.float64)
+    _, _, _, _, envelope, _, _ = _terms(params, rows, cols)
+    return float(np.mean(envelope >= 0.5))
 
 
 def _canonical(params: np.ndarray) -> np.ndarray:

@@ -26,8 +26,8 @@ from .loop import DivergenceError
 from .omp import OMP
 from .problem import lipschitz, top_eigenvalue
 
-__all__ = ["encode", "alpha_for_l0", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVERS", "Solver",
-           "solver_class", "lipschitz", "top_eigenvalue"]
+__all__ = ["encode", "alpha_for_l0", "EncodeInfo", "DivergenceError", "ConvergenceWarning", "REGISTRY", "SOLVER_CHOICES", "Solver",
+           "solver_class", "solver_for", "check_solver_options", "lipschitz", "top_eigenvalue"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -37,16 +37,37 @@ class ConvergenceWarning(UserWarning):
 # The registry: a solver is one module with one class (see .base), and one line here.
 REGISTRY = {cls.name: cls for cls in (ISTA, FISTA, LCA, CD, OMP)}
 
-# Views of the registry in the shape of earlier releases, for callers outside inference
-# that have not moved to ``solver_class(name)`` (its ``OPTIONS``, ``runs_on_host``,
-# ``check``): name -> (options with their defaults, default max_iter), and the host solvers.
-SOLVERS = {name: (dict(cls.OPTIONS), cls.default_max_iter) for name, cls in REGISTRY.items()}
-HOST_KERNELS = tuple(name for name, cls in REGISTRY.items() if cls.runs_on_host)
+#: The solver names every entry point accepts: the registry's, and "auto".
+AUTO = "auto"
+SOLVER_CHOICES = (AUTO, *REGISTRY)
+
+
+def solver_for(solver, X):
+    """The solver that runs on X: ``"auto"`` is cd on the host and fista on a GPU (the fastest
+    certified solver for the device); a named solver is itself."""
+    if solver != AUTO:
+        return solver
+    return "fista" if backend.on_gpu(X) else "cd"
 
 
 def solver_class(name):
     """The registered solver class called ``name``; a ValueError listing them otherwise."""
     return REGISTRY[choice(name, "solver", tuple(REGISTRY))]
+
+
+def check_solver_options(solver: str, options: dict, positive: bool = False) -> None:
+    """Refuse, before any data is read, solver options that the named solver's own check
+    (:meth:`sparsolve.inference.base.Solver.check`: names and values) refuses; what needs the data
+    (fista's fused=True, omp's n_nonzero_coefs ≤ n_atoms) is checked again by encode.  FitConfig and
+    the command line's ``--solver-option`` both check here.  solver="auto" takes none: which solver
+    it runs, and so which options apply, depends on the data's device."""
+    if solver == AUTO:
+        if options:
+            raise ValueError(f"solver options {sorted(options)} need a named solver (auto picks cd or fista by "
+                             f"the data's device, and each solver takes its own options): pick one of "
+                             f"{', '.join(REGISTRY)}")
+        return
+    solver_class(solver).check(options, positive=positive)
 
 
 @dataclass

@@ -126,14 +126,22 @@ class Iterative(Solver):
     Options: ``form`` ("auto", "gram", "factored"), ``check_every`` (steps between
     certificates), ``L`` (a known ‖D‖₂², else computed), ``trace`` (called at every
     certificate as ``trace(step, rows, Z, F)`` with the rows still running, their codes
-    and objectives; a True return stops the run)."""
+    and objectives; a True return stops the run).
 
+    The update rules see the problem only through ``prob.correlation(z)``, ``prob.L``,
+    ``prob.alpha`` and ``prob.positive`` (and the loop through ``terms``, ``xsq``, ``take``),
+    so :meth:`run` takes any problem object with those: :mod:`sparsolve.conv` runs these same
+    classes on its convolutional problem, whose ``form`` is how the convolutions are computed
+    (its subclasses set ``FORMS``)."""
+
+    #: The values of the ``form`` option: how the problem computes its products.
+    FORMS = FORMS
     OPTIONS = {"check_every": 10, "form": "auto", "L": None, "trace": None}
     OPTION_TYPES = {"check_every": int, "form": FORMS, "L": float, "trace": None}
 
     @classmethod
     def _check(cls, opts, positive, X, D):
-        choice(opts["form"], "form", FORMS)
+        choice(opts["form"], "form", cls.FORMS)
         positive_int(opts["check_every"], "check_every", "steps between certificates")
         if opts["L"] is not None:
             positive_float(opts["L"], "L")
@@ -148,6 +156,11 @@ class Iterative(Solver):
 
     def solve(self, X, D, alpha, *, init, tol, max_iter, form, shared, row_offset=0):
         prob = LassoProblem.build(X, D, float(alpha), self.positive, form, L=shared["L"], G=shared.get("G"))
+        return self.run(prob, init, tol=tol, max_iter=max_iter, row_offset=row_offset)
+
+    def run(self, prob, init, *, tol, max_iter, row_offset=0):
+        """:func:`~.loop.iterate` on the problem ``prob`` from the codes ``init``; ``row_offset``: the
+        first row's index in the caller's batch (what ``trace`` is told)."""
         trace = self.trace
         if trace is not None and row_offset:
             trace = lambda step, rows, Z, F: self.trace(step, rows + row_offset, Z, F)  # noqa: E731

@@ -7,7 +7,8 @@ the two ways of computing the residual correlation c = (x − zD)Dᵀ.
 
 Per evaluation the Gram form costs n·m² and the factored form 2·n·m·p, so the Gram
 form pays for undercomplete dictionaries (m < 2p) and the factored one for
-overcomplete ones; ``choose_form`` also charges the Gram form its set-up, m²·p.
+overcomplete ones; ``choose_form`` (sparsolve.memory, which decides the form) also charges the
+Gram form its set-up, m²·p.
 """
 from __future__ import annotations
 
@@ -15,15 +16,7 @@ from dataclasses import dataclass, replace
 
 from .. import backend
 from ..gap import residual_terms
-
-FORMS = ("auto", "gram", "factored")
-
-
-def choose_form(n_samples: int, n_atoms: int, n_features: int, expected_evals: int = 50) -> str:
-    """'gram' or 'factored', whichever costs fewer flops over ``expected_evals`` evaluations."""
-    gram = n_atoms * n_atoms * n_features + expected_evals * n_samples * n_atoms * n_atoms
-    factored = expected_evals * 2 * n_samples * n_atoms * n_features
-    return "gram" if gram < factored else "factored"
+from ..memory import FORMS, choose_form  # noqa: F401 -- the form is the memory plan's choice
 
 
 def top_eigenvalue(A, *, n_iter: int = 200, rtol: float = 1e-7, block: int = 16) -> float:

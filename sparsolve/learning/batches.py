@@ -8,8 +8,9 @@ batches as they are; a re-iterable (a list, a Dataset) is walked once per epoch,
 one-pass iterator once.  A position (epoch, batch index) lets a resumed run skip
 what it has seen.
 
-The data's *fingerprint* (:func:`fingerprint`) is what a checkpoint records so that
-a resume on other data is refused.
+With a checkpoint, each consumed batch's digest is recorded, and a resumed run reads the
+consumed batches again and refuses other data (digests.py).  :func:`fingerprint`, a hash of
+a sample of rows, is what fit_amortized's checkpoints record.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import backend
-from . import distributed
 from ..checks import finite_rows
+from .digests import describe  # noqa: F401 -- with fingerprint, for fit_amortized's checkpoints
+from .reducer import Identity
 
 # Rows hashed into a fingerprint: spread over the data, so that other data of the same
 # shape and dtype differs in them, and few, so that a memmap reads almost nothing.
@@ -83,10 +85,31 @@ def check_finite(X, name):
         finite_rows(backend.to_numpy(xp.isfinite(X).all(axis=1)), name)
 
 
+def scan_finite(X, name="X"):
+    """Refuse, before any training, an in-memory array with NaN or Inf, naming the first such row
+    of the user's data.  Rows are checked in chunks of about 64 MB of entries, so the temporary
+    stays small, and read from a GPU in one transfer."""
+    xp = backend.namespace(X)
+    n, p = X.shape
+    step = max(1, (64 << 20) // max(1, p))
+    flags = [xp.isfinite(X[lo:lo + step]).all() for lo in range(0, n, step)]
+    ok = (backend.to_numpy(backend.concat([f.reshape(1) for f in flags])) if backend.is_array(flags[0])
+          else np.array(flags))
+    if ok.all():
+        return
+    lo = int(np.argmin(ok)) * step
+    rows = backend.to_numpy(xp.isfinite(X[lo:lo + step]).all(axis=1))
+    _non_finite(name, lo + int(np.argmin(rows)))
+
+
+def _non_finite(name, row, where=""):
+    raise ValueError(f"{name} has NaN or Inf values (first in row {row}{where}); drop or impute those rows first")
+
+
 def fingerprint(X):
-    """A JSON-able identity of the data: shape, dtype and a hash of a fixed sample of rows
-    for an array (or a list of batches, from its first batch); an iterable's declared
-    ``identity`` attribute; None when the stream says nothing about itself."""
+    """fit_amortized's record of its data (fit records more: digests.py): shape, dtype and a
+    hash of a fixed sample of rows for an array (or a list of batches, from its first batch); an
+    iterable's declared ``identity`` attribute; None when the stream says nothing about itself."""
     if is_array(X):
         n = X.shape[0]
         rows = np.unique(np.linspace(0, n - 1, min(n, _FINGERPRINT_ROWS)).astype(np.int64))
@@ -103,21 +126,17 @@ def fingerprint(X):
     return None
 
 
-def describe(fp) -> str:
-    if fp is None:
-        return "an undeclared stream"
-    if "identity" in fp:
-        return f"the stream {fp['identity']!r}"
-    if "batches" in fp:
-        return f"{fp['batches']} batches starting with {describe(fp['first'])}"
-    return f"an array of shape {tuple(fp['shape'])}, {fp['dtype']}, rows #{fp['rows']}"
-
-
 def take(X, rows):
     """Rows ``rows`` (sorted host indices) of the array X; a memmap reads just these rows."""
-    batch = backend.take_rows(X, rows)
+    return computable(backend.take_rows(X, rows))
+
+
+def computable(batch):
+    """The batch in a type the solvers take: numpy integers as float64, float16 as float32 (exact)."""
     if backend.kind(batch) == "numpy" and batch.dtype.kind != "f":
-        batch = batch.astype(np.float64)
+        return batch.astype(np.float64)
+    if backend.dtype_name(batch) == "float16":
+        return backend.astype(batch, "float32")
     return batch
 
 
@@ -127,25 +146,40 @@ def as_batch(batch, index):
             batch = np.asarray(batch, dtype=np.float64)
         except (TypeError, ValueError) as e:
             raise TypeError(f"batch {index} is a {type(batch).__name__}, not an array of numbers") from e
-    if backend.kind(batch) == "numpy" and batch.dtype.kind not in "fc":
-        batch = batch.astype(np.float64)
+    if backend.kind(batch) == "numpy" and batch.dtype.kind == "c":
+        check_batch(batch, f"batch {index}")  # complex: refused
+    batch = computable(batch)
     check_batch(batch, f"batch {index}")
     return batch
 
 
 class Source:
-    """Batches of an array (by permutation) or an iterable (as given), with positions."""
+    """Batches of an array (by permutation) or an iterable (as given), with positions; ``reducer``
+    (learning/reducer.py; default: one process) says which of a global batch's rows, or which
+    batches, are this rank's.
 
-    def __init__(self, X, config, entropy):
+    ``digests`` (a :class:`~.digests.Digests`, with a checkpoint): each consumed batch's digest
+    is recorded, and a resume first replays the batches its table lists and refuses other data
+    (naming ``where``, the checkpoint).  Streams that resume themselves are neither recorded nor
+    replayed: their identity covers them.  ``step``: the steps taken before ``position``."""
+
+    def __init__(self, X, config, entropy, reducer=None, digests=None, where="the checkpoint", step=0):
         self.X = X
         self.config = config
         self.entropy = entropy
+        self.reducer = Identity() if reducer is None else reducer
         self.array = is_array(X)
         self.n = X.shape[0] if self.array else None
         self.per_epoch = math.ceil(self.n / config.batch_size) if self.array else None
         if not self.array and (config.n_epochs or 1) > 1 and iter(X) is X:
             raise ValueError("X is a one-pass iterator, so it cannot give n_epochs > 1; pass a list or another "
                              "re-iterable of batches, or use max_steps")
+        self.digests = None if stateful(X) else digests
+        self.where = where
+        self.step = step
+        # the replay of a resume, for iterables: keys of the table's rows seen again
+        self._checking = self.digests is not None and self.digests.table.size > 0
+        self._seen = set()
 
     def total_steps(self):
         n_epochs, max_steps = self.config.n_epochs, self.config.max_steps
@@ -155,46 +189,117 @@ class Source:
         return by_epochs if max_steps is None else min(by_epochs, max_steps)
 
     def batches(self, position):
-        """Yield (epoch, index in epoch, batch, warm key) from ``position`` = (epoch, index) on."""
+        """Yield (epoch, index in epoch, batch, warm key) from ``position`` = (epoch, index) on,
+        after checking a resume's consumed batches (refused with DataChanged)."""
         start_epoch, start_index = position
+        if self._checking and self.array:
+            self._replay_rows()
+        elif self._checking:
+            for epoch in range(start_epoch):  # the passes before the resumed one, read again
+                for _ in self._epoch(epoch, math.inf):
+                    pass
         epoch, n_epochs = start_epoch, self.config.n_epochs
         while n_epochs is None or epoch < n_epochs:
             skip = start_index if epoch == start_epoch else 0
             produced = False
             for index, batch, key in self._epoch(epoch, skip):
+                self._verify(position)
                 produced = True
                 yield epoch, index, batch, key
+            self._verify(position)
             if not produced and skip == 0:
                 return  # an exhausted iterator: nothing more will come
             epoch += 1
 
     def _epoch(self, epoch, skip):
         device = self.config.device
+        digests = self.digests
         if self.array:
             bs = self.config.batch_size
-            order = (np.random.default_rng([self.entropy, 1, epoch]).permutation(self.n) if self.config.shuffle
-                     else np.arange(self.n))
+            order = self._order(epoch)
             full = bs >= self.n
+            part, parts = self.reducer.rank, self.reducer.world_size
+            memmap = isinstance(self.X, np.memmap)
 
             def fetch(index):
-                """The batch, or on CUDA a copy under way (its next batch's copy overlaps a step)."""
-                rows = distributed.local_part(np.sort(order[index * bs:(index + 1) * bs]))  # distributed seam
+                """(the batch, or on CUDA a copy under way (its next batch's copy overlaps a step); its
+                digest, taken from the rows as read, before any copy)."""
+                rows = self.reducer.local_rows(np.sort(order[index * bs:(index + 1) * bs]))
                 batch = take(self.X, rows)
+                if memmap:  # not scanned up front (that would read the file): its rows as they come
+                    finite = np.isfinite(batch).all(axis=1)
+                    if not finite.all():
+                        _non_finite("X", int(rows[np.argmin(finite)]), f", read in epoch {epoch}, batch {index}")
+                value = None if digests is None else digests.of(batch)
                 if device in (None, "cpu") or backend.on_gpu(batch):
-                    return lambda: backend.to_device(batch, device)
+                    return (lambda: backend.to_device(batch, device)), value
                 # host rows (numpy, a memmap's, a torch CPU tensor's) to CUDA: pinned, non-blocking,
                 # on a side stream
-                return backend.start_copy(batch, device)
+                return backend.start_copy(batch, device), value
 
             ahead = fetch(skip) if skip < self.per_epoch else None
             for index in range(skip, self.per_epoch):
-                current, ahead = ahead, (fetch(index + 1) if index + 1 < self.per_epoch else None)
+                (current, value), ahead = ahead, (fetch(index + 1) if index + 1 < self.per_epoch else None)
+                self._consumed(epoch, index, part, parts, value)
                 yield index, current(), ("full" if full else None)
         elif stateful(self.X):  # it resumes itself (load_state_dict): its first batch is batch `skip`
             for index, batch in enumerate(self.X, start=skip):
                 yield index, backend.to_device(as_batch(batch, index), device), None
         else:
-            for index, batch in distributed.enumerate_batches(self.X):  # distributed seam
+            P, rank = self.reducer.world_size, self.reducer.rank
+            for index, batch in self.reducer.local_batches(self.X):
+                own = index - P + 1 + rank  # the stream index of this rank's batch
                 if index < skip:
+                    self._replay(epoch, own, batch)
                     continue
-                yield index, backend.to_device(as_batch(batch, index), device), None
+                batch = as_batch(batch, index)
+                if digests is not None:
+                    self._consumed(epoch, own, 0, 1, digests.of(batch))
+                yield index, backend.to_device(batch, device), None
+
+    def _order(self, epoch):
+        return (np.random.default_rng([self.entropy, 1, epoch]).permutation(self.n) if self.config.shuffle
+                else np.arange(self.n))
+
+    def _consumed(self, epoch, index, part, parts, value):
+        self.step += 1
+        if value is not None:
+            self.digests.add(self.step, epoch, index, part, parts, value)
+
+    # ---- the replay of a resume ------------------------------------------------------------------
+    def _replay_rows(self):
+        """An array's consumed parts, read again in the run's order and digested."""
+        bs, orders = self.config.batch_size, {}
+        for row in self.digests.mine():
+            epoch, index, part, parts = (int(v) for v in row[1:5])
+            if epoch not in orders:
+                orders[epoch] = self._order(epoch)
+            rows = np.array_split(np.sort(orders[epoch][index * bs:(index + 1) * bs]), parts)[part]
+            self.digests.check(row, take(self.X, rows))
+        self._checking = False
+        self.digests.verify(self.where)
+
+    def _replay(self, epoch, own, batch):
+        """A skipped batch of an iterable: compared with the table if the run recorded it."""
+        if not self._checking:
+            return
+        row = self.digests.expected((epoch, own, 0, 1))
+        if row is not None:
+            self._seen.add((epoch, own))
+            self.digests.check(row, as_batch(batch, own))
+
+    def _verify(self, position):
+        """After an iterable's replay (at its first new batch, or the end of its pass): every
+        table row before ``position`` must have been seen again, and every digest must agree."""
+        if not self._checking:
+            return
+        self._checking = False
+        hint = "" if isinstance(self.X, Sequence) else (
+            " (a stream that gives other batches on each pass, e.g. a shuffled DataLoader, resumes only if it "
+            "keeps its own position: state_dict and load_state_dict)")
+        if self.reducer.world_size == 1:  # at P ranks, batches of an incomplete last group are not read
+            for row in self.digests.table:
+                key = (int(row[1]), int(row[2]))
+                if key < tuple(position) and key not in self._seen:
+                    self.digests.missing(row)
+        self.digests.verify(self.where, hint)

@@ -1,16 +1,17 @@
 """Dead atoms: detection and the resampling policy.
 
 An atom is *dead* once no code has used it (z_j ≠ 0) for ``dead_after``
-consecutive training samples (default: max(20·n_atoms, 2·batch_size) -- long
+consecutive training samples (FitConfig.dead_after, whose default is long
 enough that a rarely used but live atom is not mistaken for a dead one).
 
 Policy, applied after the dictionary update of a step when ``resample_dead`` is on:
 each dead atom is replaced by an input x_i of the current batch, drawn without
 replacement with probability ∝ ‖x_i − z_i D‖² (the inputs the dictionary explains
-worst are the likeliest), scaled to norm 1 (to the mean norm of the live atoms
-under the ``"penalty"`` and ``"none"`` rules).  Its idle counter restarts, and
-its rows and columns of the running statistics are zeroed so that the online
-update does not pull it back to the atom it replaced.  At most one atom per
+worst are the likeliest), made an atom by the norm rule (``NormRule.new_atoms``: scaled to
+norm 1, or under the ``"penalty"`` and ``"none"`` rules to the mean norm of the live atoms).
+Its idle counter restarts, and the update rule starts its state afresh (``reset_atoms``: the
+online rule zeroes its rows and columns of the running statistics, so that the pass does not
+pull it back to the atom it replaced).  At most one atom per
 usable input is replaced in a step; the rest wait for the next batch.
 
 When.  Dead atoms are looked for only at the steps that read the device anyway (every
@@ -27,10 +28,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-
-
-def default_dead_after(n_atoms, batch_size):
-    return max(20 * n_atoms, 2 * batch_size)
 
 
 class IdleCounter:
@@ -70,8 +67,8 @@ class IdleCounter:
 
 def resample(D, X, r2, dead, rng, norm):
     """(D with the dead rows replaced, indices of the replaced atoms); see the module policy.
-    One read of the device (the residuals r2), two under the "penalty" and "none" rules (the
-    atom norms)."""
+    ``norm``: the run's NormRule.  One read of the device (the residuals r2), two under the
+    "penalty" and "none" rules (the atom norms)."""
     atoms = np.flatnonzero(dead)
     weights = backend.to_numpy(r2).astype(np.float64)
     usable = np.flatnonzero(weights > 0)
@@ -80,16 +77,7 @@ def resample(D, X, r2, dead, rng, norm):
         return D, atoms[:0]
     atoms = atoms[:k]
     rows = rng.choice(usable, size=k, replace=False, p=weights[usable] / weights[usable].sum())
-    xp = backend.namespace(D)
-    if norm in ("unit", "ball"):
-        scale = 1.0
-    else:
-        norms = backend.to_numpy(xp.sqrt((D * D).sum(axis=1)))
-        live = np.ones(D.shape[0], bool)
-        live[atoms] = False
-        scale = float(norms[live].mean()) if live.any() else 1.0
-    new = X[backend.like(rows, X)]
-    new = new * (scale / xp.sqrt((new * new).sum(axis=1)))[:, None]
+    new = norm.new_atoms(X[backend.like(rows, X)], D, atoms)
     D = D + 0
     D[backend.like(atoms, D)] = backend.astype(new, backend.dtype_name(D))
     return D, atoms

@@ -10,18 +10,25 @@ existing checkpoint resumes it, on the same config and data only.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 import numpy as np
 
 from .. import backend
 from ..config import FitConfig
-from . import checkpoint as ckpt
-from . import distributed, norms, training
 from ..data.shards import ShardStream, open_shards
-from .batches import Source, as_batch, check_data, check_storage, fingerprint, is_array, stateful, take
-from .learner import Learner, host_record, on_host
+from ..rules import norm_rule
+from . import checkpoint as ckpt
+from . import training
+from .batches import Source, as_batch, check_data, check_storage, is_array, scan_finite, stateful, take
+from .digests import Digests, identity
+from .history import host_record, on_host
+from .learner import Learner
+from .reducer import default_reducer
 from .offset import Offset
+
+log = logging.getLogger("sparsolve")
 
 
 def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, checkpoint=None, config=None, **options):
@@ -58,7 +65,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
         config = FitConfig(n_atoms, alpha, solver_options={**options.pop("solver_options", {}), **solver_options},
                            **options)
     learner, source, position, data_id = _start(X, config, dict_init, checkpoint)
-    callback = distributed.stop_together(callback)  # distributed seam: a stop on any rank stops every rank
+    callback = learner.reducer.stop_together(callback)  # a stop on any rank stops every rank
     X = source.X
     if learner.config.center and learner.offset is None:  # a resumed run keeps its checkpoint's offset
         learner.offset = (Offset.of_array(X, learner.config.center_samples, learner.entropy) if is_array(X)
@@ -72,7 +79,7 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
             return
         for epoch, index, batch, key in source.batches(position):
             if learner.offset is not None:  # center=True: the learner sees x − b (offset.py)
-                batch = learner.offset.center(batch, f"batch {index}")
+                batch = learner.offset.center(batch, learner.reducer, f"batch {index}")
             record = learner.step(batch, index=index, warm_key=key)
             position = (epoch, index + 1)
             if callback is not None or learner.t == total:
@@ -83,17 +90,38 @@ def fit(X, n_atoms, alpha, *, dict_init=None, callback=None, progress=True, chec
 
     def save():
         if learner.D is not None:
-            ckpt.save(learner, checkpoint, position, data_id, X.state_dict() if stateful(X) else None)
+            digests = source.digests
+            consumed = None if digests is None else digests.flush()  # every rank: it gathers theirs
+            data = {**data_id, "digest": None if digests is None else digests.how}
+            ckpt.save(learner, checkpoint, position, data, X.state_dict() if stateful(X) else None, consumed)
 
-    training.run(steps(), total=total, initial=learner.t, desc="sparsolve.fit",
-                 progress=progress and distributed.is_rank0(),  # distributed seam: one bar, rank 0's
-                 save=None if checkpoint is None else save, checkpoint_every=learner.config.checkpoint_every,
-                 callback=callback, to_host=host_record, postfix_every=10, ready=on_host,
-                 postfix=lambda r: {"loss": f"{r['objective']:.4g}", "nnz": f"{r['nnz_frac']:.3f}",
-                                    "dead": f"{r['dead_frac']:.2f}"})
+    try:
+        training.run(steps(), total=total, initial=learner.t, desc="sparsolve.fit",
+                     progress=progress and learner.reducer.is_root,  # one bar, rank 0's
+                     save=None if checkpoint is None else save, checkpoint_every=learner.config.checkpoint_every,
+                     callback=callback, to_host=host_record, postfix_every=10, ready=on_host, interruptible=True,
+                     postfix=lambda r: {"loss": f"{r['objective']:.4g}", "nnz": f"{r['nnz_frac']:.3f}",
+                                        "dead": f"{r['dead_frac']:.2f}"})
+    except KeyboardInterrupt as e:
+        if checkpoint is not None or learner.D is None or isinstance(e, Interrupted):
+            raise
+        raise Interrupted(learner.model()) from None
     if learner.D is None:
         raise ValueError("X yielded no batches; pass a non-empty array or iterable of batches")
     return learner.model()
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a fit that had no checkpoint: nothing is on disk, and ``model`` holds what
+    the finished steps learned (at a prompt: ``sys.last_exc.model``, ``sys.last_value.model``
+    before Python 3.12)."""
+
+    def __init__(self, model):
+        self.model = model
+        steps = len(model.history.get("step", []))
+        super().__init__(f"fit interrupted after step {steps}; nothing was saved (pass checkpoint='run.npz' to keep a "
+                         "run across Ctrl-C and resume it).  The model so far is on this exception: "
+                         "`except KeyboardInterrupt as e: model = e.model`, or sys.last_exc.model at the prompt")
 
 
 def _start(X, config, dict_init, checkpoint, whole_data=True):
@@ -104,37 +132,54 @@ def _start(X, config, dict_init, checkpoint, whole_data=True):
         open_shards(X)  # a path must be a directory of shards, checked here before any work
     else:
         check_data(X)
+    if is_array(X) and not isinstance(X, np.memmap):  # a memmap's rows are checked as they are read
+        scan_finite(X)
     if config.device == "cuda" and not backend.cuda_available():
         raise ValueError("device='cuda' but no CUDA device is available; use device='cpu' or device=None")
     n_rows, n_features = (X.shape[0], int(X.shape[1])) if is_array(X) else (None, None)
-    config = config.resolved(n_rows)
+    resolved = config.resolved(n_rows)
+    if config.batch_size is None and n_rows is not None and resolved.batch_size == n_rows:
+        log.info("batch_size=%d: the data's %d rows (batch_size was not given)", n_rows, n_rows)
+    config = resolved
     D0 = None if dict_init is None else initial(dict_init, config, n_features)
     n_features = n_features or (None if D0 is None else D0.shape[1])
     entropy = int(np.random.SeedSequence(config.seed).entropy)
-    entropy = distributed.agree(  # distributed seam: the ranks' settings must match; rank 0's entropy for all
+    reducer = default_reducer(config)
+    entropy = reducer.agree(  # the ranks' settings must match; rank 0's entropy for all
         {**dataclasses.asdict(config), "n_features": n_features}, entropy, X if whole_data and is_array(X) else None,
         checkpoint=None if checkpoint is None else str(checkpoint), dict_init=dict_init,
         resuming=checkpoint is not None and ckpt.npz_path(checkpoint).exists())
-    data_id = {"identity": f"the shards in {os.fspath(X)}"} if isinstance(X, (str, os.PathLike)) else fingerprint(X)
+    given = X  # a shard directory's path, before it becomes a stream: what the earlier checkpoints recorded
     learner, position, stream = None, (0, 0), None
     if checkpoint is not None:
         ckpt.check_writable(checkpoint, "checkpoint")
         if ckpt.npz_path(checkpoint).exists():
-            learner, position, saved_data, stream = ckpt.restore(checkpoint)
-            ckpt.check_resume(checkpoint, learner, config, n_features, saved_data, data_id, entropy)
-            learner.config = config
+            learner, position, saved_data, stream, consumed = ckpt.restore(checkpoint, reducer)
+    resumed = learner is not None
     if learner is None:
-        learner = Learner(config, n_features, entropy, D0)
+        learner = Learner(config, n_features, entropy, D0, reducer)
     if isinstance(X, (str, os.PathLike)):  # the order's seed is the run's, so a resume reads the same order
         X = ShardStream(X, config.batch_size, seed=learner.entropy % (1 << 63), shuffle=config.shuffle,
                         device=config.device)
+    data_id = None if checkpoint is None else identity(X)  # a shard stream's: its contents, read once
+    digests = None if checkpoint is None else Digests(reducer)
+    if resumed:
+        current = data_id
+        if saved_data is not None and "digest" in saved_data:
+            saved_data = dict(saved_data)
+            digests = Digests(reducer, saved_data.pop("digest"), consumed)
+        else:  # the earlier format: checked on what it recorded; the digests start at this resume
+            current = ckpt.earlier_identity(given)
+        ckpt.check_resume(checkpoint, learner, config, n_features, saved_data, current, entropy)
+        learner.config = config
     if stream is not None and stateful(X):
         X.load_state_dict(stream)
     if is_array(X):  # a size or storage that cannot fit its device is refused here, before any batch is read
         first = backend.to_device(as_batch(take(X, np.arange(1)), 0), config.device)
         check_storage(first, config.storage)
         learner.plan_memory(learner.computed(first))
-    return learner, Source(X, config, learner.entropy), position, data_id
+    source = Source(X, config, learner.entropy, reducer, digests, where=f"checkpoint {checkpoint}", step=learner.t)
+    return learner, source, position, data_id
 
 
 def new_learner(X, config, dict_init=None):
@@ -153,4 +198,4 @@ def initial(dict_init, config, n_features):
     Dh = backend.to_numpy(D).astype(np.float64)
     if not np.isfinite(Dh).all() or (np.linalg.norm(Dh, axis=1) == 0).any():
         raise ValueError("dict_init contains NaN/Inf or zero rows; every atom needs a finite, nonzero row")
-    return norms.project(Dh, config.norm)
+    return norm_rule(config.norm).project(Dh)

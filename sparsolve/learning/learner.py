@@ -2,24 +2,22 @@
 
 For a batch X (b, p) and the current dictionary D (m, p), :meth:`Learner.step` runs
 
-1. ``encode``     Z = encode(X, D, α, solver, tol): the codes minimising ½‖x − zD‖² + α‖z‖₁
-                  per row, to the relative gap ``tol`` (learning needs good codes, not
-                  certified optima).  When a step sees the very same rows as the one
-                  before (full-batch data), the previous codes warm-start the solver.
-2. ``statistics`` batch_A = ZᵀZ/b, batch_B = ZᵀX/b ("online", "mod"); for "sgd" the
-                  gradient from the residual, g = tangent(−ZᵀR/b + decay·D), and no m×m
-                  array.  In a data-parallel run (distributed.py) they, the atoms' use and the
-                  row count b are all-reduced over the ranks into the global batch's, so every
-                  rank takes the same step.
-3. ``update``     the dictionary update named by the config, from :data:`UPDATE_RULES`
-                  (updates.py); "online" first folds the batch statistics into the running
-                  ones, stats_A and stats_B; "sgd" is the Adam step D ← adam.step(D, g).
-4. ``norm rule``  norms.project.
-5. ``dead atoms`` dead.py: atoms unused for ``dead_after`` samples are resampled and their
-                  rows of stats_A, stats_B zeroed (at the steps that read the device).
-6. ``history``    the step's record (:class:`History`).
+1. ``encode``      Z = encode(X, D, α, solver, tol): the codes minimising ½‖x − zD‖² + α‖z‖₁
+                   per row, to the relative gap ``tol`` (learning needs good codes, not
+                   certified optima).  When a step sees the very same rows as the one
+                   before (full-batch data), the previous codes warm-start the solver.
+2. ``statistics``  the update rule's statistics of the batch (sparsolve.rules: A = ZᵀZ/b and
+                   B = ZᵀX/b for "online" and "mod"; sgd's gradient from the residual R = X − ZD),
+                   combined by the reducer (reducer.py) into the global batch's, with the atoms'
+                   use and the row count, so every rank of a data-parallel run takes the same step.
+3. ``apply``       the update rule's M-step from its state (running statistics, Adam's moments),
+                   which the learner keeps and commits.
+4. ``norm rule``   the norm rule's projection.
+5. ``dead atoms``  dead.py: atoms unused for ``dead_after`` samples are resampled, and the update
+                   rule restarts their state (at the steps that read the device).
+6. ``record``      the step's figures (history.py), as per-row means over the global batch.
 
-The dictionary, the statistics and the step count are committed at the end of a step,
+The dictionary, the rule's state and the step count are committed at the end of a step,
 so a step that fails in its checks, its encode or its update leaves the learner as it was.
 
 Host reads.  On the steps whose number is a multiple of ``sync_every`` (:meth:`Learner.sync`)
@@ -41,7 +39,7 @@ as they are stored; every product, the codes and the running statistics are floa
 """
 from __future__ import annotations
 
-import copy
+import dataclasses
 import time
 import warnings
 
@@ -49,76 +47,14 @@ import numpy as np
 
 from .. import backend, memory
 from ..checks import finite_rows
-from ..inference import ConvergenceWarning, encode, solver_class
-from ..inference.problem import lipschitz_and_vector
+from ..config import GPU_SYNC_EVERY
+from ..inference import ConvergenceWarning, solver_class, solver_for
+from ..rules import update_rule
 from . import dead as dead_atoms
-from . import distributed, norms, updates
 from .batches import check_batch, check_finite, check_storage
-
-# Inner-loop iteration caps for learning.  A cap, not the tol, ends LCA/ISTA/FISTA
-# on early, badly conditioned dictionaries; the codes are still good enough for
-# an M-step, and the cap keeps one step's cost bounded.  cd and omp use encode's own.
-# LCA's is low because its accelerated form gets an M-step's worth of accuracy in a few
-# dozen iterations: at 50, fit reaches cd's held-out objective in 1.3× cd's time, and
-# ends lower (benchmarks/fit.py; at 500, 5×).
-LEARNING_MAX_ITER = {"lca": 50, "ista": 500, "fista": 300}
-
-#: Steps between host reads on a GPU when sync_every is not set (1 on the host, where a read
-#: costs nothing).  A read waits for the queue to drain; one in 16 steps leaves at most
-#: 1/16 of a step's launch latency exposed.
-GPU_SYNC_EVERY = 16
-
-HISTORY_KEYS = ("step", "objective", "mse", "l1", "nnz_frac", "dead_frac", "norm_min", "norm_mean",
-                "norm_max", "samples_seen", "seconds", "resampled", "converged_frac")
-INT_KEYS = ("step", "samples_seen", "resampled")
-
-
-def solver_for(solver, X):
-    """The solver a step or an encode runs: ``"auto"`` is cd on the host, fista on a GPU
-    (the fastest certified solver for the device); a named solver is itself."""
-    if solver != "auto":
-        return solver
-    return "fista" if backend.on_gpu(X) else "cd"
-
-
-class History:
-    """The per-step records, as host numbers (a step's record joins once :meth:`Learner.sync`
-    has read it from the device)."""
-
-    def __init__(self, values=None):
-        self._values = {k: list((values or {}).get(k, [])) for k in HISTORY_KEYS}
-
-    def append(self, record):
-        for k in HISTORY_KEYS:
-            self._values[k].append(record[k])
-
-    def as_dict(self):
-        return self._values
-
-    def __len__(self):
-        return len(self._values["step"])
-
-
-def history_arrays(history: dict) -> dict:
-    """The history as file arrays ``history/<key>`` (model files and both trainers' checkpoints)."""
-    return {f"history/{k}": np.asarray(v, dtype=np.float64) for k, v in history.items()}
-
-
-def history_from_arrays(arrays: dict) -> dict:
-    history = {k.split("/", 1)[1]: v.tolist() for k, v in arrays.items() if k.startswith("history/")}
-    for k in INT_KEYS:
-        if k in history:
-            history[k] = [int(v) for v in history[k]]
-    return history
-
-
-def host_record(record):
-    return {k: (int if k in INT_KEYS else float)(backend.item(v)) for k, v in record.items()}
-
-
-def on_host(record) -> bool:
-    """Whether every figure of ``record`` has been read to the host (:meth:`Learner.sync`)."""
-    return not any(backend.is_array(v) for v in record.values())
+from .history import HISTORY_KEYS, INT_KEYS, History
+from .model import SparseCodingModel
+from .reducer import Identity
 
 
 def initial_dictionary(X, n_atoms, rng):
@@ -136,64 +72,29 @@ def initial_dictionary(X, n_atoms, rng):
     return backend.match(D, X)
 
 
-# ---- the statistics stage: name -> (D, X, Z, R, decay, norm) -> this batch's per-row means ---------------
-
-def _batch_statistics(D, X, Z, R, decay, norm):
-    return updates.batch_statistics(X, Z)
-
-
-def _gradient(D, X, Z, R, decay, norm):
-    return (norms.tangent(updates.gradient(D, Z, R, decay), D, norm),)
-
-
-STATISTICS = {"online": _batch_statistics, "sgd": _gradient, "mod": _batch_statistics}
-
-
-# ---- the update stage: name -> (learner, D, statistics, decay, adam) -> (new D, running stats) -------------
-
-def _update_online(learner, D, stats, decay, adam):
-    cfg = learner.config
-    batch_A, batch_B = stats
-    stats_A, stats_B, weight = updates.running_statistics(learner.stats_A, learner.stats_B, learner.weight,
-                                                          batch_A, batch_B, learner.t + 1, cfg.forget)
-    return updates.online(D, stats_A, stats_B, cfg.norm, decay), (stats_A, stats_B, weight)
-
-
-def _update_sgd(learner, D, stats, decay, adam):
-    (grad,) = stats
-    return adam.step(D, grad), None
-
-
-def _update_mod(learner, D, stats, decay, adam):
-    return updates.mod(D, *stats, decay), None
-
-
-UPDATE_RULES = {"online": _update_online, "sgd": _update_sgd, "mod": _update_mod}
-
-
 class Learner:
     """The state of one dictionary-learning run, advanced one batch at a time by :meth:`step`.
 
-    State: the dictionary ``D``; ``stats_A``, ``stats_B`` (the online update's running
-    means of ZᵀZ/b and ZᵀX/b) and their ``weight``; ``adam``, the sgd update's
-    :class:`~.updates.Adam` (its moments); the step count ``t``;
-    ``samples_seen``; ``seconds``; the idle counters of the atoms; the RNG; the last
-    codes for warm starts; the history.  :func:`sparsolve.fit` drives it over a data
-    set, ``DictionaryLearning.partial_fit`` one call at a time.
+    Settings: the (resolved) ``config``; ``rule``, its update rule, which holds the norm rule
+    (``rule.norm``); ``reducer``, how the work is shared among processes (reducer.py).  State: the
+    dictionary ``D``; ``state``, the update rule's (its running statistics, its optimiser's
+    moments); the step count ``t``; ``samples_seen``; ``seconds``; the idle counters of the atoms;
+    the RNG; the last codes for warm starts; the history.  :func:`sparsolve.fit` drives it over a
+    data set, ``DictionaryLearning.partial_fit`` one call at a time.
     """
 
-    def __init__(self, config, n_features, entropy, D=None):
+    def __init__(self, config, n_features, entropy, D=None, reducer=None):
         self.config = config  # resolved: batch_size, dead_after and beta are set
+        self.reducer = Identity() if reducer is None else reducer
+        self.rule = update_rule(config)
         self.n_features = n_features
         self.entropy = int(entropy)
-        self.D = D
-        self.stats_A = self.stats_B = None
-        self.weight = 0.0
-        self.adam = updates.Adam(updates.AdamSettings(lr=config.lr))
+        self.D = None if D is None else self.reducer.own_atoms(D)
+        self.state = self.rule.init(self.D)
         self.t = 0
         self.samples_seen = 0
         self.seconds = 0.0
-        self.idle = dead_atoms.IdleCounter(config.n_atoms, config.dead_after)
+        self.idle = dead_atoms.IdleCounter(self.reducer.n_atoms(config.n_atoms), config.dead_after)
         self.rng = np.random.default_rng([self.entropy, 0])
         self.history = History()
         self.warm = None  # (key, Z) of the last step, for full-batch warm starts
@@ -218,11 +119,50 @@ class Learner:
             return self._step(X, index, warm_key, solver)
 
     def _step(self, X, index, warm_key, solver):
-        cfg = self.config
+        rule, reducer = self.rule, self.reducer
+        X, check, syncing = self._checked(X, index)
+        start = time.perf_counter()
+        D = self._current(X)
+        state = rule.to(self.state, X)
+
+        # 1. encode
+        Z, converged, top = self._encode(X, D, solver, warm_key)
+        b = X.shape[0]
+        R = X - reducer.reconstruct(Z, D)
+        r2 = (R * R).sum(axis=1)
+        nonzero = Z != 0
+        # 2. the update rule's statistics, of the global batch
+        stats, used, rows = reducer.statistics(rule, X, Z, R, D, nonzero.any(axis=0), b)
+        # 3. its M-step, 4. the norm rule, 5. dead atoms
+        new, state = reducer.apply(rule, D, stats, state, self.t + 1)
+        new = rule.norm.project(new, previous=D)
+        new, resampled, dead, read = self._dead_atoms(new, X, r2, used, rows, state, syncing)
+
+        stored = new
+        if self.config.storage is not None:
+            stored = backend.astype(new, self.config.storage)
+            new = backend.astype(stored, "float32")  # the record describes the stored atoms
+        self.D, self.state, self.top = stored, state, top
+        self.warm = (warm_key, Z) if warm_key is not None else None
+        self.t += 1
+        self.samples_seen += rows
+        if syncing:
+            backend.synchronize(new)  # otherwise the queued update counts in the next step's seconds
+        self.seconds += time.perf_counter() - start
+        # 6. the record
+        record = reducer.figures(self._record(X, Z, nonzero, r2, new, dead, resampled, converged), b)
+        self.pending.append((record, check))
+        if syncing and (not read or self.sync_every(X) == 1):  # else this record joins the next read
+            self.sync()
+        return record
+
+    def _checked(self, X, index):
+        """(X as the step computes with it, its deferred finite check or None, whether this step
+        reads the device): the batch's checks, and the memory plan made before the first encode."""
         check_batch(X, f"batch {index}")
         if X.shape[1] != (self.n_features or X.shape[1]):
             raise ValueError(f"batch {index} has shape {tuple(X.shape)}; expected (rows, {self.n_features})")
-        check_storage(X, cfg.storage)
+        check_storage(X, self.config.storage)
         syncing = (self.t + 1) % self.sync_every(X) == 0  # by step count: saves and resumes keep the schedule
         check = None
         if syncing and not self.pending:
@@ -236,50 +176,15 @@ class Learner:
         if self.n_features is None:
             self.n_features = int(X.shape[1])
         self.plan_memory(X)
-        start = time.perf_counter()
-        D = (initial_dictionary(distributed.gather_rows(X), cfg.n_atoms, self.rng)  # distributed seam: global rows
-             if self.D is None else backend.match(self.D, X))
-        stats_A, stats_B = ((None, None) if self.stats_A is None
-                            else (backend.match(self.stats_A, X), backend.match(self.stats_B, X)))
-        self.stats_A, self.stats_B = stats_A, stats_B
-        # a copy, committed with the rest: Adam.step rebinds its moments rather than writing them
-        adam = copy.copy(self.adam)
-        if adam.mean is not None:
-            adam.mean, adam.square = backend.match(adam.mean, X), backend.match(adam.square, X)
+        return X, check, syncing
 
-        Z, converged, top = self._encode(X, D, solver, warm_key)
-        b = X.shape[0]
-        R = X - Z @ D
-        r2 = (R * R).sum(axis=1)
-        nonzero = Z != 0
-        decay = norms.decay(cfg.norm, cfg.beta)
-        stats, used, rows = distributed.step_sums(  # distributed seam: the global batch's sums
-            STATISTICS[cfg.update](D, X, Z, R, decay, cfg.norm), nonzero.any(axis=0), b)
-        new, running = UPDATE_RULES[cfg.update](self, D, stats, decay, adam)
-        new = norms.project(new, cfg.norm, previous=D)
-        weight = self.weight
-        if running is not None:
-            stats_A, stats_B, weight = running
-        new, resampled, dead, read = self._dead_atoms(new, X, r2, used, rows, stats_A, stats_B, adam, syncing)
-
-        stored = new
-        if cfg.storage is not None:
-            stored = backend.astype(new, cfg.storage)
-            new = backend.astype(stored, "float32")  # the record describes the stored atoms
-        self.D, self.stats_A, self.stats_B, self.weight, self.adam = stored, stats_A, stats_B, weight, adam
-        self.top = top
-        self.warm = (warm_key, Z) if warm_key is not None else None
-        self.t += 1
-        self.samples_seen += rows
-        if syncing:
-            backend.synchronize(new)  # otherwise the queued update counts in the next step's seconds
-        self.seconds += time.perf_counter() - start
-        record = distributed.mean_figures(  # distributed seam: global means of the per-row figures
-            self._record(X, Z, nonzero, r2, new, dead, resampled, converged), b)
-        self.pending.append((record, check))
-        if syncing and (not read or self.sync_every(X) == 1):  # else this record joins the next read
-            self.sync()
-        return record
+    def _current(self, X):
+        """The dictionary the step starts from, like X: the last one, or at the first step distinct
+        rows of the (global) batch under the norm rule."""
+        if self.D is not None:
+            return backend.match(self.D, X)
+        first = initial_dictionary(self.reducer.global_rows(X), self.config.n_atoms, self.rng)
+        return self.reducer.own_atoms(self.rule.norm.start(first))
 
     def sync_every(self, X):
         """Steps between host reads for batches like X (config.sync_every, else 1 on the host
@@ -342,7 +247,8 @@ class Learner:
         the batch) leave, and every step's encode follows it: its form, its rows per chunk."""
         if self.plan is None:
             cfg = self.config
-            self.plan = memory.plan_for(X, int(X.shape[1]), cfg.n_atoms, max(cfg.batch_size, int(X.shape[0])),
+            m = self.reducer.n_atoms(cfg.n_atoms)
+            self.plan = memory.plan_for(X, int(X.shape[1]), m, max(cfg.batch_size, int(X.shape[0])),
                                         update=cfg.update, form=self._solver_form(solver_for(cfg.solver, X)))
         return self.plan
 
@@ -361,47 +267,44 @@ class Learner:
         init = self.warm[1] if (warm_key is not None and self.warm is not None and self.warm[0] == warm_key) else None
         if init is not None:
             init = backend.match(init, X)
-        max_iter = cfg.max_iter if cfg.max_iter is not None else LEARNING_MAX_ITER.get(solver)
+        max_iter = cfg.max_iter_for(solver)
         options, top = self._solver_options(solver), self.top
         if "L" in solver_class(solver).OPTIONS and options.get("L") is None:
             # D moves little per step, so its last top eigenvector starts the power iteration
             # next to the answer: one read of the device for L instead of ~2 (the step commits top)
-            L, top = lipschitz_and_vector(D, None if top is None else backend.match(top, D))
+            L, top = self.reducer.lipschitz(D, None if top is None else backend.match(top, D))
             options = {**options, "L": L}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            Z, info = encode(X, D, cfg.alpha, solver=solver, positive=cfg.positive, tol=cfg.tol, max_iter=max_iter,
-                             init=init, return_info=True, plan=self.plan, **options)
+            Z, info = self.reducer.encode(X, D, cfg.alpha, solver=solver, positive=cfg.positive, tol=cfg.tol,
+                                          max_iter=max_iter, init=init, return_info=True, plan=self.plan, **options)
         return Z, info.converged, top
 
-    def _dead_atoms(self, new, X, r2, used, rows, stats_A, stats_B, adam, syncing):
-        """(D, atoms resampled, dead mask, whether the device was read): the idle counters see
-        which atoms the (global) batch of ``rows`` rows used (``used``: booleans on any device),
-        and on a ``syncing`` step the dead ones are resampled; their statistics and Adam moments
-        start afresh, as a new atom's would.  The counts are read, with the pending records, only
-        when their host ceiling says that an atom may be dead."""
+    def _dead_atoms(self, new, X, r2, used, rows, state, syncing):
+        """(D, atoms resampled, the dead mask of this rank's atoms, whether the device was read): the
+        idle counters see which atoms the (global) batch of ``rows`` rows used (``used``: booleans on
+        any device), and on a ``syncing`` step the dead ones are resampled (dead.py) and the update
+        rule starts their ``state`` afresh (in place), as a new atom's.  The counts are read, with
+        the pending records, only when their host ceiling says that an atom may be dead."""
         self.idle.observe(used, rows)
         if not (self.config.resample_dead and syncing and self.idle.may_be_dead()):
             return new, 0, self.idle.dead(), False
         idle = self.sync(counts=self.idle.idle)  # an atom may be dead: which ones
-        dead = idle >= self.idle.dead_after
+        reducer = self.reducer
+        mine = idle >= self.idle.dead_after
+        dead = reducer.all_atoms(mine)  # every rank decides on every atom, and draws alike
         if not dead.any():
-            return new, 0, dead, True
-        new, atoms = dead_atoms.resample(new, *distributed.gather_rows(X, r2),  # distributed seam: every rank's rows
-                                         dead, self.rng, self.config.norm)
-        self.idle.reset(atoms)
-        idle[atoms] = 0
+            return new, 0, mine, True
+        every, atoms = dead_atoms.resample(reducer.all_atoms(new), *reducer.global_rows(X, r2), dead, self.rng,
+                                           self.rule.norm)
+        replaced = np.zeros(dead.shape, bool)
+        replaced[atoms] = True
+        ours = np.flatnonzero(reducer.own_atoms(replaced))  # this rank's atoms among them
+        self.idle.reset(ours)
+        idle[ours] = 0
         self.idle.settle(idle.max(initial=0))
-        if stats_A is not None and atoms.size:
-            idx = backend.like(atoms, stats_A)
-            stats_A[idx, :] = 0
-            stats_A[:, idx] = 0
-            stats_B[idx, :] = 0
-        if adam.mean is not None and atoms.size:
-            idx = backend.like(atoms, adam.mean)
-            adam.mean[idx, :] = 0
-            adam.square[idx, :] = 0
-        return new, int(atoms.size), dead, True
+        self.rule.reset_atoms(state, ours)
+        return reducer.own_atoms(every), int(atoms.size), mine, True
 
     def _record(self, X, Z, nonzero, r2, new, dead, resampled, converged):
         """The step's record (``nonzero``: Z ≠ 0; ``new``: the step's new atoms); the batch
@@ -434,18 +337,11 @@ class Learner:
         }
 
     def model(self):
-        from .model import SparseCodingModel
-
+        """The model so far: the whole dictionary, the settings and the history."""
         cfg = self.config
-        settings = {**_asdict(cfg), "n_features": self.n_features}
+        settings = {**dataclasses.asdict(cfg), "n_features": self.n_features}
         self.sync()
-        return SparseCodingModel(self.dictionary(), cfg.alpha, solver=cfg.solver, positive=cfg.positive,
-                                 solver_options=cfg.solver_options, settings=settings,
+        return SparseCodingModel(self.reducer.all_atoms(self.dictionary()), cfg.alpha, solver=cfg.solver,
+                                 positive=cfg.positive, solver_options=cfg.solver_options, settings=settings,
                                  history=self.history.as_dict(),
                                  offset=None if self.offset is None else self.offset.value())
-
-
-def _asdict(config):
-    import dataclasses
-
-    return dataclasses.asdict(config)

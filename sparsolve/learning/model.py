@@ -11,8 +11,8 @@ import numpy as np
 
 from .. import backend, io
 from ..gap import objective
-from ..inference import alpha_for_l0, encode
-from .learner import history_arrays, history_from_arrays, solver_for
+from ..inference import alpha_for_l0, encode, solver_for
+from .history import history_arrays, history_from_arrays
 
 KIND = "sparse_coding_model"
 
@@ -148,7 +148,7 @@ class SparseCodingModel:
         """Write a directory that SAELens loads (``SAE.load_from_disk(path)``): the decoder, b_dec
         and an approximate JumpReLU encoder fitted on the rows X; see
         :func:`sparsolve.sae.save_sae`, whose options these are."""
-        from ..sae import save_sae
+        from ..saefile import save_sae
 
         return save_sae(self, path, X, **options)
 

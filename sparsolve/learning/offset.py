@@ -19,7 +19,6 @@ import numpy as np
 
 from .. import backend
 from ..checks import finite_rows
-from . import distributed
 from .batches import check_finite
 
 
@@ -51,8 +50,9 @@ class Offset:
         """b (n_features,) in float64, or None before any row was seen."""
         return None if self.total is None else self.total / self.rows
 
-    def center(self, batch, name="the batch"):
-        """batch − b, after the batch has joined the running mean (until frozen).  bfloat16 rows
+    def center(self, batch, reducer, name="the batch"):
+        """batch − b, after the batch has joined the running mean (until frozen; summed over the
+        ranks by ``reducer``, a learning.reducer.Reducer).  bfloat16 rows
         are centred in float32: the learner rounds them to its storage type afterwards."""
         if backend.dtype_name(batch) == "bfloat16":
             batch = backend.astype(batch, "float32")
@@ -60,7 +60,7 @@ class Offset:
             sums = np.append(backend.to_numpy(backend.astype(batch, "float64").sum(0)), float(batch.shape[0]))
             if not np.isfinite(sums).all():
                 check_finite(batch, name)  # before a NaN enters the mean that every later batch is centred by
-            (sums,) = distributed.all_reduce_sum(sums, what="all-reduce of the centring's running mean")
+            sums = reducer.sum(sums, "all-reduce of the centring's running mean")
             self.total = sums[:-1] if self.total is None else self.total + sums[:-1]
             self.rows += int(round(sums[-1]))
             self.frozen = self.rows >= self.limit

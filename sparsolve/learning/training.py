@@ -8,11 +8,11 @@ yields ``(step, model_or_dictionary, record)`` -- and around each step:
   from then on that ``ready(record)`` accepts, so the bar itself never reads the device);
 * calls ``save()`` every ``checkpoint_every`` steps and once at the end;
 * calls ``callback(step, model_or_dictionary, record)``; False stops the training;
-* with a checkpoint, catches Ctrl-C and SIGTERM: the step under way finishes, the
-  checkpoint is saved, and then KeyboardInterrupt (Ctrl-C) or SystemExit(143)
-  (SIGTERM) ends the run.  A second Ctrl-C interrupts at once (the last saved
-  checkpoint stands).  A KeyboardInterrupt raised by the callback saves too.
-  Any other error leaves the last periodic checkpoint as it was.
+* with a checkpoint (or ``interruptible``), catches Ctrl-C and SIGTERM: the step under way
+  finishes, the checkpoint is saved, and then KeyboardInterrupt (Ctrl-C) or SystemExit(143)
+  (SIGTERM) ends the run, so the trainer can keep what the finished steps learned.  A second
+  Ctrl-C interrupts at once (the last saved checkpoint stands).  A KeyboardInterrupt raised by
+  the callback saves too.  Any other error leaves the last periodic checkpoint as it was.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _deferred_signals(enabled):
 
 
 def run(steps, *, total, initial, desc, progress, save=None, checkpoint_every=None, callback=None,
-        postfix=None, to_host=dict, postfix_every=1, ready=None):
+        postfix=None, to_host=dict, postfix_every=1, ready=None, interruptible=False):
     """Drive ``steps`` (see the module docstring); returns the last step number."""
     bar = None
     if progress:
@@ -59,7 +59,7 @@ def run(steps, *, total, initial, desc, progress, save=None, checkpoint_every=No
         bar = tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False)
     t, saved_at, due = initial, None, False
     try:
-        with _deferred_signals(save is not None) as stop:
+        with _deferred_signals(save is not None or interruptible) as stop:
             try:
                 for t, obj, record in steps:
                     if bar is not None:

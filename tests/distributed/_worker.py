@@ -37,6 +37,17 @@ def fits(rank, out):
             saved[f"{name}/offset"] = model.offset
         for k in ("mse", "nnz_frac", "samples_seen", "resampled", "dead_frac"):
             saved[f"{name}/{k}"] = np.asarray(model.history[k], dtype=np.float64)
+    # A resume on data changed in one row that only rank 1 read in step 1: both ranks must refuse.
+    case = CASES["online_resume"]["kwargs"]
+    rows = np.sort(np.random.default_rng([case["seed"], 1, 0]).permutation(len(data()))[:case["batch_size"]])
+    changed = data()
+    changed[rows[-1]] += 1.0
+    try:
+        sparsolve.fit(changed, progress=False, checkpoint=os.path.join(out, "online_resume.npz"),
+                      **{**case, "n_epochs": None, "max_steps": CASES["online_resume"]["resume_after"] + 1})
+        saved["resume_error"] = np.array("no error")
+    except ValueError as e:
+        saved["resume_error"] = np.array(str(e))
     base = dict(n_atoms=8, alpha=0.1, solver="cd", batch_size=50, max_steps=1, seed=0, progress=False)
     errors = []
     for args in ({**base, "alpha": 0.1 + 0.1 * rank}, {**base, "seed": rank}):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from sparsolve.learning import norms, updates
+from sparsolve.rules import norm_rule
+from sparsolve.rules.online import batch_statistics, online
 
 pytestmark = [
     pytest.mark.gpu,
@@ -23,16 +24,17 @@ def _statistics(m=300, p=48, n=600, seed=4):
     D = rng.standard_normal((m, p))
     Z = np.abs(rng.standard_normal((n, m))) * (rng.random((n, m)) < 0.1)
     Z[:, [3, 200]] = 0.0
-    A, B = updates.batch_statistics(Z @ D + 0.1 * rng.standard_normal((n, p)), Z)
+    A, B = batch_statistics(Z @ D + 0.1 * rng.standard_normal((n, p)), Z)
     return D, A, B
 
 
 @pytest.mark.parametrize("norm,beta", RULES)
 def test_online_on_cuda_equals_the_numba_kernel(norm, beta):
     D, A, B = _statistics()
-    decay = norms.decay(norm, beta)
-    reference = updates.online(D, A, B, norm, decay)
-    out = updates.online(*(torch.from_numpy(a).cuda() for a in (D, A, B)), norm, decay)
+    rule = norm_rule(norm)
+    decay = rule.decay(beta)
+    reference = online(D, A, B, rule, decay)
+    out = online(*(torch.from_numpy(a).cuda() for a in (D, A, B)), rule, decay)
     assert out.is_cuda
     np.testing.assert_allclose(out.cpu().numpy(), reference, rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(out.cpu().numpy()[[3, 200]], D[[3, 200]])
@@ -41,11 +43,11 @@ def test_online_on_cuda_equals_the_numba_kernel(norm, beta):
 @pytest.mark.parametrize("norm", ["unit", "none"])
 def test_online_on_cuda_has_no_host_sync(norm):
     D, A, B = (torch.from_numpy(a).cuda() for a in _statistics())
-    updates.online(D, A, B, norm, 0.0)  # warm up (cuBLAS handles, the solver's workspace)
+    online(D, A, B, norm_rule(norm), 0.0)  # warm up (cuBLAS handles, the solver's workspace)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")  # any device-to-host read raises
     try:
-        updates.online(D, A, B, norm, 0.0)
+        online(D, A, B, norm_rule(norm), 0.0)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.cuda.synchronize()
@@ -55,9 +57,10 @@ def test_online_on_cuda_has_no_host_sync(norm):
 def test_online_on_cupy_equals_the_numba_kernel(norm, beta):
     cupy = pytest.importorskip("cupy")
     D, A, B = _statistics()
-    decay = norms.decay(norm, beta)
-    reference = updates.online(D, A, B, norm, decay)
-    out = updates.online(*(cupy.asarray(a) for a in (D, A, B)), norm, decay)
+    rule = norm_rule(norm)
+    decay = rule.decay(beta)
+    reference = online(D, A, B, rule, decay)
+    out = online(*(cupy.asarray(a) for a in (D, A, B)), rule, decay)
     np.testing.assert_allclose(cupy.asnumpy(out), reference, rtol=1e-10, atol=1e-10)
 
 
@@ -89,7 +92,7 @@ def test_a_step_between_reads_reads_nothing_outside_encode(monkeypatch):
     """Between reads (sync_every) fit's step queues its work without a device-to-host read;
     encode's certificates are its own (allowed here)."""
     from sparsolve.config import FitConfig
-    from sparsolve.learning import learner as L
+    from sparsolve.learning import reducer as L
     from sparsolve.learning.fit import new_learner
 
     X = _tokens()

@@ -1,4 +1,4 @@
-"""A Triton kernel for the in-block steps of the blocked online pass (updates.online_blocked)
+"""A Triton kernel for the in-block steps of the blocked online pass (sparsolve.rules.online.online_blocked)
 under a projected norm rule ("unit", "ball").
 
 For a block J of k atoms (64 in fit), online_blocked's products give W (k, p), the rows
@@ -26,7 +26,7 @@ over the p features (tiled): read V_t and the earlier u_i, write u_t, sum u_t²,
 and those reads bypass L1 (``.cg``).
 
 Used by online_blocked for float32/float64 CUDA torch tensors when Triton imports; everything
-else (cupy, CPU, no Triton) runs the Python loop of updates._in_block_steps, which the tests
+else (cupy, CPU, no Triton) runs the Python loop of online._in_block_steps, which the tests
 compare this kernel with.  With ``TRITON_INTERPRET=1`` set before the first use, Triton's
 interpreter runs it on CPU tensors (the tests do; the interpreter runs the threads one after
 another, so it cannot show a missing barrier: the GPU test is the check for that).
@@ -106,7 +106,7 @@ def in_block_steps(W, coupling, old, keep, floor):
     """The new rows of a block (module docstring), written over ``old`` (the block of D): W, old
     (k, p), coupling (k, k) strictly lower with the columns of unused atoms zero (the C_ti κ_i of
     the module docstring), keep (k,) booleans, floor > 0 the norm rule's.  Same arguments and
-    effect as updates._in_block_steps.  Four launches: V, the kernel, and the rows (two)."""
+    effect as online._in_block_steps.  Four launches: V, the kernel, and the rows (two)."""
     k, p = W.shape
     V = (W + coupling @ old).contiguous()
     U = V.new_empty((k, p))
