@@ -278,17 +278,19 @@ def data_arm(size_name, seed, samples, calib):
 
 def compute_arm(size_name, seed, samples, cache=None):
     """The equal-compute cells of one seed: every SAE at the target L0s, for as many samples as its
-    own measured CPU cost a sample (its data-arm cell) buys in the mean CPU time of this seed's
-    fit cells.  Needs the seed's data arm done."""
+    own measured CPU cost a sample (its data-arm cell nearest the target) buys in the mean CPU
+    time of this seed's fit cells near that L0.  Needs the seed's data arm done."""
     size = data.SIZES[size_name]
     fits = [json.loads(p.read_text()) for p in (data.folder(size_name, cache) / "cells" / "data" / slug("sparsolve fit"))
             .glob(f"*_seed{seed}.json")]
     fits = [f for f in fits if f["samples"] == samples]
-    if not fits:
-        return []
-    budget = float(np.mean([f["cpu"] for f in fits]))
     cells = []
     for t in size.targets:
+        # fit's CPU time at this L0: its cells within 15% of the target (its cost falls with L0)
+        near = [f["cpu"] for f in fits if abs(f["final"]["sae_l0"] - t) <= 0.15 * t]
+        if not near:
+            continue
+        budget = float(np.mean(near))
         for m in SAES:
             own = nearest_cell(size_name, "data", m, seed, samples, t, cache)
             if own is None:
@@ -353,8 +355,9 @@ def load_cells(size_name, arm, cache=None):
 
 def at_l0(cells, target, tol=0.15):
     """One method and seed's metrics at L0 = target: a cell at the target (within 1%), else linear
-    interpolation between the two neighbouring cells of its sweep that bracket it, else the
-    nearest cell within ``tol`` (flagged); None when no cell comes near."""
+    interpolation between the two neighbouring cells of its sweep that bracket it, both within
+    ``tol`` of the target (a dense bracket, never across a wide grid), else the nearest cell
+    within ``tol`` (flagged); None when no cell comes near."""
     pts = sorted(cells, key=lambda c: c["final"]["sae_l0"])
     l0 = [c["final"]["sae_l0"] for c in pts]
     exact = [c for c, v in zip(pts, l0) if abs(v - target) <= 0.01 * target]
@@ -364,7 +367,7 @@ def at_l0(cells, target, tol=0.15):
                 "how": f"{c['knob_name']} {c['knob']}"}
     for a, b in zip(pts, pts[1:]):
         la, lb = a["final"]["sae_l0"], b["final"]["sae_l0"]
-        if la <= target <= lb and lb > la:
+        if la <= target <= lb and lb > la and max(target - la, lb - target) <= tol * target:
             w = (target - la) / (lb - la)
             out = {m: (1 - w) * a["final"][m] + w * b["final"][m] for m in METRICS}
             return {**out, "cpu": (1 - w) * a["cpu"] + w * b["cpu"], "wall": (1 - w) * a["wall"] + w * b["wall"],
@@ -399,7 +402,7 @@ def target_rows(cells, target, arm_cells_fit=None):
         if not at:
             rows.append({"method": method, "L0": "–", "note": "no cell near this L0"})
             continue
-        summary[method] = {m: float(np.mean([a[m] for a in at])) for m in (*METRICS, "cpu", "wall")}
+        summary[method] = {m: float(np.mean([a[m] for a in at])) for m in (*METRICS, "cpu", "wall", "samples")}
         rows.append({"method": method, "L0": pm([a["sae_l0"] for a in at], 2), "MCC": pm([a["mcc"] for a in at]),
                      "F1": pm([a["f1"] for a in at]), "EV": pm([a["explained_variance"] for a in at]),
                      "uniqueness": pm([a["uniqueness"] for a in at]),
@@ -417,7 +420,14 @@ def verdict(summary, target, arm):
     saes = {m: v for m, v in summary.items() if m != "sparsolve fit"}
     if not fit or not saes:
         return None, {}
-    lines, figures = [], {}
+    lines, figures = [], {f"fit_cpu_s_L0_{target}": round(fit["cpu"], 1),
+                          f"fit_samples_L0_{target}": int(fit["samples"])}
+    for m, v in saes.items():
+        key = slug(m).lower()
+        figures[f"{key}_cpu_s_L0_{target}"] = round(v["cpu"], 1)
+        figures[f"{key}_samples_L0_{target}"] = int(v["samples"])
+        for metric, name in (("mcc", "mcc"), ("explained_variance", "ev"), ("f1", "f1")):
+            figures[f"{key}_{name}_L0_{target}"] = round(v[metric], 4)
     for metric, name in (("mcc", "MCC"), ("explained_variance", "EV"), ("f1", "F1")):
         best = max(saes, key=lambda m: saes[m][metric])
         margin = fit[metric] - saes[best][metric]
@@ -444,8 +454,8 @@ def convergence_rows(cells, targets):
             best = per_seed.get(c["seed"])
             if best is None or abs(c["final"]["sae_l0"] - t) < abs(best["final"]["sae_l0"] - t):
                 per_seed[c["seed"]] = c
-        curves = [c["curve"] for c in per_seed.values()]
-        n = min(map(len, curves))
+        curves = common_points([c["curve"] for c in per_seed.values()])
+        n = len(curves[0])
         pick = lambda i, key: float(np.mean([cv[i][key] for cv in curves]))
         last, half, quarter = n - 1, max(0, n - 2), max(0, n - 3)
         gain = pick(last, "mcc") - pick(half, "mcc")
@@ -456,6 +466,51 @@ def convergence_rows(cells, targets):
                      "EV at ½ / all": f"{pick(half, 'explained_variance'):.3f} / {pick(last, 'explained_variance'):.3f}",
                      "last doubling": f"MCC {gain:+.3f}: " + ("converged" if gain < 0.005 else "still improving")})
     return rows
+
+
+def common_points(curves):
+    """The learning curves cut to the sample counts every one of them has (seeds 1-2 may have
+    fewer checkpoints than seed 0), so that a mean over seeds is taken point by point."""
+    shared = set.intersection(*({p["samples"] for p in cv} for cv in curves))
+    return [[p for p in cv if p["samples"] in shared] for cv in curves]
+
+
+def curve_rows(cells):
+    """Every checkpoint of each cell (the long runs): held-out metrics against samples and CPU time."""
+    rows = []
+    for c in cells:
+        for p in c["curve"]:
+            rows.append({"method": c["method"], "knob": f"{c['knob_name']} {c['knob']}", "samples": f"{p['samples']:,}",
+                         "train CPU s": f"{p['cpu']:.0f}", "MCC": f"{p['mcc']:.3f}", "F1": f"{p['f1']:.3f}",
+                         "EV": f"{p['explained_variance']:.3f}", "L0": f"{p['sae_l0']:.1f}",
+                         "dead (held out)": p["dead_latents"]})
+    return rows
+
+
+def long_figures(long_cells, fit_cells, target):
+    """The long arm's figures: each SAE's final MCC/F1/EV, its MCC at fit's sample count, and its
+    last doubling's MCC gain; fit's seed-0 values at the target beside them."""
+    figures = {}
+    for c in long_cells:
+        key = slug(c["method"]).replace("SAELens_", "saelens_").replace("sparsify_", "sparsify_").lower()
+        f = c["final"]
+        figures.update({f"long_{key}_mcc": round(f["mcc"], 4), f"long_{key}_f1": round(f["f1"], 4),
+                        f"long_{key}_ev": round(f["explained_variance"], 4), f"long_{key}_l0": round(f["sae_l0"], 2),
+                        f"long_{key}_cpu_s": round(c["cpu"], 1), f"long_{key}_samples": c["samples"]})
+        pts = c["curve"]
+        if len(pts) >= 2:
+            figures[f"long_{key}_last_doubling_mcc_gain"] = round(pts[-1]["mcc"] - pts[-2]["mcc"], 4)
+            figures[f"long_{key}_last_doubling_ev_gain"] = round(pts[-1]["explained_variance"] - pts[-2]["explained_variance"], 4)
+    if long_cells:
+        figures["long_samples"] = long_cells[0]["samples"]
+        for metric, name in (("mcc", "mcc"), ("f1", "f1"), ("explained_variance", "ev")):
+            figures[f"long_best_sae_{name}"] = round(max(c["final"][metric] for c in long_cells), 4)
+    at = at_l0([c for c in fit_cells if c["seed"] == 0], target)
+    if at is not None:
+        figures.update({f"long_fit_seed0_{n}_L0_{target}": round(at[m], 4)
+                        for m, n in (("mcc", "mcc"), ("f1", "f1"), ("explained_variance", "ev"))})
+        figures[f"long_fit_seed0_cpu_s_L0_{target}"] = round(at["cpu"], 1)
+    return figures
 
 
 def third_rows(cells, target):
@@ -542,8 +597,8 @@ def plot_curves(size_name, cells, path):
                     per_seed[c["seed"]] = c
             if not per_seed:
                 continue
-            curves = [c["curve"] for c in per_seed.values()]
-            n = min(map(len, curves))
+            curves = common_points([c["curve"] for c in per_seed.values()])
+            n = len(curves[0])
             for col, key in enumerate(("mcc", "explained_variance")):
                 for row, x in enumerate(("samples", "cpu")):
                     xs = [np.mean([cv[i][x] for cv in curves]) for i in range(n)]
@@ -572,8 +627,11 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
     compute_cells = load_cells(size_name, "compute", cache)
     long_cells = load_cells(size_name, "long", cache)
     fit_cells = [c for c in data_cells if c["method"] == "sparsolve fit"]
-    loads = [c["load_before"][0] for c in data_cells + compute_cells] + [c["load_after"][0] for c in data_cells + compute_cells]
+    every = data_cells + compute_cells + long_cells
+    loads = [c["load_before"][0] for c in every] + [c["load_after"][0] for c in every]
     load_text = (f"load average (1 min) {min(loads):.1f}–{max(loads):.1f} during the cells" if loads else "")
+    commits = sorted({c.get("commit") or "before commits were recorded" for c in every})
+    load_text += f"; the cells' code: {', '.join(commits)}"
     settings = (f"SynthSAEBench {size_name}: {size.num_features:,} ground-truth features in {size.hidden_dim} dims, "
                 f"the published config otherwise (benchmarks/synthsaebench_data.py); width {size.width:,}; "
                 f"{size.heldout:,} held-out samples; every method on one thread; {load_text}.")
@@ -595,6 +653,8 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
             tables[f"More compute for the SAEs: {long_cells[0]['samples']:,} samples each (seed 0), fit's "
                    f"{samples:,} beside them (L0 = {t})"] = rows
             tables["Where the long runs got to"] = convergence_rows(long_cells, size.targets)
+            tables["The long runs' learning curves (held-out metrics on the curve's held-out subset)"] = curve_rows(long_cells)
+            figures.update(long_figures(long_cells, fit_cells, t))
         if arm == "equal data":
             tables["Published SAELens rows, for reference (SynthSAEBench-16k" +
                    ("" if size_name == "16k" else ", not this model") + ": width 4,096, 200M samples, L0 25)"] = PUBLISHED
