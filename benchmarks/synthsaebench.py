@@ -344,7 +344,8 @@ PUBLISHED = [
     {"method": "matching pursuit SAE (published, 200M samples)", "L0": 25, "MCC": 0.693, "F1": 0.446},
 ]
 METRICS = ("sae_l0", "mcc", "f1", "explained_variance", "uniqueness", "dead_latents", "shrinkage", "precision",
-           "recall", "recovered", "recovered_frequent", "recovered_middle", "recovered_rare")
+           "recall", "recovered", "recovered_frequent", "recovered_middle", "recovered_rare", "max_cos_frequent",
+           "max_cos_middle", "max_cos_rare")
 EXAMPLES = HERE.parent / "examples" / "results"
 
 
@@ -492,19 +493,20 @@ def long_figures(long_cells, fit_cells, target):
     last doubling's MCC gain; fit's seed-0 values at the target beside them."""
     figures = {}
     for c in long_cells:
-        key = slug(c["method"]).replace("SAELens_", "saelens_").replace("sparsify_", "sparsify_").lower()
+        key = f"{c['arm']}_{slug(c['method']).lower()}"
         f = c["final"]
-        figures.update({f"long_{key}_mcc": round(f["mcc"], 4), f"long_{key}_f1": round(f["f1"], 4),
-                        f"long_{key}_ev": round(f["explained_variance"], 4), f"long_{key}_l0": round(f["sae_l0"], 2),
-                        f"long_{key}_cpu_s": round(c["cpu"], 1), f"long_{key}_samples": c["samples"]})
+        figures.update({f"{key}_mcc": round(f["mcc"], 4), f"{key}_f1": round(f["f1"], 4),
+                        f"{key}_ev": round(f["explained_variance"], 4), f"{key}_l0": round(f["sae_l0"], 2),
+                        f"{key}_cpu_s": round(c["cpu"], 1), f"{key}_samples": c["samples"]})
         pts = c["curve"]
         if len(pts) >= 2:
-            figures[f"long_{key}_last_doubling_mcc_gain"] = round(pts[-1]["mcc"] - pts[-2]["mcc"], 4)
-            figures[f"long_{key}_last_doubling_ev_gain"] = round(pts[-1]["explained_variance"] - pts[-2]["explained_variance"], 4)
-    if long_cells:
-        figures["long_samples"] = long_cells[0]["samples"]
+            figures[f"{key}_last_doubling_mcc_gain"] = round(pts[-1]["mcc"] - pts[-2]["mcc"], 4)
+            figures[f"{key}_last_doubling_ev_gain"] = round(pts[-1]["explained_variance"] - pts[-2]["explained_variance"], 4)
+    eight = [c for c in long_cells if c["arm"] == "long"]
+    if eight:
+        figures["long_samples"] = eight[0]["samples"]
         for metric, name in (("mcc", "mcc"), ("f1", "f1"), ("explained_variance", "ev")):
-            figures[f"long_best_sae_{name}"] = round(max(c["final"][metric] for c in long_cells), 4)
+            figures[f"long_best_sae_{name}"] = round(max(c["final"][metric] for c in eight), 4)
     at = at_l0([c for c in fit_cells if c["seed"] == 0], target)
     if at is not None:
         figures.update({f"long_fit_seed0_{n}_L0_{target}": round(at[m], 4)
@@ -523,6 +525,8 @@ def third_rows(cells, target):
         if at:
             rows.append({"method": method, "L0": pm([a["sae_l0"] for a in at], 1),
                          **{f"recovered, {n} third": pm([a[f"recovered_{n}"] for a in at])
+                            for n in ("frequent", "middle", "rare")},
+                         **{f"mean max cos, {n} third": pm([a[f"max_cos_{n}"] for a in at])
                             for n in ("frequent", "middle", "rare")}})
     return rows
 
@@ -589,7 +593,8 @@ def plot_curves(size_name, cells, path):
         if not mine:
             continue
         for arm_cells, ls in (([c for c in mine if c["arm"] == "data"], "-"), ([c for c in mine if c["arm"] == "compute"], "--"),
-                              ([c for c in mine if c["arm"] == "long"], ":")):
+                              ([c for c in mine if c["arm"] == "long"], ":"),
+                              ([c for c in mine if c["arm"] == "longer"], "-.")):
             per_seed = {}
             for c in arm_cells:
                 best = per_seed.get(c["seed"])
@@ -611,7 +616,7 @@ def plot_curves(size_name, cells, path):
             axes[row][col].grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"SynthSAEBench {size_name}: learning curves at L0 ≈ {t} (solid: equal-data runs; dashed: "
-                 f"equal-compute runs; dotted: the SAEs' long runs, seed 0); mean over seeds", fontsize=10)
+                 f"equal-compute runs; dotted: the SAEs' long runs, dash-dot: further still; seed 0); mean over seeds", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -626,8 +631,9 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
     data_cells = [c for c in load_cells(size_name, "data", cache) if c["samples"] == samples]
     compute_cells = load_cells(size_name, "compute", cache)
     long_cells = load_cells(size_name, "long", cache)
+    longer_cells = load_cells(size_name, "longer", cache)  # one SAE further still, where time allowed
     fit_cells = [c for c in data_cells if c["method"] == "sparsolve fit"]
-    every = data_cells + compute_cells + long_cells
+    every = data_cells + compute_cells + long_cells + longer_cells
     loads = [c["load_before"][0] for c in every] + [c["load_after"][0] for c in every]
     load_text = (f"load average (1 min) {min(loads):.1f}–{max(loads):.1f} during the cells" if loads else "")
     commits = sorted({c.get("commit") or "before commits were recorded" for c in every})
@@ -652,9 +658,15 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
             rows, _ = target_rows(long_cells + [c for c in fit_cells if c["seed"] == 0], t)
             tables[f"More compute for the SAEs: {long_cells[0]['samples']:,} samples each (seed 0), fit's "
                    f"{samples:,} beside them (L0 = {t})"] = rows
+            if longer_cells:
+                rows, _ = target_rows(longer_cells, t)
+                tables[f"Further still: {', '.join(sorted({c['method'] for c in longer_cells}))} on "
+                       f"{longer_cells[0]['samples']:,} samples (passes over the {size.pool:,}-sample pool: "
+                       f"{longer_cells[0]['samples'] / size.pool:g}; seed 0)"] = [r for r in rows if r.get("L0") != "–"]
             tables["Where the long runs got to"] = convergence_rows(long_cells, size.targets)
-            tables["The long runs' learning curves (held-out metrics on the curve's held-out subset)"] = curve_rows(long_cells)
-            figures.update(long_figures(long_cells, fit_cells, t))
+            tables["The long runs' learning curves (held-out metrics on the curve's held-out subset)"] = \
+                curve_rows(long_cells + longer_cells)
+            figures.update(long_figures(long_cells + longer_cells, fit_cells, t))
         if arm == "equal data":
             tables["Published SAELens rows, for reference (SynthSAEBench-16k" +
                    ("" if size_name == "16k" else ", not this model") + ": width 4,096, 200M samples, L0 25)"] = PUBLISHED
@@ -666,7 +678,7 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
         figures_dir.mkdir(parents=True, exist_ok=True)
         stem = "synthsaebench" if size_name == "cpu" else f"synthsaebench_{size_name}"
         plot(size_name, data_cells, compute_cells, fit_cells, figures_dir / f"{stem}.png")
-        plot_curves(size_name, data_cells + compute_cells + long_cells, figures_dir / f"{stem}_curves.png")
+        plot_curves(size_name, data_cells + compute_cells + long_cells + longer_cells, figures_dir / f"{stem}_curves.png")
         comparison = {"equal data": f"equal data: every method trains on the same {samples:,} samples",
                       "equal compute": "equal compute: each SAE trains for as many samples as fit's CPU time "
                                        "(one thread) buys it; the times are in the tables"}
