@@ -515,6 +515,43 @@ def long_figures(long_cells, fit_cells, target):
     return figures
 
 
+def crossing(curve, key, value):
+    """Where a learning curve first reaches ``value`` of ``key``: (samples, CPU s), interpolated
+    between the two checkpoints around it (log-linear in samples, linear in CPU time); None when
+    it never does."""
+    for a, b in zip(curve, curve[1:]):
+        if a[key] < value <= b[key]:
+            w = (value - a[key]) / (b[key] - a[key])
+            return 2 ** ((1 - w) * math.log2(a["samples"]) + w * math.log2(b["samples"])), (1 - w) * a["cpu"] + w * b["cpu"]
+    if curve and curve[0][key] >= value:
+        return curve[0]["samples"], curve[0]["cpu"]
+    return None
+
+
+def crossing_rows(long_cells, fit_cells, target):
+    """Where each SAE's long run passes fit's seed-0 value at the target (MCC, F1, EV): the samples
+    and CPU time, as multiples of fit's.  A run's checkpoints are taken before its learning rate
+    decays, so a run stopped there would do at least as well: the multiples are upper bounds."""
+    fit = at_l0([c for c in fit_cells if c["seed"] == 0], target)
+    if fit is None:
+        return [], {}
+    rows, figures = [], {}
+    for c in long_cells:
+        row = {"method": c["method"], "run": f"{c['samples']:,} samples"}
+        for key, name in (("mcc", "MCC"), ("f1", "F1"), ("explained_variance", "EV")):
+            hit = crossing(c["curve"], key, fit[key])
+            tag = f"{c['arm']}_{slug(c['method']).lower()}_passes_fit_{name.lower()}"
+            if hit is None:
+                row[f"passes fit's {name} ({fit[key]:.3f})"] = "not within the run"
+                continue
+            n, cpu = hit
+            row[f"passes fit's {name} ({fit[key]:.3f})"] = f"{n / fit['samples']:.1f}× fit's samples, {cpu / fit['cpu']:.1f}× its CPU"
+            figures[f"{tag}_samples_x"] = round(n / fit["samples"], 2)
+            figures[f"{tag}_cpu_x"] = round(cpu / fit["cpu"], 2)
+        rows.append(row)
+    return rows, figures
+
+
 def third_rows(cells, target):
     rows = []
     by_method = {}
@@ -667,6 +704,10 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
             tables["The long runs' learning curves (held-out metrics on the curve's held-out subset)"] = \
                 curve_rows(long_cells + longer_cells)
             figures.update(long_figures(long_cells + longer_cells, fit_cells, t))
+            rows, figs = crossing_rows(long_cells + longer_cells, fit_cells, t)
+            tables[f"Where the long runs pass fit (seed 0, L0 {t}; fit at {samples:,} samples; upper bounds: the "
+                   f"checkpoints come before the learning rate decays)"] = rows
+            figures.update(figs)
         if arm == "equal data":
             tables["Published SAELens rows, for reference (SynthSAEBench-16k" +
                    ("" if size_name == "16k" else ", not this model") + ": width 4,096, 200M samples, L0 25)"] = PUBLISHED
