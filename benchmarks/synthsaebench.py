@@ -608,8 +608,8 @@ def plot(size_name, data_cells, compute_cells, fit_cells, path):
     axes[0][0].legend(fontsize=8)
     n = data_cells[0]["samples"] if data_cells else 0
     fig.suptitle(f"SynthSAEBench {size_name}: {size.num_features:,} features in {size.hidden_dim} dims, width "
-                 f"{size.width:,}; equal data = {n:,} samples each; equal compute = each SAE trained for fit's CPU "
-                 f"time (one thread); mean ± std over seeds", fontsize=10)
+                 f"{size.width:,}; mean ± std over seeds\nequal data = {n:,} samples each; equal compute = each SAE "
+                 f"trained for fit's CPU time (one thread)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -652,8 +652,9 @@ def plot_curves(size_name, cells, path):
             axes[row][col].set(xscale="log", xlabel=x, ylabel=f"{key} (held out)")
             axes[row][col].grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"SynthSAEBench {size_name}: learning curves at L0 ≈ {t} (solid: equal-data runs; dashed: "
-                 f"equal-compute runs; dotted: the SAEs' long runs, dash-dot: further still; seed 0); mean over seeds", fontsize=10)
+    fig.suptitle(f"SynthSAEBench {size_name}: learning curves at L0 ≈ {t}, mean over seeds at shared checkpoints\n"
+                 f"solid: equal-data runs; dashed: equal-compute runs; dotted: the SAEs' long runs (seed 0); "
+                 f"dash-dot: further still", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
