@@ -427,6 +427,8 @@ def verdict(summary, target, arm):
         key = slug(m).lower()
         figures[f"{key}_cpu_s_L0_{target}"] = round(v["cpu"], 1)
         figures[f"{key}_samples_L0_{target}"] = int(v["samples"])
+        figures[f"{key}_cpu_x_fit_L0_{target}"] = round(v["cpu"] / fit["cpu"], 2)
+        figures[f"{key}_samples_x_fit_L0_{target}"] = round(v["samples"] / fit["samples"], 2)
         for metric, name in (("mcc", "mcc"), ("explained_variance", "ev"), ("f1", "f1")):
             figures[f"{key}_{name}_L0_{target}"] = round(v[metric], 4)
     for metric, name in (("mcc", "MCC"), ("explained_variance", "EV"), ("f1", "F1")):
@@ -495,6 +497,10 @@ def long_figures(long_cells, fit_cells, target):
     for c in long_cells:
         key = f"{c['arm']}_{slug(c['method']).lower()}"
         f = c["final"]
+        fit = at_l0([x for x in fit_cells if x["seed"] == 0], target)
+        if fit is not None:
+            figures[f"{key}_cpu_x_fit"] = round(c["cpu"] / fit["cpu"], 2)
+            figures[f"{key}_samples_x_fit"] = round(c["samples"] / fit["samples"], 2)
         figures.update({f"{key}_mcc": round(f["mcc"], 4), f"{key}_f1": round(f["f1"], 4),
                         f"{key}_ev": round(f["explained_variance"], 4), f"{key}_l0": round(f["sae_l0"], 2),
                         f"{key}_cpu_s": round(c["cpu"], 1), f"{key}_samples": c["samples"]})
@@ -710,6 +716,9 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
                    f"checkpoints come before the learning rate decays)"] = rows
             figures.update(figs)
         if arm == "equal data":
+            for row in PUBLISHED:
+                key = slug(row["method"].split(" (")[0]).lower()
+                figures.update({f"published_16k_{key}_{m.lower()}": row[m] for m in ("MCC", "F1", "EV") if m in row})
             tables["Published SAELens rows, for reference (SynthSAEBench-16k" +
                    ("" if size_name == "16k" else ", not this model") + ": width 4,096, 200M samples, L0 25)"] = PUBLISHED
         results[arm] = (tables, figures, notes)
