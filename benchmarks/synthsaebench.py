@@ -296,8 +296,13 @@ def compute_arm(size_name, seed, samples, cache=None):
             if own is None:
                 continue
             n = int(budget / (own["cpu"] / own["samples"])) // size.batch * size.batch
-            cells.append(("compute", m, own["knob"], seed, max(size.batch, n)))
-    return cells
+            cells.append((abs(own["final"]["sae_l0"] - t), ("compute", m, own["knob"], seed, max(size.batch, n))))
+    # One cell a knob (one file holds it): where the same cell is nearest both targets, the budget
+    # of the target nearest its L0.
+    chosen = {}
+    for distance, cell in sorted(cells, key=lambda c: c[0]):
+        chosen.setdefault(cell[1:3], cell)
+    return [c for _, c in cells if chosen[c[1:3]] is c]
 
 
 def nearest_cell(size_name, arm, method, seed, samples, target, cache=None):

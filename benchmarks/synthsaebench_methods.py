@@ -292,6 +292,7 @@ def train_fit(alpha, run, *, batch=None):
     import sparsolve
     from sparsolve.inference import ConvergenceWarning
     from sparsolve.learning.offset import Offset
+    from sparsolve.learning.reducer import Identity
 
     batch = batch or run.size.batch
 
@@ -307,7 +308,7 @@ def train_fit(alpha, run, *, batch=None):
     def stream():
         for x in run.batches(batch, device="cpu"):
             x = x.numpy()
-            seen_offset.center(x)
+            seen_offset.center(x, Identity())  # one process: the running mean of this stream's batches
             yield x
 
     def callback(step, D, record):
