@@ -747,7 +747,9 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
                                        "(one thread) buys it; the times are in the tables"}
         for arm, (tables, figures, notes) in results.items():
             record(f"synthsaebench_{size_name}_{arm.replace(' ', '_')}",
-                   title=f"SynthSAEBench {size_name}: sparse coding against the SAE libraries, {arm} "
+                   title=f"SynthSAEBench {size_name} ({size.num_features:,} features in {size.hidden_dim} dims, "
+                         f"width {size.width:,}, L0 {' and '.join(map(str, size.targets))}, {samples:,} samples "
+                         f"a method at equal data): sparse coding against the SAE libraries, {arm} "
                          f"(benchmarks/synthsaebench.py)",
                    tables=tables, figures=figures, comparison=comparison[arm], notes="\n\n".join(notes),
                    load_before=[min(loads)] if loads else None, results_dir=results_dir)
