@@ -48,6 +48,8 @@ def test_a_learning_curve_crosses_a_value_between_its_checkpoints_or_not_at_all(
     assert bench.crossing(curve, "mcc", 0.7) is None
     assert bench.crossing(curve, "mcc", 0.1) == (1024, 1.0)
     assert bench.common_points([curve, curve[1:]]) == [curve[1:], curve[1:]]
+    longer = [{"samples": 2048, "cpu": 1.0, "mcc": 0.2}, {"samples": 8192, "cpu": 5.0, "mcc": 0.6}]
+    assert bench.common_points([curve, longer]) == [curve, longer]  # matched by the fraction of the run
 
 
 def test_checkpoints_halve_back_from_the_end_in_whole_batches():
