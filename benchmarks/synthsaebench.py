@@ -507,7 +507,8 @@ def long_rows(long_cells, fit_cells):
         f, pts = c["final"], c["curve"]
         figures.update({f"{key}_mcc": round(f["mcc"], 4), f"{key}_f1": round(f["f1"], 4),
                         f"{key}_ev": round(f["explained_variance"], 4), f"{key}_l0": round(f["sae_l0"], 2),
-                        f"{key}_cpu_s": round(c["cpu"], 1), f"{key}_samples": c["samples"]})
+                        f"{key}_cpu_s": round(c["cpu"], 1), f"{key}_samples": c["samples"],
+                        f"{key}_uniqueness": round(f["uniqueness"], 4)})
         gain = pts[-1]["mcc"] - pts[-2]["mcc"] if len(pts) >= 2 else float("nan")
         figures[f"{key}_last_doubling_mcc_gain"] = round(gain, 4)
         if len(pts) >= 2:
@@ -524,6 +525,7 @@ def long_rows(long_cells, fit_cells):
                             f"{key}_samples_x_fit": round(c["samples"] / fit["samples"], 2),
                             f"{key}_fit_mcc": round(fit["mcc"], 4), f"{key}_fit_f1": round(fit["f1"], 4),
                             f"{key}_fit_ev": round(fit["explained_variance"], 4),
+                            f"{key}_fit_uniqueness": round(fit["uniqueness"], 4),
                             f"{key}_mcc_margin": round(fit["mcc"] - f["mcc"], 4),
                             f"{key}_f1_margin": round(fit["f1"] - f["f1"], 4),
                             f"{key}_ev_margin": round(fit["explained_variance"] - f["explained_variance"], 4)})
@@ -733,6 +735,7 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
             for row in PUBLISHED:
                 key = slug(row["method"].split(" (")[0]).lower()
                 figures.update({f"published_16k_{key}_{m.lower()}": row[m] for m in ("MCC", "F1", "EV") if m in row})
+            figures["published_16k_samples_millions"] = 200
             tables["Published SAELens rows, for reference (SynthSAEBench-16k" +
                    ("" if size_name == "16k" else ", not this model") + ": width 4,096, 200M samples, L0 25)"] = PUBLISHED
         results[arm] = (tables, figures, notes)
