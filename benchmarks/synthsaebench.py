@@ -480,7 +480,7 @@ def common_points(curves):
     """The learning curves cut to the checkpoints every one of them has, matched by the fraction of
     its run (seeds 1-2 may have fewer checkpoints than seed 0, and an equal-compute run's length
     differs by seed), so that a mean over seeds is taken point by point."""
-    fraction = lambda p, cv: round(p["samples"] / cv[-1]["samples"], 6)
+    fraction = lambda p, cv: round(math.log2(p["samples"] / cv[-1]["samples"]))  # checkpoints are whole batches
     shared = set.intersection(*({fraction(p, cv) for p in cv} for cv in curves))
     return [[p for p in cv if fraction(p, cv) in shared] for cv in curves]
 
