@@ -122,14 +122,29 @@ def cell_path(size, arm, method, knob, seed, cache=None):
     return data.folder(size, cache) / "cells" / arm / slug(method) / f"{slug(knob)}_seed{seed}.json"
 
 
-def checkpoints_for(samples, batch):
-    """1/64, 1/32, ..., 1/2 of the run (in whole batches, at least one)."""
-    points = sorted({max(batch, (samples >> j) // batch * batch) for j in range(1, 7)})
+def checkpoints_for(samples, batch, halvings=6):
+    """1/2**halvings, ..., 1/4, 1/2 of the run (in whole batches, at least one)."""
+    points = sorted({max(batch, (samples >> j) // batch * batch) for j in range(1, halvings + 1)})
     return [p for p in points if p < samples]
 
 
-def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print, synth=None, held=None, device="cpu"):
-    """Train one cell, score it, write its JSON; return the result (read from disk when it exists)."""
+def code_commit():
+    """The commit the cell's code is from: $SYNTHSAEBENCH_COMMIT (a run from an exported copy of
+    the tree), else the checkout's HEAD."""
+    import subprocess
+
+    if os.environ.get("SYNTHSAEBENCH_COMMIT"):
+        return os.environ["SYNTHSAEBENCH_COMMIT"]
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
+def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print, synth=None, held=None, device="cpu",
+             curve_heldout=None, halvings=6):
+    """Train one cell, score it, write its JSON; return the result (read from disk when it exists).
+    ``curve_heldout`` (default the size's) and ``halvings`` (the curve's points: 1/2**halvings of
+    the run to 1/2) trade the learning curve's resolution for evaluation time; the final scores
+    always use the whole held-out set."""
     path = cell_path(size_name, arm, method, knob, seed, cache)
     if path.exists():
         result = json.loads(path.read_text())
@@ -140,7 +155,8 @@ def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print,
     synth = synth or data.load_model(size_name, cache, log, device)
     held = held or data.heldout(size_name, synth, cache, log, device)
     pool = data.train_pool(size_name, synth, cache, log)
-    curve_set = held.first(size.curve_heldout)
+    curve_heldout = min(curve_heldout or size.curve_heldout, held.n)
+    curve_set = held.first(curve_heldout)
     curve = []
     load_before = os.getloadavg()
 
@@ -150,14 +166,15 @@ def run_cell(size_name, arm, method, knob, seed, samples, cache=None, log=print,
         log(f"  {method} {knob} seed {seed}: {seen:,} samples, {clock.cpu:.0f} s cpu: MCC {metrics['mcc']:.3f} "
             f"F1 {metrics['f1']:.3f} EV {metrics['explained_variance']:.3f} L0 {metrics['sae_l0']:.1f}")
 
-    run = methods.Run(size, pool, seed, samples, checkpoints_for(samples, size.batch), on_checkpoint, device=device)
+    run = methods.Run(size, pool, seed, samples, checkpoints_for(samples, size.batch, halvings), on_checkpoint,
+                      device=device)
     if method == "sparsolve fit":
         model, info = methods.train_fit(knob, run)
     else:
         model, info = methods.METHODS[method](knob, run)
     final = evaluate(model, synth, held, size.batch)
     result = {"size": size_name, "arm": arm, "method": method, "knob_name": methods.KNOB[method], "knob": knob,
-              "seed": seed, "samples": samples, "device": device, "wall": run.clock.wall, "cpu": run.clock.cpu,
+              "seed": seed, "samples": samples, "device": device, "commit": code_commit(), "curve_heldout": curve_heldout, "wall": run.clock.wall, "cpu": run.clock.cpu,
               "load_before": load_before, "load_after": os.getloadavg(), "info": info, "final": final,
               "curve": curve + [{"samples": samples, "wall": run.clock.wall, "cpu": run.clock.cpu,
                                  **evaluate(model, synth, curve_set, size.batch)}]}
@@ -261,24 +278,31 @@ def data_arm(size_name, seed, samples, calib):
 
 def compute_arm(size_name, seed, samples, cache=None):
     """The equal-compute cells of one seed: every SAE at the target L0s, for as many samples as its
-    own measured CPU cost a sample (its data-arm cell) buys in the mean CPU time of this seed's
-    fit cells.  Needs the seed's data arm done."""
+    own measured CPU cost a sample (its data-arm cell nearest the target) buys in the mean CPU
+    time of this seed's fit cells near that L0.  Needs the seed's data arm done."""
     size = data.SIZES[size_name]
     fits = [json.loads(p.read_text()) for p in (data.folder(size_name, cache) / "cells" / "data" / slug("sparsolve fit"))
             .glob(f"*_seed{seed}.json")]
     fits = [f for f in fits if f["samples"] == samples]
-    if not fits:
-        return []
-    budget = float(np.mean([f["cpu"] for f in fits]))
     cells = []
     for t in size.targets:
+        # fit's CPU time at this L0: its cells within 15% of the target (its cost falls with L0)
+        near = [f["cpu"] for f in fits if abs(f["final"]["sae_l0"] - t) <= 0.15 * t]
+        if not near:
+            continue
+        budget = float(np.mean(near))
         for m in SAES:
             own = nearest_cell(size_name, "data", m, seed, samples, t, cache)
             if own is None:
                 continue
             n = int(budget / (own["cpu"] / own["samples"])) // size.batch * size.batch
-            cells.append(("compute", m, own["knob"], seed, max(size.batch, n)))
-    return cells
+            cells.append((abs(own["final"]["sae_l0"] - t), ("compute", m, own["knob"], seed, max(size.batch, n))))
+    # One cell a knob (one file holds it): where the same cell is nearest both targets, the budget
+    # of the target nearest its L0.
+    chosen = {}
+    for distance, cell in sorted(cells, key=lambda c: c[0]):
+        chosen.setdefault(cell[1:3], cell)
+    return [c for _, c in cells if chosen[c[1:3]] is c]
 
 
 def nearest_cell(size_name, arm, method, seed, samples, target, cache=None):
@@ -325,7 +349,8 @@ PUBLISHED = [
     {"method": "matching pursuit SAE (published, 200M samples)", "L0": 25, "MCC": 0.693, "F1": 0.446},
 ]
 METRICS = ("sae_l0", "mcc", "f1", "explained_variance", "uniqueness", "dead_latents", "shrinkage", "precision",
-           "recall", "recovered", "recovered_frequent", "recovered_middle", "recovered_rare")
+           "recall", "recovered", "recovered_frequent", "recovered_middle", "recovered_rare", "max_cos_frequent",
+           "max_cos_middle", "max_cos_rare")
 EXAMPLES = HERE.parent / "examples" / "results"
 
 
@@ -336,8 +361,9 @@ def load_cells(size_name, arm, cache=None):
 
 def at_l0(cells, target, tol=0.15):
     """One method and seed's metrics at L0 = target: a cell at the target (within 1%), else linear
-    interpolation between the two neighbouring cells of its sweep that bracket it, else the
-    nearest cell within ``tol`` (flagged); None when no cell comes near."""
+    interpolation between the two neighbouring cells of its sweep that bracket it, both within
+    ``tol`` of the target (a dense bracket, never across a wide grid), else the nearest cell
+    within ``tol`` (flagged); None when no cell comes near."""
     pts = sorted(cells, key=lambda c: c["final"]["sae_l0"])
     l0 = [c["final"]["sae_l0"] for c in pts]
     exact = [c for c, v in zip(pts, l0) if abs(v - target) <= 0.01 * target]
@@ -347,7 +373,7 @@ def at_l0(cells, target, tol=0.15):
                 "how": f"{c['knob_name']} {c['knob']}"}
     for a, b in zip(pts, pts[1:]):
         la, lb = a["final"]["sae_l0"], b["final"]["sae_l0"]
-        if la <= target <= lb and lb > la:
+        if la <= target <= lb and lb > la and max(target - la, lb - target) <= tol * target:
             w = (target - la) / (lb - la)
             out = {m: (1 - w) * a["final"][m] + w * b["final"][m] for m in METRICS}
             return {**out, "cpu": (1 - w) * a["cpu"] + w * b["cpu"], "wall": (1 - w) * a["wall"] + w * b["wall"],
@@ -382,7 +408,7 @@ def target_rows(cells, target, arm_cells_fit=None):
         if not at:
             rows.append({"method": method, "L0": "–", "note": "no cell near this L0"})
             continue
-        summary[method] = {m: float(np.mean([a[m] for a in at])) for m in (*METRICS, "cpu", "wall")}
+        summary[method] = {m: float(np.mean([a[m] for a in at])) for m in (*METRICS, "cpu", "wall", "samples")}
         rows.append({"method": method, "L0": pm([a["sae_l0"] for a in at], 2), "MCC": pm([a["mcc"] for a in at]),
                      "F1": pm([a["f1"] for a in at]), "EV": pm([a["explained_variance"] for a in at]),
                      "uniqueness": pm([a["uniqueness"] for a in at]),
@@ -400,7 +426,16 @@ def verdict(summary, target, arm):
     saes = {m: v for m, v in summary.items() if m != "sparsolve fit"}
     if not fit or not saes:
         return None, {}
-    lines, figures = [], {}
+    lines, figures = [], {f"fit_cpu_s_L0_{target}": round(fit["cpu"], 1),
+                          f"fit_samples_L0_{target}": int(fit["samples"])}
+    for m, v in saes.items():
+        key = slug(m).lower()
+        figures[f"{key}_cpu_s_L0_{target}"] = round(v["cpu"], 1)
+        figures[f"{key}_samples_L0_{target}"] = int(v["samples"])
+        figures[f"{key}_cpu_x_fit_L0_{target}"] = round(v["cpu"] / fit["cpu"], 2)
+        figures[f"{key}_samples_x_fit_L0_{target}"] = round(v["samples"] / fit["samples"], 2)
+        for metric, name in (("mcc", "mcc"), ("explained_variance", "ev"), ("f1", "f1")):
+            figures[f"{key}_{name}_L0_{target}"] = round(v[metric], 4)
     for metric, name in (("mcc", "MCC"), ("explained_variance", "EV"), ("f1", "F1")):
         best = max(saes, key=lambda m: saes[m][metric])
         margin = fit[metric] - saes[best][metric]
@@ -427,8 +462,8 @@ def convergence_rows(cells, targets):
             best = per_seed.get(c["seed"])
             if best is None or abs(c["final"]["sae_l0"] - t) < abs(best["final"]["sae_l0"] - t):
                 per_seed[c["seed"]] = c
-        curves = [c["curve"] for c in per_seed.values()]
-        n = min(map(len, curves))
+        curves = common_points([c["curve"] for c in per_seed.values()])
+        n = len(curves[0])
         pick = lambda i, key: float(np.mean([cv[i][key] for cv in curves]))
         last, half, quarter = n - 1, max(0, n - 2), max(0, n - 3)
         gain = pick(last, "mcc") - pick(half, "mcc")
@@ -441,6 +476,102 @@ def convergence_rows(cells, targets):
     return rows
 
 
+def common_points(curves):
+    """The learning curves cut to the checkpoints every one of them has, matched by the fraction of
+    its run (seeds 1-2 may have fewer checkpoints than seed 0, and an equal-compute run's length
+    differs by seed), so that a mean over seeds is taken point by point."""
+    fraction = lambda p, cv: round(math.log2(p["samples"] / cv[-1]["samples"]))  # checkpoints are whole batches
+    shared = set.intersection(*({fraction(p, cv) for p in cv} for cv in curves))
+    return [[p for p in cv if fraction(p, cv) in shared] for cv in curves]
+
+
+def curve_rows(cells):
+    """Every checkpoint of each cell (the long runs): held-out metrics against samples and CPU time."""
+    rows = []
+    for c in cells:
+        for p in c["curve"]:
+            rows.append({"method": c["method"], "knob": f"{c['knob_name']} {c['knob']}", "samples": f"{p['samples']:,}",
+                         "train CPU s": f"{p['cpu']:.0f}", "MCC": f"{p['mcc']:.3f}", "F1": f"{p['f1']:.3f}",
+                         "EV": f"{p['explained_variance']:.3f}", "L0": f"{p['sae_l0']:.1f}",
+                         "dead (held out)": p["dead_latents"]})
+    return rows
+
+
+def long_rows(long_cells, fit_cells):
+    """The long runs (seed 0), each beside fit's seed-0 cells at that run's own measured L0 (fit's
+    dense α bracket): the table and its figures."""
+    rows, figures = [], {}
+    fits = [x for x in fit_cells if x["seed"] == 0]
+    for c in sorted(long_cells, key=lambda c: (c["arm"], c["method"])):
+        key = f"{c['arm']}_{slug(c['method']).lower()}"
+        f, pts = c["final"], c["curve"]
+        figures.update({f"{key}_mcc": round(f["mcc"], 4), f"{key}_f1": round(f["f1"], 4),
+                        f"{key}_ev": round(f["explained_variance"], 4), f"{key}_l0": round(f["sae_l0"], 2),
+                        f"{key}_cpu_s": round(c["cpu"], 1), f"{key}_samples": c["samples"],
+                        f"{key}_uniqueness": round(f["uniqueness"], 4)})
+        gain = pts[-1]["mcc"] - pts[-2]["mcc"] if len(pts) >= 2 else float("nan")
+        figures[f"{key}_last_doubling_mcc_gain"] = round(gain, 4)
+        if len(pts) >= 2:
+            figures[f"{key}_last_doubling_ev_gain"] = round(pts[-1]["explained_variance"] - pts[-2]["explained_variance"], 4)
+        row = {"method": c["method"], "knob": f"{c['knob_name']} {c['knob']}", "samples": f"{c['samples']:,}",
+               "L0": f"{f['sae_l0']:.2f}", "MCC": f"{f['mcc']:.3f}", "F1": f"{f['f1']:.3f}",
+               "EV": f"{f['explained_variance']:.3f}", "train CPU s": f"{c['cpu']:.0f}",
+               "last doubling": f"MCC {gain:+.3f}: " + ("converged" if gain < 0.005 else "still improving")}
+        fit = at_l0(fits, f["sae_l0"])
+        if fit is not None:
+            row.update({"fit at this L0: MCC / F1 / EV": f"{fit['mcc']:.3f} / {fit['f1']:.3f} / {fit['explained_variance']:.3f}",
+                        "× fit's samples": f"{c['samples'] / fit['samples']:g}", "× fit's CPU": f"{c['cpu'] / fit['cpu']:.1f}"})
+            figures.update({f"{key}_cpu_x_fit": round(c["cpu"] / fit["cpu"], 2),
+                            f"{key}_samples_x_fit": round(c["samples"] / fit["samples"], 2),
+                            f"{key}_fit_mcc": round(fit["mcc"], 4), f"{key}_fit_f1": round(fit["f1"], 4),
+                            f"{key}_fit_ev": round(fit["explained_variance"], 4),
+                            f"{key}_fit_uniqueness": round(fit["uniqueness"], 4),
+                            f"{key}_mcc_margin": round(fit["mcc"] - f["mcc"], 4),
+                            f"{key}_f1_margin": round(fit["f1"] - f["f1"], 4),
+                            f"{key}_ev_margin": round(fit["explained_variance"] - f["explained_variance"], 4)})
+        rows.append(row)
+    return rows, figures
+
+
+def crossing(curve, key, value):
+    """Where a learning curve first reaches ``value`` of ``key``: (samples, CPU s), interpolated
+    between the two checkpoints around it (log-linear in samples, linear in CPU time); None when
+    it never does."""
+    for a, b in zip(curve, curve[1:]):
+        if a[key] < value <= b[key]:
+            w = (value - a[key]) / (b[key] - a[key])
+            return 2 ** ((1 - w) * math.log2(a["samples"]) + w * math.log2(b["samples"])), (1 - w) * a["cpu"] + w * b["cpu"]
+    if curve and curve[0][key] >= value:
+        return curve[0]["samples"], curve[0]["cpu"]
+    return None
+
+
+def crossing_rows(long_cells, fit_cells):
+    """Where each SAE's long run passes fit's seed-0 value at the run's measured L0 (MCC, F1, EV):
+    the samples and CPU time, as multiples of fit's.  These are checkpoints in the middle of a
+    longer schedule (warm-up and decay set by the whole run), not runs of that length: on this
+    benchmark a run of that length, decaying its own learning rate, scored lower (the
+    equal-compute cells), so a run alone needs more than these multiples."""
+    rows, figures = [], {}
+    for c in sorted(long_cells, key=lambda c: (c["arm"], c["method"])):
+        fit = at_l0([x for x in fit_cells if x["seed"] == 0], c["final"]["sae_l0"])
+        if fit is None:
+            continue
+        row = {"method": c["method"], "run": f"{c['samples']:,} samples", "L0": f"{c['final']['sae_l0']:.2f}"}
+        for key, name in (("mcc", "MCC"), ("f1", "F1"), ("explained_variance", "EV")):
+            hit = crossing(c["curve"], key, fit[key])
+            tag = f"{c['arm']}_{slug(c['method']).lower()}_passes_fit_{name.lower()}"
+            if hit is None:
+                row[f"passes fit's {name} ({fit[key]:.3f})"] = "not within the run"
+                continue
+            n, cpu = hit
+            row[f"passes fit's {name} ({fit[key]:.3f})"] = f"{n / fit['samples']:.1f}× fit's samples, {cpu / fit['cpu']:.1f}× its CPU"
+            figures[f"{tag}_samples_x"] = round(n / fit["samples"], 2)
+            figures[f"{tag}_cpu_x"] = round(cpu / fit["cpu"], 2)
+        rows.append(row)
+    return rows, figures
+
+
 def third_rows(cells, target):
     rows = []
     by_method = {}
@@ -451,6 +582,8 @@ def third_rows(cells, target):
         if at:
             rows.append({"method": method, "L0": pm([a["sae_l0"] for a in at], 1),
                          **{f"recovered, {n} third": pm([a[f"recovered_{n}"] for a in at])
+                            for n in ("frequent", "middle", "rare")},
+                         **{f"mean max cos, {n} third": pm([a[f"max_cos_{n}"] for a in at])
                             for n in ("frequent", "middle", "rare")}})
     return rows
 
@@ -495,8 +628,8 @@ def plot(size_name, data_cells, compute_cells, fit_cells, path):
     axes[0][0].legend(fontsize=8)
     n = data_cells[0]["samples"] if data_cells else 0
     fig.suptitle(f"SynthSAEBench {size_name}: {size.num_features:,} features in {size.hidden_dim} dims, width "
-                 f"{size.width:,}; equal data = {n:,} samples each; equal compute = each SAE trained for fit's CPU "
-                 f"time (one thread); mean ± std over seeds", fontsize=10)
+                 f"{size.width:,}; mean ± std over seeds\nequal data = {n:,} samples each; equal compute = each SAE "
+                 f"trained for fit's CPU time (one thread)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -517,7 +650,8 @@ def plot_curves(size_name, cells, path):
         if not mine:
             continue
         for arm_cells, ls in (([c for c in mine if c["arm"] == "data"], "-"), ([c for c in mine if c["arm"] == "compute"], "--"),
-                              ([c for c in mine if c["arm"] == "long"], ":")):
+                              ([c for c in mine if c["arm"] == "long"], ":"),
+                              ([c for c in mine if c["arm"] == "longer"], "-.")):
             per_seed = {}
             for c in arm_cells:
                 best = per_seed.get(c["seed"])
@@ -525,8 +659,8 @@ def plot_curves(size_name, cells, path):
                     per_seed[c["seed"]] = c
             if not per_seed:
                 continue
-            curves = [c["curve"] for c in per_seed.values()]
-            n = min(map(len, curves))
+            curves = common_points([c["curve"] for c in per_seed.values()])
+            n = len(curves[0])
             for col, key in enumerate(("mcc", "explained_variance")):
                 for row, x in enumerate(("samples", "cpu")):
                     xs = [np.mean([cv[i][x] for cv in curves]) for i in range(n)]
@@ -538,8 +672,9 @@ def plot_curves(size_name, cells, path):
             axes[row][col].set(xscale="log", xlabel=x, ylabel=f"{key} (held out)")
             axes[row][col].grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"SynthSAEBench {size_name}: learning curves at L0 ≈ {t} (solid: equal-data runs; dashed: "
-                 f"equal-compute runs; dotted: the SAEs' long runs, seed 0); mean over seeds", fontsize=10)
+    fig.suptitle(f"SynthSAEBench {size_name}: learning curves at L0 ≈ {t}, mean over seeds at shared checkpoints\n"
+                 f"solid: equal-data runs; dashed: equal-compute runs; dotted: the SAEs' long runs (seed 0); "
+                 f"dash-dot: further still", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -554,9 +689,13 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
     data_cells = [c for c in load_cells(size_name, "data", cache) if c["samples"] == samples]
     compute_cells = load_cells(size_name, "compute", cache)
     long_cells = load_cells(size_name, "long", cache)
+    longer_cells = load_cells(size_name, "longer", cache)  # one SAE further still, where time allowed
     fit_cells = [c for c in data_cells if c["method"] == "sparsolve fit"]
-    loads = [c["load_before"][0] for c in data_cells + compute_cells] + [c["load_after"][0] for c in data_cells + compute_cells]
+    every = data_cells + compute_cells + long_cells + longer_cells
+    loads = [c["load_before"][0] for c in every] + [c["load_after"][0] for c in every]
     load_text = (f"load average (1 min) {min(loads):.1f}–{max(loads):.1f} during the cells" if loads else "")
+    commits = sorted({c.get("commit") or "before commits were recorded" for c in every})
+    load_text += f"; the cells' code: {', '.join(commits)}"
     settings = (f"SynthSAEBench {size_name}: {size.num_features:,} ground-truth features in {size.hidden_dim} dims, "
                 f"the published config otherwise (benchmarks/synthsaebench_data.py); width {size.width:,}; "
                 f"{size.heldout:,} held-out samples; every method on one thread; {load_text}.")
@@ -574,11 +713,29 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
         tables[f"Recovery by feature frequency, L0 = {size.targets[-1]} ({arm})"] = third_rows(cells, size.targets[-1])
         if arm == "equal compute" and long_cells:
             t = size.targets[-1]
-            rows, _ = target_rows(long_cells + [c for c in fit_cells if c["seed"] == 0], t)
-            tables[f"More compute for the SAEs: {long_cells[0]['samples']:,} samples each (seed 0), fit's "
-                   f"{samples:,} beside them (L0 = {t})"] = rows
-            tables["Where the long runs got to"] = convergence_rows(long_cells, size.targets)
+            rows, figs = long_rows(long_cells + longer_cells, fit_cells)
+            for r in rows:
+                if "× fit's CPU" in r:
+                    x_samples, x_cpu, at_fit = r["× fit's samples"], r["× fit's CPU"], r["fit at this L0: MCC / F1 / EV"]
+                    notes.append(f"{r['method']} on {r['samples']} samples ({x_samples}× fit's, {x_cpu}× its CPU "
+                                 f"time), L0 {r['L0']}: MCC / F1 / EV {r['MCC']} / {r['F1']} / {r['EV']} against "
+                                 f"fit's {at_fit} at that L0 ({r['last doubling']}).")
+            tables[f"The SAEs trained longer (seed 0): 'long' {GRID[size_name]['long'] // samples}× fit's samples; "
+                   f"'longer' further still, where time allowed ({size.pool:,}-sample pool, so more than one pass); "
+                   f"each beside fit's {samples:,}-sample cells at the run's own L0"] = rows
+            figures.update(figs)
+            rows, figs = crossing_rows(long_cells + longer_cells, fit_cells)
+            tables[f"Where the long runs' curves pass fit (seed 0, at each run's L0; fit at {samples:,} samples; "
+                   f"checkpoints in the middle of the longer schedule, not runs of that length, which scored lower: "
+                   f"see the equal-compute cells)"] = rows
+            figures.update(figs)
+            tables["The long runs' learning curves (held-out metrics on the curve's held-out subset)"] = \
+                curve_rows(long_cells + longer_cells)
         if arm == "equal data":
+            for row in PUBLISHED:
+                key = slug(row["method"].split(" (")[0]).lower()
+                figures.update({f"published_16k_{key}_{m.lower()}": row[m] for m in ("MCC", "F1", "EV") if m in row})
+            figures["published_16k_samples_millions"] = 200
             tables["Published SAELens rows, for reference (SynthSAEBench-16k" +
                    ("" if size_name == "16k" else ", not this model") + ": width 4,096, 200M samples, L0 25)"] = PUBLISHED
         results[arm] = (tables, figures, notes)
@@ -589,13 +746,15 @@ def report(size_name, cache=None, samples=None, log=print, write=True, results_d
         figures_dir.mkdir(parents=True, exist_ok=True)
         stem = "synthsaebench" if size_name == "cpu" else f"synthsaebench_{size_name}"
         plot(size_name, data_cells, compute_cells, fit_cells, figures_dir / f"{stem}.png")
-        plot_curves(size_name, data_cells + compute_cells + long_cells, figures_dir / f"{stem}_curves.png")
+        plot_curves(size_name, data_cells + compute_cells + long_cells + longer_cells, figures_dir / f"{stem}_curves.png")
         comparison = {"equal data": f"equal data: every method trains on the same {samples:,} samples",
                       "equal compute": "equal compute: each SAE trains for as many samples as fit's CPU time "
                                        "(one thread) buys it; the times are in the tables"}
         for arm, (tables, figures, notes) in results.items():
             record(f"synthsaebench_{size_name}_{arm.replace(' ', '_')}",
-                   title=f"SynthSAEBench {size_name}: sparse coding against the SAE libraries, {arm} "
+                   title=f"SynthSAEBench {size_name} ({size.num_features:,} features in {size.hidden_dim} dims, "
+                         f"width {size.width:,}, L0 {' and '.join(map(str, size.targets))}, {samples:,} samples "
+                         f"a method at equal data): sparse coding against the SAE libraries, {arm} "
                          f"(benchmarks/synthsaebench.py)",
                    tables=tables, figures=figures, comparison=comparison[arm], notes="\n\n".join(notes),
                    load_before=[min(loads)] if loads else None, results_dir=results_dir)
@@ -622,6 +781,10 @@ def main(argv=None):
     p.add_argument("--figures-dir", type=Path, default=None, help="the plots' folder (default examples/results)")
     p.add_argument("--device", default="cpu", help="cpu, or cuda (benchmarks/gpu_check.sh synth)")
     p.add_argument("--threads", type=int, default=1, help="torch, numba and BLAS threads (1 on the shared CPU)")
+    p.add_argument("--curve-heldout", type=int, default=None,
+                   help="the cell command's held-out samples at each learning-curve point (default the size's)")
+    p.add_argument("--halvings", type=int, default=6,
+                   help="the cell command's learning-curve points: at 1/2**halvings, ..., 1/2 of its samples")
     args = p.parse_args(argv)
     threads(args.threads)
     if args.command == "calibrate":
@@ -637,7 +800,7 @@ def main(argv=None):
         return
     knob = int(args.knob) if args.knob == int(args.knob) and methods.KNOB[args.method] == "k" else args.knob
     run_cell(args.size, args.arm, args.method, knob, args.seed, args.samples or GRID[args.size]["samples"],
-             args.cache, device=args.device)
+             args.cache, device=args.device, curve_heldout=args.curve_heldout, halvings=args.halvings)
 
 
 if __name__ == "__main__":

@@ -176,6 +176,7 @@ def train_saelens(arch, knob, run):
 
     trainer = SAETrainer(cfg=runner.to_sae_trainer_config(), sae=sae, data_provider=data, save_checkpoint_fn=snapshot)
     holder["trainer"] = trainer
+    dead = watch_dead_latents(sae)
     # Checkpoints at our sample counts (the trainer checkpoints when it has passed each one).
     trainer.checkpoint_thresholds = [c - 1 for c in run.checkpoints if c < steps * run.size.batch]
     run.clock.start()
@@ -183,7 +184,26 @@ def train_saelens(arch, knob, run):
     run.clock.stop()
     sae.eval()
     return sae, {"dead_feature_window_steps": window, "warm_up_steps": min(1000, steps // 20),
-                 "decay_steps": steps // 5, "steps": steps}
+                 "decay_steps": steps // 5, "steps": steps, **dead,
+                 "dead_at_end": int(trainer.dead_neurons.sum())}
+
+
+def watch_dead_latents(sae):
+    """Counts, as SAELens trains, the steps whose dead-latent loss (TopK's AuxK, JumpReLU's
+    pre-activation loss) had dead latents to act on, and the most latents it saw dead: the
+    evidence that the dead-latent handling fired within the run."""
+    stats = {"dead_loss_steps": 0, "dead_max": 0}
+    inner = sae.calculate_aux_loss
+
+    def counted(step_input, *args, **kwargs):
+        mask = step_input.dead_neuron_mask
+        if mask is not None and bool(mask.any()):
+            stats["dead_loss_steps"] += 1
+            stats["dead_max"] = max(stats["dead_max"], int(mask.sum()))
+        return inner(step_input, *args, **kwargs)
+
+    sae.calculate_aux_loss = counted
+    return stats
 
 
 # ---- sparsify -------------------------------------------------------------------------------
@@ -222,13 +242,16 @@ def train_sparsify(k, run):
     dead_after = run.dead_window_steps() * run.size.batch  # tokens, as sparsify's dead_feature_threshold
     since_fired = torch.zeros(run.size.width, dtype=torch.long, device=run.device)
     checkpoints = list(run.checkpoints)
-    seen = 0
+    seen = auxk_steps = dead_max = 0
     run.clock.start()
     for step, x in enumerate(run.batches()):
         if step == 0:
             sae.b_dec.data = x.mean(0)  # the Trainer's first step: centred pre-activations
         sae.set_decoder_norm_to_unit_norm()
-        out = sae(x, dead_mask=since_fired > dead_after)
+        dead_mask = since_fired > dead_after
+        out = sae(x, dead_mask=dead_mask)
+        n_dead = int(dead_mask.sum())
+        auxk_steps, dead_max = auxk_steps + (n_dead > 0), max(dead_max, n_dead)
         (out.fvu + AUXK_ALPHA * out.auxk_loss).backward()
         sae.remove_gradient_parallel_to_decoder_directions()
         opt.step()
@@ -245,7 +268,8 @@ def train_sparsify(k, run):
     run.clock.stop()
     sae.set_decoder_norm_to_unit_norm()
     return SparsifyForEval(sae), {"warm_up_steps": warmup, "dead_after_tokens": dead_after, "steps": steps,
-                                  "auxk_alpha": AUXK_ALPHA}
+                                  "auxk_alpha": AUXK_ALPHA, "dead_loss_steps": auxk_steps, "dead_max": dead_max,
+                                  "dead_at_end": int((since_fired > dead_after).sum())}
 
 
 # ---- sparsolve ------------------------------------------------------------------------------
@@ -268,6 +292,7 @@ def train_fit(alpha, run, *, batch=None):
     import sparsolve
     from sparsolve.inference import ConvergenceWarning
     from sparsolve.learning.offset import Offset
+    from sparsolve.learning.reducer import Identity
 
     batch = batch or run.size.batch
 
@@ -283,7 +308,7 @@ def train_fit(alpha, run, *, batch=None):
     def stream():
         for x in run.batches(batch, device="cpu"):
             x = x.numpy()
-            seen_offset.center(x)
+            seen_offset.center(x, Identity())  # one process: the running mean of this stream's batches
             yield x
 
     def callback(step, D, record):

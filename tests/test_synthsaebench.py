@@ -34,9 +34,28 @@ def test_at_l0_uses_a_cell_at_the_target_else_interpolates_between_neighbours_on
     assert near["mcc"] == 0.6 and near["how"].startswith("nearest")
 
 
+def test_at_l0_never_interpolates_across_a_wide_bracket():
+    sweep = [cell(8.0, 1.6, 0.5), cell(13.5, 1.3, 0.7)]  # around 12, but 8 is 33% below it
+    at = bench.at_l0(sweep, 12)
+    assert at["mcc"] == 0.7 and at["how"].startswith("nearest")  # 13.5 is within 15%: flagged, not blended
+    assert bench.at_l0([cell(8.0, 1.6, 0.5), cell(16.0, 1.2, 0.7)], 12) is None
+
+
+def test_a_learning_curve_crosses_a_value_between_its_checkpoints_or_not_at_all():
+    curve = [{"samples": 1024, "cpu": 1.0, "mcc": 0.2}, {"samples": 4096, "cpu": 5.0, "mcc": 0.6}]
+    n, cpu = bench.crossing(curve, "mcc", 0.4)
+    assert n == pytest.approx(2048) and cpu == pytest.approx(3.0)  # halfway: log-linear in samples
+    assert bench.crossing(curve, "mcc", 0.7) is None
+    assert bench.crossing(curve, "mcc", 0.1) == (1024, 1.0)
+    assert bench.common_points([curve, curve[1:]]) == [curve[1:], curve[1:]]
+    longer = [{"samples": 2048, "cpu": 1.0, "mcc": 0.2}, {"samples": 8192, "cpu": 5.0, "mcc": 0.6}]
+    assert bench.common_points([curve, longer]) == [curve, longer]  # matched by the fraction of the run
+
+
 def test_checkpoints_halve_back_from_the_end_in_whole_batches():
     assert bench.checkpoints_for(64 * 1024, 1024) == [1024, 2048, 4096, 8192, 16384, 32768]
     assert bench.checkpoints_for(4096, 1024) == [1024, 2048]
+    assert bench.checkpoints_for(64 * 1024, 1024, halvings=2) == [16384, 32768]
 
 
 def test_the_target_l0s_scale_with_the_true_l0_over_the_width():
