@@ -158,6 +158,37 @@ def _check_picture(png):
     check_writable(png if suffix else f"{png}.png", "--png")
 
 
+def _settings(cls, config: dict, args, fail, check=None):
+    """``cls(**config)``, every setting checked before any data is read (and by ``check(config)``
+    first), an error naming the flag it came from."""
+    try:
+        if check is not None:
+            check(config)
+        return cls(**config)
+    except (ValueError, TypeError) as e:
+        field = re.match(r"\w+", str(e))
+        if field and field.group() in args.config_flags:
+            args.command_parser.error(f"argument {args.config_flags[field.group()]}: {e}")
+        fail(e)
+
+
+def _check_outputs(args, fail):
+    """Refuse, before any training, an --out, --checkpoint or picture that cannot be written; returns
+    the picture's path (--png, or beside --out for the default data; None: no picture)."""
+    from .learning.checkpoint import check_writable  # the .npz path that will be written
+
+    try:
+        check_writable(args.out, "--out")
+        if args.checkpoint is not None:
+            check_writable(args.checkpoint, "--checkpoint")
+        png = args.png or (str(Path(args.out).with_suffix(".png")) if args.data is None else None)
+        if png is not None:
+            _check_picture(png)
+    except ValueError as e:
+        fail(e)
+    return png
+
+
 def _fail(message):
     raise SystemExit(f"sparsolve fit: {message}")
 
@@ -218,7 +249,6 @@ def _solver_options(args, cls=FitConfig, lookup=solver_class, check=check_solver
 
 def _fit(args):
     from .learning import distributed, fit
-    from .learning.checkpoint import check_writable
     from .learning.fit import default_reducer
 
     args.solver_options = _solver_options(args)
@@ -232,23 +262,8 @@ def _fit(args):
         chosen = []
     if args.data is None and config["n_epochs"] is None and config["max_steps"] is None:
         config["n_epochs"] = IMAGE_EPOCHS
-    try:  # every setting before any data is read, each error naming its flag
-        alpha_or_l0(config["alpha"], config["l0"])
-        config = FitConfig(**config)
-    except (ValueError, TypeError) as e:
-        field = re.match(r"\w+", str(e))
-        if field and field.group() in args.config_flags:
-            args.command_parser.error(f"argument {args.config_flags[field.group()]}: {e}")
-        _fail(e)
-    try:  # and every output path
-        check_writable(args.out, "--out")
-        if args.checkpoint is not None:
-            check_writable(args.checkpoint, "--checkpoint")
-        png = args.png or (str(Path(args.out).with_suffix(".png")) if args.data is None else None)
-        if png is not None:
-            _check_picture(png)
-    except ValueError as e:
-        _fail(e)
+    config = _settings(FitConfig, config, args, _fail, check=lambda c: alpha_or_l0(c["alpha"], c["l0"]))
+    png = _check_outputs(args, _fail)
     if args.data is None:
         from .data import natural_image_patches
 
@@ -365,7 +380,6 @@ def _fit_conv(args):
     from .conv import fit_conv
     from .conv.config import ConvFitConfig
     from .conv.solvers import REGISTRY as CONV_REGISTRY
-    from .learning.checkpoint import check_writable
 
     def fail(message):
         raise SystemExit(f"sparsolve fit-conv: {message}")
@@ -377,22 +391,8 @@ def _fit_conv(args):
             config[name] = value
     if args.data is None and config["n_epochs"] is None and config["max_steps"] is None:
         config["n_epochs"] = CONV_EPOCHS
-    try:  # every setting before any data is read, each error naming its flag
-        config = ConvFitConfig(**config)
-    except (ValueError, TypeError) as e:
-        field = re.match(r"\w+", str(e))
-        if field and field.group() in args.config_flags:
-            args.command_parser.error(f"argument {args.config_flags[field.group()]}: {e}")
-        fail(e)
-    try:
-        check_writable(args.out, "--out")
-        if args.checkpoint is not None:
-            check_writable(args.checkpoint, "--checkpoint")
-        png = args.png or (str(Path(args.out).with_suffix(".png")) if args.data is None else None)
-        if png is not None:
-            _check_picture(png)
-    except ValueError as e:
-        fail(e)
+    config = _settings(ConvFitConfig, config, args, fail)
+    png = _check_outputs(args, fail)
     if args.data is None:
         from .data import natural_image_crops
 
