@@ -9,6 +9,8 @@ a scalar or a broadcastable array threshold ``t``.
 """
 from __future__ import annotations
 
+from numba import njit
+
 from .backend import namespace
 from .checks import choice
 
@@ -21,6 +23,18 @@ def soft_threshold(u, t):
 def nonneg_threshold(u, t):
     """max(u − t, 0): the seed's ReLU(μ) once the threshold is folded into the bias."""
     return namespace(u).clip(u - t, 0, None)
+
+
+@njit(inline="always")
+def threshold_scalar(u, t, positive):
+    """soft (or, where ``positive``, nonneg) of one float inside a numba kernel: the coordinate
+    steps of cd and conv's cd, and admm's projection.  Inlined into the kernel that calls it, which
+    compiles it under its own flags."""
+    if u > t:
+        return u - t
+    if u < -t and not positive:
+        return u + t
+    return 0.0
 
 
 def hard_threshold(u, t):

@@ -35,6 +35,7 @@ from ..gap import gap_from_terms
 from ..inference.base import Solver
 from ..checks import choice
 from ..inference.loop import Result
+from ..prox import threshold_scalar
 from .operator import FORMS
 
 _gap_from_terms = njit(cache=True)(gap_from_terms)
@@ -80,12 +81,7 @@ def _best_move(z, c, norms, alpha, positive, i0, i1, j0, j1):
             for j in range(j0, j1):
                 zk = z[k, i, j]
                 u = zk + c[k, i, j] / nk
-                if u > t:
-                    new = u - t
-                elif u < -t and not positive:
-                    new = u + t
-                else:
-                    new = 0.0
+                new = threshold_scalar(u, t, positive)
                 d = new - zk
                 if abs(d) > abs(best):
                     best = d

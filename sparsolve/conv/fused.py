@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..prox import threshold_scalar
+
 
 @njit(parallel=True, cache=True)
 def spectral_solve(drive, Bf, rho, S, energy, out):
@@ -55,12 +57,7 @@ def update(z, y, u, rho, alpha, relax, positive, w, norms):
             zj = z[i, j]
             yj = y[i, j]
             v = yj + relax * (zj - yj) + u[i, j]
-            if v > t:
-                yn = v - t
-            elif v < -t and not positive:
-                yn = v + t
-            else:
-                yn = 0.0
+            yn = threshold_scalar(v, t, positive)
             un = v - yn
             zz += zj * zj
             yy += yn * yn

@@ -8,6 +8,7 @@ import numpy as np
 from numba import njit
 
 from ..gap import gap_from_terms
+from ..prox import threshold_scalar
 from ._cholesky import FAST as _FAST
 from ._cholesky import back_substitute, factor_append, factor_delete, forward_substitute
 
@@ -49,12 +50,7 @@ def _sweep(z, c, G, alpha, positive, W, max_new, support_too):
         gjj = G[j, j]
         u = z[j] + c[j] / gjj
         t = alpha / gjj
-        if u > t:
-            new = u - t
-        elif u < -t and not positive:
-            new = u + t
-        else:
-            new = 0.0
+        new = threshold_scalar(u, t, positive)
         d = new - z[j]
         if d != 0.0:
             if z[j] == 0.0:
